@@ -1,0 +1,54 @@
+"""The unit a driver hands to the pipeline: the bytes of one object and where they came from.
+
+This module is the only part of ``gateway`` that ``drivers`` may import, so it depends on
+nothing else in the package.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a capture came from, precise enough to find it again on the medium.
+
+    ``source`` is the configured source name; ``location`` is medium-specific and human
+    readable ("incoming/a.MR", "tape file 7 records 12-40", "ttyS0 transfer 3").
+    ``details`` carries structured facts (tape file number, record range, serial transfer id,
+    file name) for journals and logs. Never put patient data here.
+    """
+
+    source: str
+    location: str
+    details: dict[str, Any] = field(default_factory=dict)
+    received: float = field(default_factory=time.time)
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.location}"
+
+
+@dataclass(frozen=True)
+class Capture:
+    """The bytes of one object as the medium delimited it; no format is assumed."""
+
+    data: bytes
+    origin: Origin
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+class CaptureSink(Protocol):
+    """What a driver is told about each capture it produced.
+
+    A driver must not release its source (move a file to done/, advance a tape journal,
+    answer a serial sender) before ``ack``: only then is the instance durable in the spool.
+    """
+
+    def ack(self, capture: Capture, sop_instance_uid: str) -> None: ...
+
+    def reject(self, capture: Capture, reason: str) -> None: ...

@@ -1,0 +1,104 @@
+"""DICOM pass-through: Part-10 files, and headerless implicit-VR little-endian streams.
+
+Headerless streams (no preamble, no meta group) are what some vendors' DICOM export wrote;
+they are DICOM once a meta header is added. ACR-NEMA and SPI streams look alike at the byte
+level; they are told apart by content: a headerless DICOM stream carries an SOP Class UID and
+no ACR-NEMA recognition code, and the SPI decoder (higher priority) claims SPI creators first.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+from gateway.decoders import Decoded, DumpRow, register
+from gateway.errors import DecodeError
+
+_SOP_CLASS = 0x00080016
+_RECOGNITION_CODE = 0x00080010
+_SCAN_LIMIT = 16384  # the identifying group 0008 elements sit well inside this
+
+
+def walk_implicit_le(data: bytes, limit: int = _SCAN_LIMIT):
+    """Yield (tag, offset, value offset, length) of leading implicit-VR LE elements.
+
+    Stops quietly at the first implausible element: this serves identification, which must
+    never raise.
+    """
+    pos, end, last = 0, min(len(data), limit), -1
+    while pos + 8 <= end:
+        group, elem, length = struct.unpack_from("<HHI", data, pos)
+        tag = (group << 16) | elem
+        if tag <= last or group == 0 or group > 0x7FE0:
+            return
+        if length == 0xFFFFFFFF or pos + 8 + length > len(data):
+            return
+        yield tag, pos, pos + 8, length
+        last = tag
+        pos += 8 + length
+
+
+def is_headerless_dicom(data: bytes) -> bool:
+    tags = {t for t, *_ in walk_implicit_le(data)}
+    if not tags or min(tags) >> 16 != 0x0008:
+        return False
+    return _SOP_CLASS in tags and _RECOGNITION_CODE not in tags
+
+
+class Part10:
+    name = "dicom"
+    description = "DICOM Part-10 file (preamble and DICM)"
+    priority = 10
+
+    def identify(self, data: bytes) -> bool:
+        return len(data) >= 132 and data[128:132] == b"DICM"
+
+    def decode(self, data: bytes) -> Decoded:
+        return Decoded(dataset=_read(data, headerless=False), format=self.name)
+
+    def dump(self, data: bytes) -> list[DumpRow]:
+        return _dump(_read(data, headerless=False))
+
+
+class Headerless:
+    name = "dicom-headerless"
+    description = "DICOM data set without preamble or meta header (implicit VR little endian)"
+    priority = 90
+
+    def identify(self, data: bytes) -> bool:
+        return is_headerless_dicom(data)
+
+    def decode(self, data: bytes) -> Decoded:
+        return Decoded(dataset=_read(data, headerless=True), format=self.name)
+
+    def dump(self, data: bytes) -> list[DumpRow]:
+        return _dump(_read(data, headerless=True))
+
+
+def _read(data: bytes, headerless: bool):
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), force=headerless)
+        for elem in ds.iterall():  # force parsing now, so bad lengths surface here
+            _ = elem.value
+    except InvalidDicomError as exc:
+        raise DecodeError(f"not a DICOM file: {exc}") from None
+    except (EOFError, struct.error, ValueError, OSError) as exc:
+        raise DecodeError(f"damaged DICOM data set: {exc}") from None
+    if "PixelData" in ds:
+        ds.PixelData  # noqa: B018 - make sure the value is loaded
+    if headerless:
+        # Kept as it came (implicit VR little endian): pass-through never re-encodes.
+        ds.file_meta = pydicom.dataset.FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+    return ds
+
+
+def _dump(ds) -> list[DumpRow]:
+    return [DumpRow(offset=-1, name=e.keyword or str(e.tag), type=e.VR, value=e.repval) for e in ds.iterall()]
+
+
+register(Part10())
+register(Headerless())

@@ -1,0 +1,95 @@
+"""What each IOD we write must contain: type 1 and type 2 attributes, module by module.
+
+Normalisation adds a missing type 2 attribute empty and a missing type 1 attribute from the
+default here (or fails, where no honest default exists). Only attributes of modules that are
+mandatory for the IOD are listed; a decoder that knows a value always wins.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+SECONDARY_CAPTURE_STORAGE = "1.2.840.10008.5.1.4.1.1.7"
+
+SOP_CLASS_BY_MODALITY = {
+    "MR": MR_IMAGE_STORAGE,
+    "CT": CT_IMAGE_STORAGE,
+}
+
+REQUIRED = object()  # type 1 with no default: the decoder must supply it
+
+# (keyword, type, default for type 1)
+_PATIENT = [
+    ("PatientName", 2, None),
+    ("PatientID", 2, None),
+    ("PatientBirthDate", 2, None),
+    ("PatientSex", 2, None),
+]
+_GENERAL_STUDY = [
+    ("StudyInstanceUID", 1, REQUIRED),
+    ("StudyDate", 2, None),
+    ("StudyTime", 2, None),
+    ("ReferringPhysicianName", 2, None),
+    ("StudyID", 2, None),
+    ("AccessionNumber", 2, None),
+]
+_GENERAL_SERIES = [
+    ("Modality", 1, REQUIRED),
+    ("SeriesInstanceUID", 1, REQUIRED),
+    ("SeriesNumber", 2, None),
+]
+_FRAME_OF_REFERENCE = [
+    ("FrameOfReferenceUID", 1, REQUIRED),
+    ("PositionReferenceIndicator", 2, None),
+]
+_GENERAL_EQUIPMENT = [("Manufacturer", 2, None)]
+_GENERAL_IMAGE = [("InstanceNumber", 2, None)]
+_IMAGE_PLANE = [
+    ("PixelSpacing", 1, REQUIRED),
+    ("ImageOrientationPatient", 1, REQUIRED),
+    ("ImagePositionPatient", 1, REQUIRED),
+    ("SliceThickness", 2, None),
+]
+_IMAGE_PIXEL = [
+    ("SamplesPerPixel", 1, 1),
+    ("PhotometricInterpretation", 1, "MONOCHROME2"),
+    ("Rows", 1, REQUIRED),
+    ("Columns", 1, REQUIRED),
+    ("BitsAllocated", 1, REQUIRED),
+    ("BitsStored", 1, REQUIRED),
+    ("HighBit", 1, REQUIRED),
+    ("PixelRepresentation", 1, REQUIRED),
+    ("PixelData", 1, REQUIRED),
+]
+_SOP_COMMON = [
+    ("SOPClassUID", 1, REQUIRED),
+    ("SOPInstanceUID", 1, REQUIRED),
+]
+_MR_IMAGE = [
+    ("ImageType", 1, ["ORIGINAL", "PRIMARY", "OTHER"]),
+    ("ScanningSequence", 1, "RM"),
+    ("SequenceVariant", 1, "NONE"),
+    ("ScanOptions", 2, None),
+    ("MRAcquisitionType", 2, None),
+    ("RepetitionTime", 2, None),  # 2C: required unless EP with SK; always present is allowed
+    ("EchoTime", 2, None),
+    ("EchoTrainLength", 2, None),
+]
+_CT_IMAGE = [
+    ("ImageType", 1, ["ORIGINAL", "PRIMARY", "AXIAL"]),
+    ("RescaleIntercept", 1, "0"),
+    ("RescaleSlope", 1, "1"),
+    ("KVP", 2, None),
+    ("AcquisitionNumber", 2, None),
+]
+_SC_EQUIPMENT = [("ConversionType", 1, "WSD")]
+
+_COMMON = _PATIENT + _GENERAL_STUDY + _GENERAL_SERIES + _GENERAL_EQUIPMENT + _GENERAL_IMAGE
+
+IOD_ATTRIBUTES: dict[str, list[tuple[str, int, Any]]] = {
+    MR_IMAGE_STORAGE: _COMMON + _FRAME_OF_REFERENCE + _IMAGE_PLANE + _IMAGE_PIXEL + _MR_IMAGE + _SOP_COMMON,
+    CT_IMAGE_STORAGE: _COMMON + _FRAME_OF_REFERENCE + _IMAGE_PLANE + _IMAGE_PIXEL + _CT_IMAGE + _SOP_COMMON,
+    SECONDARY_CAPTURE_STORAGE: _COMMON + _SC_EQUIPMENT + _IMAGE_PIXEL + _SOP_COMMON,
+}

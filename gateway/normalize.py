@@ -1,0 +1,162 @@
+"""From what a decoder knew to a complete, valid DICOM instance (DESIGN.md, step 4).
+
+Normalisation never invents clinical facts. It chooses the SOP class, keeps valid UIDs and
+derives deterministic ones from the vendor identity otherwise, adds the type 1/2 attributes the
+IOD requires, drops a window of width 0, applies the site's rules, keeps the vendor's header
+in our private block and writes the Part-10 meta header.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, UID
+
+from gateway import __version__
+from gateway.decoders import Decoded
+from gateway.errors import DecodeError
+from gateway.iods import IOD_ATTRIBUTES, REQUIRED, SECONDARY_CAPTURE_STORAGE, SOP_CLASS_BY_MODALITY
+from gateway.uids import derive_uid, is_valid_uid
+
+IMPLEMENTATION_CLASS_UID = "2.25.226411372716939123385981532934016345105"
+IMPLEMENTATION_VERSION_NAME = f"LEGACYGW_{__version__}"[:16]
+
+PRIVATE_CREATOR = "LEGACY-GATEWAY 1"
+PRIVATE_GROUP = 0x0029
+# Offsets within our private block (element = block << 8 | offset).
+_PRIV_FORMAT = 0x01
+_PRIV_VERSION = 0x02
+_PRIV_ORIGIN = 0x03
+_PRIV_VENDOR_HEADER = 0x10
+
+
+@dataclass(frozen=True)
+class SiteRules:
+    """Site-wide rules from the configuration.
+
+    Institution and station names fill only what the source left empty; the patient-ID
+    prefix is added once (never twice on re-ingest) to every instance converted from a
+    vendor format, so the PACS can tell legacy IDs from today's.
+    """
+
+    institution_name: str | None = None
+    station_name: str | None = None
+    patient_id_prefix: str | None = None
+    uid_root: str = "2.25"
+    keep_vendor_header: bool = True
+
+
+_UID_LEVELS = {
+    "StudyInstanceUID": "study",
+    "SeriesInstanceUID": "series",
+    "SOPInstanceUID": "instance",
+    "FrameOfReferenceUID": "frame_of_reference",
+}
+
+
+def normalize(decoded: Decoded, rules: SiteRules = SiteRules(), origin: str | None = None) -> Dataset:
+    """Return a complete instance with its file meta; raises ``DecodeError`` if it cannot be."""
+    ds = decoded.dataset
+    passthrough = decoded.format.startswith("dicom")
+
+    if not is_valid_uid(str(ds.get("SOPClassUID", ""))):
+        modality = str(ds.get("Modality", "")).upper()
+        ds.SOPClassUID = SOP_CLASS_BY_MODALITY.get(modality, SECONDARY_CAPTURE_STORAGE)
+        if "Modality" not in ds or not ds.Modality:
+            ds.Modality = "OT"
+    sop_class = str(ds.SOPClassUID)
+
+    _assign_uids(ds, decoded, rules.uid_root, sop_class)
+    if not passthrough:
+        _complete_iod(ds, sop_class)
+        _drop_meaningless_window(ds)
+        if "SpecificCharacterSet" not in ds:
+            ds.SpecificCharacterSet = "ISO_IR 100"
+    _apply_site_rules(ds, rules, converted=not passthrough)
+    if not passthrough:
+        _add_private_block(ds, decoded, rules, origin)
+    _write_meta(ds)
+    return ds
+
+
+def _assign_uids(ds: Dataset, decoded: Decoded, root: str, sop_class: str) -> None:
+    for keyword, level in _UID_LEVELS.items():
+        if level == "frame_of_reference" and sop_class == SECONDARY_CAPTURE_STORAGE:
+            continue
+        if is_valid_uid(str(ds.get(keyword, ""))):
+            continue
+        identity = decoded.identity.get(level)
+        if identity is None:
+            if level == "frame_of_reference" and "series" in decoded.identity:
+                identity = decoded.identity["series"]
+            elif keyword in ds or decoded.identity:
+                raise DecodeError(f"no valid {keyword} and no vendor identity to derive one", field=keyword)
+            else:
+                raise DecodeError(f"no {keyword}", field=keyword)
+        setattr(ds, keyword, derive_uid(level, identity, root))
+
+
+def _complete_iod(ds: Dataset, sop_class: str) -> None:
+    for keyword, kind, default in IOD_ATTRIBUTES.get(sop_class, []):
+        present = keyword in ds and ds[keyword].value not in (None, "", [])
+        if present:
+            continue
+        if kind == 2:
+            if keyword not in ds:
+                setattr(ds, keyword, None)
+        elif default is REQUIRED:
+            raise DecodeError(f"required attribute {keyword} is missing", field=keyword)
+        else:
+            setattr(ds, keyword, default)
+
+
+def _drop_meaningless_window(ds: Dataset) -> None:
+    width = ds.get("WindowWidth")
+    if width is None:
+        return
+    values = list(width) if isinstance(width, (list, tuple)) or hasattr(width, "__iter__") and not isinstance(width, str) else [width]
+    try:
+        bad = any(float(v) < 1 for v in values)
+    except (TypeError, ValueError):
+        bad = True
+    if bad:
+        for keyword in ("WindowCenter", "WindowWidth", "WindowCenterWidthExplanation"):
+            if keyword in ds:
+                del ds[keyword]
+
+
+def _apply_site_rules(ds: Dataset, rules: SiteRules, converted: bool) -> None:
+    if rules.institution_name and not ds.get("InstitutionName"):
+        ds.InstitutionName = rules.institution_name
+    if rules.station_name and not ds.get("StationName"):
+        ds.StationName = rules.station_name
+    if rules.patient_id_prefix and converted:
+        pid = str(ds.get("PatientID") or "")
+        if not pid.startswith(rules.patient_id_prefix):
+            ds.PatientID = (rules.patient_id_prefix + pid)[:64]
+
+
+def _add_private_block(ds: Dataset, decoded: Decoded, rules: SiteRules, origin: str | None) -> None:
+    block = ds.private_block(PRIVATE_GROUP, PRIVATE_CREATOR, create=True)
+    block.add_new(_PRIV_FORMAT, "LO", decoded.format[:64])
+    block.add_new(_PRIV_VERSION, "LO", f"legacy-gateway {__version__}")
+    if origin:
+        block.add_new(_PRIV_ORIGIN, "LT", origin[:10240])
+    if rules.keep_vendor_header and decoded.vendor_header:
+        header = decoded.vendor_header
+        block.add_new(_PRIV_VENDOR_HEADER, "OB", header + (b"\0" if len(header) % 2 else b""))
+
+
+def _write_meta(ds: Dataset) -> None:
+    meta = ds.file_meta if isinstance(getattr(ds, "file_meta", None), FileMetaDataset) else FileMetaDataset()
+    syntax = meta.get("TransferSyntaxUID")
+    if not syntax or not UID(syntax).is_transfer_syntax:
+        syntax = ExplicitVRLittleEndian
+    new = FileMetaDataset()
+    new.MediaStorageSOPClassUID = ds.SOPClassUID
+    new.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    new.TransferSyntaxUID = syntax
+    new.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    new.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    ds.file_meta = new
