@@ -1,0 +1,1 @@
+"""Sub-commands of ``legacy-gateway``; see ``gateway.cli``."""

@@ -1,0 +1,33 @@
+"""Say which format each file is, by its content alone."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from gateway import decoders
+
+NAME = "identify"
+HELP = "name the format of each file (by content, never by name)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
+
+
+def run(args: argparse.Namespace) -> int:
+    unknown = 0
+    for path in args.files:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            print(f"{path}: cannot read: {exc.strerror}")
+            unknown += 1
+            continue
+        decoder = decoders.identify(data)
+        if decoder is None:
+            unknown += 1
+            print(f"{path}: unknown format ({len(data)} bytes)")
+        else:
+            print(f"{path}: {decoder.name} ({decoder.description})")
+    return 1 if unknown else 0
