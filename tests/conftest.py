@@ -1,0 +1,33 @@
+"""Fixtures that start real peers; see ``tests/peers.py``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.peers import Orthanc, StoreSCP
+
+# shared/ lies beside the checkout, here and in CI.
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+
+
+@pytest.fixture(scope="session")
+def samples() -> Path:
+    if not SAMPLES.is_dir():
+        pytest.fail(f"real samples not found at {SAMPLES}: shared/ must lie beside the checkout")
+    return SAMPLES
+
+
+@pytest.fixture
+def orthanc(tmp_path_factory):
+    peer = Orthanc(tmp_path_factory.mktemp("orthanc")).start()
+    yield peer
+    peer.stop()
+
+
+@pytest.fixture
+def storescp(tmp_path_factory):
+    peer = StoreSCP(tmp_path_factory.mktemp("storescp")).start()
+    yield peer
+    peer.stop()
