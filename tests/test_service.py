@@ -180,3 +180,28 @@ def test_systemd_unit_verifies(tmp_path):
                    "ReadWritePaths=", "NoNewPrivileges=yes", "DeviceAllow=", "SupplementaryGroups=tape dialout"):
         assert needed in unit
     assert "PrivateDevices=" not in unit
+
+
+def test_embedded_default_delivers_into_the_builtin_archive(tmp_path, samples):
+    """What ``make run`` does on a fresh machine: the shipped configuration, run from a fresh
+    directory, takes a file from ./var/incoming and the built-in archive stores it."""
+    from tests.peers import free_port
+
+    port = free_port()
+    shipped = (ROOT / "etc" / "legacy-gateway.yaml").read_text()
+    assert shipped.count("port: 11112") == 2  # the destination and the archive it starts
+    (tmp_path / "etc").mkdir()
+    config = tmp_path / "etc" / "legacy-gateway.yaml"
+    config.write_text(shipped.replace("port: 11112", f"port: {port}").replace("settle_time: 2s", "settle_time: 300ms"))
+    daemon = Daemon(config, tmp_path).start()
+    try:
+        incoming = tmp_path / "var" / "incoming"
+        wait_until(incoming.is_dir, 20, what="./var/incoming created")
+        src = samples / "dicom_vendor_nopreamble" / "OT-MONO2-8-a7_Philips_nopreamble.dcm"
+        shutil.copy(src, incoming / src.name)
+        uid = str(pydicom.dcmread(src, force=True).SOPInstanceUID)
+        stored = wait_until(lambda: list((tmp_path / "var" / "archive").rglob(f"{uid}.dcm")), 30, what="archived file")
+        assert pydicom.dcmread(stored[0]).PixelData == pydicom.dcmread(src, force=True).PixelData
+        assert (incoming / "done" / src.name).exists()
+    finally:
+        assert daemon.stop() == 0
