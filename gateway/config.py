@@ -67,6 +67,23 @@ SOURCE_OPTIONS: dict[str, dict[str, Spec]] = {
         "done_dir": Str(),
         "quarantine_dir": Str(),
     },
+    "serial": {
+        "port": Str(required=True, doc="device (/dev/ttyUSB0) or pyserial URL (rfc2217://host:port)"),
+        "protocol": Str(default="xmodem", choices=("xmodem", "ymodem", "zmodem", "kermit", "raw")),
+        "baud": Int(default=9600, minimum=50, maximum=4000000),
+        "bytesize": Int(default=8, minimum=5, maximum=8),
+        "parity": Str(default="none", choices=("none", "even", "odd", "mark", "space")),
+        "stopbits": Str(default="1", choices=("1", "1.5", "2")),
+        "rtscts": Bool(default=False),
+        "xonxoff": Bool(default=False),
+        "timeout": Duration(default=10.0, minimum=0.1, doc="silence before a protocol retries"),
+        "retries": Int(default=10, minimum=1, maximum=100),
+        "idle_gap": Duration(default=2.0, minimum=0.05, doc="raw: silence that ends an unmeasurable object"),
+        "max_object_mb": Int(default=64, minimum=1, maximum=4096),
+        "reopen_interval": Duration(default=5.0, minimum=0.05),
+        "xmodem_check": Str(default="auto", choices=("auto", "crc", "checksum")),
+        "work_dir": Str(doc="where rz/gkermit write files while receiving; default a private temp dir"),
+    },
 }
 
 
@@ -271,6 +288,12 @@ def _cross_checks(raw: dict, path: str, text: str) -> list[str]:
                 problems.append(
                     f"{path}:{_line_of(text, dest)}: sources[{i}].destinations: no destination named {dest!r}"
                 )
+    for i, src in enumerate(raw["sources"] or []):
+        if src["type"] == "serial" and src.get("options"):
+            from drivers.serial import option_problems
+
+            for problem in option_problems(src["options"]):
+                problems.append(f"{path}:{_line_of(text, src['name'])}: sources[{i}]: {problem}")
     for i, dest in enumerate(raw["destinations"]):
         tls = dest.get("tls")
         if tls and bool(tls.get("cert")) != bool(tls.get("key")):

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import importlib
 
+from gateway import decoders
 from gateway.config import Source
 
 DRIVERS: dict[str, str] = {
     "folder": "drivers.folder:FolderDriver",
+    "serial": "drivers.serial:SerialDriver",
 }
 
 
 def make_driver(source: Source):
-    module, _, cls = DRIVERS[source.type].partition(":")
-    return getattr(importlib.import_module(module), cls).from_options(source.name, dict(source.options))
+    module, _, name = DRIVERS[source.type].partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    if getattr(cls, "wants_object_length", False):
+        # Drivers that must find where objects end in a byte stream ask the formats, never guess.
+        return cls.from_options(source.name, dict(source.options), object_length=decoders.object_length)
+    return cls.from_options(source.name, dict(source.options))

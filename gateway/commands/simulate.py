@@ -21,6 +21,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out = parser.add_mutually_exclusive_group(required=True)
     out.add_argument("-o", "--output", type=Path, help="folder to write files into")
     out.add_argument("--list", action="store_true", help="list the simulated formats")
+    out.add_argument("--serial", metavar="PORT", help="send down a serial line (device or pyserial URL)")
+    line = parser.add_argument_group("serial line (with --serial)")
+    line.add_argument("--protocol", default="xmodem-1k",
+                      help="xmodem, xmodem-1k, ymodem, zmodem, kermit or raw (default xmodem-1k)")
+    line.add_argument("--baud", type=int, default=9600)
+    line.add_argument("--parity", default="none", choices=("none", "even", "odd", "mark", "space"))
+    line.add_argument("--rtscts", action="store_true", help="RTS/CTS hardware flow control")
+    line.add_argument("--line-timeout", type=float, default=10.0, help="seconds to wait for the receiver")
+    line.add_argument("--gap", type=float, default=2.0, help="raw: seconds of silence between objects")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,7 +37,23 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(formats()))
         return 0
     options = SimOptions(compression=args.compression, variant=args.variant, byte_order=args.byte_order)
+    if args.serial:
+        return _send_serial(args, [(sim.name, sim.data) for sim in generate(args.format, args.count, options, args.seed)])
     args.output.mkdir(parents=True, exist_ok=True)
     for sim in generate(args.format, args.count, options, args.seed):
         (args.output / sim.name).write_bytes(sim.data)
+    return 0
+
+
+def _send_serial(args: argparse.Namespace, files: list[tuple[str, bytes]]) -> int:
+    from drivers.serial_line import PortSettings
+    from drivers.serial_send import SendError, send_files
+
+    port = PortSettings(args.serial, baud=args.baud, parity=args.parity, rtscts=args.rtscts)
+    try:
+        sent = send_files(port, args.protocol, files, timeout=args.line_timeout, gap=args.gap)
+    except SendError as exc:
+        print(f"simulate: {args.serial}: {exc}")
+        return 1
+    print(f"sent {len(files)} file(s), {sum(len(d) for _, d in files)} bytes, {sent} bytes on the line")
     return 0

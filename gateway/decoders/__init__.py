@@ -26,6 +26,7 @@ __all__ = [
     "decoders",
     "identify",
     "decode",
+    "object_length",
 ]
 
 # Modules that define formats, in no particular order (priority decides).
@@ -71,6 +72,15 @@ class Decoder(Protocol):
     ``identify`` must be cheap and must not raise: it looks at the bytes (normally the first
     few KiB and the total size) and says whether this format claims them. ``decode`` is pure:
     bytes in, ``Decoded`` out, or ``DecodeError`` naming field and offset.
+
+    Optionally ``length(data: bytes) -> int | None``: where the object of this format that
+    begins ``data`` ends, by the format's own fields (header and pixel lengths, a fixed file
+    size, data element lengths). ``data`` may be a prefix of the object, or the object followed
+    by padding or by other objects (serial lines deliver both). Return ``n <= len(data)`` when
+    the object is ``data[:n]`` and complete; ``n > len(data)`` when the bytes begin an object of
+    this format that needs at least ``n`` bytes; None when this format does not claim the bytes
+    (or cannot tell its length). Like ``identify``: cheap, never raises, never allocates by a
+    header field. See ``object_length``.
     """
 
     name: str
@@ -133,6 +143,26 @@ def decode(data: bytes) -> Decoded:
     if decoder is None:
         raise UnknownFormat()
     return safe_decode(decoder.decode, data, decoder.name)
+
+
+def object_length(data: bytes) -> int | None:
+    """The length of the object at the start of ``data`` by its own format (see ``Decoder``).
+
+    Used by drivers that get objects without reliable boundaries: the serial driver trims
+    XMODEM's padding with it and cuts raw byte streams into objects. Decoders without a
+    ``length`` method are skipped; the first decoder (by priority) with an answer decides.
+    """
+    for decoder in decoders():
+        measure = getattr(decoder, "length", None)
+        if measure is None:
+            continue
+        try:
+            n = measure(data)
+        except Exception:  # a length bug must never take a line down with it
+            continue
+        if n is not None:
+            return n
+    return None
 
 
 def safe_decode(fn: Callable[[bytes], Decoded], data: bytes, name: str) -> Decoded:

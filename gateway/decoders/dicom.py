@@ -16,6 +16,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.filereader import _read_file_meta_info, data_element_generator, read_preamble
 
 from gateway.decoders import Decoded, DumpRow, register
+from gateway.decoders.extent import dataset_length, part10_length
 from gateway.errors import DecodeError
 
 _SOP_CLASS = 0x00080016
@@ -60,6 +61,9 @@ class Part10:
     def decode(self, data: bytes) -> Decoded:
         return Decoded(dataset=_read(data, headerless=False), format=self.name)
 
+    def length(self, data: bytes) -> int | None:
+        return part10_length(data)
+
     def dump(self, data: bytes) -> list[DumpRow]:
         return _dump(_read(data, headerless=False))
 
@@ -74,6 +78,11 @@ class Headerless:
 
     def decode(self, data: bytes) -> Decoded:
         return Decoded(dataset=_read(data, headerless=True), format=self.name)
+
+    def length(self, data: bytes) -> int | None:
+        if not is_headerless_dicom(data):
+            return None
+        return dataset_length(data, 0, explicit=False, little=True)
 
     def dump(self, data: bytes) -> list[DumpRow]:
         return _dump(_read(data, headerless=True))
