@@ -70,7 +70,7 @@ class SerialSettings:
     @property
     def line(self) -> PortSettings:
         return PortSettings(self.port, self.baud, self.bytesize, self.parity, str(self.stopbits),
-                            self.rtscts, self.xonxoff)
+                            self.rtscts, self.xonxoff, write_timeout=max(5.0, self.stall_limit))
 
     @property
     def max_object(self) -> int:

@@ -120,13 +120,19 @@ class Program:
     positive: Callable[[bytes], bool]
 
 
+def _rz_tenths(seconds: float) -> str:
+    return str(min(1000, max(10, round(seconds * 10))))  # rz takes 1 to 100 seconds
+
+
 def _rz(mode: str) -> Callable[[object], list[str]]:
     return lambda s: ["rz", f"--{mode}", "--binary", "--rename", "--restricted", "--quiet",
-                      "--timeout", str(max(1, round(s.timeout * 10)))]
+                      "--timeout", _rz_tenths(s.timeout)]
 
 
 def _gkermit(s) -> list[str]:
-    cmd = ["gkermit", "-r", "-i", "-q", "-b", str(max(1, round(s.timeout)))]
+    # -S: no streaming. Streaming skips the ACK of each packet and gives up at the first error;
+    # that suits error-corrected links, not a bare RS-232 line.
+    cmd = ["gkermit", "-r", "-i", "-q", "-S", "-b", str(max(1, round(s.timeout)))]
     if s.parity != "none":
         cmd += ["-p", s.parity[0]]
     if s.xonxoff:
@@ -174,6 +180,7 @@ class ExternalReceiver:
         self.settings = settings
         self.protocol = settings.protocol
         self.program = PROGRAMS[settings.protocol]
+        self._last_complaint = ""
 
     def receive(self, line: Line, session: Session) -> Iterator:
         while not session.stop.is_set():
@@ -197,13 +204,14 @@ class ExternalReceiver:
             shutil.rmtree(workdir, ignore_errors=True)
             errors.close()
             return
+        started = time.monotonic()
         pump = Pump(line, proc.stdin.fileno())
         pump.start()
         try:
             yield from self._relay(line, session, proc, pump, watch, workdir)
         finally:
             pump.halt.set()
-            _end(proc)
+            ended_by_us = _end(proc)
             pump.join(2)
             watch.close()
             self._discard_leftovers(session, workdir, "the receiver ended before the file was complete")
@@ -212,7 +220,13 @@ class ExternalReceiver:
             tail = errors.read()[-400:].decode("utf-8", "replace").strip()
             errors.close()
             if proc.returncode not in (0, None) and tail:
-                log.debug("event=receiver_exit source=%s rc=%s stderr=%r", session.source, proc.returncode, tail)
+                quick = time.monotonic() - started < MIN_RUN and not ended_by_us
+                if quick and tail != self._last_complaint:  # a receiver that cannot even start
+                    log.error("event=receiver_failed source=%s program=%s rc=%s stderr=%r", session.source, cmd[0],
+                              proc.returncode, tail)
+                    self._last_complaint = tail
+                else:
+                    log.debug("event=receiver_exit source=%s rc=%s stderr=%r", session.source, proc.returncode, tail)
         if pump.error is not None:
             raise pump.error
 
@@ -225,12 +239,13 @@ class ExternalReceiver:
                 return
             if session.stop.is_set():
                 raise Stopped()
+            if pump.total and time.monotonic() - pump.last > self.settings.stall_limit:
+                # The receiver may go on retrying for ever (rz does): the sender is gone.
+                session.failed(f"{self.protocol} transfer", pump.total,
+                               f"the sender fell silent for {self.settings.stall_limit:g}s", files=len(closed))
+                return
             ready, _, _ = select.select([out], [], [], 0.2)
             if not ready:
-                if pump.total and time.monotonic() - pump.last > self.settings.stall_limit:
-                    session.failed(f"{self.protocol} transfer", pump.total,
-                                   f"the sender fell silent for {self.settings.stall_limit:.0f}s")
-                    return
                 continue
             reply = os.read(out, 65536)
             if not reply:
@@ -251,6 +266,8 @@ class ExternalReceiver:
             if accepted:
                 line.write(reply)
             else:
+                pump.halt.set()  # from here on only we read the line
+                pump.join(2)
                 self._refuse(line, proc, reply, out)
                 return
 
@@ -280,6 +297,7 @@ class ExternalReceiver:
             _end(proc)
             if packet:
                 line.write(packet)
+                _refuse_retries(line, packet, self.settings.timeout)
             return
         # rz answers SIGTERM with its cancel sequence (CANs then backspaces); pass it on.
         proc.send_signal(signal.SIGTERM)
@@ -292,6 +310,7 @@ class ExternalReceiver:
                     break
                 line.write(data)
         line.write(bytes([CAN]) * 8)  # in case rz died before it could say it
+        _refuse_retries(line, bytes([CAN]) * 2, self.settings.timeout)
 
     def _discard_leftovers(self, session: Session, workdir: str, reason: str) -> None:
         try:
@@ -302,6 +321,16 @@ class ExternalReceiver:
             path = os.path.join(workdir, name)
             session.failed(name, _size(path), reason, file=name)
             _remove(path)
+
+
+def _refuse_retries(line: Line, answer: bytes, quiet: float, rounds: int = 20) -> None:
+    """Answer whatever the sender repeats (YMODEM repeats its EOT until it gets an ACK) with the
+    refusal, until it gives up and the line is quiet; only then may a new receiver start, or
+    it could acknowledge a repetition and the sender would take the refused file as sent."""
+    for _ in range(rounds):
+        if not line.read(65536, max(1.0, quiet)):
+            return
+        line.write(answer)
 
 
 def _size(path: str) -> int:
@@ -318,8 +347,10 @@ def _remove(path: str) -> None:
         pass
 
 
-def _end(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
+def _end(proc: subprocess.Popen) -> bool:
+    """Stop the child if it still runs (True if we had to) and close our ends of its pipes."""
+    running = proc.poll() is None
+    if running:
         proc.terminate()
         try:
             proc.wait(3)
@@ -331,3 +362,4 @@ def _end(proc: subprocess.Popen) -> None:
             stream.close()
         except OSError:
             pass
+    return running

@@ -41,6 +41,7 @@ class PortSettings:
     stopbits: str = "1"
     rtscts: bool = False
     xonxoff: bool = False
+    write_timeout: float = 30.0  # a write held this long (flow control, a hung adapter) loses the line
 
     @property
     def label(self) -> str:
@@ -70,7 +71,7 @@ class Line:
             port.rtscts = s.rtscts
             port.xonxoff = s.xonxoff
             port.timeout = SLICE
-            port.write_timeout = None
+            port.write_timeout = s.write_timeout
             port.open()
         except (serial.SerialException, OSError, ValueError) as exc:
             raise LineLost(f"cannot open {s.port}: {exc}") from None

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from xmodem import XMODEM
 
-from drivers.serial_external import Pump
+from drivers.serial_external import Pump, _rz_tenths
 from drivers.serial_line import Line, LineLost, PortSettings
 
 SEND_PROTOCOLS = ("xmodem", "xmodem-1k", "ymodem", "zmodem", "kermit", "raw")
@@ -99,7 +99,7 @@ def _external(line: Line, protocol: str, files, port: PortSettings, timeout: flo
                 cmd += ["-p", port.parity[0]]
             cmd += ["-s", *names]
         else:
-            cmd = ["sz", "--binary", "--quiet", f"--{protocol}", "--timeout", str(max(1, round(timeout * 10)))]
+            cmd = ["sz", "--binary", "--quiet", f"--{protocol}", "--timeout", _rz_tenths(timeout)]
             if protocol == "ymodem":
                 cmd.append("--1k")
             cmd += names

@@ -64,28 +64,67 @@ class _QuietLog:
 class _Wire:
     """``getc``/``putc`` for the package over a ``Line``.
 
-    The block-start byte read while polling is handed back first, and the package's own first
-    poke is not repeated (the sender is already sending). The ACK that answers the EOT is held.
+    - The block-start byte read while polling is handed back first, and the package's own
+      first poke is not repeated (the sender is already sending).
+    - The ACK that answers the EOT is held (``held_ack``) for the pipeline's verdict.
+    - A block the sender repeats because our ACK was lost or garbled on the way is ACKed again
+      and dropped here. The XMODEM specification asks a receiver to do exactly that; the package
+      instead NAKs the repeat for ever, so one damaged ACK would fail the whole transfer.
     """
 
-    def __init__(self, line: Line, first: bytes):
+    def __init__(self, line: Line, first: bytes, crc: int):
         self.line = line
+        self.crc = crc
+        self.modem: XMODEM | None = None
         self._pending = first
         self._swallow_poke = True
         self._after_eot = False
+        self._header_next = False
+        self.expected = 1
         self.held_ack = False
         self.block = 128
         self.blocks = 0
         self.errors = 0
+        self.repeats = 0
 
     def getc(self, size: int, timeout: float = 1) -> bytes | None:
-        data = b""
-        if self._pending:
-            data, self._pending = self._pending[:size], self._pending[size:]
-        if len(data) < size:
-            data += self.line.read_exact(size - len(data), timeout)
+        if size == 1 and self._header_next:
+            self._header_next = False
+            data = self._block_start(timeout)
+        else:
+            data = b""
+            if self._pending:
+                data, self._pending = self._pending[:size], self._pending[size:]
+            if len(data) < size:
+                data += self.line.read_exact(size - len(data), timeout)
         self._after_eot = size == 1 and data == EOT
         return data or None
+
+    def _block_start(self, timeout: float) -> bytes:
+        """The next block's first byte, with its body read ahead to spot a repeated block."""
+        while True:
+            head = self._pending[:1] or self.line.read_exact(1, timeout)
+            self._pending = self._pending[1:]
+            if head not in (SOH, STX):
+                return head
+            size = 2 + (1024 if head == STX else 128) + (2 if self.crc else 1)
+            body = self.line.read_exact(size, timeout)
+            if len(body) == size and self._is_repeat(body):
+                self.repeats += 1
+                self.line.write(ACK)
+                continue
+            self._pending = body
+            return head
+
+    def _is_repeat(self, body: bytes) -> bool:
+        previous = (self.expected - 1) & 0xFF
+        if body[0] != previous or body[1] != 0xFF - previous:
+            return False
+        width = 2 if self.crc else 1
+        payload, check = body[2:-width], body[-width:]
+        if self.crc:
+            return self.modem.calc_crc(payload) == int.from_bytes(check, "big")
+        return self.modem.calc_checksum(payload) == check[0]
 
     def putc(self, data: bytes, timeout: float = 1) -> int:
         if self._swallow_poke:
@@ -94,6 +133,11 @@ class _Wire:
         if data == ACK and self._after_eot:
             self.held_ack = True
             return 1
+        if data == ACK:
+            self.expected = (self.expected + 1) & 0xFF
+            self._header_next = True
+        elif data == NAK:
+            self._header_next = True
         return self.line.write(data)
 
     def progress(self, total: int, success: int, errors: int, packet_size: int = 128) -> None:
@@ -129,8 +173,9 @@ class XmodemReceiver:
             pokes = self._pokes()
 
     def _transfer(self, line: Line, session: Session, first: bytes, crc: int) -> Iterator:
-        wire = _Wire(line, first)
+        wire = _Wire(line, first, crc)
         modem = XMODEM(wire.getc, wire.putc)
+        wire.modem = modem
         modem.log = _QuietLog()
         sink = io.BytesIO()
         s = self.settings
@@ -152,7 +197,7 @@ class XmodemReceiver:
         received = sink.getvalue()
         data, note = trim_padding(received, session.measure_length(received), wire.block)
         capture = session.capture(data, received=len(received), check="crc" if crc else "checksum",
-                                  block=wire.block, retransmissions=wire.errors, padding=note)
+                                  block=wire.block, retransmissions=wire.errors + wire.repeats, padding=note)
         yield capture
         verdict = session.verdict(capture)
         if verdict.accepted:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from tests.peers import Orthanc, StoreSCP
 
-# shared/ lies beside the checkout, here and in CI.
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+# shared/ lies beside the checkout, here and in CI; a git worktree elsewhere names it explicitly.
+SAMPLES = Path(os.environ.get("LEGACY_GATEWAY_SAMPLES") or Path(__file__).resolve().parents[2] / "shared" / "samples")
 
 
 @pytest.fixture(scope="session")

@@ -57,6 +57,8 @@ class _Pair:
 
 
 class PtyLink:
+    VOID = 2.0
+
     def __init__(self, workdir: Path, to_gateway: Faults | None = None, to_peer: Faults | None = None,
                  cut_after: int | None = None):
         self.workdir = Path(workdir)
@@ -148,15 +150,22 @@ class PtyLink:
                     data = data[:room]
                 damaged = self._damage(way, data)
                 self.counts[way] += len(data)
-                view = memoryview(damaged)
-                while view and not self._stop.is_set():
-                    try:
-                        n = os.write(other, view)
-                        view = view[n:]
-                    except BlockingIOError:
-                        time.sleep(0.001)
-                    except OSError:
-                        break
+                self._write(other, damaged)
+
+    def _write(self, fd: int, data: bytes) -> None:
+        """Pass bytes on; if the far end stops reading for VOID seconds (its program is gone),
+        the rest goes into the void, as a UART's output does when nothing listens."""
+        view = memoryview(data)
+        while view and not self._stop.is_set():
+            _, writable, _ = select.select([], [fd], [], self.VOID)
+            if not writable:
+                return
+            try:
+                view = view[os.write(fd, view):]
+            except BlockingIOError:
+                continue
+            except OSError:
+                return
 
 
 def run_peer(cmd: list[str], tty_path: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess:
