@@ -15,6 +15,8 @@ from gateway import __version__
 COMMANDS = [
     "gateway.commands.identify",
     "gateway.commands.simulate",
+    "gateway.commands.convert",
+    "gateway.commands.dump",
 ]
 
 
