@@ -44,13 +44,17 @@ How to declare a header (one field a line, like dicom3tools' .tpl templates)::
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import re
 import struct
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping
 
+from pydicom import config as _pydicom_config
+from pydicom.dataelem import DataElement
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
+from pydicom.tag import BaseTag, Tag
 from pydicom.valuerep import DSfloat
 
 from gateway.decoders import DumpRow
@@ -69,6 +73,8 @@ __all__ = [
     "Record",
     "clean_text",
     "ds_number",
+    "set_value",
+    "put",
 ]
 
 
@@ -360,20 +366,44 @@ def ds_number(value: float) -> DSfloat:
     return DSfloat(float(value), auto_format=True)
 
 
+@functools.lru_cache(maxsize=None)
+def tag_and_vr(keyword: str) -> tuple[BaseTag, str]:
+    """The tag and dictionary VR of a DICOM keyword (cached: looked up once per process)."""
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        raise ValueError(f"{keyword!r} is not a DICOM keyword")
+    return Tag(tag), dictionary_VR(tag)
+
+
+def put(ds: Dataset, keyword: str, value: Any) -> None:
+    """Set ``keyword`` to a value the caller has already made valid for its VR (cleaned text,
+    ``ds_number``, ints, UIDs checked with ``is_valid_uid``), or None for an empty type 2.
+
+    pydicom's per-element validation is skipped: it is half the cost of building a dataset,
+    and every value reaching here went through our own VR rules; the tests run dciodvfy on
+    what we write. Setting an element that exists keeps its VR (as ``setattr`` would).
+    """
+    tag, vr = tag_and_vr(keyword)
+    old = ds.get(tag)
+    if old is not None and old.VR != vr:
+        vr = old.VR
+    ds[tag] = DataElement(tag, vr, value, validation_mode=_pydicom_config.IGNORE)
+
+
 def set_value(ds: Dataset, keyword: str, value: Any) -> None:
     """Set ``keyword`` to ``value`` with its VR's rules; None / "" / NaN leave it unset."""
     if value is None or value == "" or value == ():
         return
-    vr = dictionary_VR(tag_for_keyword(keyword))
+    vr = tag_and_vr(keyword)[1]
     if isinstance(value, (list, tuple)):
         values = [_one(vr, v) for v in value]
         if any(v is None for v in values):
             return
-        setattr(ds, keyword, values)
+        put(ds, keyword, values)
         return
     one = _one(vr, value)
     if one is not None and one != "":
-        setattr(ds, keyword, one)
+        put(ds, keyword, one)
 
 
 def _one(vr: str, value: Any) -> Any:
