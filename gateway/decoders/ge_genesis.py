@@ -523,6 +523,9 @@ def _map_common(ds: Dataset, h: Headers, pixels: np.ndarray, notes: list[str]) -
     put(ds, "Modality", h.modality)
     put(ds, "SOPClassUID", MR_IMAGE_STORAGE if h.modality == "MR" else CT_IMAGE_STORAGE)
     put(ds, "Manufacturer", MANUFACTURER)
+    # Laterality is 2C (paired body parts); GE headers name no side and no body part, so
+    # the side is unknown: present and empty, as dciodvfy then requires.
+    put(ds, "Laterality", None)
     if imgf["version"] > 0:
         put(ds, "SoftwareVersions", str(imgf["version"]))
 

@@ -413,6 +413,9 @@ def _map(ds: Dataset, h: Headers, words: np.ndarray, notes: list[str]) -> None:
     put(ds, "Modality", "MR")
     put(ds, "SOPClassUID", MR_IMAGE_STORAGE)
     put(ds, "Manufacturer", MANUFACTURER)
+    # Laterality is 2C (paired body parts); GE headers name no side and no body part, so
+    # the side is unknown: present and empty, as dciodvfy then requires.
+    put(ds, "Laterality", None)
     put(ds, "ManufacturerModelName", "Signa")
     if not ds.get("InstitutionName") and h.system["hospital"]:
         set_value(ds, "InstitutionName", h.system["hospital"])
