@@ -384,13 +384,16 @@ def _resolve(data: bytes, imgf: Record) -> Layout:
         # (dicom3tools and SIVIC; MIPAV's 8 bytes earlier is not followed, notes 14.1).
         return Layout(variant, base, 0, 116, 1156, 2184, False, base + hdr_length, n)
     pointers = [(imgf[f"p_{h}"], imgf[f"l_{h}"], h) for h in ("exam", "series", "image")]
-    if all(p == 0 and ln == 0 for p, ln, _ in pointers):
-        # IMGF without DB pointers: the fixed "version 2" offsets (ITK/SIVIC), padded.
-        return Layout("fixed", base, base + 124, base + 240, base + 1280, base + 2308, False, base + hdr_length, n,
-                      ["IMGF has no DB-header pointers: fixed version-2 offsets used"])
-    for p, ln, h in pointers:
-        if p <= 0 or ln <= 0 or base + p + ln > n:
-            raise imgf.error(f"p_{h}", f"{h} header pointer {p} (length {ln}) lies outside the file")
+    bad = [(p, ln, h) for p, ln, h in pointers if p <= 0 or ln <= 0 or base + p + ln > n]
+    if bad:
+        # No usable DB pointers. ITK/SIVIC's "version 2" IMGF is 124 bytes long and followed
+        # by padded headers at fixed offsets (so its "pointers" are suite-header bytes). Used
+        # only when the exam type is where that layout puts it: never assumed (notes 2 B).
+        if data[base + 240 + 309:base + 240 + 311] in (b"MR", b"CT") and base + 2308 + 1044 <= n:
+            return Layout("fixed", base, base + 124, base + 240, base + 1280, base + 2308, False,
+                          base + hdr_length, n, ["IMGF has no DB-header pointers: fixed version-2 offsets used"])
+        p, ln, h = bad[0]
+        raise imgf.error(f"p_{h}", f"{h} header pointer {p} (length {ln}) lies outside the file")
     packed = _LAYOUTS.get((imgf["l_exam"], imgf["l_series"]))
     if packed is None:
         raise imgf.error("l_exam", f"header lengths exam {imgf['l_exam']} / series {imgf['l_series']} "
@@ -720,9 +723,9 @@ def _map_ct(ds: Dataset, h: Headers) -> None:
     set_value(ds, "ConvolutionKernel", _CT_KERNELS.get(image.get("algorithm")))
     set_value(ds, "RotationDirection", {1: "CW", 2: "CC"}.get(image.get("rotation")))
     seconds = image["scan_duration_us"] / 1e6 if _finite(image["scan_duration_us"]) else 0
-    if seconds > 0:
+    if 0 < seconds < 1e6:  # IS values: anything larger is a damaged field
         put(ds, "ExposureTime", int(round(seconds * 1000)))
-        if image["ma"] > 0:
+        if 0 < image["ma"] < 1e5:
             put(ds, "Exposure", int(round(seconds * image["ma"])))
 
 
