@@ -287,7 +287,7 @@ MR_PK, MR_PD = _tables("MR image", _IMAGE_COMMON + [
     R(552, 572, "int16_be",  "sat_bits",        Used("ScanOptions SP")),
     R(554, 574, "int16_be",  "scic"),
     R(574, 594, "int16_be",  "flow_axis"),
-    R(584, 604, "int16_be",  "image_type",      Used("ImageType / ComplexImageComponent")),
+    R(584, 604, "int16_be",  "image_type",      Used("ImageType value 4 (phase, real, imaginary)")),
     R(586, 606, "int16_be",  "vascular_collapse", Used("AngioFlag")),
     R(596, 616, "int16_be",  "projection_alg",  Used("AngioFlag")),
     R(640, 660, "int16_be",  "etl",             Used("EchoTrainLength")),

@@ -158,24 +158,26 @@ def _scan_starts(stream: np.ndarray) -> np.ndarray:
     The state before byte i is the number of continuation bytes still pending (0, 1 or 2);
     byte i maps state 0 to its code length - 1, state 1 to 0 and state 2 to 1. Composing
     these maps is associative, so a Hillis-Steele scan gives the state before every byte in
-    log2(n) vector steps.
+    log2(n) vector steps. ``maps[i, s]`` is the state after byte i when the state before
+    the covered bytes was s.
     """
     n = stream.size
-    maps = np.empty((3, n), dtype=np.uint8)  # maps[s, i] = state after byte i if state before was s
-    maps[0] = _CODE_LEN[stream] - 1
-    maps[1] = 0
-    maps[2] = 1
+    maps = np.empty((n, 3), dtype=np.uint8)
+    maps[:, 0] = _CODE_LEN.take(stream) - 1
+    maps[:, 1] = 0
+    maps[:, 2] = 1
+    flat = maps.reshape(-1)
+    row_base = (np.arange(n, dtype=np.intp) * 3)[:, None]
     step = 1
     while step < n:
-        prev = maps[:, :-step]  # composed maps ending at i - step
-        later = maps[:, step:]
-        # new[s, i] = later[prev[s, i], i]: apply the earlier composition, then the later one
-        composed = np.take_along_axis(later, prev.astype(np.intp), axis=0)
-        maps = np.concatenate([maps[:, :step], composed], axis=1)
+        # new[i, s] = maps[i, maps[i - step, s]]: the earlier part first, then the later one.
+        earlier = maps[:-step]
+        composed = flat.take(row_base[step:] + earlier)
+        maps[step:] = composed
         step *= 2
     start = np.empty(n, dtype=bool)
     start[0] = True
-    start[1:] = maps[0, :-1] == 0  # state before byte i = composed map up to i-1, from state 0
+    start[1:] = maps[:-1, 0] == 0  # state before byte i, starting from state 0 at byte 0
     return start
 
 

@@ -246,7 +246,7 @@ IMAGE = Table("image header", size=1024, fields=[
     F(572, "int16_be",  "r2_manual"),
     F(574, "int16_be",  "prescan_flag"),
     F(576, "int16_be",  "prescan_changed"),
-    F(578, "int16_be",  "image_type",   Used("ComplexImageComponent; signed pixels unless magnitude")),
+    F(578, "int16_be",  "image_type",   Used("ImageType value 4; signed pixels unless magnitude")),
     F(580, "int16_be",  "vascular_collapse", Used("AngioFlag")),
     F(582, "int16_be",  "thickness_disclaimer"),
     F(584, "int16_be",  "venc"),
