@@ -7,11 +7,11 @@ How to declare a header (one field a line, like dicom3tools' .tpl templates)::
     IMAGE = Table("image header", size=1024, fields=[
         #  offset  type          name              DICOM target / converter          decision
         F(0,     "char[14]",    "identifier"),
-        F(62,    "char[3]",     "series_number",  To("SeriesNumber", int_or_none)),
+        F(62,    "char[3]",     "series_number",  To("SeriesNumber", int)),  # any callable
         F(88,    "int16_be",    "study_day",      Used("StudyDate")),
         F(302,   "dg_single",   "fov_mm",         "ReconstructionDiameter",
           note="DG float, not IEEE: 42 F0 00 00 is 240.0 (ge-signa-4x.md 3)"),
-        F(2864,  "int32_be[3]", "study_date_ymd", Used("StudyDate")),
+        F(512,   "int32_be[3]", "study_date_ymd", Used("StudyDate")),
     ])
 
     record = IMAGE.read(data, base=5120)   # base: where the header starts in ``data``
@@ -39,6 +39,12 @@ How to declare a header (one field a line, like dicom3tools' .tpl templates)::
 * ``note`` records decisions where sources disagree, next to the field; ``dump`` does not
   print it, the code review reads it.
 * A VAX reserved operand has no value: the field reads as None (``dump`` shows it).
+* In the decoder's own code: ``record.error(name, message)`` makes the DecodeError for a bad
+  value (naming field and absolute offset); ``set_value(ds, keyword, value)`` applies the VR
+  rules (text cleaning, DS formatting, None/"" left out) and ``put`` sets a value already
+  valid for its VR (``None`` = present but empty, for type 2).
+* Examples: gateway/decoders/ge_signa4x.py (fixed blocks, DG floats, dump = the tables) and
+  ge_genesis.py (headers found through pointers, two layouts from one list of lines).
 """
 
 from __future__ import annotations

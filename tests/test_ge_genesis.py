@@ -430,3 +430,11 @@ def test_gems_prefix_variant(samples):
     data = b"GEMS" + bytes(60) + real
     assert decoders.identify(data).name == "ge-genesis"
     assert np.array_equal(_words(_convert(data)), _vtk(samples / HEART)[0])
+
+
+def test_dump_of_a_damaged_file_shows_what_it_can(samples):
+    data = bytearray(_read(samples, HEART))
+    struct.pack_into(">i", data, 132, 10_000_000)
+    rows = DECODER.dump(bytes(data))
+    assert rows[0].name == "IMGF.magic"
+    assert rows[-1].name == "(error)" and rows[-1].offset == 132 and "exam header pointer" in rows[-1].value

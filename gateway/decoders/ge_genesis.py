@@ -493,7 +493,11 @@ class GenesisDecoder:
         if found is None:
             return []
         rows = IMGF.dump(data, found[1])
-        h = read_headers(data)
+        try:
+            h = read_headers(data)
+        except DecodeError as exc:  # show what could be read, then why the rest cannot
+            return rows + [DumpRow(offset=-1 if exc.offset is None else exc.offset, name="(error)",
+                                   type=exc.field or "", value=str(exc))]
         lay = h.layout
         if h.suite is not None:
             rows += (SUITE_PK if lay.packed else SUITE_PD).dump(data, lay.suite)
