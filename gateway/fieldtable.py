@@ -381,19 +381,17 @@ def tag_and_vr(keyword: str) -> tuple[BaseTag, str]:
     return Tag(tag), dictionary_VR(tag)
 
 
-def put(ds: Dataset, keyword: str, value: Any) -> None:
+def put(ds: Dataset, keyword: str, value: Any, vr: str | None = None) -> None:
     """Set ``keyword`` to a value the caller has already made valid for its VR (cleaned text,
     ``ds_number``, ints, UIDs checked with ``is_valid_uid``), or None for an empty type 2.
 
     pydicom's per-element validation is skipped: it is half the cost of building a dataset,
     and every value reaching here went through our own VR rules; the tests run dciodvfy on
-    what we write. Setting an element that exists keeps its VR (as ``setattr`` would).
+    what we write. The element replaces any of the same tag; ``vr`` chooses among the VRs the
+    dictionary allows (e.g. "OW" for Pixel Data's "OB or OW").
     """
-    tag, vr = tag_and_vr(keyword)
-    old = ds.get(tag)
-    if old is not None and old.VR != vr:
-        vr = old.VR
-    ds[tag] = DataElement(tag, vr, value, validation_mode=_pydicom_config.IGNORE)
+    tag, dictionary_vr = tag_and_vr(keyword)
+    ds[tag] = DataElement(tag, vr or dictionary_vr, value, validation_mode=_pydicom_config.IGNORE)
 
 
 def set_value(ds: Dataset, keyword: str, value: Any) -> None:

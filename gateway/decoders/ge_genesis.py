@@ -606,8 +606,7 @@ def _map_pixels(ds: Dataset, h: Headers, pixels: np.ndarray, notes: list[str]) -
     put(ds, "BitsStored", 16)
     put(ds, "HighBit", 15)
     put(ds, "PixelRepresentation", 1)  # signed, as dicom3tools writes Genesis pixels
-    put(ds, "PixelData", pixels.astype("<i2", copy=False).tobytes())
-    ds["PixelData"].VR = "OW"
+    put(ds, "PixelData", pixels.astype("<i2", copy=False).tobytes(), vr="OW")
     if imgf["dwindow"] > 0:
         put(ds, "WindowCenter", ds_number(imgf["dlevel"]))
         put(ds, "WindowWidth", ds_number(imgf["dwindow"]))

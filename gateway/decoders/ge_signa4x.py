@@ -480,8 +480,7 @@ def _map_pixels(ds: Dataset, image: Record, words: np.ndarray) -> None:
     put(ds, "HighBit", 15)
     signed = image["image_type"] in (1, 2, 3)
     put(ds, "PixelRepresentation", 1 if signed else 0)
-    put(ds, "PixelData", words.astype("<u2").tobytes())
-    ds["PixelData"].VR = "OW"
+    put(ds, "PixelData", words.astype("<u2").tobytes(), vr="OW")
     if image["window"] > 0:
         put(ds, "WindowCenter", ds_number(image["level"]))
         put(ds, "WindowWidth", ds_number(image["window"]))
