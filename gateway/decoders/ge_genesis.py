@@ -398,9 +398,15 @@ def _resolve(data: bytes, imgf: Record) -> Layout:
     if packed is None:
         raise imgf.error("l_exam", f"header lengths exam {imgf['l_exam']} / series {imgf['l_series']} "
                                    "match neither the packed (1024/1020) nor the padded (1040/1028) layout")
-    suite = base + imgf["p_suite"] if imgf["l_suite"] > 0 and 0 < imgf["p_suite"] < n - base else None
-    return Layout(variant, base, suite if suite is not None else -1, base + pointers[0][0], base + pointers[1][0],
-                  base + pointers[2][0], packed, base + hdr_length, n)
+    # The suite header only names the product: an unusable suite pointer costs that name, not the image.
+    suite_size = SUITE_PK.size if packed else SUITE_PD.size
+    p_suite = imgf["p_suite"]
+    suite = base + p_suite if imgf["l_suite"] > 0 and p_suite > 0 and base + p_suite + suite_size <= n else -1
+    lay = Layout(variant, base, suite, base + pointers[0][0], base + pointers[1][0], base + pointers[2][0],
+                 packed, base + hdr_length, n)
+    if suite < 0 and imgf["l_suite"] != 0:
+        lay.notes.append(f"suite header pointer {p_suite} unusable; suite header skipped")
+    return lay
 
 
 # --------------------------------------------------------------------------- decoding
