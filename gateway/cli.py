@@ -13,6 +13,10 @@ import sys
 from gateway import __version__
 
 COMMANDS = [
+    "gateway.commands.run",
+    "gateway.commands.archive",
+    "gateway.commands.status",
+    "gateway.commands.check_config",
     "gateway.commands.identify",
     "gateway.commands.simulate",
 ]

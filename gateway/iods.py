@@ -85,11 +85,13 @@ _CT_IMAGE = [
     ("AcquisitionNumber", 2, None),
 ]
 _SC_EQUIPMENT = [("ConversionType", 1, "WSD")]
+# 2C attributes whose conditions a secondary capture of unknown anatomy cannot rule out.
+_SC_IMAGE = [("Laterality", 2, None), ("PatientOrientation", 2, None)]
 
 _COMMON = _PATIENT + _GENERAL_STUDY + _GENERAL_SERIES + _GENERAL_EQUIPMENT + _GENERAL_IMAGE
 
 IOD_ATTRIBUTES: dict[str, list[tuple[str, int, Any]]] = {
     MR_IMAGE_STORAGE: _COMMON + _FRAME_OF_REFERENCE + _IMAGE_PLANE + _IMAGE_PIXEL + _MR_IMAGE + _SOP_COMMON,
     CT_IMAGE_STORAGE: _COMMON + _FRAME_OF_REFERENCE + _IMAGE_PLANE + _IMAGE_PIXEL + _CT_IMAGE + _SOP_COMMON,
-    SECONDARY_CAPTURE_STORAGE: _COMMON + _SC_EQUIPMENT + _IMAGE_PIXEL + _SOP_COMMON,
+    SECONDARY_CAPTURE_STORAGE: _COMMON + _SC_EQUIPMENT + _SC_IMAGE + _IMAGE_PIXEL + _SOP_COMMON,
 }

@@ -68,8 +68,10 @@ def normalize(decoded: Decoded, rules: SiteRules = SiteRules(), origin: str | No
     sop_class = str(ds.SOPClassUID)
 
     _assign_uids(ds, decoded, rules.uid_root, sop_class)
+    _separate_frame_of_reference(ds, rules.uid_root)
+    # DICOM passed through keeps every value; only what its IOD lacks is added.
+    _complete_iod(ds, sop_class, strict=not passthrough)
     if not passthrough:
-        _complete_iod(ds, sop_class)
         _drop_meaningless_window(ds)
         if "SpecificCharacterSet" not in ds:
             ds.SpecificCharacterSet = "ISO_IR 100"
@@ -97,7 +99,19 @@ def _assign_uids(ds: Dataset, decoded: Decoded, root: str, sop_class: str) -> No
         setattr(ds, keyword, derive_uid(level, identity, root))
 
 
-def _complete_iod(ds: Dataset, sop_class: str) -> None:
+def _separate_frame_of_reference(ds: Dataset, root: str) -> None:
+    """Some vendors reused the Series Instance UID as Frame of Reference UID, which DICOM
+    forbids; the replacement is derived from the old value, so images that shared a frame of
+    reference still share one."""
+    for_uid = ds.get("FrameOfReferenceUID")
+    if for_uid and for_uid == ds.get("SeriesInstanceUID"):
+        ds.FrameOfReferenceUID = derive_uid("frame_of_reference", (str(for_uid),), root)
+
+
+def _complete_iod(ds: Dataset, sop_class: str, strict: bool) -> None:
+    """Add missing type 2 attributes empty and type 1 ones from their defaults. ``strict``:
+    a type 1 attribute with no honest default is an error (converted data); otherwise it is
+    left for the receiver to judge (DICOM passed through)."""
     for keyword, kind, default in IOD_ATTRIBUTES.get(sop_class, []):
         present = keyword in ds and ds[keyword].value not in (None, "", [])
         if present:
@@ -106,7 +120,8 @@ def _complete_iod(ds: Dataset, sop_class: str) -> None:
             if keyword not in ds:
                 setattr(ds, keyword, None)
         elif default is REQUIRED:
-            raise DecodeError(f"required attribute {keyword} is missing", field=keyword)
+            if strict:
+                raise DecodeError(f"required attribute {keyword} is missing", field=keyword)
         else:
             setattr(ds, keyword, default)
 

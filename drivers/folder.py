@@ -1,0 +1,311 @@
+"""Export-folder driver: files a console or a copy job drops into a folder become captures.
+
+A file is taken only when it is complete: its size and mtime unchanged for the settle time, and
+no process holding it open for writing. Hidden files, ``*.partial`` and ``*.tmp`` are never
+taken. Files already present at start are taken too (catch-up after downtime). A file leaves
+the folder only after the pipeline's verdict: ``ack`` (instance durable in the spool) moves it
+to ``done/`` (or deletes or keeps it), ``reject`` moves it to ``quarantine/`` beside a
+``.reason.txt``. inotify is the default; shares (NFS, CIFS) need the polling observer because
+changes made by other hosts raise no inotify events.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.polling import PollingObserver
+
+from gateway.capture import Capture, Origin
+
+log = logging.getLogger("drivers.folder")
+
+SKIPPED_SUFFIXES = (".partial", ".tmp", ".reason.txt")
+RESCAN_INTERVAL = 30.0  # a full look even with inotify, in case an event was lost (queue overflow)
+
+
+@dataclass
+class _Seen:
+    size: int
+    mtime_ns: int
+    stable_since: float
+
+
+class FolderDriver(FileSystemEventHandler):
+    def __init__(
+        self,
+        name: str,
+        path: str | Path,
+        observer: str = "inotify",
+        poll_interval: float = 2.0,
+        settle_time: float = 2.0,
+        recursive: bool = False,
+        after_success: str = "move",
+        done_dir: str | Path | None = None,
+        quarantine_dir: str | Path | None = None,
+    ):
+        super().__init__()
+        self.name = name
+        self.path = Path(path)
+        self.observer_kind = observer
+        self.poll_interval = poll_interval
+        self.settle_time = settle_time
+        self.recursive = recursive
+        self.after_success = after_success
+        self.done_dir = Path(done_dir) if done_dir else self.path / "done"
+        self.quarantine_dir = Path(quarantine_dir) if quarantine_dir else self.path / "quarantine"
+        self._candidates: dict[Path, _Seen | None] = {}
+        self._kept: dict[Path, tuple[int, int]] = {}
+        self._lock = threading.Lock()
+        self._changed = threading.Event()
+        self._observer = None
+
+    @classmethod
+    def from_options(cls, name: str, options: dict) -> "FolderDriver":
+        return cls(name, **options)
+
+    # -- watching -------------------------------------------------------------------------
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.is_directory:
+            return
+        for attr in ("src_path", "dest_path"):
+            p = getattr(event, attr, None)
+            if p:
+                self._note(Path(os.fsdecode(p)))
+
+    def _note(self, path: Path) -> None:
+        if self._eligible_name(path):
+            with self._lock:
+                self._candidates.setdefault(path, None)
+            self._changed.set()
+
+    def _eligible_name(self, path: Path) -> bool:
+        try:
+            rel = path.relative_to(self.path)
+        except ValueError:
+            return False
+        if any(part.startswith(".") for part in rel.parts):
+            return False
+        if path.name.endswith(SKIPPED_SUFFIXES):
+            return False
+        if _inside(path, self.done_dir) or _inside(path, self.quarantine_dir):
+            return False
+        return self.recursive or len(rel.parts) == 1
+
+    def _scan(self) -> None:
+        pattern = "**/*" if self.recursive else "*"
+        for p in self.path.glob(pattern):
+            if p.is_file() and not p.is_symlink():
+                self._note(p)
+
+    def start(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        obs = PollingObserver(timeout=self.poll_interval) if self.observer_kind == "polling" else Observer()
+        obs.schedule(self, str(self.path), recursive=self.recursive)
+        obs.daemon = True
+        obs.start()
+        self._observer = obs
+        self._scan()  # catch up on what arrived while we were down
+        log.info("event=source_started source=%s path=%s observer=%s", self.name, self.path, self.observer_kind)
+
+    def stop(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(5)
+            self._observer = None
+
+    # -- taking files ---------------------------------------------------------------------
+
+    def captures(self, stop: threading.Event) -> Iterator[Capture]:
+        """Yield each complete file once, until ``stop`` is set."""
+        if self._observer is None:
+            self.start()
+        last_scan = time.monotonic()
+        tick = max(0.05, min(self.poll_interval, self.settle_time or self.poll_interval) / 2)
+        while not stop.is_set():
+            for path in self._ready():
+                if stop.is_set():
+                    return
+                capture = self._read(path)
+                if capture is not None:
+                    yield capture
+            if time.monotonic() - last_scan > RESCAN_INTERVAL:
+                self._scan()
+                last_scan = time.monotonic()
+            self._changed.wait(tick)
+            self._changed.clear()
+
+    def _ready(self) -> list[Path]:
+        now = time.monotonic()
+        ready = []
+        with self._lock:
+            items = list(self._candidates.items())
+        for path, seen in items:
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                with self._lock:
+                    self._candidates.pop(path, None)
+                continue
+            key = (st.st_size, st.st_mtime_ns)
+            if self._kept.get(path) == key:
+                with self._lock:
+                    self._candidates.pop(path, None)
+                continue
+            if seen is None or (seen.size, seen.mtime_ns) != key:
+                with self._lock:
+                    self._candidates[path] = _Seen(st.st_size, st.st_mtime_ns, now)
+                continue
+            if now - seen.stable_since < self.settle_time:
+                continue
+            if _open_for_writing(path):
+                continue
+            ready.append(path)
+        return sorted(ready)
+
+    def _read(self, path: Path) -> Capture | None:
+        try:
+            data = path.read_bytes()
+            st = path.stat()
+        except OSError as exc:
+            log.warning("event=read_failed source=%s file=%s error=%s", self.name, path, exc.strerror)
+            return None
+        with self._lock:
+            self._candidates.pop(path, None)
+        rel = str(path.relative_to(self.path))
+        origin = Origin(self.name, rel, {"path": str(path), "size": len(data), "mtime_ns": st.st_mtime_ns})
+        return Capture(data, origin)
+
+    # -- verdicts -------------------------------------------------------------------------
+
+    def ack(self, capture: Capture, sop_instance_uid: str) -> None:
+        path = Path(capture.origin.details["path"])
+        if self.after_success == "delete":
+            _remove(path)
+        elif self.after_success == "move":
+            dest = _move(path, self.done_dir / capture.origin.location)
+            log.info("event=done source=%s file=%s to=%s sop=%s", self.name, capture.origin.location, dest, sop_instance_uid)
+            return
+        else:
+            try:
+                st = path.stat()
+                self._kept[path] = (st.st_size, st.st_mtime_ns)
+            except FileNotFoundError:
+                pass
+        log.info("event=done source=%s file=%s action=%s sop=%s", self.name, capture.origin.location,
+                 self.after_success, sop_instance_uid)
+
+    def reject(self, capture: Capture, reason: str) -> None:
+        path = Path(capture.origin.details["path"])
+        dest = _move(path, self.quarantine_dir / capture.origin.location)
+        if dest is not None:
+            reason_file = dest.with_name(dest.name + ".reason.txt")
+            reason_file.write_text(
+                f"file: {capture.origin.location}\nsource: {self.name}\nsize: {capture.size}\n"
+                f"quarantined: {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\nreason: {reason}\n",
+                encoding="utf-8",
+            )
+        log.warning("event=quarantined source=%s file=%s reason=%r", self.name, capture.origin.location, reason)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def _open_for_writing(path: Path) -> bool:
+    """True if some process holds the file open for writing.
+
+    A read lease is refused (EAGAIN) exactly when the file is open for writing anywhere on
+    this host; where leases are not available (some file systems) we look through /proc.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return True
+    try:
+        try:
+            fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+            fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+            return False
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EBUSY):
+                return True
+    finally:
+        os.close(fd)
+    return _proc_writer(path)
+
+
+def _proc_writer(path: Path) -> bool:
+    target = str(path.resolve())
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        fd_dir = f"/proc/{pid}/fd"
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"{fd_dir}/{fd}") != target:
+                    continue
+                with open(f"/proc/{pid}/fdinfo/{fd}") as info:
+                    flags = _flags(info.read())
+                if flags & (os.O_WRONLY | os.O_RDWR):
+                    return True
+            except OSError:
+                continue
+    return False
+
+
+def _flags(fdinfo: str) -> int:
+    for line in fdinfo.splitlines():
+        if line.startswith("flags:"):
+            return int(line.split()[1], 8)
+    return 0
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _move(src: Path, dest: Path) -> Path | None:
+    """Move without overwriting an earlier file of the same name; fsync both directories."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    candidate, n = dest, 1
+    while candidate.exists():
+        candidate = dest.with_name(f"{dest.name}.{n}")
+        n += 1
+    try:
+        os.replace(src, candidate)
+    except FileNotFoundError:
+        return None
+    _fsync_dir(candidate.parent)
+    _fsync_dir(src.parent)
+    return candidate
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+        _fsync_dir(path.parent)
+    except FileNotFoundError:
+        pass

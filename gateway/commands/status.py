@@ -1,0 +1,52 @@
+"""Per destination: queued, in flight, delivered, dead-lettered, oldest waiting, last error."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from gateway.commands.run import add_config_argument, load_or_report
+from gateway.spool import Spool
+
+NAME = "status"
+HELP = "show the delivery state of the spool per destination"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_argument(parser)
+
+
+def _age(since: float | None) -> str:
+    if since is None:
+        return "-"
+    seconds = max(0, int(time.time() - since))
+    days, seconds = divmod(seconds, 86400)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    if days:
+        return f"{days}d{hours}h"
+    if hours:
+        return f"{hours}h{minutes}m"
+    return f"{minutes}m{seconds}s" if minutes else f"{seconds}s"
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_or_report(args.config)
+    if config is None:
+        return 2
+    spool = Spool(config.spool_dir, durable=config.durable)
+    rows = {s.destination: s for s in spool.status()}
+    header = f"{'destination':<16} {'queued':>8} {'in flight':>9} {'delivered':>10} {'dead':>6} {'oldest':>8}  last error"
+    print(header)
+    for dest in config.destinations:
+        st = rows.pop(dest.name, None)
+        if st is None:
+            print(f"{dest.name:<16} {0:>8} {0:>9} {0:>10} {0:>6} {'-':>8}  -")
+            continue
+        print(f"{st.destination:<16} {st.queued:>8} {st.in_flight:>9} {st.delivered:>10} {st.dead:>6} "
+              f"{_age(st.oldest_waiting):>8}  {st.last_error or '-'}")
+    for st in rows.values():  # destinations no longer configured but still in the spool
+        print(f"{st.destination + ' (gone)':<16} {st.queued:>8} {st.in_flight:>9} {st.delivered:>10} {st.dead:>6} "
+              f"{_age(st.oldest_waiting):>8}  {st.last_error or '-'}")
+    spool.close()
+    return 0

@@ -1,0 +1,329 @@
+"""The configuration: ``etc/legacy-gateway.yaml``, validated in full before anything runs.
+
+The schema below is the single statement of every key, its type, default and limits; the
+shipped file documents each of them. Driver options are declared per source type, so each
+driver's options are checked as strictly as the rest. Relative paths are taken relative to the
+working directory (the README runs from the checkout; a systemd unit uses absolute paths).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import ConfigError
+from gateway.normalize import SiteRules
+from gateway.schema import Bool, Duration, Int, List, Map, Problems, Spec, Str, load
+from gateway.uids import is_valid_uid
+
+AE_TITLE = dict(max_len=16, pattern=r"^[\x20-\x5b\x5d-\x7e]*[^ ][\x20-\x5b\x5d-\x7e]*$")
+
+_RETRY = Map(
+    {
+        "initial_delay": Duration(default=5.0, minimum=0.01, doc="first wait after a retryable failure"),
+        "max_delay": Duration(default=600.0, minimum=0.01, doc="cap of the exponential backoff"),
+        "give_up_after": Duration(default=7 * 86400.0, minimum=1, doc="dead-letter an item this old"),
+    },
+)
+
+_TLS = Map(
+    {
+        "ca": Str(doc="CA bundle that signs the PACS certificate"),
+        "cert": Str(doc="our client certificate"),
+        "key": Str(doc="our client key"),
+        "verify": Bool(default=True, doc="verify the peer's certificate and host name"),
+    },
+    optional=True,
+)
+
+_DESTINATION = Map(
+    {
+        "name": Str(required=True, pattern=r"^[A-Za-z0-9_.-]+$"),
+        "host": Str(required=True),
+        "port": Int(required=True, minimum=1, maximum=65535),
+        "called_ae": Str(required=True, **AE_TITLE),
+        "calling_ae": Str(**AE_TITLE),
+        "tls": _TLS,
+        "associations": Int(default=1, minimum=1, maximum=32),
+        "max_per_association": Int(default=1000, minimum=1),
+        "timeout": Duration(default=30.0, minimum=0.1),
+        "retry": _RETRY,
+        "storage_commitment": Bool(default=False),
+        "commitment_timeout": Duration(default=3600.0, minimum=1),
+        "enabled": Bool(default=True),
+    }
+)
+
+# Options per source type. Drivers for other media add their entry here.
+SOURCE_OPTIONS: dict[str, dict[str, Spec]] = {
+    "folder": {
+        "path": Str(required=True),
+        "observer": Str(default="inotify", choices=("inotify", "polling")),
+        "poll_interval": Duration(default=2.0, minimum=0.05),
+        "settle_time": Duration(default=2.0, minimum=0.0),
+        "recursive": Bool(default=False),
+        "after_success": Str(default="move", choices=("move", "delete", "keep")),
+        "done_dir": Str(),
+        "quarantine_dir": Str(),
+    },
+}
+
+
+def _source_options(pairs: dict, node, key: str, problems: Problems) -> tuple[dict, set[str]]:
+    if "type" not in pairs:
+        return {}, set()
+    tnode = pairs["type"][1]
+    kind = tnode.value
+    if kind not in SOURCE_OPTIONS:
+        # The "type" field reports the bad choice; its options cannot be judged without it.
+        return {}, set(pairs)
+    spec = Map(SOURCE_OPTIONS[kind])
+    # Validate only the type's own keys; common keys are checked by the outer map.
+    from yaml.nodes import MappingNode
+
+    own = MappingNode(node.tag, [(k, v) for k, v in node.value if k.value in SOURCE_OPTIONS[kind]],
+                      node.start_mark, node.end_mark)
+    return {"options": spec.check(own, key, problems)}, set(SOURCE_OPTIONS[kind])
+
+
+def _source_spec() -> Map:
+    return Map(
+        {
+            "name": Str(required=True, pattern=r"^[A-Za-z0-9_.-]+$"),
+            "type": Str(required=True, choices=tuple(sorted(SOURCE_OPTIONS))),
+            "destinations": List(Str(), doc="destination names; default all"),
+            "enabled": Bool(default=True),
+        },
+        extra=_source_options,
+    )
+
+
+_GATEWAY = Map(
+    {
+        "ae_title": Str(default="LEGACYGW", **AE_TITLE),
+        "state_dir": Str(default="./var/state"),
+        "spool_dir": Str(default="./var/spool"),
+        "uid_root": Str(default="2.25"),
+        "log_level": Str(default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+        "durable": Bool(default=True, doc="fsync spool files and directories"),
+        "watchdog": Bool(default=True),
+    },
+)
+
+_SITE = Map(
+    {
+        "institution_name": Str(max_len=64),
+        "station_name": Str(max_len=16),
+        "patient_id_prefix": Str(max_len=16),
+        "keep_vendor_header": Bool(default=True),
+    },
+)
+
+_ARCHIVE = Map(
+    {
+        "enabled": Bool(default=False),
+        "host": Str(default="127.0.0.1"),
+        "port": Int(default=11112, minimum=1, maximum=65535),
+        "ae_title": Str(default="ARCHIVE", **AE_TITLE),
+        "directory": Str(default="./var/archive"),
+    },
+)
+
+_METRICS = Map(
+    {
+        "enabled": Bool(default=False),
+        "host": Str(default="127.0.0.1"),
+        "port": Int(default=9477, minimum=1, maximum=65535),
+    },
+)
+
+
+def _top_spec() -> Map:
+    return Map(
+        {
+            "gateway": _GATEWAY,
+            "destinations": List(_DESTINATION, required=True, min_items=1),
+            "sources": List(_source_spec(), default=[]),
+            "site": _SITE,
+            "archive": _ARCHIVE,
+            "metrics": _METRICS,
+        }
+    )
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    initial_delay: float = 5.0
+    max_delay: float = 600.0
+    give_up_after: float = 7 * 86400.0
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    verify: bool = True
+
+
+@dataclass(frozen=True)
+class Destination:
+    name: str
+    host: str
+    port: int
+    called_ae: str
+    calling_ae: str
+    tls: TLSConfig | None = None
+    associations: int = 1
+    max_per_association: int = 1000
+    timeout: float = 30.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    storage_commitment: bool = False
+    commitment_timeout: float = 3600.0
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    type: str
+    options: dict[str, Any]
+    destinations: tuple[str, ...]
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Archive:
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 11112
+    ae_title: str = "ARCHIVE"
+    directory: Path = Path("./var/archive")
+
+
+@dataclass(frozen=True)
+class Metrics:
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 9477
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str
+    ae_title: str
+    state_dir: Path
+    spool_dir: Path
+    log_level: str
+    durable: bool
+    watchdog: bool
+    destinations: tuple[Destination, ...]
+    sources: tuple[Source, ...]
+    site: SiteRules
+    archive: Archive
+    metrics: Metrics
+
+    def destination(self, name: str) -> Destination:
+        for dest in self.destinations:
+            if dest.name == name:
+                return dest
+        raise KeyError(f"no destination named {name!r}; configured: {', '.join(d.name for d in self.destinations)}")
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate; raises ``ConfigError`` listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    return parse_config(text, str(path))
+
+
+def parse_config(text: str, path: str = "<config>") -> Config:
+    raw, problems = load(text, path, _top_spec())
+    if raw is not None and not problems:
+        problems.extend(_cross_checks(raw, path, text))
+    if problems or raw is None:
+        raise ConfigError(problems)
+    return _build(raw, path)
+
+
+def _line_of(text: str, needle: str) -> int:
+    for number, line in enumerate(text.splitlines(), 1):
+        if needle in line:
+            return number
+    return 1
+
+
+def _cross_checks(raw: dict, path: str, text: str) -> list[str]:
+    problems = []
+    names = [d["name"] for d in raw["destinations"]]
+    for name in {n for n in names if names.count(n) > 1}:
+        problems.append(f"{path}:{_line_of(text, name)}: destinations: name {name!r} is used twice")
+    sources = [s["name"] for s in raw["sources"] or []]
+    for name in {n for n in sources if sources.count(n) > 1}:
+        problems.append(f"{path}:{_line_of(text, name)}: sources: name {name!r} is used twice")
+    for i, src in enumerate(raw["sources"] or []):
+        for dest in src.get("destinations") or []:
+            if dest not in names:
+                problems.append(
+                    f"{path}:{_line_of(text, dest)}: sources[{i}].destinations: no destination named {dest!r}"
+                )
+    for i, dest in enumerate(raw["destinations"]):
+        tls = dest.get("tls")
+        if tls and bool(tls.get("cert")) != bool(tls.get("key")):
+            problems.append(f"{path}:{_line_of(text, 'tls')}: destinations[{i}].tls: cert and key go together")
+    root = raw["gateway"]["uid_root"]
+    if not is_valid_uid(root) or len(root) > 52:
+        problems.append(f"{path}:{_line_of(text, 'uid_root')}: gateway.uid_root: {root!r} is not a valid UID root of at most 52 characters")
+    return problems
+
+
+def _build(raw: dict, path: str) -> Config:
+    gw, site, archive, metrics = raw["gateway"], raw["site"], raw["archive"], raw["metrics"]
+    ae_title = gw["ae_title"]
+    destinations = tuple(
+        Destination(
+            name=d["name"],
+            host=d["host"],
+            port=d["port"],
+            called_ae=d["called_ae"],
+            calling_ae=d.get("calling_ae") or ae_title,
+            tls=TLSConfig(**d["tls"]) if d.get("tls") else None,
+            associations=d["associations"],
+            max_per_association=d["max_per_association"],
+            timeout=d["timeout"],
+            retry=RetryPolicy(**d["retry"]),
+            storage_commitment=d["storage_commitment"],
+            commitment_timeout=d["commitment_timeout"],
+            enabled=d["enabled"],
+        )
+        for d in raw["destinations"]
+    )
+    all_dests = tuple(d.name for d in destinations if d.enabled)
+    sources = tuple(
+        Source(
+            name=s["name"],
+            type=s["type"],
+            options=s.get("options") or {},
+            destinations=tuple(s.get("destinations") or all_dests),
+            enabled=s["enabled"],
+        )
+        for s in raw["sources"] or []
+    )
+    return Config(
+        path=path,
+        ae_title=ae_title,
+        state_dir=Path(gw["state_dir"]),
+        spool_dir=Path(gw["spool_dir"]),
+        log_level=gw["log_level"],
+        durable=gw["durable"],
+        watchdog=gw["watchdog"],
+        destinations=destinations,
+        sources=sources,
+        site=SiteRules(uid_root=gw["uid_root"], **site),
+        archive=Archive(**{**archive, "directory": Path(archive["directory"])}),
+        metrics=Metrics(**metrics),
+    )

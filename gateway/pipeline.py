@@ -1,0 +1,76 @@
+"""The path of one capture: identify, decode, normalise, spool, then tell the driver.
+
+``convert`` is the pure part (bytes in, finished dataset out) that ``convert``, ``ingest-tape
+--dry-run`` and the service share. ``Pipeline.handle`` adds the spool and the one rule that
+matters most: the driver hears ``ack`` only once the instance is durable, and ``reject`` (with
+the reason) for anything that cannot become one. A decoder bug is a rejected capture, never a
+dead service.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+from pydicom.dataset import Dataset
+
+from gateway import decoders
+from gateway.capture import Capture, CaptureSink
+from gateway.errors import DecodeError
+from gateway.normalize import SiteRules, normalize
+from gateway.spool import Spool
+
+log = logging.getLogger("gateway.pipeline")
+
+
+def convert(capture: Capture, rules: SiteRules = SiteRules()) -> tuple[Dataset, str]:
+    """Return the finished instance and the name of the format it came from."""
+    decoded = decoders.decode(capture.data)
+    try:
+        ds = normalize(decoded, rules, origin=str(capture.origin))
+    except DecodeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a normalisation bug rejects one capture only
+        raise DecodeError(f"{decoded.format}: cannot build a valid instance: {type(exc).__name__}: {exc}") from exc
+    return ds, decoded.format
+
+
+@dataclass(frozen=True)
+class Result:
+    accepted: bool
+    sop_instance_uid: str | None = None
+    format: str | None = None
+    reason: str | None = None
+    queued: tuple[str, ...] = ()
+    series_uid: str | None = None
+    study_uid: str | None = None
+
+
+class Pipeline:
+    def __init__(self, spool: Spool, rules: SiteRules, on_spooled: Callable[[tuple[str, ...]], None] | None = None):
+        self.spool = spool
+        self.rules = rules
+        self.on_spooled = on_spooled
+
+    def handle(self, capture: Capture, sink: CaptureSink, destinations: tuple[str, ...]) -> Result:
+        where = str(capture.origin)
+        try:
+            ds, fmt = convert(capture, self.rules)
+        except DecodeError as exc:
+            log.warning("event=rejected origin=%s size=%d reason=%r", where, capture.size, str(exc))
+            sink.reject(capture, str(exc))
+            return Result(False, reason=str(exc))
+        try:
+            added = self.spool.add(ds, destinations, source=capture.origin.source, origin=where)
+        except Exception as exc:
+            # Not durable, so not acknowledged: the driver keeps the source and tries again later.
+            log.error("event=spool_failed origin=%s error=%r", where, f"{type(exc).__name__}: {exc}")
+            raise
+        log.info("event=spooled origin=%s format=%s sop=%s queued=%s", where, fmt, added.sop_instance_uid,
+                 ",".join(added.queued) or "-")
+        sink.ack(capture, added.sop_instance_uid)
+        if self.on_spooled and added.queued:
+            self.on_spooled(added.queued)
+        return Result(True, added.sop_instance_uid, fmt, queued=added.queued,
+                      series_uid=str(ds.get("SeriesInstanceUID", "")), study_uid=str(ds.get("StudyInstanceUID", "")))
