@@ -54,7 +54,7 @@ class Converted:
 
 def convert(stream: Stream) -> Converted:
     out = Converted(dataset=Dataset())
-    reader = _ValueReader(stream)
+    reader = ValueReader(stream)
     creators: dict[tuple[int, int], str] = {}
     pixel_elements: dict[int, Element] = {}
     for elem in stream.elements:
@@ -73,7 +73,7 @@ def convert(stream: Stream) -> Converted:
     return out
 
 
-class _ValueReader:
+class ValueReader:
     """Reads element values by VR and byte order, checking every size first."""
 
     def __init__(self, stream: Stream):
@@ -131,13 +131,13 @@ def _concrete_vr(vr: str, tag: int) -> str:
     return "OW" if "OW" in choices and "US" not in choices else choices[0]
 
 
-def _read_command(reader: _ValueReader, elem: Element, out: Converted) -> None:
+def _read_command(reader: ValueReader, elem: Element, out: Converted) -> None:
     entry = standard_entry(elem.tag)
     if entry is not None and entry.vr in TEXT_VRS:
         out.command[elem.tag] = reader.text(elem, entry.vr)
 
 
-def _read_standard(reader: _ValueReader, elem: Element, out: Converted) -> None:
+def _read_standard(reader: ValueReader, elem: Element, out: Converted) -> None:
     entry = standard_entry(elem.tag)
     if entry is None:
         out.notes.append(f"{tag_str(elem.tag)} at offset {elem.offset} is in no dictionary: dropped")
@@ -159,7 +159,7 @@ def _read_standard(reader: _ValueReader, elem: Element, out: Converted) -> None:
 _INVALID = object()
 
 
-def _decode(reader: _ValueReader, elem: Element, vr: str, out: Converted) -> Any:
+def _decode(reader: ValueReader, elem: Element, vr: str, out: Converted) -> Any:
     if vr in TEXT_VRS:
         return reader.text(elem, vr)
     if vr in ("US", "SS", "UL", "SL", "AT", "FL", "FD"):
@@ -205,7 +205,7 @@ def _unwrap(values: Any) -> Any:
     return values
 
 
-def _read_private(reader: _ValueReader, elem: Element, creators: dict[tuple[int, int], str], out: Converted) -> None:
+def _read_private(reader: ValueReader, elem: Element, creators: dict[tuple[int, int], str], out: Converted) -> None:
     group, number = elem.group, elem.element
     if group in _ILLEGAL_PRIVATE_GROUPS:
         out.notes.append(f"{tag_str(elem.tag)}: group {group:04X} cannot hold private data in DICOM: dropped")
@@ -224,7 +224,7 @@ def _read_private(reader: _ValueReader, elem: Element, creators: dict[tuple[int,
     out.dataset.add(DataElement(elem.tag, vr, value))
 
 
-def _private_value(reader: _ValueReader, elem: Element, entry: Entry | None) -> tuple[str, Any]:
+def _private_value(reader: ValueReader, elem: Element, entry: Entry | None) -> tuple[str, Any]:
     """VR and value of a private element: the dictionary's where the value fits it.
 
     A value that is not valid for its dictionary VR (lower-case code strings, dates in

@@ -227,6 +227,8 @@ def standard_entry(tag: int) -> Entry | None:
     """
     if tag in STANDARD_ADDITIONS:
         return STANDARD_ADDITIONS[tag]
+    if tag & 0xFFFF == 0:
+        return Entry("UL", "1", "Group Length", retired=True)
     try:
         vr, vm, name, retired, _keyword = get_entry(tag)
     except KeyError:

@@ -21,6 +21,7 @@ from gateway.iods import SECONDARY_CAPTURE_STORAGE
 _IMAGE_POSITION = 0x00200030
 _IMAGE_ORIENTATION = 0x00200035
 _LOCATION = 0x00200050
+_IMAGE_TYPE_3 = {"MR": "OTHER", "CT": "AXIAL"}
 
 
 def finish(conv: Converted) -> None:
@@ -62,9 +63,15 @@ def _conditions(conv: Converted) -> None:
     """Drop attributes DICOM forbids in the situation at hand (type 1C/2C conditions).
 
     Pixel Aspect Ratio is implied by Pixel Spacing when the Image Plane module is there;
-    Inversion Time belongs only to inversion-recovery scans.
+    Inversion Time belongs only to inversion-recovery scans; CT and MR Image Type need a
+    third value (the IODs' defaults, as normalisation would choose).
     """
     ds = conv.dataset
+    image_type = ds.get("ImageType")
+    if image_type and ds.get("Modality") in _IMAGE_TYPE_3:
+        values = [image_type] if isinstance(image_type, str) else list(image_type)
+        if len(values) == 2:  # CT and MR images need a third value (pre-DICOM files had two)
+            ds.ImageType = values + [_IMAGE_TYPE_3[ds.Modality]]
     if "PixelAspectRatio" in ds and "PixelSpacing" in ds:
         del ds.PixelAspectRatio
     if ds.get("Modality") == "MR" and "InversionTime" in ds:

@@ -9,14 +9,14 @@ is left to the pass-through). SPI streams are claimed first by the SPI decoder.
 from __future__ import annotations
 
 from gateway import acrmapping, siemens_shadow
-from gateway.acrconvert import Converted, convert
-from gateway.acrdict import private_entry, standard_entry
+from gateway.acrconvert import TEXT_VRS, Converted, ValueReader, convert
+from gateway.acrdict import RETIRED_SUCCESSORS, private_entry, standard_entry
 from gateway.acrnema import Stream, leading_elements, read_stream, tag_str
 from gateway.decoders import Decoded, DumpRow, register
 
 _SOP_CLASS_UID = 0x00080016
 _RECOGNITION_CODES = (0x00000010, 0x00080010)
-_DUMP_VALUE_LIMIT = 80
+_DUMP_VALUE_LIMIT = 1024
 
 
 def leading(data: bytes) -> Stream | None:
@@ -62,32 +62,43 @@ def _has_siemens_creators(conv: Converted) -> bool:
 
 
 def dump_stream(data: bytes) -> list[DumpRow]:
-    """Every element as read: offset, name from our dictionary, VR, value (shortened)."""
+    """Every element as read: offset, name and VR from our dictionary, value as decoded.
+
+    Text is shown as written (ACR-NEMA forms included), numbers as numbers, long or bulk
+    values by their size; the DICOM successor of a retired element is the target.
+    """
     stream = read_stream(data)
+    reader = ValueReader(stream)
     rows: list[DumpRow] = []
     creators: dict[tuple[int, int], str] = {}
     for elem in stream.elements:
-        raw = stream.value(elem)
         group, number = elem.group, elem.element
+        target = ""
         if group & 1 and 0x10 <= number <= 0xFF:
-            creators[(group, number)] = raw.decode("latin-1").rstrip("\0 ")
-            entry, name = None, "Private Creator"
+            creators[(group, number)] = reader.text(elem, "LO")[0] if elem.length else ""
+            vr, name = "LO", "Private Creator"
         elif group & 1:
             creator = creators.get((group, number >> 8), "")
             entry = private_entry(creator, group, number & 0xFF) if creator else None
-            name = f"{creator}: {entry.name}" if entry else f"{creator or 'no creator'}: unknown"
+            vr = entry.vr if entry else "UN"
+            name = f"{creator or 'no creator'}: {entry.name if entry else 'unknown'}"
+            target = entry.target if entry else ""
         else:
             entry = standard_entry(elem.tag)
+            vr = entry.vr.split(" or ")[-1] if entry else "UN"
             name = entry.name if entry else "unknown"
-        vr = entry.vr if entry else ("LO" if group & 1 and 0x10 <= number <= 0xFF else "UN")
-        rows.append(DumpRow(offset=elem.offset, name=f"{tag_str(elem.tag)} {name}", type=vr, value=_show(raw, vr)))
+            target = RETIRED_SUCCESSORS.get(elem.tag, "")
+        rows.append(DumpRow(offset=elem.offset, name=f"{tag_str(elem.tag)} {name}", type=vr, value=_show(reader, elem, vr), target=target))
     return rows
 
 
-def _show(raw: bytes, vr: str) -> str:
-    if len(raw) > _DUMP_VALUE_LIMIT or vr in ("OB", "OW", "UN", "US", "SS", "UL", "SL", "AT", "FL", "FD"):
-        return f"<{len(raw)} bytes>"
-    return raw.decode("latin-1").rstrip("\0 ")
+def _show(reader: ValueReader, elem, vr: str):
+    if vr in TEXT_VRS and elem.length <= _DUMP_VALUE_LIMIT:
+        return "\\".join(reader.text(elem, vr))
+    if vr in ("US", "SS", "UL", "SL", "AT", "FL", "FD") and elem.length <= _DUMP_VALUE_LIMIT:
+        values = reader.binary(elem, vr)
+        return values if values is not None else f"<{elem.length} bytes, not {vr}>"
+    return f"<{elem.length} bytes>"
 
 
 class AcrNema:
