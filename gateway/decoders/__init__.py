@@ -33,6 +33,8 @@ _FORMAT_MODULES: list[str] = [
     "gateway.decoders.dicom",
     "gateway.decoders.acr_nema",
     "gateway.decoders.siemens_spi",
+    "gateway.decoders.somatom_plus",
+    "gateway.decoders.vision_ima",
 ]
 
 
