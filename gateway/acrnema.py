@@ -162,13 +162,14 @@ def parse(data: bytes, order: ByteOrder, limit: int | None = None) -> Stream:
     while pos < stop:
         try:
             elem = walk.step(pos)
-        except DecodeError:
+        except DecodeError as exc:
             if walk.seen_pixels:
                 walk.notes.append(f"{size - pos} bytes after the pixel data ignored (offset {pos})")
                 break
             if pos > 0 and not data[pos:].strip(b"\0"):
                 walk.notes.append(f"{size - pos} NUL padding bytes at the end ignored (offset {pos})")
                 break
+            exc.elements_read = len(walk.elements)  # type: ignore[attr-defined]
             raise
         pos = elem.end
     walk.close(pos)
@@ -284,17 +285,21 @@ def leading_elements(data: bytes, limit: int = 65536) -> Stream | None:
 def read_stream(data: bytes) -> Stream:
     """Detect the byte order by parsing in each candidate order; the first clean parse wins.
 
-    When every order fails, the error of the order that got furthest is raised: it is the
-    most likely true order, and its error says where the stream is damaged.
+    When every order fails, the error of the order that read the most elements is raised (the
+    likeliest true order; ties go to the order the first element suggested): its error says
+    where the stream is damaged. A wrong order can jump far on one misread length, so the
+    count of elements, not the offset reached, decides.
     """
     if is_part10(data) or looks_like_explicit_vr(data):
         raise DecodeError("DICOM data (Part-10 or explicit VR), not an ACR-NEMA stream", offset=0)
-    best: DecodeError | None = None
+    best: tuple[int, DecodeError] | None = None
     for order in candidate_orders(data):
         try:
             return parse(data, order)
         except DecodeError as exc:
-            if best is None or (exc.offset or 0) > (best.offset or 0):
-                best = exc
+            count = getattr(exc, "elements_read", 0)
+            if best is None or count > best[0]:
+                best = (count, exc)
     assert best is not None
-    raise DecodeError(f"not a readable ACR-NEMA stream in any byte order: {best.reason}", field=best.field, offset=best.offset)
+    exc = best[1]
+    raise DecodeError(f"not a readable ACR-NEMA stream in any byte order: {exc.reason}", field=exc.field, offset=exc.offset)
