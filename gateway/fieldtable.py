@@ -387,6 +387,6 @@ def _one(vr: str, value: Any) -> Any:
         return int(value)
     if vr in ("FL", "FD"):
         return float(value)
-    if isinstance(value, str):
-        return clean_text(value, vr)
+    if vr in _MAX_LEN and vr not in ("DS", "IS", "UI"):
+        return clean_text(value if isinstance(value, str) else str(value), vr)
     return value

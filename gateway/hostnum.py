@@ -220,6 +220,58 @@ def vax_reserved(data: bytes | bytearray | memoryview | np.ndarray, kind: str) -
     return ((first & 0x8000) != 0) & ((first & exp_mask) == 0)
 
 
+# --------------------------------------------------------------------------- encoders
+# For simulated files and tests only: decoders never write host numbers.
+
+
+def encode_dg_single(value: float) -> bytes:
+    """The normalised DG single nearest to ``value`` (RNE on the 24-bit fraction)."""
+    if value == 0 or not math.isfinite(value):
+        if value != value or math.isinf(value):
+            raise ValueError(f"{value} has no Data General encoding")
+        return bytes(4)
+    frac = Fraction(abs(value))
+    exp = 64
+    while frac >= 1:
+        frac /= 16
+        exp += 1
+    while frac < Fraction(1, 16):
+        frac *= 16
+        exp -= 1
+    mantissa = round(frac * (1 << 24))  # Fraction rounding: ties to even
+    if mantissa == 1 << 24:  # rounding carried into the next hex digit
+        mantissa >>= 4
+        exp += 1
+    if not 0 <= exp <= 127:
+        raise ValueError(f"{value} is outside the Data General range")
+    return (((1 if value < 0 else 0) << 31) | (exp << 24) | mantissa).to_bytes(4, "big")
+
+
+def encode_vax_f(value: float) -> bytes:
+    """The VAX F_floating nearest to ``value`` (RNE on the 24-bit significand), as stored."""
+    if value == 0:
+        return bytes(4)
+    if not math.isfinite(value):
+        raise ValueError(f"{value} has no VAX encoding")
+    frac = Fraction(abs(value))
+    exp = 128
+    while frac >= 1:
+        frac /= 2
+        exp += 1
+    while frac < Fraction(1, 2):
+        frac *= 2
+        exp -= 1
+    mantissa = round(frac * (1 << 24))
+    if mantissa == 1 << 24:
+        mantissa >>= 1
+        exp += 1
+    if not 1 <= exp <= 255:
+        raise ValueError(f"{value} is outside the VAX F range")
+    logical = ((1 if value < 0 else 0) << 31) | (exp << 23) | (mantissa & ((1 << 23) - 1))
+    b = logical.to_bytes(4, "big")
+    return bytes((b[1], b[0], b[3], b[2]))
+
+
 # --------------------------------------------------------------------------- the type registry
 
 

@@ -268,3 +268,17 @@ def test_read_number_bounds():
     with pytest.raises(ValueError):
         hostnum.read_numbers("vax_d", bytes(16), 8, 2)
     assert hostnum.read_number("dg_single", b"\x00\x41\x10\x00\x00", 1) == 1.0
+
+
+def _normalised(p) -> bool:
+    type_name, data, exact, _ = p.values
+    if type_name not in ("dg_single", "vax_f") or exact == RESERVED or exact == 0:
+        return False
+    return not (type_name == "dg_single" and data[1] >> 4 == 0)  # DG #13 is an unnormalised 1/16
+
+
+@pytest.mark.parametrize("type_name, data, exact, nearest", [p for p in ROWS if _normalised(p)])
+def test_encoders_reproduce_normalised_vectors(type_name, data, exact, nearest):
+    """The simulator's encoders give the notes' bytes for every normalised, ordinary vector."""
+    encode = hostnum.encode_dg_single if type_name == "dg_single" else hostnum.encode_vax_f
+    assert encode(float(exact)) == data

@@ -35,6 +35,8 @@ _FORMAT_MODULES: list[str] = [
     "gateway.decoders.siemens_spi",
     "gateway.decoders.somatom_plus",
     "gateway.decoders.vision_ima",
+    "gateway.decoders.ge_genesis",
+    "gateway.decoders.ge_signa4x",
 ]
 
 

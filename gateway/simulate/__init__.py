@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator
 _FORMAT_MODULES: list[str] = [
     "gateway.simulate.acrnema",
     "gateway.simulate.siemens_fixed",
+    "gateway.simulate.ge",
 ]
 
 
