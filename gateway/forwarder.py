@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+from pydicom import dcmread
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, _config
 from pynetdicom.presentation import build_context
@@ -48,16 +49,16 @@ def backoff(attempts: int, initial: float, cap: float, rng: random.Random = rand
 
 
 def propose_contexts(items: list[Item]) -> list:
-    """One context per (SOP class, stored transfer syntax), with the uncompressed fallbacks."""
-    contexts: dict[tuple[str, str], object] = {}
+    """Per SOP class: one context for each stored transfer syntax exactly (so the file can be
+    streamed as it is), and one with the uncompressed little-endian syntaxes as a fallback
+    for a peer that refuses the stored one (the instance is then re-encoded)."""
+    contexts: dict[tuple[str, tuple[str, ...]], object] = {}
+    fallback = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
     for item in items:
-        key = (item.sop_class_uid, item.transfer_syntax)
-        if key in contexts:
-            continue
-        if len(contexts) >= MAX_CONTEXTS:
-            break
-        syntaxes = list(dict.fromkeys([item.transfer_syntax, ExplicitVRLittleEndian, ImplicitVRLittleEndian]))
-        contexts[key] = build_context(item.sop_class_uid, syntaxes)
+        for syntaxes in ((item.transfer_syntax,), fallback):
+            key = (item.sop_class_uid, syntaxes)
+            if key not in contexts and len(contexts) < MAX_CONTEXTS:
+                contexts[key] = build_context(item.sop_class_uid, list(syntaxes))
     return list(contexts.values())
 
 
@@ -141,7 +142,7 @@ class DestinationWorker(threading.Thread):
             self._record(item, FILE_MISSING, "", f"{item.path} missing")
             return
         try:
-            status = assoc.send_c_store(item.path)
+            status = assoc.send_c_store(self._payload(assoc, item))
         except ValueError as exc:  # no accepted context for this SOP class / transfer syntax
             self._record(item, CONTEXT_NOT_ACCEPTED, "", str(exc))
             return
@@ -155,6 +156,15 @@ class DestinationWorker(threading.Thread):
         rule = classify_status(code)
         comment = str(status.get("ErrorComment", "") or "")
         self._record(item, rule, f"0x{code:04X}", f"{rule.meaning}{': ' + comment if comment else ''}")
+
+    @staticmethod
+    def _payload(assoc, item: Item):
+        """The file path when the peer accepted the stored syntax (streamed unchanged), else
+        the decoded dataset, which pynetdicom re-encodes in an accepted syntax."""
+        for cx in assoc.accepted_contexts:
+            if cx.abstract_syntax == item.sop_class_uid and cx.transfer_syntax[0] == item.transfer_syntax:
+                return item.path
+        return dcmread(item.path)
 
     def _fail_all(self, items: list[Item], rule: Rule, detail: str) -> None:
         for item in items:
