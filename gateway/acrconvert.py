@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from pydicom import config
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
@@ -33,6 +34,7 @@ _IMAGE_POSITION = 0x00200030
 _IMAGE_ORIENTATION = 0x00200035
 _LOCATION = 0x00200050
 _RECOGNITION_CODE = 0x00080010
+_SPECIFIC_CHARACTER_SET = 0x00080005
 _PLANES = 0x00280012
 _COMPRESSION_CODE = 0x00280060
 _IMAGE_LOCATION = 0x00280200
@@ -49,11 +51,21 @@ class Converted:
     pixel_offset: int = 0
     head_first: bool | None = None  # set by vendor rules that know it (Siemens rest direction)
     truncated: dict[int, str] = field(default_factory=dict)  # original of values cut to fit their VR
+    # (creator, group, element low byte) -> tag of each private element (first block wins)
+    private_tags: dict[tuple[str, int, int], int] = field(default_factory=dict)
+
+    def private(self, group: int, creator: str, low: int) -> Any:
+        """The value of ``creator``'s element ``low`` in ``group`` (None if absent)."""
+        tag = self.private_tags.get((creator, group, low))
+        if tag is None or tag not in self.dataset:
+            return None
+        return self.dataset[tag].value
     notes: list[str] = field(default_factory=list)
 
 
 def convert(stream: Stream) -> Converted:
     out = Converted(dataset=Dataset())
+    items: dict[int, DataElement] = {}  # made a Dataset at once: per-element add is slow
     reader = ValueReader(stream)
     creators: dict[tuple[int, int], str] = {}
     pixel_elements: dict[int, Element] = {}
@@ -63,11 +75,14 @@ def convert(stream: Stream) -> Converted:
         if elem.group in (0x0000, 0x0001):  # ACR-NEMA / SPI command group: not DICOM
             _read_command(reader, elem, out)
         elif elem.group & 1:
-            _read_private(reader, elem, creators, out)
+            _read_private(reader, elem, creators, out, items)
+        elif elem.tag == _SPECIFIC_CHARACTER_SET:
+            continue  # values are read as Latin-1; normalisation declares ISO_IR 100
         elif elem.element == 0x0010 and 0x7F00 <= elem.group <= 0x7FFF:
             pixel_elements[elem.group] = elem  # (7FE0,0010) or ACR-NEMA variable pixel data
         else:
-            _read_standard(reader, elem, out)
+            _read_standard(reader, elem, out, items)
+    out.dataset = Dataset(items)
     pixel_order = _fix_swapped_us(stream, out)
     _pixel_module(stream, out, _pixel_element(out, pixel_elements), pixel_order)
     return out
@@ -137,7 +152,7 @@ def _read_command(reader: ValueReader, elem: Element, out: Converted) -> None:
         out.command[elem.tag] = reader.text(elem, entry.vr)
 
 
-def _read_standard(reader: ValueReader, elem: Element, out: Converted) -> None:
+def _read_standard(reader: ValueReader, elem: Element, out: Converted, items: dict[int, DataElement]) -> None:
     entry = standard_entry(elem.tag)
     if entry is None:
         out.notes.append(f"{tag_str(elem.tag)} at offset {elem.offset} is in no dictionary: dropped")
@@ -153,10 +168,21 @@ def _read_standard(reader: ValueReader, elem: Element, out: Converted) -> None:
     values, vr = _conform_standard(elem, vr, value, out)
     if values is _INVALID:
         return
-    out.dataset.add(DataElement(elem.tag, vr, values))
+    _put(items, element(elem.tag, vr, values))
 
 
 _INVALID = object()
+
+
+def _put(items: dict[int, DataElement], elem: DataElement) -> None:
+    items[elem.tag] = elem  # keyed by pydicom's BaseTag, as a Dataset's own dict is
+
+
+def element(tag: int, vr: str, value: Any) -> DataElement:
+    """A data element from a value already made valid here: pydicom neither re-validates
+    nor re-converts it (that work, per element, would cost more than decoding the file).
+    Person names still become PersonName objects, which pydicom's writer needs."""
+    return DataElement(tag, vr, value, already_converted=vr != "PN", validation_mode=config.IGNORE)
 
 
 def _decode(reader: ValueReader, elem: Element, vr: str, out: Converted) -> Any:
@@ -205,7 +231,9 @@ def _unwrap(values: Any) -> Any:
     return values
 
 
-def _read_private(reader: ValueReader, elem: Element, creators: dict[tuple[int, int], str], out: Converted) -> None:
+def _read_private(
+    reader: ValueReader, elem: Element, creators: dict[tuple[int, int], str], out: Converted, items: dict[int, DataElement]
+) -> None:
     group, number = elem.group, elem.element
     if group in _ILLEGAL_PRIVATE_GROUPS:
         out.notes.append(f"{tag_str(elem.tag)}: group {group:04X} cannot hold private data in DICOM: dropped")
@@ -213,7 +241,7 @@ def _read_private(reader: ValueReader, elem: Element, creators: dict[tuple[int, 
     if 0x0010 <= number <= 0x00FF:
         creator = reader.raw(elem).decode("latin-1").rstrip("\0 ")
         creators[(group, number)] = creator
-        out.dataset.add(DataElement(elem.tag, "LO", creator[:64]))
+        _put(items, element(elem.tag, "LO", creator[:64]))
         return
     creator = creators.get((group, number >> 8))
     if creator is None:
@@ -221,7 +249,8 @@ def _read_private(reader: ValueReader, elem: Element, creators: dict[tuple[int, 
         return
     entry = private_entry(creator, group, number & 0xFF)
     vr, value = _private_value(reader, elem, entry)
-    out.dataset.add(DataElement(elem.tag, vr, value))
+    _put(items, element(elem.tag, vr, value))
+    out.private_tags.setdefault((creator, group, number & 0xFF), elem.tag)
 
 
 def _private_value(reader: ValueReader, elem: Element, entry: Entry | None) -> tuple[str, Any]:
@@ -335,7 +364,7 @@ def _pixel_module(stream: Stream, out: Converted, pixel: Element, order: ByteOrd
     ds.HighBit = high
     if ds.get("PixelRepresentation") not in (0, 1):
         ds.PixelRepresentation = 0
-    ds.add(DataElement(PIXEL_DATA, "OW" if ds.BitsAllocated == 16 else "OB", pixels))
+    ds.add(element(PIXEL_DATA, "OW" if ds.BitsAllocated == 16 else "OB", pixels))
     out.pixel_offset = pixel.offset
 
 

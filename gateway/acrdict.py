@@ -11,6 +11,7 @@ dictionaries. VRs of our private table are dicom3tools' (the dictionary dciodvfy
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from pydicom.datadict import get_entry, get_private_entry
 
@@ -215,11 +216,13 @@ def _index_private() -> dict[tuple[str, int, int], Entry]:
 PRIVATE: dict[tuple[str, int, int], Entry] = _index_private()
 STANDARD_ADDITIONS: dict[int, Entry] = {tag: Entry(vr, vm, name) for tag, vr, vm, name in _STANDARD_ADDITIONS}
 
-# Creators whose presence makes a stream SPI (siemens-spi.md §2.2, §4).
+# Creators whose presence makes a stream SPI (siemens-spi.md §2.2, §4). "SIEMENS MED…"
+# creators also occur in later DICOM files, so only the VA0 (SPI-era) ones count.
 SPI_CREATORS = frozenset(_SPI)
-SIEMENS_CREATORS = frozenset(c for c, *_ in _PRIVATE if isinstance(c, str) and c.startswith("SIEMENS"))
+SIEMENS_SPI_CREATORS = frozenset(c for c, *_ in _PRIVATE if isinstance(c, str) and " VA0 " in c)
 
 
+@lru_cache(maxsize=4096)
 def standard_entry(tag: int) -> Entry | None:
     """The dictionary entry of a standard (even-group) tag, or None if no dictionary has it.
 
@@ -236,6 +239,7 @@ def standard_entry(tag: int) -> Entry | None:
     return Entry(vr, vm, name, retired=bool(retired))
 
 
+@lru_cache(maxsize=4096)
 def private_entry(creator: str, group: int, low: int) -> Entry | None:
     """The entry of private element ``low`` of ``creator``'s block in ``group``, if known."""
     entry = PRIVATE.get((creator, group, low))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import NamedTuple
 
 import numpy as np
 
@@ -23,6 +24,11 @@ from gateway.errors import DecodeError
 
 UNDEFINED_LENGTH = 0xFFFFFFFF
 PIXEL_DATA = 0x7FE00010
+
+
+_LE_HEADER = struct.Struct("<HHI")
+_BE_HEADER = struct.Struct(">HHI")
+_BAD_BIG_HEADER = struct.Struct(">HHHH")
 
 
 class ByteOrder(str, Enum):
@@ -36,6 +42,13 @@ class ByteOrder(str, Enum):
     def u16(self) -> str:
         """NumPy dtype of 16-bit words (tags, US values, 16-bit pixels)."""
         return "<u2" if self is ByteOrder.LITTLE else ">u2"
+
+    def element_header(self, data: bytes, offset: int) -> tuple[int, int, int]:
+        """(group, element, value length) of the element at ``offset`` (8 bytes there)."""
+        if self is ByteOrder.BAD_BIG:
+            group, number, low, high = _BAD_BIG_HEADER.unpack_from(data, offset)
+            return group, number, (high << 16) | low
+        return (_LE_HEADER if self is ByteOrder.LITTLE else _BE_HEADER).unpack_from(data, offset)
 
     def read_u16(self, data: bytes, offset: int) -> int:
         return struct.unpack_from("<H" if self is ByteOrder.LITTLE else ">H", data, offset)[0]
@@ -63,8 +76,7 @@ class ByteOrder(str, Enum):
         return raw
 
 
-@dataclass(frozen=True)
-class Element:
+class Element(NamedTuple):
     """Where one element sits in the stream; the value is read on demand."""
 
     tag: int
@@ -191,20 +203,24 @@ class _Walk:
 
     def step(self, pos: int) -> Element:
         elem = self._read(pos)
-        if self.group is not None and self.group[0] != elem.group:
-            self._close_group(elem.offset)
-        if elem.element == 0x0000:
+        group, end = elem.tag >> 16, elem.value_offset + elem.length
+        state = self.group
+        if state is not None and state[0] != group:
+            self._close_group(pos)
+            state = None
+        if not elem.tag & 0xFFFF:
             self._open_group(elem)
-        elif self.group is not None and elem.end > self.group[1]:
+        elif state is not None and end > state[1]:
             raise DecodeError(
-                f"element runs past the end of its group (the group length at offset {self.group[2]} "
-                f"ends the group at {self.group[1]})",
+                f"element runs past the end of its group (the group length at offset {state[2]} "
+                f"ends the group at {state[1]})",
                 field=tag_str(elem.tag),
-                offset=elem.offset,
+                offset=pos,
             )
         self.elements.append(elem)
         self.last_tag = elem.tag
-        self.seen_pixels = self.seen_pixels or elem.tag == PIXEL_DATA
+        if elem.tag == PIXEL_DATA:
+            self.seen_pixels = True
         return elem
 
     def close(self, pos: int) -> None:
@@ -215,22 +231,20 @@ class _Walk:
         data, order = self.data, self.order
         if pos + 8 > len(data):
             raise DecodeError("truncated element header", offset=pos)
-        group, number = order.read_u16(data, pos), order.read_u16(data, pos + 2)
+        group, number, length = order.element_header(data, pos)
         tag = (group << 16) | number
-        length = order.read_u32(data, pos + 4)
-        name = tag_str(tag)
         if group == 0xFFFE or length == UNDEFINED_LENGTH:
-            raise DecodeError("undefined length or item tag: not allowed in an ACR-NEMA stream", field=name, offset=pos)
+            raise DecodeError("undefined length or item tag: not allowed in an ACR-NEMA stream", field=tag_str(tag), offset=pos)
         if tag <= self.last_tag:
             raise DecodeError(
                 f"element tags out of order after {tag_str(self.last_tag)} (damaged stream or wrong byte order)",
-                field=name,
+                field=tag_str(tag),
                 offset=pos,
             )
         if length > len(data) - pos - 8:
             raise DecodeError(
                 f"value length {length} runs past the end of the data ({len(data) - pos - 8} bytes left)",
-                field=name,
+                field=tag_str(tag),
                 offset=pos,
             )
         return Element(tag=tag, offset=pos, value_offset=pos + 8, length=length)
@@ -259,26 +273,33 @@ class _Walk:
         self.group = None
 
 
-def leading_elements(data: bytes, limit: int = 65536) -> Stream | None:
+def leading_elements(data: bytes, limit: int = 65536, last_group: int = 0xFFFF) -> Stream | None:
     """The elements that parse before the first problem, in the order that reads furthest.
 
     For identification: never raises, looks at most ``limit`` bytes of headers (values are
-    not read), and tolerates a damaged or truncated tail so that a broken ACR-NEMA file is
-    still recognised (and then rejected by the decoder with the reason and offset).
+    not read), stops after ``last_group``, and tolerates a damaged or truncated tail so that a
+    broken ACR-NEMA file is still recognised (and then rejected by the decoder with the reason
+    and offset).
     """
     if is_part10(data) or looks_like_explicit_vr(data):
         return None
     best: Stream | None = None
     for order in candidate_orders(data):
         walk = _Walk(data, order)
-        pos = 0
+        pos, clean = 0, True
         while pos < min(len(data), limit):
             try:
-                pos = walk.step(pos).end
+                elem = walk.step(pos)
             except DecodeError:
+                clean = False
                 break
+            if elem.group > last_group:
+                break
+            pos = elem.end
         if walk.elements and (best is None or len(walk.elements) > len(best.elements)):
             best = Stream(data=data, order=order, elements=walk.elements, notes=walk.notes)
+        if clean and walk.elements:
+            break  # read to the end of what identification needs: this order is right
     return best
 
 

@@ -12,6 +12,9 @@ from __future__ import annotations
 import math
 import re
 
+from pydicom.charset import convert_encodings
+from pydicom.dataset import Dataset
+
 MAX_LENGTH = {"AE": 16, "CS": 16, "SH": 16, "LO": 64, "ST": 1024, "LT": 10240, "PN": 64, "UI": 64, "UT": 2**32 - 2}
 
 _DA_RE = re.compile(r"^(\d{4})[.\-/]?(\d{2})[.\-/]?(\d{2})$")
@@ -22,6 +25,16 @@ _AS_RE = re.compile(r"^\d{3}[DWMY]$")
 _DS_RE = re.compile(r"^[ ]*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?[ ]*$")
 _IS_RE = re.compile(r"^[ ]*[+-]?\d+[ ]*$")
 _UI_RE = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
+
+
+def ready_to_write(ds: Dataset) -> None:
+    """Tell pydicom the values are already little endian and Latin-1 (ISO_IR 100).
+
+    Every value a decoder here makes is a Python value decoded as Latin-1 (pre-DICOM files
+    name no character set; normalisation writes ISO_IR 100). Without this, pydicom's writer
+    makes an extra pass over every element of a fresh dataset to re-check its encoding.
+    """
+    ds.set_original_encoding(False, True, convert_encodings("ISO_IR 100"))
 
 
 def date(value: str) -> str | None:

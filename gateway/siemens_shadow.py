@@ -29,7 +29,7 @@ _KERNEL = 0x00181210
 
 
 def private(ds: Dataset, group: int, creator: str, low: int) -> Any:
-    """The value of ``creator``'s element ``low`` in ``group``, or None."""
+    """The value of ``creator``'s element ``low`` in ``group``, or None (any dataset)."""
     try:
         block = ds.private_block(group, creator)
     except KeyError:
@@ -67,7 +67,7 @@ def apply(conv: Converted) -> None:
 def _rest_direction(conv: Converted) -> None:
     ds = conv.dataset
     for group, low in ((0x0013, 0x42), (0x0021, 0x32)):
-        value = str(private(ds, group, CMS, low) or "").strip().upper()
+        value = str(conv.private(group, CMS, low) or "").strip().upper()
         if value in ("HEAD", "FEET"):
             conv.head_first = value == "HEAD"
             return
@@ -75,16 +75,16 @@ def _rest_direction(conv: Converted) -> None:
 
 def _patient_position(conv: Converted) -> None:
     ds = conv.dataset
-    modified = str(private(ds, 0x0013, CMS, 0x44) or "").strip()
+    modified = str(conv.private(0x0013, CMS, 0x44) or "").strip()
     if modified:  # the position of a modified image overrides the original (antodc)
         ds.PatientPosition = modified
 
 
 def _geometry(conv: Converted) -> None:
     ds = conv.dataset
-    centre = _numbers(private(ds, 0x0021, CMS, 0x60))
-    row = _numbers(private(ds, 0x0021, CMS, 0x6A))
-    col = _numbers(private(ds, 0x0021, CMS, 0x6B))
+    centre = _numbers(conv.private(0x0021, CMS, 0x60))
+    row = _numbers(conv.private(0x0021, CMS, 0x6A))
+    col = _numbers(conv.private(0x0021, CMS, 0x6B))
     spacing = _numbers(ds.get("PixelSpacing")) if ds.get("PixelSpacing") else None
     if not (centre and row and col and spacing) or len(centre) != 3 or len(row) != 3 or len(col) != 3:
         return
@@ -109,7 +109,7 @@ def _geometry(conv: Converted) -> None:
 
 def _slice_location(conv: Converted) -> None:
     ds = conv.dataset
-    distance = private(ds, 0x0021, CMS, 0x63)
+    distance = conv.private(0x0021, CMS, 0x63)
     if "SliceLocation" in ds or distance is None:
         return
     value = acrvalues.ds(str(distance))
@@ -129,7 +129,7 @@ def _targets(conv: Converted) -> None:
     for (creator, group, low), entry in PRIVATE.items():
         if not entry.target or str(ds.get(entry.target) or "").strip():
             continue
-        value = private(ds, group, creator, low)
+        value = conv.private(group, creator, low)
         if value is None or str(value).strip() == "":
             continue
         vr = dictionary_VR(entry.target)
@@ -140,15 +140,15 @@ def _targets(conv: Converted) -> None:
 
 def _mr_acquisition(conv: Converted) -> None:
     ds = conv.dataset
-    partitions = private(ds, 0x0021, MR_GEN, 0x30)
+    partitions = conv.private(0x0021, MR_GEN, 0x30)
     if not ds.get("MRAcquisitionType") and partitions is not None:
         ds.MRAcquisitionType = "3D" if _int(partitions) else "2D"
-    direction = str(private(ds, 0x0019, MR_COAD, 0xDA) or "").strip().upper()
+    direction = str(conv.private(0x0019, MR_COAD, 0xDA) or "").strip().upper()
     phase = {"PLUSX": "ROW", "MINUSX": "ROW", "PLUSY": "COL", "MINUSY": "COL"}.get(direction)
     if phase and "InPlanePhaseEncodingDirection" not in ds:
         ds.InPlanePhaseEncodingDirection = phase
-    lines = _int(private(ds, 0x0019, MR_GEN, 0x20))
-    base = _int(private(ds, 0x0019, MR_COAD, 0xD4))
+    lines = _int(conv.private(0x0019, MR_GEN, 0x20))
+    base = _int(conv.private(0x0019, MR_COAD, 0xD4))
     if phase and lines and base and "AcquisitionMatrix" not in ds:
         # Fourier lines are the phase-encoding lines, the base matrix the readout (the
         # notes' correction of antodc, siemens-spi.md §3.3; image text "210 *256").

@@ -8,7 +8,9 @@ is left to the pass-through). SPI streams are claimed first by the SPI decoder.
 
 from __future__ import annotations
 
-from gateway import acrmapping, siemens_shadow
+from typing import Callable
+
+from gateway import acrmapping, acrvalues, siemens_shadow
 from gateway.acrconvert import TEXT_VRS, Converted, ValueReader, convert
 from gateway.acrdict import RETIRED_SUCCESSORS, private_entry, standard_entry
 from gateway.acrnema import Stream, leading_elements, read_stream, tag_str
@@ -19,9 +21,9 @@ _RECOGNITION_CODES = (0x00000010, 0x00080010)
 _DUMP_VALUE_LIMIT = 1024
 
 
-def leading(data: bytes) -> Stream | None:
-    """The leading elements of an ACR-NEMA-style stream, or None if it is not one."""
-    stream = leading_elements(data)
+def leading(data: bytes, last_group: int = 0x0008) -> Stream | None:
+    """The leading elements (to ``last_group``) of an ACR-NEMA-style stream, or None."""
+    stream = leading_elements(data, last_group=last_group)
     if stream is None or len(stream.elements) < 3:
         return None
     if stream.elements[0].group not in (0x0000, 0x0001, 0x0008):
@@ -37,13 +39,19 @@ def recognition_code(stream: Stream) -> str:
     return ""
 
 
-def decode_stream(data: bytes, fmt: str) -> Decoded:
-    """Shared by the ACR-NEMA and SPI decoders: stream → dataset → vendor and generic rules."""
+def decode_stream(data: bytes, fmt: str, check: Callable[[Converted], None] | None = None) -> Decoded:
+    """Shared by the ACR-NEMA and SPI decoders: stream → dataset → vendor and generic rules.
+
+    ``check`` sees the converted elements first (a format's own refusals, e.g. compression).
+    """
     stream = read_stream(data)
     conv = convert(stream)
+    if check is not None:
+        check(conv)
     if siemens_shadow.is_siemens(conv.dataset) or _has_siemens_creators(conv):
         siemens_shadow.apply(conv)
     acrmapping.finish(conv)
+    acrvalues.ready_to_write(conv.dataset)
     notes = [f"byte order: {stream.order.value}", *stream.notes, *conv.notes]
     return Decoded(
         dataset=conv.dataset,

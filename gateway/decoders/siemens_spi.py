@@ -9,15 +9,21 @@ ACR-NEMA dates, retired elements and lower-case codes that are not valid DICOM.
 
 from __future__ import annotations
 
-from gateway.acrdict import SIEMENS_CREATORS, SPI_CREATORS
+import re
+
+from gateway.acrdict import SIEMENS_SPI_CREATORS, SPI_CREATORS
 from gateway.acrnema import Stream
 from gateway.decoders import Decoded, DumpRow, register
 from gateway.decoders.acr_nema import decode_stream, dump_stream, leading
 from gateway.errors import DecodeError
-from gateway.siemens_shadow import private
+from gateway.acrconvert import Converted
 
 _SPI_RECOGNITION = 0x00010010
 _OTHER_SPI_CREATORS = ("PHILIPS MR/PART", "SPI-P")
+_CREATOR_GROUPS_END = 0x0029  # SPI creators sit in the shadow groups 0009-0029
+# Every creator spi_creators accepts contains one of these (case as written in the files).
+_CREATOR_HINT = re.compile(rb"SPI|VA0|PHILIPS MR/PART", re.IGNORECASE)
+_HINT_SPAN = 65536
 
 
 def spi_creators(stream: Stream) -> list[str]:
@@ -28,9 +34,17 @@ def spi_creators(stream: Stream) -> list[str]:
         is_creator = group & 1 and 0x10 <= number <= 0xFF and elem.length <= 64
         if is_creator or elem.tag == _SPI_RECOGNITION:
             text = stream.value(elem).decode("latin-1").strip("\0 ")
-            if text in SPI_CREATORS or text in SIEMENS_CREATORS or text.upper().startswith("SPI") or text.startswith(_OTHER_SPI_CREATORS):
+            if text in SIEMENS_SPI_CREATORS or text.upper().startswith("SPI") or text.startswith(_OTHER_SPI_CREATORS):
                 found.append(text)
     return found
+
+
+def _refuse_compression(conv: Converted) -> None:
+    """SPI (0029,xx60) names a compression algorithm: none of them is documented to us."""
+    for creator in SPI_CREATORS:
+        algorithm = str(conv.private(0x0029, creator, 0x60) or "").strip().upper()
+        if algorithm not in ("", "NONE"):
+            raise DecodeError(f"SPI compressed pixel data ({algorithm}) is not supported", field="CompressionAlgorithm")
 
 
 class SiemensSpi:
@@ -39,17 +53,13 @@ class SiemensSpi:
     priority = 40
 
     def identify(self, data: bytes) -> bool:
-        stream = leading(data)
+        if not _CREATOR_HINT.search(data, 0, _HINT_SPAN):
+            return False  # no SPI-era creator text near the start: not worth a walk
+        stream = leading(data, last_group=_CREATOR_GROUPS_END)
         return stream is not None and bool(spi_creators(stream))
 
     def decode(self, data: bytes) -> Decoded:
-        decoded = decode_stream(data, self.name)
-        ds = decoded.dataset
-        for creator in sorted(SPI_CREATORS):
-            algorithm = str(private(ds, 0x0029, creator, 0x60) or "").strip().upper()
-            if algorithm not in ("", "NONE"):
-                raise DecodeError(f"SPI compressed pixel data ({algorithm}) is not supported", field="CompressionAlgorithm")
-        return decoded
+        return decode_stream(data, self.name, check=_refuse_compression)
 
     def dump(self, data: bytes) -> list[DumpRow]:
         return dump_stream(data)

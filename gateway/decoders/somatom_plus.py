@@ -203,8 +203,9 @@ class SomatomPlus:
         ds.PhotometricInterpretation = "MONOCHROME2"
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
         ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = "-1000", "1", "HU"
-        ds.PixelData = data[HEADER_SIZE:need]  # little endian already, as DICOM wants
+        ds.add_new(0x7FE00010, "OW", data[HEADER_SIZE:need])  # little endian already, as DICOM wants
         notes.append("rescale −1000/1 is dicom3tools' constant, not read from the file")
+        acrvalues.ready_to_write(ds)
         return Decoded(ds, self.name, identity=self._identity(ds, binary), vendor_header=data[:HEADER_SIZE], notes=notes)
 
     def _dates_and_labels(self, ds: Dataset, binary: Record, text: Record) -> list[str]:

@@ -164,6 +164,7 @@ class VisionIma:
         self._patient(ds, rec, notes)
         self._pixels(ds, rec, data[HEADER_SIZE:need])
         self._kind(ds, rec, notes)
+        acrvalues.ready_to_write(ds)
         return Decoded(ds, self.name, identity=self._identity(ds), vendor_header=data[:HEADER_SIZE], notes=notes)
 
     def _dates(self, ds: Dataset, rec: Record) -> None:
@@ -200,7 +201,7 @@ class VisionIma:
             stored, high = 12, 11  # dicom3tools' vsntopgm uses maxval 4095
         ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, stored, high
         ds.PixelRepresentation = 1 if rec["pixel_representation"] == 1 else 0
-        ds.PixelData = np.frombuffer(raw, dtype=">u2").astype("<u2").tobytes()
+        ds.add_new(0x7FE00010, "OW", np.frombuffer(raw, dtype=">u2").astype("<u2").tobytes())
 
     def _kind(self, ds: Dataset, rec: Record, notes: list[str]) -> None:
         """SOP class, modality details and geometry; SC when geometry cannot be stated."""
