@@ -9,8 +9,6 @@ ACR-NEMA dates, retired elements and lower-case codes that are not valid DICOM.
 
 from __future__ import annotations
 
-import re
-
 from gateway.acrdict import SIEMENS_SPI_CREATORS, SPI_CREATORS
 from gateway.acrnema import Stream
 from gateway.decoders import Decoded, DumpRow, register
@@ -21,8 +19,8 @@ from gateway.acrconvert import Converted
 _SPI_RECOGNITION = 0x00010010
 _OTHER_SPI_CREATORS = ("PHILIPS MR/PART", "SPI-P")
 _CREATOR_GROUPS_END = 0x0029  # SPI creators sit in the shadow groups 0009-0029
-# Every creator spi_creators accepts contains one of these (case as written in the files).
-_CREATOR_HINT = re.compile(rb"SPI|VA0|PHILIPS MR/PART", re.IGNORECASE)
+# Every creator spi_creators accepts contains one of these; a plain byte search is cheap.
+_CREATOR_HINTS = (b"SPI", b"VA0", b"PHILIPS MR/PART")
 _HINT_SPAN = 65536
 
 
@@ -53,7 +51,7 @@ class SiemensSpi:
     priority = 40
 
     def identify(self, data: bytes) -> bool:
-        if not _CREATOR_HINT.search(data, 0, _HINT_SPAN):
+        if not any(data.find(hint, 0, _HINT_SPAN) >= 0 for hint in _CREATOR_HINTS):
             return False  # no SPI-era creator text near the start: not worth a walk
         stream = leading(data, last_group=_CREATOR_GROUPS_END)
         return stream is not None and bool(spi_creators(stream))
