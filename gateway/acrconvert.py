@@ -85,7 +85,34 @@ def convert(stream: Stream) -> Converted:
     out.dataset = Dataset(items)
     pixel_order = _fix_swapped_us(stream, out)
     _pixel_module(stream, out, _pixel_element(out, pixel_elements), pixel_order)
+    _embedded_overlays(out)
     return out
+
+
+def _embedded_overlays(out: Converted) -> None:
+    """Overlay planes kept in unused high bits of the pixels (acr-nema.md §7.3).
+
+    DICOM wants overlay bits in (60xx,3000), not in the pixel cells. Moving them there is not
+    done here: the overlay groups that point into the pixel data are dropped (the source
+    header stays in our private block) and the pixel values are masked to Bits Stored, so no
+    viewer mistakes overlay bits for signal.
+    """
+    ds = out.dataset
+    groups = sorted({elem.tag.group for elem in ds if 0x6000 <= elem.tag.group <= 0x601E and not elem.tag.group & 1})
+    embedded = [g for g in groups if (g << 16 | 0x3000) not in ds]
+    for group in embedded:
+        for tag in [elem.tag for elem in ds if elem.tag.group == group]:
+            del ds[tag]
+    if not embedded:
+        return
+    out.notes.append(f"{len(embedded)} overlay plane(s) inside the pixel data dropped (not converted to Overlay Data)")
+    high = int(ds.HighBit)
+    if ds.BitsAllocated == 16 and high < 15:
+        words = np.frombuffer(ds.PixelData, "<u2")
+        mask = (1 << (high + 1)) - 1
+        if int(words.max()) > mask:
+            ds.PixelData = (words & mask).astype("<u2").tobytes()
+            out.notes.append(f"pixel values masked to Bits Stored (bits above {high} held overlays)")
 
 
 class ValueReader:

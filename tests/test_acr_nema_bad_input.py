@@ -212,3 +212,26 @@ def test_mutated_real_samples_never_crash(originals):
                 pass
 
     check()
+
+
+def test_big_endian_us_values_in_a_little_endian_stream_are_fixed():
+    """dicom3tools' FIXUPSWAPPEDUS case (acr-nema.md §4.3 step 6): LE tags and lengths, but US
+    values and pixels big endian; Samples per Pixel reads 256 instead of 1."""
+    pixels = bytes.fromhex("0001 0002 0003 0FFF")  # big-endian words 1, 2, 3, 4095
+    swapped = [(tag, "US", ((v & 0xFF) << 8) | (v >> 8)) for tag, v in ((0x00280002, 1), (0x00280010, 2), (0x00280011, 2), (0x00280100, 16), (0x00280101, 12), (0x00280102, 11))]
+    data = encode_stream([(0x00080010, "LO", "ACR-NEMA 2.0"), (0x00080060, "CS", "OT"), *swapped, (0x7FE00010, "OB", pixels)], ByteOrder.LITTLE)
+    ds = decode(data).dataset
+    assert (ds.Rows, ds.Columns, ds.BitsAllocated, ds.SamplesPerPixel) == (2, 2, 16, 1)
+    assert struct.unpack("<4H", ds.PixelData) == (1, 2, 3, 4095)
+
+
+def test_overlay_bits_inside_the_pixels_are_masked_and_the_overlay_dropped():
+    """A Magnetom GBS III-like image (acr-nema.md §7.3): 12 bits stored, an overlay in bit 12."""
+    pixels = struct.pack("<4H", 0x0123, 0x1456, 0x0789, 0x1ABC)
+    extra = [(0x00280101, "US", 12), (0x00280102, "US", 11), (0x60000010, "US", 2), (0x60000011, "US", 2),
+             (0x60000040, "CS", "G"), (0x60000100, "US", 16), (0x60000102, "US", 12), (0x60000200, "US", 0x7FE0)]
+    decoded = decode(minimal(pixels, extra=extra))
+    ds = decoded.dataset
+    assert struct.unpack("<4H", ds.PixelData) == (0x0123, 0x0456, 0x0789, 0x0ABC)
+    assert not any(elem.tag.group == 0x6000 for elem in ds)
+    assert any("overlay" in note for note in decoded.notes)
