@@ -7,11 +7,11 @@ How to declare a header (one field a line, like dicom3tools' .tpl templates)::
     IMAGE = Table("image header", size=1024, fields=[
         #  offset  type          name              DICOM target / converter          decision
         F(0,     "char[14]",    "identifier"),
-        F(62,    "char[3]",     "series_number",  To("SeriesNumber", int_or_none)),
+        F(62,    "char[3]",     "series_number",  To("SeriesNumber", int)),  # any callable
         F(88,    "int16_be",    "study_day",      Used("StudyDate")),
         F(302,   "dg_single",   "fov_mm",         "ReconstructionDiameter",
           note="DG float, not IEEE: 42 F0 00 00 is 240.0 (ge-signa-4x.md 3)"),
-        F(2864,  "int32_be[3]", "study_date_ymd", Used("StudyDate")),
+        F(512,   "int32_be[3]", "study_date_ymd", Used("StudyDate")),
     ])
 
     record = IMAGE.read(data, base=5120)   # base: where the header starts in ``data``
@@ -39,18 +39,28 @@ How to declare a header (one field a line, like dicom3tools' .tpl templates)::
 * ``note`` records decisions where sources disagree, next to the field; ``dump`` does not
   print it, the code review reads it.
 * A VAX reserved operand has no value: the field reads as None (``dump`` shows it).
+* In the decoder's own code: ``record.error(name, message)`` makes the DecodeError for a bad
+  value (naming field and absolute offset); ``set_value(ds, keyword, value)`` applies the VR
+  rules (text cleaning, DS formatting, None/"" left out) and ``put`` sets a value already
+  valid for its VR (``None`` = present but empty, for type 2).
+* Examples: gateway/decoders/ge_signa4x.py (fixed blocks, DG floats, dump = the tables) and
+  ge_genesis.py (headers found through pointers, two layouts from one list of lines).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import re
 import struct
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping
 
+from pydicom import config as _pydicom_config
+from pydicom.dataelem import DataElement
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
+from pydicom.tag import BaseTag, Tag
 from pydicom.valuerep import DSfloat
 
 from gateway.decoders import DumpRow
@@ -69,6 +79,8 @@ __all__ = [
     "Record",
     "clean_text",
     "ds_number",
+    "set_value",
+    "put",
 ]
 
 
@@ -360,20 +372,42 @@ def ds_number(value: float) -> DSfloat:
     return DSfloat(float(value), auto_format=True)
 
 
+@functools.lru_cache(maxsize=None)
+def tag_and_vr(keyword: str) -> tuple[BaseTag, str]:
+    """The tag and dictionary VR of a DICOM keyword (cached: looked up once per process)."""
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        raise ValueError(f"{keyword!r} is not a DICOM keyword")
+    return Tag(tag), dictionary_VR(tag)
+
+
+def put(ds: Dataset, keyword: str, value: Any, vr: str | None = None) -> None:
+    """Set ``keyword`` to a value the caller has already made valid for its VR (cleaned text,
+    ``ds_number``, ints, UIDs checked with ``is_valid_uid``), or None for an empty type 2.
+
+    pydicom's per-element validation is skipped: it is half the cost of building a dataset,
+    and every value reaching here went through our own VR rules; the tests run dciodvfy on
+    what we write. The element replaces any of the same tag; ``vr`` chooses among the VRs the
+    dictionary allows (e.g. "OW" for Pixel Data's "OB or OW").
+    """
+    tag, dictionary_vr = tag_and_vr(keyword)
+    ds[tag] = DataElement(tag, vr or dictionary_vr, value, validation_mode=_pydicom_config.IGNORE)
+
+
 def set_value(ds: Dataset, keyword: str, value: Any) -> None:
     """Set ``keyword`` to ``value`` with its VR's rules; None / "" / NaN leave it unset."""
     if value is None or value == "" or value == ():
         return
-    vr = dictionary_VR(tag_for_keyword(keyword))
+    vr = tag_and_vr(keyword)[1]
     if isinstance(value, (list, tuple)):
         values = [_one(vr, v) for v in value]
         if any(v is None for v in values):
             return
-        setattr(ds, keyword, values)
+        put(ds, keyword, values)
         return
     one = _one(vr, value)
     if one is not None and one != "":
-        setattr(ds, keyword, one)
+        put(ds, keyword, one)
 
 
 def _one(vr: str, value: Any) -> Any:

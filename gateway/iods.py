@@ -39,9 +39,6 @@ _GENERAL_SERIES = [
     ("Modality", 1, REQUIRED),
     ("SeriesInstanceUID", 1, REQUIRED),
     ("SeriesNumber", 2, None),
-    # 2C (paired body parts); dciodvfy cannot tell from a converted header and wants it
-    # present, and empty is what a converter that does not know the side must write.
-    ("Laterality", 2, None),
 ]
 _FRAME_OF_REFERENCE = [
     ("FrameOfReferenceUID", 1, REQUIRED),

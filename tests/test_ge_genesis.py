@@ -406,3 +406,35 @@ def test_dump_names_every_field_with_its_absolute_offset(samples):
     assert by_name["series (packed).description"].value == repr("CARDIAC,Obl,2D,SPGR,FC, Gat,")
     assert by_name["MR image (packed).tr_us"].offset == 4462 + 194
     assert math.isclose(float(by_name["MR image (packed).pixsize_x"].value), 0.9375)
+
+
+def test_pointerless_version2_layout():
+    """Notes 2 variant B (ITK/SIVIC): a 124-byte IMGF header, then padded headers at 124, 240,
+    1280 and 2308. Built from a simulated Advantage Windows MR file (the same padded headers),
+    it must decode to the same pixels and header values."""
+    aw = next(s for s in _sim("genesis", 6, seed=27, compression=1, variant="aw") if s.name.endswith(".MR"))
+    imgf = bytearray(aw.data[3228:3228 + 124])
+    struct.pack_into(">i", imgf, 4, 124 + 3228)  # hdr_length: pixels right after the headers
+    hdr_length = struct.unpack_from(">i", aw.data, 3232)[0]
+    data = bytes(imgf) + aw.data[:3228] + aw.data[3228 + hdr_length:]
+    fixed, reference = _convert(data), _convert(aw.data)
+    assert np.array_equal(_pixels(fixed), _pixels(reference))
+    for keyword in ("PatientName", "StudyDate", "SeriesDescription", "ImagePositionPatient", "EchoTime"):
+        assert fixed[keyword].value == reference[keyword].value, keyword
+
+
+def test_gems_prefix_variant(samples):
+    """Notes 2 variant E (AFNI): a leading "GEMS" block, IMGF further in, every pointer
+    relative to the IMGF position."""
+    real = _read(samples, HEART)
+    data = b"GEMS" + bytes(60) + real
+    assert decoders.identify(data).name == "ge-genesis"
+    assert np.array_equal(_words(_convert(data)), _vtk(samples / HEART)[0])
+
+
+def test_dump_of_a_damaged_file_shows_what_it_can(samples):
+    data = bytearray(_read(samples, HEART))
+    struct.pack_into(">i", data, 132, 10_000_000)
+    rows = DECODER.dump(bytes(data))
+    assert rows[0].name == "IMGF.magic"
+    assert rows[-1].name == "(error)" and rows[-1].offset == 132 and "exam header pointer" in rows[-1].value

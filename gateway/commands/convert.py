@@ -1,8 +1,8 @@
 """Convert vendor files to DICOM Part-10 files offline, whatever their (supported) format.
 
-Each input is identified by its content, decoded and normalised exactly as the service does,
-and written as ``OUTDIR/<SOP Instance UID>.dcm`` (the same input always gives the same name).
-Folders are walked recursively. Every failure is reported per file with its reason; the exit
+Each input is identified by its content, decoded and normalised exactly as the service does
+(``gateway.pipeline.convert``), and written as ``OUTDIR/<SOP Instance UID>.dcm`` (the same
+input always gives the same name). Folders are walked recursively. Every failure is reported per file with its reason; the exit
 status is 1 if any file failed, 0 otherwise.
 """
 
@@ -14,9 +14,10 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-from gateway import decoders
+from gateway.capture import Capture, Origin
 from gateway.errors import DecodeError
-from gateway.normalize import SiteRules, normalize
+from gateway.normalize import SiteRules
+from gateway.pipeline import convert
 
 NAME = "convert"
 HELP = "convert vendor files to DICOM files (offline)"
@@ -43,14 +44,13 @@ def _files(inputs: list[Path]) -> Iterator[Path]:
 
 def convert_one(path: Path, output: Path, rules: SiteRules) -> tuple[Path, str]:
     """Convert one file; returns (written path, format name). Raises DecodeError / OSError."""
-    data = path.read_bytes()
-    decoded = decoders.decode(data)
-    ds = normalize(decoded, rules, origin=f"convert:{path}")
+    capture = Capture(path.read_bytes(), Origin("convert", str(path), {"file": str(path)}))
+    ds, fmt = convert(capture, rules)  # the service's own path: identify, decode, normalise
     target = output / f"{ds.SOPInstanceUID}.dcm"
     tmp = target.with_suffix(".part")
     ds.save_as(tmp, enforce_file_format=True)
     tmp.replace(target)
-    return target, decoded.format
+    return target, fmt
 
 
 def run(args: argparse.Namespace) -> int:

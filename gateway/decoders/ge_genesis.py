@@ -28,7 +28,7 @@ from pydicom.dataset import Dataset
 from gateway.decoders import Decoded, DumpRow, register
 from gateway.decoders import ge_pixels
 from gateway.errors import DecodeError
-from gateway.fieldtable import F, FieldType, Record, Table, To, Used, ds_number, register_type, set_value
+from gateway.fieldtable import F, FieldType, Record, Table, To, Used, ds_number, put, register_type, set_value
 from gateway.geometry import patient_orientation, plane_from_corners
 from gateway.iods import CT_IMAGE_STORAGE, MR_IMAGE_STORAGE
 from gateway.uids import is_valid_uid
@@ -287,7 +287,7 @@ MR_PK, MR_PD = _tables("MR image", _IMAGE_COMMON + [
     R(552, 572, "int16_be",  "sat_bits",        Used("ScanOptions SP")),
     R(554, 574, "int16_be",  "scic"),
     R(574, 594, "int16_be",  "flow_axis"),
-    R(584, 604, "int16_be",  "image_type",      Used("ImageType / ComplexImageComponent")),
+    R(584, 604, "int16_be",  "image_type",      Used("ImageType value 4 (phase, real, imaginary)")),
     R(586, 606, "int16_be",  "vascular_collapse", Used("AngioFlag")),
     R(596, 616, "int16_be",  "projection_alg",  Used("AngioFlag")),
     R(640, 660, "int16_be",  "etl",             Used("EchoTrainLength")),
@@ -384,13 +384,16 @@ def _resolve(data: bytes, imgf: Record) -> Layout:
         # (dicom3tools and SIVIC; MIPAV's 8 bytes earlier is not followed, notes 14.1).
         return Layout(variant, base, 0, 116, 1156, 2184, False, base + hdr_length, n)
     pointers = [(imgf[f"p_{h}"], imgf[f"l_{h}"], h) for h in ("exam", "series", "image")]
-    if all(p == 0 and ln == 0 for p, ln, _ in pointers):
-        # IMGF without DB pointers: the fixed "version 2" offsets (ITK/SIVIC), padded.
-        return Layout("fixed", base, base + 124, base + 240, base + 1280, base + 2308, False, base + hdr_length, n,
-                      ["IMGF has no DB-header pointers: fixed version-2 offsets used"])
-    for p, ln, h in pointers:
-        if p <= 0 or ln <= 0 or base + p + ln > n:
-            raise imgf.error(f"p_{h}", f"{h} header pointer {p} (length {ln}) lies outside the file")
+    bad = [(p, ln, h) for p, ln, h in pointers if p <= 0 or ln <= 0 or base + p + ln > n]
+    if bad:
+        # No usable DB pointers. ITK/SIVIC's "version 2" IMGF is 124 bytes long and followed
+        # by padded headers at fixed offsets (so its "pointers" are suite-header bytes). Used
+        # only when the exam type is where that layout puts it: never assumed (notes 2 B).
+        if data[base + 240 + 309:base + 240 + 311] in (b"MR", b"CT") and base + 2308 + 1044 <= n:
+            return Layout("fixed", base, base + 124, base + 240, base + 1280, base + 2308, False,
+                          base + hdr_length, n, ["IMGF has no DB-header pointers: fixed version-2 offsets used"])
+        p, ln, h = bad[0]
+        raise imgf.error(f"p_{h}", f"{h} header pointer {p} (length {ln}) lies outside the file")
     packed = _LAYOUTS.get((imgf["l_exam"], imgf["l_series"]))
     if packed is None:
         raise imgf.error("l_exam", f"header lengths exam {imgf['l_exam']} / series {imgf['l_series']} "
@@ -490,7 +493,11 @@ class GenesisDecoder:
         if found is None:
             return []
         rows = IMGF.dump(data, found[1])
-        h = read_headers(data)
+        try:
+            h = read_headers(data)
+        except DecodeError as exc:  # show what could be read, then why the rest cannot
+            return rows + [DumpRow(offset=-1 if exc.offset is None else exc.offset, name="(error)",
+                                   type=exc.field or "", value=str(exc))]
         lay = h.layout
         if h.suite is not None:
             rows += (SUITE_PK if lay.packed else SUITE_PD).dump(data, lay.suite)
@@ -507,8 +514,8 @@ def _date_time(ds: Dataset, prefix: str, when: dt.datetime | None) -> None:
     """Seconds since 1970 broken down as UTC: the scanner's own wall clock (notes 10)."""
     if when is None or when.timestamp() <= 0:
         return
-    setattr(ds, f"{prefix}Date", when.strftime("%Y%m%d"))
-    setattr(ds, f"{prefix}Time", when.strftime("%H%M%S"))
+    put(ds, f"{prefix}Date", when.strftime("%Y%m%d"))
+    put(ds, f"{prefix}Time", when.strftime("%H%M%S"))
 
 
 def _finite(*values: Any) -> bool:
@@ -520,11 +527,14 @@ def _map_common(ds: Dataset, h: Headers, pixels: np.ndarray, notes: list[str]) -
     for rec in (h.suite, exam, series, image):
         if rec is not None:
             rec.table.apply(rec, ds)
-    ds.Modality = h.modality
-    ds.SOPClassUID = MR_IMAGE_STORAGE if h.modality == "MR" else CT_IMAGE_STORAGE
-    ds.Manufacturer = MANUFACTURER
+    put(ds, "Modality", h.modality)
+    put(ds, "SOPClassUID", MR_IMAGE_STORAGE if h.modality == "MR" else CT_IMAGE_STORAGE)
+    put(ds, "Manufacturer", MANUFACTURER)
+    # Laterality is 2C (paired body parts); GE headers name no side and no body part, so
+    # the side is unknown: present and empty, as dciodvfy then requires.
+    put(ds, "Laterality", None)
     if imgf["version"] > 0:
-        ds.SoftwareVersions = str(imgf["version"])
+        put(ds, "SoftwareVersions", str(imgf["version"]))
 
     _date_time(ds, "Study", exam["exam_time"])
     _date_time(ds, "Series", series["alloc_time"])
@@ -533,20 +543,20 @@ def _map_common(ds: Dataset, h: Headers, pixels: np.ndarray, notes: list[str]) -
 
     age, units = exam["age"], exam["age_units"]
     if 0 < age <= 999 and units in (0, 1, 2, 3):
-        ds.PatientAge = f"{age:03d}{'YMDW'[units]}"
+        put(ds, "PatientAge", f"{age:03d}{'YMDW'[units]}")
     set_value(ds, "PatientSex", {1: "M", 2: "F"}.get(exam["sex"]))
     if exam["weight_g"] > 0:
-        ds.PatientWeight = ds_number(exam["weight_g"] / 1000)
+        put(ds, "PatientWeight", ds_number(exam["weight_g"] / 1000))
     entry = {1: "HF", 2: "FF"}.get(series["entry"])
     position = {1: "S", 2: "P", 4: "DL", 8: "DR"}.get(series["position"])
     if entry and position:
-        ds.PatientPosition = entry + position
+        put(ds, "PatientPosition", entry + position)
 
     for keyword, rec, name in (("StudyInstanceUID", exam, "study_uid"), ("SeriesInstanceUID", series, "series_uid"),
                                ("FrameOfReferenceUID", series, "landmark_uid"), ("SOPInstanceUID", image, "image_uid")):
         uid = rec[name]
         if is_valid_uid(uid):
-            setattr(ds, keyword, uid)
+            put(ds, keyword, uid)
         elif uid:
             notes.append(f"{name} {uid!r} is not a valid UID; a deterministic one is derived")
 
@@ -555,14 +565,14 @@ def _map_common(ds: Dataset, h: Headers, pixels: np.ndarray, notes: list[str]) -
 
     fovs = [v for v in (image["dfov_x"], image["dfov_y"]) if _finite(v) and v > 0]
     if fovs:
-        ds.ReconstructionDiameter = ds_number(max(fovs))
+        put(ds, "ReconstructionDiameter", ds_number(max(fovs)))
     thickness, gap = image["thickness"], image["spacing_gap"]
     if _finite(thickness, gap) and thickness > 0 and thickness + gap > 0:
-        ds.SpacingBetweenSlices = ds_number(thickness + gap)
+        put(ds, "SpacingBetweenSlices", ds_number(thickness + gap))
     if _finite(image["scan_duration_us"]) and image["scan_duration_us"] > 0:
-        ds.AcquisitionDuration = float(image["scan_duration_us"]) / 1e6
+        put(ds, "AcquisitionDuration", float(image["scan_duration_us"]) / 1e6)
     _map_contrast(ds, image)
-    ds.ImageType = _image_type(series["series_type"], h.modality)
+    put(ds, "ImageType", _image_type(series["series_type"], h.modality))
 
 
 def _map_geometry(ds: Dataset, h: Headers, notes: list[str]) -> None:
@@ -577,29 +587,29 @@ def _map_geometry(ds: Dataset, h: Headers, notes: list[str]) -> None:
     notes.append(f"corners {'are image edges' if plane.corners_are_edges else 'are pixel centres'}: "
                  f"row extent {plane.row_extent_mm:.3f} mm for {cols} x {px} mm; "
                  f"column extent {plane.column_extent_mm:.3f} mm for {rows} x {py} mm")
-    ds.ImagePositionPatient = [ds_number(v) for v in plane.position]
-    ds.ImageOrientationPatient = [ds_number(v) for v in plane.orientation]
-    ds.PixelSpacing = [ds_number(py), ds_number(px)]
-    ds.PatientOrientation = patient_orientation(plane)
+    put(ds, "ImagePositionPatient", [ds_number(v) for v in plane.position])
+    put(ds, "ImageOrientationPatient", [ds_number(v) for v in plane.orientation])
+    put(ds, "PixelSpacing", [ds_number(py), ds_number(px)])
+    put(ds, "PatientOrientation", patient_orientation(plane))
 
 
 def _map_pixels(ds: Dataset, h: Headers, pixels: np.ndarray, notes: list[str]) -> None:
     imgf = h.imgf
-    ds.Rows, ds.Columns = pixels.shape
+    put(ds, "Rows", pixels.shape[0])
+    put(ds, "Columns", pixels.shape[1])
     if (h.image["matrix_y"], h.image["matrix_x"]) != pixels.shape:
         notes.append(f"image-header matrix {h.image['matrix_x']}x{h.image['matrix_y']} differs from "
                      f"IMGF {pixels.shape[1]}x{pixels.shape[0]}; IMGF used")
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 1  # signed, as dicom3tools writes Genesis pixels
-    ds.PixelData = pixels.astype("<i2", copy=False).tobytes()
-    ds["PixelData"].VR = "OW"
+    put(ds, "SamplesPerPixel", 1)
+    put(ds, "PhotometricInterpretation", "MONOCHROME2")
+    put(ds, "BitsAllocated", 16)
+    put(ds, "BitsStored", 16)
+    put(ds, "HighBit", 15)
+    put(ds, "PixelRepresentation", 1)  # signed, as dicom3tools writes Genesis pixels
+    put(ds, "PixelData", pixels.astype("<i2", copy=False).tobytes(), vr="OW")
     if imgf["dwindow"] > 0:
-        ds.WindowCenter = ds_number(imgf["dlevel"])
-        ds.WindowWidth = ds_number(imgf["dwindow"])
+        put(ds, "WindowCenter", ds_number(imgf["dlevel"]))
+        put(ds, "WindowWidth", ds_number(imgf["dwindow"]))
 
 
 def _map_contrast(ds: Dataset, image: Record) -> None:
@@ -644,7 +654,7 @@ _ANGIO_SEQUENCES = {12, 13, 15, 16, 17, 18}
 def _map_mr(ds: Dataset, h: Headers) -> None:
     exam, image = h.exam, h.image
     if exam["magnet_gauss"] > 0:
-        ds.MagneticFieldStrength = ds_number(exam["magnet_gauss"] / 10000)
+        put(ds, "MagneticFieldStrength", ds_number(exam["magnet_gauss"] / 10000))
     scanning, variant = _SEQUENCES.get(image["pseq"], ([], []))
     scanning, variant = list(scanning), list(variant)
     prep = image["prep_pulse"]
@@ -655,36 +665,36 @@ def _map_mr(ds: Dataset, h: Headers) -> None:
     options = image["iopt"]
     if options & (1 << 7):
         variant.append("OSP")
-    ds.ScanningSequence = scanning or ["RM"]  # type 1: RM (research mode) when GE names no family
-    ds.SequenceVariant = variant or ["NONE"]
-    ds.ScanOptions = _scan_options(image) or None
-    ds.MRAcquisitionType = {1: "2D", 2: "3D", 3: "3D"}.get(image["imode"])
+    put(ds, "ScanningSequence", scanning or ["RM"])  # type 1: RM (research mode) when GE names no family
+    put(ds, "SequenceVariant", variant or ["NONE"])
+    put(ds, "ScanOptions", _scan_options(image) or None)
+    put(ds, "MRAcquisitionType", {1: "2D", 2: "3D", 3: "3D"}.get(image["imode"]))
     for keyword, name in (("RepetitionTime", "tr_us"), ("EchoTime", "te_us")):
         if image[name] > 0:
-            setattr(ds, keyword, ds_number(image[name] / 1000))
+            put(ds, keyword, ds_number(image[name] / 1000))
     if "IR" in ds.ScanningSequence:  # type 2C: present (empty if unknown) exactly for IR
-        ds.InversionTime = ds_number(image["ti_us"] / 1000) if image["ti_us"] > 0 else None
+        put(ds, "InversionTime", ds_number(image["ti_us"] / 1000) if image["ti_us"] > 0 else None)
     etl = image["etl"] if image["etl"] > 0 else image["echoes"]
     if etl > 0:
-        ds.EchoTrainLength = etl
+        put(ds, "EchoTrainLength", etl)
     if "CG" in (ds.ScanOptions or []) or image["trigger_delay"] > 0:
         # TriggerTime is required for cardiac-gated images; the delay is in milliseconds.
-        ds.TriggerTime = ds_number(max(image["trigger_delay"], 0))
+        put(ds, "TriggerTime", ds_number(max(image["trigger_delay"], 0)))
     freq = image["freq_dir"]
     dim_x, dim_y = image["dim_x"], image["dim_y"]
     if _finite(dim_x, dim_y) and 0 < dim_x < 65536 and 0 < dim_y < 65536:
         dx, dy = int(round(dim_x)), int(round(dim_y))
-        ds.AcquisitionMatrix = [dx, 0, 0, dy] if freq == 1 else [0, dx, dy, 0]
-        ds.NumberOfPhaseEncodingSteps = dy
+        put(ds, "AcquisitionMatrix", [dx, 0, 0, dy] if freq == 1 else [0, dx, dy, 0])
+        put(ds, "NumberOfPhaseEncodingSteps", dy)
         vbw = image["vbw_khz"]
         if _finite(vbw) and vbw > 0:
             # vbw is +/- kHz: total 2000 * vbw Hz over the frequency-encoding samples.
-            ds.PixelBandwidth = ds_number(2000 * vbw / dx)
+            put(ds, "PixelBandwidth", ds_number(2000 * vbw / dx))
     set_value(ds, "InPlanePhaseEncodingDirection", {1: "COL", 2: "ROW"}.get(freq))
     if image["pseq"] in _ANGIO_SEQUENCES:
-        ds.AngioFlag = "Y" if image["vascular_collapse"] == 0 and image["projection_alg"] == 0 else "N"
+        put(ds, "AngioFlag", "Y" if image["vascular_collapse"] == 0 and image["projection_alg"] == 0 else "N")
     if image["image_type"] in (1, 2, 3):  # value 4 is implementation specific in the MR Image module
-        ds.ImageType = [*ds.ImageType, {1: "PHASE", 2: "REAL", 3: "IMAGINARY"}[image["image_type"]]]
+        put(ds, "ImageType", [*ds.ImageType, {1: "PHASE", 2: "REAL", 3: "IMAGINARY"}[image["image_type"]]])
 
 
 def _scan_options(image: Record) -> list[str]:
@@ -705,21 +715,21 @@ _CT_KERNELS = {1: "SMOOTH", 2: "SOFT", 4: "STANDARD", 8: "DETAIL", 16: "BONE", 3
 
 def _map_ct(ds: Dataset, h: Headers) -> None:
     exam, image, imgf = h.exam, h.image, h.imgf
-    ds.RescaleIntercept = ds_number(imgf["level_offset"])
-    ds.RescaleSlope = ds_number(1)
-    ds.RescaleType = "HU"
+    put(ds, "RescaleIntercept", ds_number(imgf["level_offset"]))
+    put(ds, "RescaleSlope", ds_number(1))
+    put(ds, "RescaleType", "HU")
     for keyword, value in (("DistanceSourceToDetector", exam["source_detector_mm"]),
                            ("DistanceSourceToPatient", exam["source_iso_mm"])):
         if _finite(value) and value > 0:
-            setattr(ds, keyword, ds_number(value))
+            put(ds, keyword, ds_number(value))
     set_value(ds, "FilterType", _CT_FILTERS.get(image.get("filter")))
     set_value(ds, "ConvolutionKernel", _CT_KERNELS.get(image.get("algorithm")))
     set_value(ds, "RotationDirection", {1: "CW", 2: "CC"}.get(image.get("rotation")))
     seconds = image["scan_duration_us"] / 1e6 if _finite(image["scan_duration_us"]) else 0
-    if seconds > 0:
-        ds.ExposureTime = int(round(seconds * 1000))
-        if image["ma"] > 0:
-            ds.Exposure = int(round(seconds * image["ma"]))
+    if 0 < seconds < 1e6:  # IS values: anything larger is a damaged field
+        put(ds, "ExposureTime", int(round(seconds * 1000)))
+        if 0 < image["ma"] < 1e5:
+            put(ds, "Exposure", int(round(seconds * image["ma"])))
 
 
 # --------------------------------------------------------------------------- identity

@@ -137,16 +137,17 @@ def code_starts(stream: np.ndarray) -> np.ndarray:
     if n > 1:
         start[1] = one_byte[0]
     np.logical_and(one_byte[1:-1], stream[:-2] < 0xC0, out=start[2:])
-    sync = np.flatnonzero(start)
-    cursor = np.flatnonzero(start & ~one_byte)  # only multi-byte codes move a cursor off a sync point
-    seg_end = np.append(sync, n)[np.searchsorted(sync, cursor, side="right")]
+    # Cursors start at the sync points holding a multi-byte code; each walks code by code
+    # until it lands on a position already known to start a code (a sync point, or one
+    # another walk marked): every true start lies on the one path from byte 0, so a walk
+    # from a true start meets the next sync point exactly.
+    cursor = np.flatnonzero(start & ~one_byte)
     for _ in range(_WALK_STEPS):
         if cursor.size == 0:
             return start
-        cursor = cursor + _CODE_LEN[stream[cursor]]
-        inside = cursor < seg_end
-        if not inside.all():
-            cursor, seg_end = cursor[inside], seg_end[inside]
+        cursor = cursor + _CODE_LEN.take(stream.take(cursor))
+        cursor = cursor[cursor < n]
+        cursor = cursor[~start[cursor]]
         start[cursor] = True
     return _scan_starts(stream)
 
@@ -157,40 +158,46 @@ def _scan_starts(stream: np.ndarray) -> np.ndarray:
     The state before byte i is the number of continuation bytes still pending (0, 1 or 2);
     byte i maps state 0 to its code length - 1, state 1 to 0 and state 2 to 1. Composing
     these maps is associative, so a Hillis-Steele scan gives the state before every byte in
-    log2(n) vector steps.
+    log2(n) vector steps. ``maps[i, s]`` is the state after byte i when the state before
+    the covered bytes was s.
     """
     n = stream.size
-    maps = np.empty((3, n), dtype=np.uint8)  # maps[s, i] = state after byte i if state before was s
-    maps[0] = _CODE_LEN[stream] - 1
-    maps[1] = 0
-    maps[2] = 1
+    maps = np.empty((n, 3), dtype=np.uint8)
+    maps[:, 0] = _CODE_LEN.take(stream) - 1
+    maps[:, 1] = 0
+    maps[:, 2] = 1
+    flat = maps.reshape(-1)
+    row_base = (np.arange(n, dtype=np.intp) * 3)[:, None]
     step = 1
     while step < n:
-        prev = maps[:, :-step]  # composed maps ending at i - step
-        later = maps[:, step:]
-        # new[s, i] = later[prev[s, i], i]: apply the earlier composition, then the later one
-        composed = np.take_along_axis(later, prev.astype(np.intp), axis=0)
-        maps = np.concatenate([maps[:, :step], composed], axis=1)
+        # new[i, s] = maps[i, maps[i - step, s]]: the earlier part first, then the later one.
+        earlier = maps[:-step]
+        composed = flat.take(row_base[step:] + earlier)
+        maps[step:] = composed
         step *= 2
     start = np.empty(n, dtype=bool)
     start[0] = True
-    start[1:] = maps[0, :-1] == 0  # state before byte i = composed map up to i-1, from state 0
+    start[1:] = maps[:-1, 0] == 0  # state before byte i, starting from state 0 at byte 0
     return start
 
 
 def _values(stream: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """Pixel values from the code starts (wrapping uint16 arithmetic, returned as int16)."""
-    padded = np.concatenate([stream, np.zeros(2, dtype=np.uint8)])
-    b0, b1, b2 = padded[starts], padded[starts + 1], padded[starts + 2]
-    delta = _DELTA7[b0]
-    two = np.flatnonzero((b0 >= 0x80) & (b0 < 0xC0))
-    word = (b0[two].astype(np.uint16) << 8) | b1[two]
+    b0 = stream.take(starts)
+    delta = _DELTA7.take(b0)  # right for one-byte codes; the few longer ones are patched below
+    longer = np.flatnonzero(b0 >= 0x80)
+    first = b0[longer]
+    second = stream.take(starts.take(longer) + 1)  # the last code is known to be complete
+    absolute = first >= 0xC0
+    two = longer[~absolute]
+    word = (first[~absolute].astype(np.uint16) << 8) | second[~absolute]
     delta[two] = ((word << 2).view(np.int16) >> 2).view(np.uint16)  # sign-extend 14 bits
-    absolute = np.flatnonzero(b0 >= 0xC0)
-    delta[absolute] = 0
+    at = longer[absolute]
+    value = (second[absolute].astype(np.uint16) << 8) | stream.take(starts.take(at) + 2)
+    delta[at] = 0
     running = np.cumsum(delta, dtype=np.uint16)
-    correction = ((b1[absolute].astype(np.uint16) << 8) | b2[absolute]) - running[absolute]
+    correction = value - running[at]
     step = correction.copy()
     step[1:] -= correction[:-1]
-    delta[absolute] = step
+    delta[at] = step
     return np.cumsum(delta, dtype=np.uint16).view(np.int16)

@@ -22,7 +22,7 @@ from pydicom.dataset import Dataset
 
 from gateway.decoders import Decoded, DumpRow, register
 from gateway.errors import DecodeError
-from gateway.fieldtable import F, Record, Table, To, Used, ds_number, set_value
+from gateway.fieldtable import F, Record, Table, To, Used, ds_number, put, set_value
 from gateway.geometry import patient_orientation, plane_from_corners
 from gateway.iods import MR_IMAGE_STORAGE
 
@@ -246,7 +246,7 @@ IMAGE = Table("image header", size=1024, fields=[
     F(572, "int16_be",  "r2_manual"),
     F(574, "int16_be",  "prescan_flag"),
     F(576, "int16_be",  "prescan_changed"),
-    F(578, "int16_be",  "image_type",   Used("ComplexImageComponent; signed pixels unless magnitude")),
+    F(578, "int16_be",  "image_type",   Used("ImageType value 4; signed pixels unless magnitude")),
     F(580, "int16_be",  "vascular_collapse", Used("AngioFlag")),
     F(582, "int16_be",  "thickness_disclaimer"),
     F(584, "int16_be",  "venc"),
@@ -410,10 +410,13 @@ _SEQUENCES: dict[int, tuple[list[str], list[str]]] = {
 
 def _map(ds: Dataset, h: Headers, words: np.ndarray, notes: list[str]) -> None:
     study, series, image = h.study, h.series, h.image
-    ds.Modality = "MR"
-    ds.SOPClassUID = MR_IMAGE_STORAGE
-    ds.Manufacturer = MANUFACTURER
-    ds.ManufacturerModelName = "Signa"
+    put(ds, "Modality", "MR")
+    put(ds, "SOPClassUID", MR_IMAGE_STORAGE)
+    put(ds, "Manufacturer", MANUFACTURER)
+    # Laterality is 2C (paired body parts); GE headers name no side and no body part, so
+    # the side is unknown: present and empty, as dciodvfy then requires.
+    put(ds, "Laterality", None)
+    put(ds, "ManufacturerModelName", "Signa")
     if not ds.get("InstitutionName") and h.system["hospital"]:
         set_value(ds, "InstitutionName", h.system["hospital"])
 
@@ -429,7 +432,7 @@ def _map(ds: Dataset, h: Headers, words: np.ndarray, notes: list[str]) -> None:
     entry = {0: "HF", 1: "FF"}.get(series["position"])
     lying = {0: "S", 1: "P", 2: "DL", 3: "DR"}.get(series["orientation"])
     if entry and lying:
-        ds.PatientPosition = entry + lying
+        put(ds, "PatientPosition", entry + lying)
     _map_geometry(ds, image, words.shape, notes)
     _map_pixels(ds, image, words)
     _map_mr(ds, series, image)
@@ -438,10 +441,10 @@ def _map(ds: Dataset, h: Headers, words: np.ndarray, notes: list[str]) -> None:
 def _map_patient(ds: Dataset, study: Record) -> None:
     m = re.match(r"\s*(\d{1,3})\s*([DWMYdwmy]?)", study["age"])
     if m and int(m.group(1)) > 0:
-        ds.PatientAge = f"{int(m.group(1)):03d}{(m.group(2) or 'Y').upper()}"
+        put(ds, "PatientAge", f"{int(m.group(1)):03d}{(m.group(2) or 'Y').upper()}")
     set_value(ds, "PatientSex", study["sex"].upper() if study["sex"].upper() in ("M", "F") else None)
     if study["weight_g"] > 0:
-        ds.PatientWeight = ds_number(study["weight_g"] / 1000)
+        put(ds, "PatientWeight", ds_number(study["weight_g"] / 1000))
 
 
 def _map_geometry(ds: Dataset, image: Record, shape: tuple[int, int], notes: list[str]) -> None:
@@ -455,40 +458,40 @@ def _map_geometry(ds: Dataset, image: Record, shape: tuple[int, int], notes: lis
     notes.append(f"corners {'are image edges' if plane.corners_are_edges else 'are pixel centres'}: "
                  f"extents {plane.row_extent_mm:.3f} x {plane.column_extent_mm:.3f} mm for "
                  f"{cols} x {rows} pixels of {size} mm")
-    ds.ImagePositionPatient = [ds_number(v) for v in plane.position]
-    ds.ImageOrientationPatient = [ds_number(v) for v in plane.orientation]
-    ds.PixelSpacing = [ds_number(size), ds_number(size)]
-    ds.PatientOrientation = patient_orientation(plane)
+    put(ds, "ImagePositionPatient", [ds_number(v) for v in plane.position])
+    put(ds, "ImageOrientationPatient", [ds_number(v) for v in plane.orientation])
+    put(ds, "PixelSpacing", [ds_number(size), ds_number(size)])
+    put(ds, "PatientOrientation", patient_orientation(plane))
     thickness, gap = image["thickness"], image["spacing_gap"]
     if _finite(thickness, gap) and thickness > 0 and thickness + gap > 0:
-        ds.SpacingBetweenSlices = ds_number(thickness + gap)
+        put(ds, "SpacingBetweenSlices", ds_number(thickness + gap))
 
 
 def _map_pixels(ds: Dataset, image: Record, words: np.ndarray) -> None:
     """Magnitude images are unsigned (a magnitude cannot be negative); phase, real and
     imaginary images are signed two's complement, as ITK reads every Signa word. 16 bits are
     always stored: dicom3tools' 12 would silently drop bits 12-15 (notes 5)."""
-    ds.Rows, ds.Columns = words.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
+    put(ds, "Rows", words.shape[0])
+    put(ds, "Columns", words.shape[1])
+    put(ds, "SamplesPerPixel", 1)
+    put(ds, "PhotometricInterpretation", "MONOCHROME2")
+    put(ds, "BitsAllocated", 16)
+    put(ds, "BitsStored", 16)
+    put(ds, "HighBit", 15)
     signed = image["image_type"] in (1, 2, 3)
-    ds.PixelRepresentation = 1 if signed else 0
-    ds.PixelData = words.astype("<u2").tobytes()
-    ds["PixelData"].VR = "OW"
+    put(ds, "PixelRepresentation", 1 if signed else 0)
+    put(ds, "PixelData", words.astype("<u2").tobytes(), vr="OW")
     if image["window"] > 0:
-        ds.WindowCenter = ds_number(image["level"])
-        ds.WindowWidth = ds_number(image["window"])
+        put(ds, "WindowCenter", ds_number(image["level"]))
+        put(ds, "WindowWidth", ds_number(image["window"]))
 
 
 def _map_mr(ds: Dataset, series: Record, image: Record) -> None:
     gauss = series["gauss"]
     if gauss > 0:
-        ds.MagneticFieldStrength = ds_number(gauss / 10000)
+        put(ds, "MagneticFieldStrength", ds_number(gauss / 10000))
     elif image["field_10ug"] > 0:
-        ds.MagneticFieldStrength = ds_number(image["field_10ug"] / 1e9)
+        put(ds, "MagneticFieldStrength", ds_number(image["field_10ug"] / 1e9))
     scanning, variant = (list(v) for v in _SEQUENCES.get(series["pulse_sequence"], ([], [])))
     series_minor, image_minor = _revision_minor(series["revision"]), _revision_minor(image["revision"])
     if series_minor >= 7 and series["prep_flags"] & 3:
@@ -498,8 +501,8 @@ def _map_mr(ds: Dataset, series: Record, image: Record) -> None:
     gating = series["gating"]
     if gating & (1 << 7):
         variant.append("OSP")
-    ds.ScanningSequence = scanning or ["RM"]
-    ds.SequenceVariant = variant or ["NONE"]
+    put(ds, "ScanningSequence", scanning or ["RM"])
+    put(ds, "SequenceVariant", variant or ["NONE"])
     options = [name for bit, name in ((0, "CG"), (1, "RG"), (2, "PER"), (3, "FC"), (6, "PPG")) if gating & (1 << bit)]
     if gating & (1 << 5) or series["sat_bits"]:
         options.append("SP")
@@ -507,35 +510,35 @@ def _map_mr(ds: Dataset, series: Record, image: Record) -> None:
         options.append("FS")
     if image_minor >= 7 and image["te_flags"] & 1:
         options.append("PFF")
-    ds.ScanOptions = options or None
+    put(ds, "ScanOptions", options or None)
     set_value(ds, "MRAcquisitionType", {0: "2D", 1: "2D", 2: "3D"}.get(series["image_mode"]))
     for keyword, name in (("RepetitionTime", "tr_us"), ("EchoTime", "te_us")):
         if _finite(image[name]) and image[name] > 0:
-            setattr(ds, keyword, ds_number(image[name] / 1000))
+            put(ds, keyword, ds_number(image[name] / 1000))
     if "IR" in ds.ScanningSequence:  # type 2C: present (empty if unknown) exactly for IR
         ti = image["ti_us"]
-        ds.InversionTime = ds_number(ti / 1000) if _finite(ti) and ti > 0 else None
+        put(ds, "InversionTime", ds_number(ti / 1000) if _finite(ti) and ti > 0 else None)
     if _finite(image["scan_time_us"]) and image["scan_time_us"] > 0:
-        ds.AcquisitionDuration = float(image["scan_time_us"]) / 1e6
+        put(ds, "AcquisitionDuration", float(image["scan_time_us"]) / 1e6)
     etl = image["etl"] if image_minor >= 7 and image["etl"] > 0 else image["echoes"]
     if 0 < etl < 65536:
-        ds.EchoTrainLength = etl
+        put(ds, "EchoTrainLength", etl)
     if "CG" in options:
         delay = image["trigger_delay_ms"]
-        ds.TriggerTime = ds_number(delay if _finite(delay) and delay >= 0 else 0)
+        put(ds, "TriggerTime", ds_number(delay if _finite(delay) and delay >= 0 else 0))
     x, y = series["scan_matrix_x"], series["scan_matrix_y"]
     swapped = image["swapped"] != 0
     if 0 < x < 65536 and 0 < y < 65536:
-        ds.AcquisitionMatrix = [x, 0, 0, y] if swapped else [0, x, y, 0]
-        ds.NumberOfPhaseEncodingSteps = y
+        put(ds, "AcquisitionMatrix", [x, 0, 0, y] if swapped else [0, x, y, 0])
+        put(ds, "NumberOfPhaseEncodingSteps", y)
         if image["vbw"] > 0:
-            ds.PixelBandwidth = ds_number(2000 * image["vbw"] / x)
-    ds.InPlanePhaseEncodingDirection = "COL" if swapped else "ROW"
+            put(ds, "PixelBandwidth", ds_number(2000 * image["vbw"] / x))
+    put(ds, "InPlanePhaseEncodingDirection", "COL" if swapped else "ROW")
     if series["vascular_mode"] != 0:
-        ds.AngioFlag = "Y" if image["vascular_collapse"] == 0 else "N"
-    ds.ImageType = ["ORIGINAL", "PRIMARY", "OTHER"] if series["series_type"] == 0 else ["DERIVED", "PRIMARY", "OTHER"]
+        put(ds, "AngioFlag", "Y" if image["vascular_collapse"] == 0 else "N")
+    put(ds, "ImageType", ["ORIGINAL", "PRIMARY", "OTHER"] if series["series_type"] == 0 else ["DERIVED", "PRIMARY", "OTHER"])
     if image["image_type"] in (1, 2, 3):  # value 4 is implementation specific in the MR Image module
-        ds.ImageType = [*ds.ImageType, {1: "PHASE", 2: "REAL", 3: "IMAGINARY"}[image["image_type"]]]
+        put(ds, "ImageType", [*ds.ImageType, {1: "PHASE", 2: "REAL", 3: "IMAGINARY"}[image["image_type"]]])
 
 
 def _identity(h: Headers) -> dict[str, tuple[str, ...]]:
