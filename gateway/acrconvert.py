@@ -18,7 +18,6 @@ import numpy as np
 from pydicom import config
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
-from pydicom.tag import Tag
 
 from gateway import acrvalues
 from gateway.acrdict import Entry, private_entry, standard_entry
@@ -47,12 +46,12 @@ class Converted:
 
     dataset: Dataset
     retired: dict[int, Any] = field(default_factory=dict)
-    command: dict[int, Any] = field(default_factory=dict)
     pixel_offset: int = 0
     head_first: bool | None = None  # set by vendor rules that know it (Siemens rest direction)
     truncated: dict[int, str] = field(default_factory=dict)  # original of values cut to fit their VR
     # (creator, group, element low byte) -> tag of each private element (first block wins)
     private_tags: dict[tuple[str, int, int], int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def private(self, group: int, creator: str, low: int) -> Any:
         """The value of ``creator``'s element ``low`` in ``group`` (None if absent)."""
@@ -60,7 +59,6 @@ class Converted:
         if tag is None or tag not in self.dataset:
             return None
         return self.dataset[tag].value
-    notes: list[str] = field(default_factory=list)
 
 
 def convert(stream: Stream) -> Converted:
@@ -72,9 +70,9 @@ def convert(stream: Stream) -> Converted:
     for elem in stream.elements:
         if elem.element == 0x0000 or (elem.element == 0x0001 and elem.group in (0x0000, 0x0008)):
             continue  # group length, length to end
-        if elem.group in (0x0000, 0x0001):  # ACR-NEMA / SPI command group: not DICOM
-            _read_command(reader, elem, out)
-        elif elem.group & 1:
+        if elem.group in (0x0000, 0x0001):
+            continue  # ACR-NEMA / SPI command group: message envelope, not DICOM
+        if elem.group & 1:
             _read_private(reader, elem, creators, out, items)
         elif elem.tag == _SPECIFIC_CHARACTER_SET:
             continue  # values are read as Latin-1; normalisation declares ISO_IR 100
@@ -171,12 +169,6 @@ def _concrete_vr(vr: str, tag: int) -> str:
         return vr
     choices = vr.split(" or ")
     return "OW" if "OW" in choices and "US" not in choices else choices[0]
-
-
-def _read_command(reader: ValueReader, elem: Element, out: Converted) -> None:
-    entry = standard_entry(elem.tag)
-    if entry is not None and entry.vr in TEXT_VRS:
-        out.command[elem.tag] = reader.text(elem, entry.vr)
 
 
 def _read_standard(reader: ValueReader, elem: Element, out: Converted, items: dict[int, DataElement]) -> None:

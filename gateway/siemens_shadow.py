@@ -28,16 +28,6 @@ _LOCATION = 0x00200050
 _KERNEL = 0x00181210
 
 
-def private(ds: Dataset, group: int, creator: str, low: int) -> Any:
-    """The value of ``creator``'s element ``low`` in ``group``, or None (any dataset)."""
-    try:
-        block = ds.private_block(group, creator)
-    except KeyError:
-        return None
-    tag = block.get_tag(low)
-    return ds[tag].value if tag in ds else None
-
-
 def _numbers(value: Any) -> list[float] | None:
     values = value if isinstance(value, (list, tuple)) or hasattr(value, "__len__") and not isinstance(value, str) else [value]
     try:

@@ -7,7 +7,6 @@ never from our own decoder.
 
 from __future__ import annotations
 
-import io
 import subprocess
 
 import numpy as np

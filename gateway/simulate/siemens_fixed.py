@@ -11,7 +11,6 @@ from __future__ import annotations
 import random
 import struct
 
-import numpy as np
 
 from gateway.simulate import SimFile, SimOptions, register_format
 from gateway.simulate.acrnema import phantom
