@@ -57,6 +57,13 @@ ENTRIES = [
     Entry("ge-genesis raster (heart.1)", _sample("ge_genesis/heart.1")),
     Entry("ge-genesis DPCM+packed 256x256 (simulated)", _simulated("genesis", compression=4)),
     Entry("ge-signa4x 256x256 (simulated)", _simulated("signa4x")),
+    Entry("acr-nema CT 512 (CT-MONO2-12-lomb-an2.acr)", _sample("acr_nema/CT-MONO2-12-lomb-an2.acr"), target_ratio=2.0),
+    Entry("siemens-spi MR 256 (mr.001)", _sample("siemens_spi_acrnema/mr.001"), target_ratio=2.0),
+    Entry("acr-nema 512 big-endian (simulated)", _simulated("acrnema", byte_order="big", extra={"size": 512})),
+    Entry("acr-nema 512 bad-big-endian (simulated)", _simulated("acrnema", byte_order="badbig", extra={"size": 512})),
+    Entry("acr-nema 512 packed 12-bit BE (simulated)", _simulated("acrnema", byte_order="big", variant="packed12", extra={"size": 512})),
+    Entry("somatom-plus 512 (simulated)", _simulated("somatom-plus", extra={"size": 512})),
+    Entry("vision-ima 256 (simulated)", _simulated("vision-ima", extra={"size": 256})),
 ]
 
 
