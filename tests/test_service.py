@@ -37,7 +37,7 @@ def slow_write(path, data: bytes, chunks: int = 6, pause: float = 0.5) -> None:
 
 
 # Real files of every supported kind, dropped as a console or copy job would.
-VENDOR_SAMPLES = ("dicom_vendor", "dicom_vendor_nopreamble", "ge_genesis")
+VENDOR_SAMPLES = ("dicom_vendor", "dicom_vendor_nopreamble", "ge_genesis", "siemens_spi_acrnema", "acr_nema")
 
 
 def test_dropped_files_arrive_in_orthanc_and_bad_ones_are_quarantined(tmp_path, orthanc, samples):
