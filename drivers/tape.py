@@ -27,12 +27,14 @@ import os
 import stat
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 log = logging.getLogger("drivers.tape")
 
 RECORD = "record"
+RECORDS = "records"
 FILEMARK = "filemark"
 BAD = "bad"
 END = "end"
@@ -44,25 +46,36 @@ IMAGE_KINDS = ("simh", "aws", "raw")
 KINDS = ("device", *IMAGE_KINDS)
 
 
-class TapeEvent:
-    """One thing read from the tape.
+class TapeEvent(tuple):
+    """One thing read from the tape: ``(kind, data, file, record, offset, error)``.
 
     ``data`` is the record's bytes (a ``bytes`` or read-only ``memoryview``; for BAD, what
     could be read of it, possibly empty). ``file`` and ``record`` are 0-based; ``record`` of
     a FILEMARK is the number of records the file held. ``offset`` is the byte offset of the
-    record's header in an image, the block number on a drive, or None when unknown.
+    record's header in an image, or None on a drive (which counts files and records only).
     ``error`` says why for BAD and, on END, why reading stopped early (None at a normal end).
+
+    RECORDS is a run of consecutive good records of one tape file: ``data`` is then a
+    ``RecordRun`` (a sequence of the records) and ``record``/``offset`` are those of the
+    first. Readers use it where the medium shows many records at once (an image), so that a
+    tape of small records costs one event per run, not one per record. ``records()`` turns
+    a stream back into one event per record for consumers that want that.
+
+    A tuple, because a tape holds millions of records: hot loops create it with
+    ``tuple.__new__(TapeEvent, (...))``.
     """
 
-    __slots__ = ("kind", "data", "file", "record", "offset", "error")
+    __slots__ = ()
 
-    def __init__(self, kind: str, data, file: int, record: int, offset: int | None, error: str | None = None):
-        self.kind = kind
-        self.data = data
-        self.file = file
-        self.record = record
-        self.offset = offset
-        self.error = error
+    def __new__(cls, kind: str, data, file: int, record: int, offset: int | None, error: str | None = None):
+        return tuple.__new__(cls, (kind, data, file, record, offset, error))
+
+    kind = property(itemgetter(0))
+    data = property(itemgetter(1))
+    file = property(itemgetter(2))
+    record = property(itemgetter(3))
+    offset = property(itemgetter(4))
+    error = property(itemgetter(5))
 
     def where(self, unit: str = "byte offset") -> str:
         return position_text(self.file, self.record, self.offset, unit)
@@ -71,6 +84,56 @@ class TapeEvent:
         size = "" if self.data is None else f" {len(self.data)} bytes"
         why = f" ({self.error})" if self.error else ""
         return f"<{self.kind}{size} at {self.where()}{why}>"
+
+
+_tuple_new = tuple.__new__
+
+
+class RecordRun:
+    """``count`` records of ``size`` bytes each, every ``stride`` bytes of ``buf`` from ``first``.
+
+    A view: nothing is copied until a record (a ``memoryview``) or ``tobytes()`` is asked for.
+    """
+
+    __slots__ = ("buf", "first", "size", "stride", "count", "header")
+
+    def __init__(self, buf: memoryview, first: int, size: int, stride: int, count: int, header: int = 0):
+        self.buf, self.first, self.size, self.stride, self.count = buf, first, size, stride, count
+        self.header = header  # bytes before each record in the stride (for offsets)
+
+    def __len__(self) -> int:
+        return self.count
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.count
+
+    def __getitem__(self, m: int) -> memoryview:
+        if not 0 <= m < self.count:
+            raise IndexError(m)
+        a = self.first + m * self.stride
+        return self.buf[a:a + self.size]
+
+    def __iter__(self) -> Iterator[memoryview]:
+        buf, size = self.buf, self.size
+        for a in range(self.first, self.first + self.count * self.stride, self.stride):
+            yield buf[a:a + size]
+
+    def tobytes(self) -> bytes:
+        if self.stride == self.size:
+            return bytes(self.buf[self.first:self.first + self.nbytes])
+        return b"".join(self)
+
+
+def records(events: Iterable[TapeEvent]) -> Iterator[TapeEvent]:
+    """The same stream with every RECORDS run split into single RECORD events."""
+    for ev in events:
+        if ev[0] != RECORDS:
+            yield ev
+            continue
+        run, file, first, offset = ev[1], ev[2], ev[3], ev[4]
+        for m, data in enumerate(run):
+            yield TapeEvent(RECORD, data, file, first + m, None if offset is None else offset + m * run.stride)
 
 
 def position_text(file: int | None, record: int | None, offset: int | None, unit: str = "byte offset") -> str:
@@ -214,6 +277,11 @@ def detect_kind(path: str | Path) -> str:
         return "simh"
     if looks_like_aws(head, st.st_size):
         return "aws"
+    # A damaged start defeats recognition; the usual name is then the best hint left.
+    hint = {".tap": "simh", ".simh": "simh", ".aws": "aws", ".awstape": "aws"}.get(Path(path).suffix.lower())
+    if hint:
+        log.warning("event=tape_kind_from_name medium=%s kind=%s note='the first bytes fit no format'", path, hint)
+        return hint
     raise TapeError(f"{path}: not a SIMH or AWS tape image (for a raw dd image give the format 'raw' "
                     "and its block size)", offset=0)
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from drivers.tape import BAD, END, FILEMARK, RECORD, TapeEvent, TapeReader, position_text
+from drivers.tape import BAD, END, FILEMARK, RECORD, RECORDS, TapeEvent, TapeReader, position_text
 from drivers.tape_labels import LABEL_SIZE, Label, parse_label
 
 log = logging.getLogger("drivers.tape")
@@ -140,6 +140,25 @@ class TapeFiles:
                         current.oversize, parts = True, []
                     else:
                         parts.append(ev.data)
+            elif kind == RECORDS:
+                run = ev.data
+                n = run.size
+                if not current.records or n < current.min_record:
+                    current.min_record = n
+                if n > current.max_record:
+                    current.max_record = n
+                current.records += run.count
+                current.size += run.nbytes
+                if current.skipped:
+                    continue
+                if writer is not None:
+                    for data in run:
+                        writer.write(data)
+                if not current.oversize:
+                    if current.size > max_bytes:
+                        current.oversize, parts = True, []
+                    else:
+                        parts.extend(run)
             elif kind == BAD:
                 current.bad.append(BadSpot(ev.record, ev.offset, ev.error or "bad record"))
                 current.records += 1
