@@ -176,7 +176,7 @@ class TapeFiles:
                                 ev.where(reader.unit).replace(", ", " "), ev.error)
                 if current.records or current.bad:
                     current.notes.append("not ended by a filemark")
-                    yield self._finish(current, parts, writer, ev.offset)
+                    yield self._finish(current, parts, writer, None)  # where a next file starts is unknown
                 elif writer is not None:
                     writer.abandon()
                 return

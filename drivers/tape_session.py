@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
-from drivers.tape import TapeReader, position_text
+from drivers.tape import END, FILEMARK, TapeReader, position_text
 from drivers.tape_files import DATA, DEFAULT_MAX_FILE, TapeFile, TapeFiles
 from drivers.tape_journal import TapeJournal
 from gateway.capture import Capture, Origin
@@ -56,7 +56,7 @@ class TapeSession:
     def __init__(self, reader: TapeReader, source: str, *, journal: TapeJournal | None = None,
                  fingerprint: str | None = None, resume: bool = False, retry_damaged: bool = False,
                  extract_dir: Path | None = None, max_bytes: int = DEFAULT_MAX_FILE,
-                 stop: threading.Event | None = None):
+                 stop: threading.Event | None = None, on_outcome: Callable[[Outcome], None] | None = None):
         self.reader = reader
         self.source = source
         self.journal = journal
@@ -66,6 +66,7 @@ class TapeSession:
         self.extract_dir = extract_dir
         self.max_bytes = max_bytes
         self.stop = stop or threading.Event()
+        self.on_outcome = on_outcome
         self.summary = SessionSummary()
         self._pending: tuple[Capture, TapeFile] | None = None
         self._deferred = False
@@ -83,15 +84,37 @@ class TapeSession:
             return
         prev = self.journal.entries.get(file - 1, {})
         if self.reader.kind != "device" and offset is None:
-            log.info("event=tape_nothing_to_resume medium=%s note='the journal ends at the end of the tape'",
-                     self.reader.path)
-            self.summary.resumed_at = file
-            raise _NothingLeft()
+            offset = self._next_file_after(file - 1, prev.get("offset"))
+            if offset is None:
+                log.info("event=tape_nothing_to_resume medium=%s note='nothing after tape file %d'",
+                         self.reader.path, file - 1)
+                raise _NothingLeft()
         self.reader.seek_file(file, offset)
         self._seen_data = any(e.get("status") not in ("label", "empty") for e in self.journal.entries.values()
                               if e["file"] < file)
         log.info("event=tape_resumed medium=%s tape_file=%d offset=%s previous=%s", self.reader.path, file, offset,
                  prev.get("status"))
+
+    def _next_file_after(self, file: int, start: int | None) -> int | None:
+        """Where tape file ``file + 1`` starts, found by reading ``file`` through to its filemark.
+
+        Needed when ``file`` ended without one in the last session (the read stopped at a bad
+        record by policy): its bad records are passed over here whatever the policy.
+        """
+        if start is None:
+            return None
+        policy = self.reader.policy
+        self.reader.policy = replace(policy, on_error="skip")
+        try:
+            self.reader.seek_file(file, start)
+            for ev in self.reader.events():
+                if ev.kind == FILEMARK:
+                    return ev.offset + (6 if self.reader.kind == "aws" else 4)
+                if ev.kind == END:
+                    return None
+        finally:
+            self.reader.policy = policy
+        return None
 
     def captures(self) -> Iterator[Capture]:
         """Each cleanly read data file of the tape as one capture, in tape order."""
@@ -169,12 +192,15 @@ class TapeSession:
         if self.journal is not None:
             self.journal.record(
                 tf.number, status, sop=sop, reason=reason, records=tf.records, bytes=tf.size, offset=tf.offset,
-                end_offset=tf.end_offset, sha256=tf.sha256,
+                end_offset=tf.end_offset, terminated=tf.terminated, sha256=tf.sha256,
                 bad=[{"record": b.record, "offset": b.offset, "reason": b.reason} for b in tf.bad] or None,
                 labels=[label.kind for label in tf.labels] or None,
                 extracted=str(tf.extracted) if tf.extracted else None,
             )
-        self.summary.outcomes.append(Outcome(tf, status, sop, reason))
+        outcome = Outcome(tf, status, sop, reason)
+        self.summary.outcomes.append(outcome)
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
         level = logging.INFO if status in ("done", "label", "empty") else logging.WARNING
         log.log(level, "event=tape_file medium=%s tape_file=%d status=%s records=%d bytes=%d%s%s", self.reader.path,
                 tf.number, status, tf.records, tf.size, f" sop={sop}" if sop else "",

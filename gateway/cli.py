@@ -19,6 +19,7 @@ COMMANDS = [
     "gateway.commands.check_config",
     "gateway.commands.identify",
     "gateway.commands.simulate",
+    "gateway.commands.ingest_tape",
 ]
 
 

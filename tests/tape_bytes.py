@@ -52,3 +52,18 @@ def simh_tape(files: list[list[bytes]], *, pad: bool = True, eom: bool = True) -
     if eom:
         out.append(SIMH_EOM)
     return b"".join(out)
+
+
+def as_records(blob: bytes, size: int = 8192) -> list[bytes]:
+    """A file cut into tape records of ``size`` bytes (the last one short), as a console writes it."""
+    return [blob[i:i + size] for i in range(0, len(blob), size)]
+
+
+def ansi_label(kind: str, **fields: str) -> bytes:
+    """An 80-byte ASCII label written from the ANSI X3.27 positions, independently of our parser."""
+    positions = {"volume_serial": (4, 10), "file_id": (4, 21), "sequence": (31, 35), "block_count": (54, 60)}
+    chars = bytearray(kind.encode() + b" " * 76)
+    for name, value in fields.items():
+        a, b = positions[name]
+        chars[a:b] = value.encode().ljust(b - a)[: b - a]
+    return bytes(chars)
