@@ -198,7 +198,7 @@ class TapeFiles:
                 tf.data = b"".join(parts)
         if tf.labels:
             self._note_labels(tf)
-        elif tf.records and not tf.bad:
+        elif tf.records or tf.bad:
             self._last_data = tf
         if writer is not None:
             writer.finish(tf)
