@@ -75,6 +75,8 @@ class Label:
 
 
 def julian_date(value: str) -> str | None:
+    if len(value) == 5:
+        value = " " + value  # the blank century digit was stripped with the padding
     if len(value) != 6 or not value[1:].isdigit():
         return None
     century = {" ": 1900, "0": 2000, "1": 2100}.get(value[0])
