@@ -43,7 +43,7 @@ class Outcome:
 
 @dataclass
 class SessionSummary:
-    outcomes: list[Outcome] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)  # tape files per status (not a list: tapes are long)
     skipped_before: int = 0  # tape files already done according to the journal
     end_reason: str | None = None  # why reading stopped early (None: end of the recorded data)
     interrupted: bool = False
@@ -139,7 +139,7 @@ class TapeSession:
                 self._deferred = False
                 yield capture
             if self._pending is not None:  # no verdict: not journaled, read again on resume
-                self.summary.outcomes.append(Outcome(tf, "pending", reason="no verdict (interrupted)"))
+                self.summary.counts["pending"] = self.summary.counts.get("pending", 0) + 1
                 self._pending = None
         self.summary.end_reason = files.end.error if files.end is not None else None
         self.summary.interrupted = files.interrupted
@@ -189,6 +189,7 @@ class TapeSession:
         return tf
 
     def _settle(self, tf: TapeFile, status: str, sop: str | None = None, reason: str | None = None) -> None:
+        tf.data = None  # settled: the outcome is kept, the bytes are not (memory stays bounded)
         if self.journal is not None:
             self.journal.record(
                 tf.number, status, sop=sop, reason=reason, records=tf.records, bytes=tf.size, offset=tf.offset,
@@ -198,7 +199,7 @@ class TapeSession:
                 extracted=str(tf.extracted) if tf.extracted else None,
             )
         outcome = Outcome(tf, status, sop, reason)
-        self.summary.outcomes.append(outcome)
+        self.summary.counts[status] = self.summary.counts.get(status, 0) + 1
         if self.on_outcome is not None:
             self.on_outcome(outcome)
         level = logging.INFO if status in ("done", "label", "empty") else logging.WARNING

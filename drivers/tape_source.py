@@ -149,9 +149,7 @@ class TapeDriver:
         s = session.summary
         if stop.is_set() or s.interrupted:
             return
-        counts: dict[str, int] = {}
-        for outcome in s.outcomes:
-            counts[outcome.status] = counts.get(outcome.status, 0) + 1
+        counts = s.counts
         log.info("event=tape_done source=%s tape=%s volume=%s resumed_at=%d %s%s", self.name, fingerprint,
                  s.volume or "-", s.resumed_at, " ".join(f"{k}={v}" for k, v in sorted(counts.items())),
                  f" end={s.end_reason!r}" if s.end_reason else "")
