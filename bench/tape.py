@@ -7,7 +7,7 @@ The images are distinct synthetic CT instances (512 x 512, 16 bits), so that an 
 real work to do. Then it measures, in the same run:
 
 1. a plain sequential read of the image file (1 MiB reads) and the SIMH record reader over
-   the same file (every record and filemark, lengths checked at both ends), best of three
+   the same file (every record and filemark, lengths checked at both ends), best of five
    each, alternating; it prints both in MB/s and their ratio (target: at least 0.8);
 2. the same pair with the file evicted from the page cache before each read
    (posix_fadvise DONTNEED), i.e. from the disk, as an archivist's image usually is;
@@ -121,7 +121,7 @@ def timed(fn, path: Path, cold: bool) -> tuple[float, int]:
     return time.perf_counter() - t, n
 
 
-def compare(path: Path, cold: bool, rounds: int = 3) -> tuple[float, float]:
+def compare(path: Path, cold: bool, rounds: int = 5) -> tuple[float, float]:
     best = {plain_read: float("inf"), record_read: float("inf")}
     size = {}
     for _ in range(rounds):

@@ -117,9 +117,9 @@ class SimhReader(ImageReader):
         return None
 
     def events(self) -> Iterator[TapeEvent]:
-        f, size, policy = self._f, self.size, self.policy
+        size, policy = self.size, self.policy
         unpack, chunk, maxrec = _U32.unpack_from, self.CHUNK, policy.max_record
-        new, pread, fd = _tuple_new, os.pread, f.fileno()
+        new, pread, fd = _tuple_new, os.pread, self._f.fileno()
         pos, file, rec, marks = self.start_offset, self.start_file, 0, 0
         buf, base = b"", pos
         mv = memoryview(buf)
@@ -362,23 +362,18 @@ class AwsReader(ImageReader):
         return _AWS.unpack(b) if len(b) == AWS_HEADER else None
 
     def events(self) -> Iterator[TapeEvent]:
-        f, size, policy = self._f, self.size, self.policy
+        size, policy, fd = self.size, self.policy, self._f.fileno()
         unpack, chunk = _AWS.unpack_from, self.CHUNK
         pos, file, rec, marks = self.start_offset, self.start_file, 0, 0
         parts: list = []
         rec_start, total, in_record = pos, 0, False
-        f.seek(pos)
         buf, base = b"", pos
         mv = memoryview(buf)
         while True:
             self.position = pos
             i = pos - base
             if len(buf) - i < AWS_HEADER + AWS_MAX_CHUNK and base + len(buf) < size:
-                if i < len(buf):
-                    buf = buf[i:] + f.read(chunk)
-                else:
-                    f.seek(pos)
-                    buf = f.read(chunk)
+                buf = os.pread(fd, chunk, pos)  # a whole chunk always fits from here
                 base, i, mv = pos, 0, memoryview(buf)
             if i >= len(buf):
                 if in_record:
