@@ -211,3 +211,16 @@ def test_positioning_and_unload_use_the_tape_operations():
     assert (td.MTREW, 1) in dev.ops and (td.MTFSF, 2) in dev.ops
     dev.unload()
     assert dev.ops[-1] == (td.MTOFFL, 1)
+
+
+def test_fixed_block_mode_splits_each_read_into_blocks(pair):
+    a, b = pair
+    data = os.urandom(4 * 512)
+    feed(a, [data, data[:1024], FM, FM])  # st returns as many whole blocks as fit in one read
+    dev = TapeDevice("socketpair", fd=b.fileno(), block_size=512, buffer_size=8192)
+    got = kinds(dev)
+    assert [(k, f, r) for k, _, f, r in got] == [(RECORD, 0, i) for i in range(6)] + [(FILEMARK, 0, 6), (END, 1, 0)]
+    assert b"".join(d for k, d, *_ in got if k == RECORD) == data + data[:1024]
+    drive = StDouble([b"x" * 512, FM, FM], block_size=512)
+    assert (td.MTSETBLK, 512) in drive.ops and drive.reads == [] and list(drive.events())[0].data == b"x" * 512
+    assert drive.reads[0] % 512 == 0  # fixed-block reads ask for whole blocks
