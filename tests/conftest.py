@@ -25,6 +25,15 @@ def samples() -> Path:
     return SAMPLES
 
 
+@pytest.fixture(scope="session")
+def formats() -> Path:
+    """shared/formats: the format notes (test vectors are checked against them)."""
+    path = SHARED / "formats"
+    if not path.is_dir():
+        pytest.fail(f"format notes not found at {path}: shared/ must lie beside the checkout")
+    return path
+
+
 @pytest.fixture
 def orthanc(tmp_path_factory):
     peer = Orthanc(tmp_path_factory.mktemp("orthanc")).start()

@@ -31,6 +31,8 @@ __all__ = [
 # Modules that define formats, in no particular order (priority decides).
 _FORMAT_MODULES: list[str] = [
     "gateway.decoders.dicom",
+    "gateway.decoders.ge_genesis",
+    "gateway.decoders.ge_signa4x",
 ]
 
 

@@ -14,7 +14,9 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-_FORMAT_MODULES: list[str] = []
+_FORMAT_MODULES: list[str] = [
+    "gateway.simulate.ge",
+]
 
 
 @dataclass
