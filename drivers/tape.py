@@ -5,8 +5,8 @@ filemarks; two filemarks in a row (or the end of an image, or an end-of-medium m
 recorded data. Every medium here (a Linux SCSI drive, SIMH ``.tap``, AWSTAPE, raw ``dd``
 images) is read as the same stream of ``TapeEvent``: RECORD, FILEMARK, BAD (a record that
 could not be read, or a stretch of image that makes no sense) and END. Each event says where
-it is: tape file number, record number within the file and the byte offset in the image (the
-block number on a drive), so every error can name its place on the tape.
+it is: tape file number, record number within the file and, in an image, the byte offset,
+so every error can name its place on the tape.
 
 Readers stream: memory stays bounded by the largest record, whatever the size of the tape. A
 reader never allocates by an unchecked length word: it first checks it against what is left

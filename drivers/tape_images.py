@@ -117,6 +117,9 @@ class SimhReader(ImageReader):
         return None
 
     def events(self) -> Iterator[TapeEvent]:
+        """One loop on purpose: it is the hot path (bench/tape.py). Good records are taken
+        from the buffer without copies; everything else (marks, gaps, odd or crossing
+        records, damage) goes through the slower branches below."""
         size, policy = self.size, self.policy
         unpack, chunk, maxrec = _U32.unpack_from, self.CHUNK, policy.max_record
         new, pread, fd = _tuple_new, os.pread, self._f.fileno()
