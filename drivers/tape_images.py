@@ -32,7 +32,6 @@ from typing import Callable, Iterator
 import numpy as np
 
 from drivers.tape import (
-    BAD,
     END,
     FILEMARK,
     RECORD,

@@ -13,17 +13,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pydicom
-import pytest
 
 from gateway.spool import encode
 from tests.daemon import ROOT, wait_until
 from tests.helpers import ct_instance
 from tests.tape_bytes import (
-    SIMH_EOM,
     SIMH_MARK,
     ansi_label,
     as_records,

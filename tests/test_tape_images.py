@@ -8,7 +8,6 @@ import struct
 import pytest
 
 from drivers.tape import BAD, END, FILEMARK, RECORD, ErrorPolicy, TapeError, detect_kind, open_tape, records
-from drivers.tape_files import TapeFiles
 from tests.tape_bytes import SIMH_EOM, SIMH_GAP, SIMH_MARK, aws_chunk, aws_tape, simh_record, simh_tape
 
 
