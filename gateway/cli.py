@@ -21,6 +21,7 @@ COMMANDS = [
     "gateway.commands.simulate",
     "gateway.commands.convert",
     "gateway.commands.dump",
+    "gateway.commands.ingest_tape",
 ]
 
 
