@@ -90,3 +90,21 @@ def test_simulate_writes_files_every_decoder_reads(tmp_path, fmt, compression, v
     for path in files:
         decoded = decoders.decode(path.read_bytes())
         assert decoded.format == ("ge-genesis" if fmt == "genesis" else "ge-signa4x")
+
+
+def test_convert_takes_site_rules_from_the_configuration(samples, tmp_path):
+    from pathlib import Path
+
+    shipped = (Path(__file__).resolve().parents[1] / "etc" / "legacy-gateway.yaml").read_text()
+    config = tmp_path / "site.yaml"
+    config.write_text(shipped.replace("  patient_id_prefix:\n", "  patient_id_prefix: LEG-\n")
+                      .replace("  institution_name:\n", "  institution_name: Old Wing Hospital\n"))
+    src = samples / "ge_genesis" / "heart.1"
+    assert cli.main(["convert", "-c", str(config), str(src), "-o", str(tmp_path / "out")]) == 0
+    (out,) = (tmp_path / "out").iterdir()
+    ds = pydicom.dcmread(out)
+    source_id = decoders.decode(src.read_bytes()).dataset.PatientID
+    assert ds.PatientID == "LEG-" + source_id
+    # The command line wins over the configuration.
+    assert cli.main(["convert", "-c", str(config), "--patient-id-prefix", "CLI-", str(src), "-o", str(tmp_path / "o2")]) == 0
+    assert pydicom.dcmread(next((tmp_path / "o2").iterdir())).PatientID == "CLI-" + source_id

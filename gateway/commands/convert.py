@@ -9,12 +9,14 @@ status is 1 if any file failed, 0 otherwise.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
 from typing import Iterator
 
 from gateway.capture import Capture, Origin
+from gateway.commands.run import load_or_report
 from gateway.errors import DecodeError
 from gateway.normalize import SiteRules
 from gateway.pipeline import convert
@@ -26,7 +28,8 @@ HELP = "convert vendor files to DICOM files (offline)"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="files or folders (recursive)")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR", help="folder for the DICOM files")
-    parser.add_argument("--uid-root", default="2.25", help="UID root for derived UIDs (default 2.25: UUID-based)")
+    parser.add_argument("-c", "--config", help="take the site rules and UID root from this configuration")
+    parser.add_argument("--uid-root", help="UID root for derived UIDs (default 2.25: UUID-based)")
     parser.add_argument("--patient-id-prefix", help="prefix added once to every converted Patient ID")
     parser.add_argument("--no-vendor-header", action="store_true", help="do not keep the vendor header bytes")
 
@@ -53,9 +56,28 @@ def convert_one(path: Path, output: Path, rules: SiteRules) -> tuple[Path, str]:
     return target, fmt
 
 
+def _rules(args: argparse.Namespace) -> SiteRules | None:
+    """The configuration's site rules (if given), with the command line's options on top."""
+    rules = SiteRules()
+    if args.config:
+        config = load_or_report(args.config)
+        if config is None:
+            return None
+        rules = config.site
+    changes = {}
+    if args.uid_root:
+        changes["uid_root"] = args.uid_root
+    if args.patient_id_prefix:
+        changes["patient_id_prefix"] = args.patient_id_prefix
+    if args.no_vendor_header:
+        changes["keep_vendor_header"] = False
+    return dataclasses.replace(rules, **changes)
+
+
 def run(args: argparse.Namespace) -> int:
-    rules = SiteRules(uid_root=args.uid_root, patient_id_prefix=args.patient_id_prefix,
-                      keep_vendor_header=not args.no_vendor_header)
+    rules = _rules(args)
+    if rules is None:
+        return 2
     args.output.mkdir(parents=True, exist_ok=True)
     done = failed = 0
     for path in _files(args.inputs):
