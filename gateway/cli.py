@@ -19,6 +19,9 @@ COMMANDS = [
     "gateway.commands.check_config",
     "gateway.commands.identify",
     "gateway.commands.simulate",
+    "gateway.commands.convert",
+    "gateway.commands.dump",
+    "gateway.commands.ingest_tape",
 ]
 
 
