@@ -67,7 +67,6 @@ SOURCE_OPTIONS: dict[str, dict[str, Spec]] = {
         "done_dir": Str(),
         "quarantine_dir": Str(),
     },
-<<<<<<< HEAD
     "serial": {
         "port": Str(required=True, doc="device (/dev/ttyUSB0) or pyserial URL (rfc2217://host:port)"),
         "protocol": Str(default="xmodem", choices=("xmodem", "ymodem", "zmodem", "kermit", "raw")),
@@ -84,7 +83,7 @@ SOURCE_OPTIONS: dict[str, dict[str, Spec]] = {
         "reopen_interval": Duration(default=5.0, minimum=0.05),
         "xmodem_check": Str(default="auto", choices=("auto", "crc", "checksum")),
         "work_dir": Str(doc="where rz/gkermit write files while receiving; default a private temp dir"),
-=======
+    },
     "tape": {
         "device": Str(required=True, doc="tape drive (/dev/nst0: the non-rewinding one) or a tape image file"),
         "format": Str(default="auto", choices=("auto", "device", "simh", "aws", "raw")),
@@ -96,7 +95,6 @@ SOURCE_OPTIONS: dict[str, dict[str, Spec]] = {
         "max_file_size": Int(default=64 << 20, minimum=1024, doc="largest tape file taken as one image"),
         "extract_dir": Str(doc="also keep every raw tape file here"),
         "past_eot": Bool(default=False, doc="read on after two filemarks"),
->>>>>>> main
     },
 }
 

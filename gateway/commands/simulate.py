@@ -21,8 +21,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out = parser.add_mutually_exclusive_group(required=True)
     out.add_argument("-o", "--output", type=Path, help="folder to write files into")
     out.add_argument("--list", action="store_true", help="list the simulated formats")
-<<<<<<< HEAD
+    out.add_argument("--tape", type=Path, metavar="OUT.tap", help="write a SIMH tape image, one object per tape file")
+    out.add_argument("--aws", type=Path, metavar="OUT.aws", help="write an AWSTAPE image, one object per tape file")
     out.add_argument("--serial", metavar="PORT", help="send down a serial line (device or pyserial URL)")
+    tape = parser.add_argument_group("tape images (--tape, --aws)")
+    tape.add_argument("--record-size", type=int, default=8192, help="tape record size in bytes (default 8192)")
+    tape.add_argument("--labels", action="store_true", help="ANSI labels: VOL1, HDR1/HDR2 and EOF1/EOF2 per file")
+    tape.add_argument("--header-file", action="store_true", help="start with a non-image header file (as GE tapes)")
+    tape.add_argument("--bad-records", type=int, default=0, metavar="N", help="damage N records (chosen by --seed)")
     line = parser.add_argument_group("serial line (with --serial)")
     line.add_argument("--protocol", default="xmodem-1k",
                       help="xmodem, xmodem-1k, ymodem, zmodem, kermit or raw (default xmodem-1k)")
@@ -31,15 +37,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     line.add_argument("--rtscts", action="store_true", help="RTS/CTS hardware flow control")
     line.add_argument("--line-timeout", type=float, default=10.0, help="seconds to wait for the receiver")
     line.add_argument("--gap", type=float, default=2.0, help="raw: seconds of silence between objects")
-=======
-    out.add_argument("--tape", type=Path, metavar="OUT.tap", help="write a SIMH tape image, one object per tape file")
-    out.add_argument("--aws", type=Path, metavar="OUT.aws", help="write an AWSTAPE image, one object per tape file")
-    tape = parser.add_argument_group("tape images (--tape, --aws)")
-    tape.add_argument("--record-size", type=int, default=8192, help="tape record size in bytes (default 8192)")
-    tape.add_argument("--labels", action="store_true", help="ANSI labels: VOL1, HDR1/HDR2 and EOF1/EOF2 per file")
-    tape.add_argument("--header-file", action="store_true", help="start with a non-image header file (as GE tapes)")
-    tape.add_argument("--bad-records", type=int, default=0, metavar="N", help="damage N records (chosen by --seed)")
->>>>>>> main
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,10 +44,8 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(formats()))
         return 0
     options = SimOptions(compression=args.compression, variant=args.variant, byte_order=args.byte_order)
-<<<<<<< HEAD
     if args.serial:
         return _send_serial(args, [(sim.name, sim.data) for sim in generate(args.format, args.count, options, args.seed)])
-=======
     if args.tape or args.aws:
         from gateway.simulate.tape import TapeOptions, write_tape
 
@@ -61,7 +56,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"{written.path}: {written.files} tape files, {written.images} objects"
               + "".join(f"; damaged: tape file {f} record {r}" for f, r in written.bad or []))
         return 0
->>>>>>> main
     args.output.mkdir(parents=True, exist_ok=True)
     for sim in generate(args.format, args.count, options, args.seed):
         (args.output / sim.name).write_bytes(sim.data)

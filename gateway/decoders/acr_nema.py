@@ -13,8 +13,9 @@ from typing import Callable
 from gateway import acrmapping, acrvalues, siemens_shadow
 from gateway.acrconvert import TEXT_VRS, Converted, ValueReader, convert
 from gateway.acrdict import RETIRED_SUCCESSORS, private_entry, standard_entry
-from gateway.acrnema import Stream, leading_elements, read_stream, tag_str
+from gateway.acrnema import ByteOrder, Stream, leading_elements, read_stream, tag_str
 from gateway.decoders import Decoded, DumpRow, register
+from gateway.decoders.extent import dataset_length
 
 _SOP_CLASS_UID = 0x00080016
 _RECOGNITION_CODES = (0x00000010, 0x00080010)
@@ -29,6 +30,14 @@ def leading(data: bytes, last_group: int = 0x0008) -> Stream | None:
     if stream.elements[0].group not in (0x0000, 0x0001, 0x0008):
         return None
     return stream
+
+
+def stream_length(data: bytes, stream: Stream) -> int | None:
+    """Where an ACR-NEMA-style object ends: its elements walked in its byte order, up to and
+    including Pixel Data (``extent.dataset_length``)."""
+    order = stream.order
+    header = order.element_header if order is ByteOrder.BAD_BIG else None
+    return dataset_length(data, 0, explicit=False, little=order is ByteOrder.LITTLE, header=header)
 
 
 def recognition_code(stream: Stream) -> str:
@@ -122,6 +131,11 @@ class AcrNema:
         if code.startswith(("ACR-NEMA", "ACRNEMA")):
             return True
         return stream.find(_SOP_CLASS_UID) is None and stream.elements[0].group in (0x0000, 0x0008)
+
+    def length(self, data: bytes) -> int | None:
+        if not self.identify(data):
+            return None
+        return stream_length(data, leading(data))
 
     def decode(self, data: bytes) -> Decoded:
         return decode_stream(data, self.name)

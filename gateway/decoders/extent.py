@@ -17,6 +17,7 @@ it. Nothing is allocated: only offsets are computed, so a huge declared length c
 from __future__ import annotations
 
 import struct
+from typing import Callable
 
 PIXEL_DATA = 0x7FE00010
 ITEM, ITEM_END, SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
@@ -40,10 +41,14 @@ class _Broken(Exception):
     """The bytes are not a well-formed element stream here."""
 
 
+HeaderReader = Callable[[bytes, int], "tuple[int, int, int]"]
+
+
 class _Walker:
-    def __init__(self, data: bytes, explicit: bool, little: bool):
+    def __init__(self, data: bytes, explicit: bool, little: bool, header: HeaderReader | None = None):
         self.data, self.explicit = data, explicit
         self.fmt = "<" if little else ">"
+        self.read_header = header  # (group, element, length) for implicit streams in odd byte orders
 
     def header(self, pos: int, bare: bool = False) -> tuple[int, int, int, bytes | None]:
         """(tag, value offset, value length, VR) of the element at ``pos``; ``bare`` for
@@ -51,6 +56,9 @@ class _Walker:
         data = self.data
         if pos + 8 > len(data):
             raise _Need(pos + 8)
+        if self.read_header is not None and not self.explicit:
+            group, elem, length = self.read_header(data, pos)
+            return (group << 16) | elem, pos + 8, length, None
         group, elem = struct.unpack_from(self.fmt + "HH", data, pos)
         tag = (group << 16) | elem
         if bare or not self.explicit or group == 0xFFFE:
@@ -126,10 +134,14 @@ class _Walker:
                 done = True
 
 
-def dataset_length(data: bytes, start: int, *, explicit: bool, little: bool, last_tag: int = PIXEL_DATA) -> int | None:
-    """Length of the object whose top-level data set begins at ``start`` (see module docstring)."""
+def dataset_length(data: bytes, start: int, *, explicit: bool, little: bool, last_tag: int = PIXEL_DATA,
+                   header: HeaderReader | None = None) -> int | None:
+    """Length of the object whose top-level data set begins at ``start`` (see module docstring).
+
+    ``header`` reads (group, element, length) at an offset, for implicit-VR streams in a byte
+    order ``little`` cannot express (ACR-NEMA's "bad big endian")."""
     try:
-        return _Walker(data, explicit, little).dataset_end(start, 0, last_tag=last_tag)
+        return _Walker(data, explicit, little, header).dataset_end(start, 0, last_tag=last_tag)
     except _Need as need:
         return max(need.size, len(data) + 1)
     except _Broken:

@@ -471,6 +471,36 @@ def decode_pixels(data: bytes, h: Headers) -> np.ndarray:
     raise imgf.error("compress", f"compression code {code} is not one of 0-4")
 
 
+def _object_end(data: bytes, variant: str, base: int, imgf: Record) -> int | None:
+    """Where the file ends: pixel offset plus the pixel bytes by compression code. A prefix
+    gets the bytes still needed (or one more than it has, while a DPCM stream is cut off)."""
+    rows, cols, hdr = imgf["height"], imgf["width"], imgf["hdr_length"]
+    if hdr < 124 or imgf["depth"] != 16 or not (0 < rows <= MAX_DIM and 0 < cols <= MAX_DIM):
+        return None
+    pixels = base + hdr
+    if variant == "dat":  # a byte count precedes the pixels
+        if len(data) < pixels + 4:
+            return pixels + 4
+        count = int.from_bytes(data[pixels:pixels + 4], "big", signed=True)
+        return pixels + 4 + count if count > 0 else None
+    code = imgf["compress"]
+    if code in (0, 1):
+        return pixels + 2 * rows * cols
+    count = rows * cols
+    if code in (2, 4):
+        map_end = base + imgf["p_unpack"] + imgf["l_unpack"]
+        if len(data) < map_end:
+            return map_end
+        _, width = ge_pixels.read_line_map(data, base + imgf["p_unpack"], imgf["l_unpack"], rows, cols)
+        count = int(width.sum())
+        if code == 2:
+            return pixels + 2 * count
+    if code not in (3, 4):
+        return None
+    size = ge_pixels.dpcm_length(data, pixels, count)
+    return pixels + size if size is not None else max(pixels, len(data)) + 1
+
+
 class GenesisDecoder:
     name = "ge-genesis"
     description = "GE Genesis (Signa 5.x MR, CT Advantage, Advantage Windows) image file"
@@ -478,6 +508,18 @@ class GenesisDecoder:
 
     def identify(self, data: bytes) -> bool:
         return _find_imgf(data[:4096]) is not None
+
+    def length(self, data: bytes) -> int | None:
+        """Header length plus the pixels the IMGF header describes (registry contract)."""
+        found = _find_imgf(data[:4096])
+        if found is None:
+            return None
+        if len(data) < found[1] + IMGF.size:
+            return found[1] + IMGF.size
+        try:
+            return _object_end(data, found[0], found[1], IMGF.read(data, found[1]))
+        except DecodeError:
+            return None
 
     def decode(self, data: bytes) -> Decoded:
         h = read_headers(data)

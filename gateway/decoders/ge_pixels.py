@@ -126,6 +126,21 @@ def _dpcm_values(data: memoryview | bytes, offset: int, count: int) -> np.ndarra
     return _values(stream, starts)
 
 
+def dpcm_length(data: memoryview | bytes, offset: int, count: int) -> int | None:
+    """Bytes the DPCM codes of ``count`` pixels occupy from ``offset``, or None if the data
+    ends first. No header field gives the size of a DPCM image; serial lines need it."""
+    if count <= 0 or offset < 0 or offset >= len(data):
+        return None
+    end = min(len(data), offset + 3 * count)
+    stream = np.frombuffer(data, dtype=np.uint8, count=end - offset, offset=offset)
+    starts = np.flatnonzero(code_starts(stream))
+    if starts.size < count:
+        return None
+    last = int(starts[count - 1])
+    size = last + int(_CODE_LEN[stream[last]])
+    return size if size <= stream.size else None
+
+
 def code_starts(stream: np.ndarray) -> np.ndarray:
     """Boolean mask of the bytes of ``stream`` (uint8) that begin a code, from byte 0 on."""
     n = stream.size

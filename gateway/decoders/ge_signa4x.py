@@ -374,6 +374,21 @@ class Signa4xDecoder:
                 return False
         return True
 
+    def length(self, data: bytes) -> int | None:
+        """The 14336-byte header plus the pixels its image header counts (registry contract)."""
+        if not self.identify(data):
+            return None
+        if len(data) < IMAGE_BASE + IMAGE.size:
+            return IMAGE_BASE + IMAGE.size
+        try:
+            image = IMAGE.read(data, IMAGE_BASE)
+        except DecodeError:
+            return None
+        dim_x, dim_y = image["dim_x"], image["dim_y"]
+        if not (0 < dim_x <= MAX_DIM and 0 < dim_y <= MAX_DIM):
+            return None
+        return HEADER_SIZE + 2 * dim_x * dim_y
+
     def decode(self, data: bytes) -> Decoded:
         h = read_headers(data)
         notes: list[str] = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 from gateway.acrdict import SIEMENS_SPI_CREATORS, SPI_CREATORS
 from gateway.acrnema import Stream
 from gateway.decoders import Decoded, DumpRow, register
-from gateway.decoders.acr_nema import decode_stream, dump_stream, leading
+from gateway.decoders.acr_nema import decode_stream, dump_stream, leading, stream_length
 from gateway.errors import DecodeError
 from gateway.acrconvert import Converted
 
@@ -55,6 +55,11 @@ class SiemensSpi:
             return False  # no SPI-era creator text near the start: not worth a walk
         stream = leading(data, last_group=_CREATOR_GROUPS_END)
         return stream is not None and bool(spi_creators(stream))
+
+    def length(self, data: bytes) -> int | None:
+        if not self.identify(data):
+            return None
+        return stream_length(data, leading(data))
 
     def decode(self, data: bytes) -> Decoded:
         return decode_stream(data, self.name, check=_refuse_compression)

@@ -176,6 +176,12 @@ class SomatomPlus:
             return False
         return block == 512 and header_blocks == 8 and pixel_block == 9 and 0 < matrix <= MAX_MATRIX
 
+    def length(self, data: bytes) -> int | None:
+        """The 4096-byte header plus matrix² 16-bit pixels (registry contract)."""
+        if not self.identify(data):
+            return None
+        return HEADER_SIZE + 2 * BINARY.read_field("matrix", data) ** 2
+
     def decode(self, data: bytes) -> Decoded:
         binary, text = _header(data)
         matrix = binary["matrix"]

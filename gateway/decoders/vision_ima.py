@@ -147,6 +147,13 @@ class VisionIma:
         n = _matrix(data)
         return data[96:104] == MAGIC and n is not None and len(data) == HEADER_SIZE + 2 * n * n
 
+    def length(self, data: bytes) -> int | None:
+        """6144 + 2·N² bytes (registry contract); ``identify`` wants the exact size, this not."""
+        if len(data) < HEADER_SIZE:
+            return HEADER_SIZE if data[96:104] == MAGIC else None
+        n = _matrix(data)
+        return HEADER_SIZE + 2 * n * n if data[96:104] == MAGIC and n is not None else None
+
     def decode(self, data: bytes) -> Decoded:
         if data[96:104] != MAGIC:
             raise DecodeError("no 'SIEMENS' at offset 96: not a Vision IMA file", field="manufacturer", offset=96)
