@@ -72,17 +72,29 @@ def _drain(line: Line) -> None:
 
 
 def _xmodem(line: Line, protocol: str, files, timeout: float, retries: int) -> None:
-    def getc(size, t=timeout):
-        return line.read_exact(size, t) or None
+    def getc(size, t=None):
+        # The package waits for the receiver's first C/NAK without a timeout argument: give
+        # that wait XMODEM's classic 10 s per try (receivers repeat their poke that often).
+        return line.read_exact(size, max(timeout, 10.0) if t is None else t) or None
 
     def putc(data, t=timeout):
         return line.write(data)
 
+    block = 1024 if protocol == "xmodem-1k" else 128
     modem = XMODEM(getc, putc, mode="xmodem1k" if protocol == "xmodem-1k" else "xmodem")
     modem.log = _QuietLog()
     for name, data in files:
-        if not modem.send(io.BytesIO(data), retry=retries, timeout=timeout, quiet=True):
-            raise SendError(f"{name}: the receiver did not take it (cancelled or too many errors)")
+        acked = [0]
+        if modem.send(io.BytesIO(data), retry=retries, timeout=timeout, quiet=True,
+                      callback=lambda total, ok, errors: acked.__setitem__(0, ok)):
+            continue
+        blocks = -(-len(data) // block)
+        if acked[0] == blocks:
+            # Said apart because receivers on pseudo-terminals lose exactly this ACK: lrzsz's rx
+            # writes it and then flushes its output queue as it exits.
+            raise SendError(f"{name}: all {blocks} blocks were acknowledged, the end of transmission was not")
+        raise SendError(f"{name}: the receiver did not take it (cancelled, or too many errors after "
+                        f"{acked[0]} of {blocks} blocks)")
 
 
 def _external(line: Line, protocol: str, files, port: PortSettings, timeout: float) -> None:
