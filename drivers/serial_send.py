@@ -22,6 +22,7 @@ from xmodem import XMODEM
 
 from drivers.serial_external import Pump, _rz_tenths
 from drivers.serial_line import Line, LineLost, PortSettings
+from drivers.serial_xmodem import fast_crc
 
 SEND_PROTOCOLS = ("xmodem", "xmodem-1k", "ymodem", "zmodem", "kermit", "raw")
 
@@ -81,7 +82,7 @@ def _xmodem(line: Line, protocol: str, files, timeout: float, retries: int) -> N
         return line.write(data)
 
     block = 1024 if protocol == "xmodem-1k" else 128
-    modem = XMODEM(getc, putc, mode="xmodem1k" if protocol == "xmodem-1k" else "xmodem")
+    modem = fast_crc(XMODEM(getc, putc, mode="xmodem1k" if protocol == "xmodem-1k" else "xmodem"))
     modem.log = _QuietLog()
     for name, data in files:
         acked = [0]
