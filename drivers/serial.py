@@ -23,6 +23,7 @@ the loss is logged, the port is reopened every ``reopen_interval`` and its retur
 from __future__ import annotations
 
 import importlib
+import itertools
 import logging
 import threading
 import time
@@ -149,6 +150,7 @@ class SerialDriver:
         self.object_length = object_length
         self.receiver = _receiver(settings)
         self._verdicts: dict[int, Verdict] = {}
+        self._transfers = itertools.count(1)
 
     @classmethod
     def from_options(cls, name: str, options: dict, object_length: Measure | None = None) -> "SerialDriver":
@@ -167,7 +169,6 @@ class SerialDriver:
         """Received objects, one at a time, until ``stop`` is set."""
         down_since: float | None = None
         reported = False
-        session_counter = None
         while not stop.is_set():
             line = Line(self.settings.line, stop)
             try:
@@ -187,10 +188,8 @@ class SerialDriver:
                 log.info("event=port_open source=%s port=%s line=%s", self.name, self.settings.port,
                          self.settings.line.label)
             down_since, reported = None, False
-            session = Session(self.name, self.settings.protocol, line, stop, self.object_length, self._verdicts)
-            if session_counter is not None:
-                session.counter = session_counter  # transfer numbers go on across reopenings
-            session_counter = session.counter
+            session = Session(self.name, self.settings.protocol, line, stop, self.object_length, self._verdicts,
+                              self._transfers)  # transfer numbers go on across reopenings
             try:
                 yield from self.receiver.receive(line, session)
             except LineLost as exc:

@@ -43,18 +43,20 @@ def assert_padded(received: bytes, original: bytes, block: int) -> None:
 @pytest.mark.parametrize("sender,check", [("xmodem", "auto"), ("xmodem-1k", "auto"), ("xmodem", "checksum"),
                                           ("xmodem-1k", "crc")])
 def test_xmodem_from_sx_trims_padding_only_where_the_format_measures_the_object(tmp_path, files, sender, check):
-    names = put(tmp_path, files, "mr.001", "heart.1")
+    names = put(tmp_path, files, "mr.001", "heart.1", "scatter_cylinder.hs")
     with PtyLink(tmp_path) as link, Receiving(link, "xmodem", options={"xmodem_check": check}) as rx:
         for name in names:  # XMODEM has no batch: one sx per file
             result = run_peer([*SENDERS[sender], name], link.peer_path, tmp_path)
             assert result.returncode == 0, result.stderr[-300:]
-        rx.wait_for(2)
-    measured, unmeasured = rx.taken[0].capture, rx.taken[1].capture
-    # mr.001 is a headerless DICOM stream: its element lengths say where it ends.
-    assert measured.data == files["mr.001"]
-    assert "padding trimmed" in measured.origin.details["padding"]
-    # No decoder on this branch measures a Genesis file: delivered as received, padding and all.
-    assert_padded(unmeasured.data, files["heart.1"], 1024 if sender == "xmodem-1k" else 128)
+        rx.wait_for(3)
+    spi, genesis, interfile = (t.capture for t in rx.taken)
+    # SPI: its element lengths say where it ends; Genesis: its header and pixel lengths.
+    assert spi.data == files["mr.001"] and genesis.data == files["heart.1"]
+    assert "padding trimmed" in spi.origin.details["padding"]
+    assert "padding trimmed" in genesis.origin.details["padding"]
+    # No format measures an Interfile header: delivered as received, padding and all.
+    assert_padded(interfile.data, files["scatter_cylinder.hs"], 1024 if sender == "xmodem-1k" else 128)
+    assert "no format measured" in interfile.origin.details["padding"]
     expected_check = "checksum" if check == "checksum" else "crc"
     assert {t.capture.origin.details["check"] for t in rx.taken} == {expected_check}
 
