@@ -286,6 +286,7 @@ class ExternalReceiver:
         _remove(path)
         capture = session.capture(data, file=name, bytes_on_line=pump.total)
         yield capture
+        pump.last = time.monotonic()  # the sender waited for us, it did not fall silent
         verdict = session.verdict(capture)
         session.answered(capture, verdict, "ACK" if verdict.accepted else "cancel")
         return verdict.accepted
