@@ -19,6 +19,9 @@ COMMANDS = [
     "gateway.commands.check_config",
     "gateway.commands.identify",
     "gateway.commands.simulate",
+    "gateway.commands.send",
+    "gateway.commands.queue",
+    "gateway.commands.echo",
 ]
 
 

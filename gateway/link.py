@@ -278,7 +278,7 @@ class Link:
         pynetdicom converts between Explicit and Implicit VR Little Endian itself."""
         ds = dcmread(path)
         if UID(item.transfer_syntax).is_compressed:
-            ds.decompress()
+            ds.decompress(generate_instance_uid=False)  # same instance, only its encoding changes
         return ds
 
     # -- storage commitment (N-ACTION) ----------------------------------------------------

@@ -394,7 +394,7 @@ class Spool:
                         done.append(item.sop_instance_uid)
                 else:
                     raise ValueError(f"cannot settle an item as {s.state!r}")
-            self._remove_files(db, done)
+        self._drop_files(done)
 
     # Single-item forms, kept for callers that record one outcome at a time.
     def delivered(self, item: Item, status: str, reason: str | None = None) -> None:
@@ -453,7 +453,7 @@ class Spool:
                        transaction_uid=NULL WHERE sop_instance_uid=? AND destination=?""",
                     (DELIVERED, now, uid, row[0]))
                 changed.append((uid, row[0]))
-            self._remove_files(db, [uid for uid, _ in changed])
+        self._drop_files(uid for uid, _ in changed)
         return changed
 
     def commitment_failed(self, transaction_uid: str, failures: Iterable[tuple[str, str, str, bool]],
@@ -488,10 +488,19 @@ class Spool:
 
     # -- files ----------------------------------------------------------------------------
 
+    def _drop_files(self, uids: Iterable[str]) -> None:
+        """Drop the file of each instance every destination has, in a transaction of its own
+        that starts only after the deliveries were committed: a file is never gone while a
+        row that needs it could still roll back to in flight."""
+        uids = list(dict.fromkeys(uids))
+        if uids:
+            with self._tx() as db:
+                self._remove_files(db, uids)
+
     def _remove_files(self, db: sqlite3.Connection, uids: Iterable[str]) -> None:
-        """Inside a write transaction: drop the file of each instance every destination has
-        (dead letters and unconfirmed items keep theirs). Unlinking before the commit is safe:
-        if we die in between, nobody needs the file and ``recover`` clears the path."""
+        """Inside a write transaction, for instances whose deliveries are all committed as
+        delivered: unlink the file, then clear its path. Dying between the two leaves a path to
+        a file nobody needs; ``recover`` and ``add`` both cope with that."""
         for uid in dict.fromkeys(uids):
             pending = db.execute(
                 "SELECT 1 FROM deliveries WHERE sop_instance_uid=? AND state!=? LIMIT 1", (uid, DELIVERED)
@@ -558,7 +567,8 @@ class Spool:
         with self._tx() as db:
             keys = db.execute(f"SELECT d.sop_instance_uid, d.destination FROM deliveries d {where}", args).fetchall()
             db.executemany("DELETE FROM deliveries WHERE sop_instance_uid=? AND destination=?", keys)
-            affected = list(dict.fromkeys(uid for uid, _ in keys))
+        affected = list(dict.fromkeys(uid for uid, _ in keys))
+        with self._tx() as db:  # files only once the deletion is committed
             self._remove_files(db, affected)
             for uid in affected:
                 left = db.execute("SELECT 1 FROM deliveries WHERE sop_instance_uid=? LIMIT 1", (uid,)).fetchone()
