@@ -225,7 +225,8 @@ class Link:
             self.assoc.abort()
 
     def _lost(self) -> LinkError:
-        if self.assoc is not None and (self.assoc.is_aborted or not self.assoc.is_established):
+        assoc = self.assoc
+        if assoc is not None and (assoc.is_aborted or not assoc.is_established or assoc.acse.is_aborted()):
             return LinkError(Failure.ASSOCIATION_ABORTED, "association ended (aborted or connection lost)")
         return LinkError(Failure.NO_RESPONSE, f"no response within {self.dest.timeout:.0f}s")
 
@@ -306,7 +307,12 @@ class Link:
             raise LinkError(Failure.ASSOCIATION_ABORTED, f"{type(exc).__name__}: {exc}") from exc
         self.last_used = time.monotonic()
         if "Status" not in status:
-            raise self._lost()
+            lost = self._lost()
+            if lost.kind is Failure.ASSOCIATION_ABORTED:
+                # Orthanc, for one, aborts an N-ACTION from an AE title it does not know.
+                lost.detail = (f"the PACS aborted the storage commitment request: does it know our AE title "
+                               f"{self.assoc.requestor.ae_title} (with our commitment address)?")
+            raise lost
         code = int(status.Status)
         rule = classify_status(code)
         return Sent(rule, f"0x{code:04X}", f"storage commitment request: {rule.meaning}")
