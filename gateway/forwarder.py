@@ -81,6 +81,7 @@ class DestinationRunner(threading.Thread):
         self.generation = 0  # bumped by every wake-up, so no wake-up is lost between a look and a wait
         self.lanes = [Lane(self, n) for n in range(dest.associations)]
         metrics.up[dest.name] = True
+        metrics.touch(dest.name)
 
     # -- coordination ---------------------------------------------------------------------
 

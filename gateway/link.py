@@ -123,10 +123,16 @@ class _Socket(AssociationSocket):
     """pynetdicom's socket with TCP_NODELAY from the start and TCP_QUICKACK before each read
     (Linux clears QUICKACK after it acknowledges, so it is set again every time)."""
 
+    connected = False  # did the TCP (and TLS) connection ever come up?
+
     def _create_socket(self, address):
         sock = super()._create_socket(address)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
+
+    def connect(self, primitive) -> None:
+        super().connect(primitive)
+        self.connected = self._is_connected
 
     def recv(self, nr_bytes: int) -> bytearray:
         if _QUICKACK is not None and self.socket is not None:
@@ -157,6 +163,9 @@ def _application_entity(dest: Destination, ae_title: str) -> AE:
 
 def _not_established(assoc, dest: Destination) -> LinkError:
     where = f"{dest.called_ae}@{dest.host}:{dest.port}"
+    if not getattr(assoc.dul.socket, "connected", True):
+        return LinkError(Failure.CONNECTION_FAILED,
+                         f"cannot connect to {where} (refused, unreachable, timed out or TLS handshake failed)")
     if assoc.is_rejected:
         rsp = getattr(assoc.acceptor, "primitive", None)
         why = f"{rsp.result_str}, {rsp.source_str}: {rsp.reason_str}" if rsp is not None else "rejected"

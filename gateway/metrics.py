@@ -63,6 +63,12 @@ class Metrics:
         self.registry.register(_SpoolCollector(lambda: self.spool, self.up))
         self.server = None
 
+    def touch(self, destination: str) -> None:
+        """Create every counter of a destination at zero, so a scrape shows them all from the start."""
+        for counter in (self.received, self.delivered, self.retried, self.dead_lettered,
+                        self.association_failures, self.bytes_sent):
+            counter.labels(destination)
+
     def serve(self, host: str, port: int) -> None:
         """Start the HTTP endpoint (``/metrics``) once per process."""
         if self.server is None:
