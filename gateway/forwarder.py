@@ -162,6 +162,9 @@ class DestinationRunner(threading.Thread):
     def stop(self) -> None:
         self.stopping.set()
         self.wake()
+        for lane in self.lanes:
+            if lane.connecting:  # a hung PACS would hold it for the whole timeout
+                lane.link.abort()
 
     def abort(self) -> None:
         """Cut the associations of lanes still busy after a grace period."""
