@@ -152,12 +152,13 @@ class DestinationRunner(threading.Thread):
         if expired:
             self.metrics.dead_lettered.labels(name).inc(len(expired))
             log.error("event=dead_letter destination=%s count=%d reason=expired", name, len(expired))
-        if self.dest.storage_commitment:
-            again = self.spool.expire_commitments(name, self.dest.commitment_timeout)
-            if again:
-                self.metrics.retried.labels(name).inc(again)
-                log.warning("event=commitment_timeout destination=%s count=%d", name, again)
-                self.wake()
+        # With commitment turned off since, nothing listens for the reports: send those again now.
+        timeout = self.dest.commitment_timeout if self.dest.storage_commitment else 0.0
+        again = self.spool.expire_commitments(name, timeout)
+        if again:
+            self.metrics.retried.labels(name).inc(again)
+            log.warning("event=commitment_timeout destination=%s count=%d", name, again)
+            self.wake()
 
     def stop(self) -> None:
         self.stopping.set()
@@ -238,26 +239,38 @@ class Lane(threading.Thread):
         items = self.spool.claim(self.dest.name, min(BATCH, self.dest.max_per_association - self.link.sent))
         if not items:
             return False
-        self.deliver(items)
+        try:
+            self.deliver(items)
+        except BaseException:
+            # Whatever is still in flight goes back (settled rows are left alone): an item
+            # must never stay claimed by a lane that is no longer sending it.
+            try:
+                self.spool.release(items)
+            except Exception:  # noqa: BLE001 - the spool itself failing: recovery at restart
+                log.exception("event=release_failed destination=%s", self.dest.name)
+            raise
         return True
 
     def open(self, first: list, waiting: list = ()) -> bool:
         """Open (or renew) this lane's association; False if it could not."""
         self.connecting = True
+        started = time.monotonic()
         try:
             self.link.open(first, waiting, self.dest.storage_commitment)
         except LinkError as exc:
-            self.failed_open(exc)
+            self.failed_open(exc, started)
             return False
         finally:
             self.connecting = False
         self.excess_failures = 0
         return True
 
-    def failed_open(self, exc: LinkError) -> None:
+    def failed_open(self, exc: LinkError, started: float) -> None:
         runner = self.runner
-        if any(lane.link.is_open for lane in runner.lanes if lane is not self):
-            # A sibling is connected, so the destination is up but will not take one more.
+        siblings = [lane for lane in runner.lanes if lane is not self]
+        if any(lane.link.is_open or lane.link.last_used >= started for lane in siblings):
+            # A sibling used an association while we waited: the destination is up but would
+            # not take one more (storescp serves one at a time).
             runner.metrics.association_failures.labels(self.dest.name).inc()
             self.excess_until = time.time() + runner.backoff(self.excess_failures)
             self.excess_failures += 1
@@ -371,6 +384,8 @@ class Forwarder:
         self.metrics = metrics or Metrics()
         self.metrics.spool = spool
         enabled = [d for d in destinations if d.enabled]
+        for gone in set(self.metrics.up) - {d.name for d in enabled}:
+            del self.metrics.up[gone]
         self.reports = ReportHandler(spool, on_result=self._commitment_result)
         self.workers = {d.name: DestinationRunner(d, spool, ae_title, self.metrics, self.reports) for d in enabled}
         self.listener = None

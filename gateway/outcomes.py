@@ -72,7 +72,6 @@ class Failure(enum.Enum):
     CONTEXT_NOT_ACCEPTED = "context_not_accepted"  # the peer refused the SOP class / transfer syntax
     FILE_MISSING = "file_missing"
     UNSENDABLE = "unsendable"                    # cannot be converted to a syntax the peer accepts
-    UNEXPECTED = "unexpected"                    # any other exception while sending
 
 
 FAILURE_RULES: dict[Failure, Rule] = {
@@ -85,7 +84,6 @@ FAILURE_RULES: dict[Failure, Rule] = {
                                        "SOP class or transfer syntax not accepted by the peer"),
     Failure.FILE_MISSING: Rule(-1, -1, Outcome.PERMANENT, "spool file missing or unreadable"),
     Failure.UNSENDABLE: Rule(-1, -1, Outcome.PERMANENT, "cannot be sent in a transfer syntax the peer accepts"),
-    Failure.UNEXPECTED: Rule(-1, -1, Outcome.RETRY, "unexpected error while sending"),
 }
 
 

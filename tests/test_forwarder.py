@@ -184,3 +184,19 @@ def test_stored_syntax_refused_falls_back_to_uncompressed(tmp_path):
     finally:
         implicit_only.stop()
         plain.stop()
+
+
+def test_a_peer_taking_fewer_associations_than_configured_is_not_down(storescp, tmp_path, caplog):
+    """DCMTK's storescp serves one association at a time. With a short timeout, the extra lanes'
+    association requests time out while the first lane sends: they wait their turn, holding no
+    instance, and the destination is not declared down."""
+    spool = Spool(tmp_path / "spool")
+    uids = spool_instances(spool, 200, ["one"], size=64)
+    caplog.set_level("INFO", logger="gateway")
+    with forwarding(spool, [destination("one", storescp.port, associations=3, timeout=0.3)]) as fwd:
+        assert wait_until(lambda: spool.pending("one") == 0, 60)
+        refused = fwd.metrics.association_failures.labels("one")._value.get()
+    assert len(storescp.received()) == len(uids)
+    assert all(r["attempts"] == 1 for r in spool.rows("one"))
+    assert "event=destination_down" not in caplog.text
+    assert refused >= 1 and "event=extra_association_refused" in caplog.text
