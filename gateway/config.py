@@ -76,7 +76,8 @@ def _source_options(pairs: dict, node, key: str, problems: Problems) -> tuple[di
     tnode = pairs["type"][1]
     kind = tnode.value
     if kind not in SOURCE_OPTIONS:
-        return {}, set()  # the "type" field itself reports the bad choice
+        # The "type" field reports the bad choice; its options cannot be judged without it.
+        return {}, set(pairs)
     spec = Map(SOURCE_OPTIONS[kind])
     # Validate only the type's own keys; common keys are checked by the outer map.
     from yaml.nodes import MappingNode

@@ -213,7 +213,7 @@ def _join(parent: str, name: str) -> str:
 def _closest(name: str, options: set[str]) -> str | None:
     import difflib
 
-    found = difflib.get_close_matches(name, sorted(options), n=1, cutoff=0.75)
+    found = difflib.get_close_matches(name, sorted(options), n=1, cutoff=0.6)
     return found[0] if found else None
 
 

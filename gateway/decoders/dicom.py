@@ -13,6 +13,7 @@ import struct
 
 import pydicom
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import _read_file_meta_info, data_element_generator, read_preamble
 
 from gateway.decoders import Decoded, DumpRow, register
 from gateway.errors import DecodeError
@@ -81,19 +82,44 @@ class Headerless:
 def _read(data: bytes, headerless: bool):
     try:
         ds = pydicom.dcmread(io.BytesIO(data), force=headerless)
-        for elem in ds.iterall():  # force parsing now, so bad lengths surface here
+        _check_complete(data, headerless, ds)
+        for elem in ds.iterall():  # parse every value now, so bad values surface here
             _ = elem.value
     except InvalidDicomError as exc:
         raise DecodeError(f"not a DICOM file: {exc}") from None
-    except (EOFError, struct.error, ValueError, OSError) as exc:
+    except (EOFError, struct.error, ValueError, OSError, NotImplementedError) as exc:
         raise DecodeError(f"damaged DICOM data set: {exc}") from None
-    if "PixelData" in ds:
-        ds.PixelData  # noqa: B018 - make sure the value is loaded
     if headerless:
         # Kept as it came (implicit VR little endian): pass-through never re-encodes.
         ds.file_meta = pydicom.dataset.FileMetaDataset()
         ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
     return ds
+
+
+def _check_complete(data: bytes, headerless: bool, ds) -> None:
+    """pydicom reads a truncated file without complaint; walk the top-level elements and
+    require each to be whole and the last to end at the end of the data."""
+    fp = io.BytesIO(data)
+    if not headerless:
+        read_preamble(fp, False)
+        _read_file_meta_info(fp)
+    syntax = ds.file_meta.get("TransferSyntaxUID", pydicom.uid.ImplicitVRLittleEndian)
+    syntax = pydicom.uid.UID(syntax)
+    implicit = syntax.is_implicit_VR if syntax.is_transfer_syntax else True
+    little = syntax.is_little_endian if syntax.is_transfer_syntax else True
+    if syntax.is_deflated:
+        return  # a deflated stream is checked by the inflater itself
+    end = fp.tell()
+    for elem in data_element_generator(fp, implicit, little):
+        start = end
+        end = fp.tell()
+        if elem.length != 0xFFFFFFFF and elem.value is not None and len(elem.value) != elem.length:
+            raise DecodeError(
+                f"element {elem.tag} is truncated: {len(elem.value)} of {elem.length} bytes",
+                field=str(elem.tag), offset=start,
+            )
+    if end != len(data):
+        raise DecodeError(f"{len(data) - end} bytes of an incomplete element at the end", offset=end)
 
 
 def _dump(ds) -> list[DumpRow]:
