@@ -233,9 +233,14 @@ class Lane(threading.Thread):
             return False
         if self.link.is_open and self.link.sent >= self.dest.max_per_association:
             self.link.close()
-        # Connect before claiming, so no item waits in the hands of a lane that cannot connect.
-        if not self.link.is_open and not self.open(self.spool.waiting_pairs(self.dest.name)):
-            return False
+        if not self.link.is_open:
+            # One more association only for more work than the connected lanes take in a batch.
+            connected = sum(lane.link.is_open for lane in self.runner.lanes if lane is not self)
+            if connected and self.spool.due(self.dest.name, BATCH * connected + 1) <= BATCH * connected:
+                return False
+            # Connect before claiming, so no item waits in the hands of a lane that cannot connect.
+            if not self.open(self.spool.waiting_pairs(self.dest.name)):
+                return False
         items = self.spool.claim(self.dest.name, min(BATCH, self.dest.max_per_association - self.link.sent))
         if not items:
             return False

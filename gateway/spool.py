@@ -356,6 +356,13 @@ class Spool:
                    GROUP BY i.sop_class_uid, i.transfer_syntax ORDER BY COUNT(*) DESC LIMIT ?""",
                 (destination, QUEUED, IN_FLIGHT, limit))]
 
+    def due(self, destination: str, limit: int) -> int:
+        """How many items are due for ``destination`` now (counted up to ``limit``)."""
+        with self._lock:
+            return self._db.execute(
+                """SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE destination=? AND state=? AND next_attempt<=?
+                   LIMIT ?)""", (destination, QUEUED, time.time(), limit)).fetchone()[0]
+
     def next_due(self, destination: str) -> float | None:
         with self._lock:
             row = self._db.execute(

@@ -65,3 +65,34 @@ def test_contexts_stay_under_the_limit_with_the_batch_first():
     exact = {(cx.abstract_syntax, cx.transfer_syntax[0]) for cx in contexts if len(cx.transfer_syntax) == 1
              and cx.transfer_syntax[0] == ExplicitVRLittleEndian}
     assert covered == exact
+
+
+def test_a_response_taken_by_the_association_reactor_is_handed_back(tmp_path):
+    """pynetdicom's reactor can dequeue the response a send_* call waits for (see
+    gateway.link._return_stolen_responses); ours is recognised by its message ID and put back,
+    anything else still goes to pynetdicom's own handling."""
+    from pynetdicom.dimse_primitives import C_STORE
+
+    from gateway.link import Link
+    from tests.forwarding import destination
+    from tests.status_scp import StatusSCP
+
+    scp = StatusSCP().start()
+    link = Link(destination("pacs", scp.port), "LEGACYGW")
+    try:
+        link.open([(CTImageStorage, ExplicitVRLittleEndian)])
+        queue = link.assoc.dimse.msg_queue
+        response = C_STORE()
+        response.MessageIDBeingRespondedTo = link._next_message_id()
+        response.Status = 0x0000
+        link.assoc._serve_request(response, 1)
+        assert queue.get_nowait() == (1, response)
+        stray = C_STORE()
+        stray.MessageIDBeingRespondedTo = link.awaiting + 1
+        stray.Status = 0x0000
+        link.assoc._serve_request(stray, 1)
+        assert queue.empty()
+    finally:
+        link.awaiting = None
+        link.close()
+        scp.stop()

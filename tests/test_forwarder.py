@@ -187,13 +187,14 @@ def test_stored_syntax_refused_falls_back_to_uncompressed(tmp_path):
 
 
 def test_a_peer_taking_fewer_associations_than_configured_is_not_down(storescp, tmp_path, caplog):
-    """DCMTK's storescp serves one association at a time. With a short timeout, the extra lanes'
+    """DCMTK's storescp serves one association at a time. With a short timeout (1 s, also the
+    DIMSE timeout: shorter ones make storescp's answers late under load), the extra lanes'
     association requests time out while the first lane sends: they wait their turn, holding no
     instance, and the destination is not declared down."""
     spool = Spool(tmp_path / "spool")
-    uids = spool_instances(spool, 200, ["one"], size=64)
+    uids = spool_instances(spool, 400, ["one"], size=64)
     caplog.set_level("INFO", logger="gateway")
-    with forwarding(spool, [destination("one", storescp.port, associations=3, timeout=0.3)]) as fwd:
+    with forwarding(spool, [destination("one", storescp.port, associations=3, timeout=1.0)]) as fwd:
         assert wait_until(lambda: spool.pending("one") == 0, 60)
         refused = fwd.metrics.association_failures.labels("one")._value.get()
     assert len(storescp.received()) == len(uids)
