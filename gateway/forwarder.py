@@ -29,7 +29,7 @@ from gateway.config import Commitment, Destination
 from gateway.link import Link, LinkError, NotProposed, Sent, echo
 from gateway.metrics import Metrics
 from gateway.outcomes import Outcome
-from gateway.spool import COMMITTING, DEAD, DELIVERED, QUEUED, Item, Settlement, Spool
+from gateway.spool import COMMITTING, DEAD, DELIVERED, QUEUED, Item, Settlement, Spool, SpoolBusy
 
 log = logging.getLogger("gateway.forwarder")
 logging.getLogger("pynetdicom").setLevel(logging.WARNING)
@@ -173,6 +173,10 @@ class DestinationRunner(threading.Thread):
             lane.link.abort()
 
     def is_alive(self) -> bool:
+        """For the service's health check: False once this runner or a lane has died. A runner
+        not started yet (its forwarder waits for the spool's forwarding lock) has not failed."""
+        if self.ident is None:
+            return not self.stopping.is_set()
         return super().is_alive() and all(lane.is_alive() for lane in self.lanes)
 
 
@@ -379,8 +383,9 @@ class Forwarder:
     """All destination runners. ``notify`` wakes them when something new is spooled.
 
     Only one process forwards from a spool at a time: ``start`` takes the spool's forwarding
-    lock (``SpoolBusy`` if a running service has it), then makes whatever a crash left in
-    flight due again.
+    lock, then makes whatever a crash left in flight due again. If another process holds the
+    lock (an operator's ``legacy-gateway send``), a service waits for it in the background
+    (intake goes on meanwhile); ``start(wait=False)`` raises ``SpoolBusy`` instead.
     """
 
     def __init__(self, destinations: list[Destination] | tuple[Destination, ...], spool: Spool, ae_title: str,
@@ -394,6 +399,8 @@ class Forwarder:
         self.reports = ReportHandler(spool, on_result=self._commitment_result)
         self.workers = {d.name: DestinationRunner(d, spool, ae_title, self.metrics, self.reports) for d in enabled}
         self.listener = None
+        self._stopping = threading.Event()
+        self._waiter: threading.Thread | None = None
         if any(d.storage_commitment for d in enabled):
             c = commitment or Commitment()
             self.listener = Listener(self.reports, ae_title, c.host, c.port)
@@ -409,8 +416,29 @@ class Forwarder:
             if worker:
                 worker.wake()
 
-    def start(self) -> None:
-        self.spool.acquire_forwarding()
+    def start(self, wait: bool = True) -> None:
+        try:
+            self.spool.acquire_forwarding()
+        except SpoolBusy as exc:
+            if not wait:
+                raise
+            log.warning("event=forwarding_deferred detail=%r", f"{exc}; forwarding starts when it is released")
+            self._waiter = threading.Thread(target=self._start_when_free, name="forward-wait", daemon=True)
+            self._waiter.start()
+            return
+        self._begin()
+
+    def _start_when_free(self) -> None:
+        while not self._stopping.wait(0.5):
+            try:
+                self.spool.acquire_forwarding()
+            except SpoolBusy:
+                continue
+            log.warning("event=forwarding_started")
+            self._begin()
+            return
+
+    def _begin(self) -> None:
         recovered = self.spool.recover()
         if recovered:
             log.warning("event=recovered in_flight=%d", recovered)
@@ -428,6 +456,9 @@ class Forwarder:
                 worker.wake()
 
     def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        if self._waiter is not None:
+            self._waiter.join()
         for worker in self.workers.values():
             worker.stop()
         deadline = time.monotonic() + timeout

@@ -201,3 +201,40 @@ def test_a_peer_taking_fewer_associations_than_configured_is_not_down(storescp, 
     assert all(r["attempts"] == 1 for r in spool.rows("one"))
     assert "event=destination_down" not in caplog.text
     assert refused >= 1 and "event=extra_association_refused" in caplog.text
+
+
+def test_a_service_waits_for_the_forwarding_lock_instead_of_failing(tmp_path):
+    """An operator's `send` holds the spool's forwarding lock: a service starting meanwhile
+    waits for it (spooling goes on), then forwards; `send` itself never waits."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    from gateway.forwarder import Forwarder
+    from gateway.spool import SpoolBusy
+
+    scp = StatusSCP().start()
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from gateway.spool import Spool; s = Spool(sys.argv[1]); s.acquire_forwarding(); "
+         "print('held', flush=True); time.sleep(60)", str(tmp_path / "spool")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        spool = Spool(tmp_path / "spool")
+        uids = spool_instances(spool, 5, ["pacs"])
+        with pytest.raises(SpoolBusy):
+            Forwarder([destination("pacs", scp.port)], spool, "LEGACYGW").start(wait=False)
+        with forwarding(spool, [destination("pacs", scp.port)]) as fwd:
+            time.sleep(1.0)
+            assert spool.pending("pacs") == 5 and scp.receipts == []
+            assert all(worker.is_alive() for worker in fwd.workers.values())  # waiting is not failing
+            holder.kill()
+            holder.wait()
+            assert wait_until(lambda: spool.pending("pacs") == 0, 20)
+        assert sorted(scp.stored()) == sorted(uids)
+    finally:
+        holder.kill()
+        holder.wait()
+        scp.stop()

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if forwarder is not None:
             try:
-                forwarder.start()
+                forwarder.start(wait=False)
             except SpoolBusy:
                 forwarder = None
                 print("the gateway service is running: it delivers what this command spools")
