@@ -238,3 +238,26 @@ def test_a_service_waits_for_the_forwarding_lock_instead_of_failing(tmp_path):
         holder.kill()
         holder.wait()
         scp.stop()
+
+
+def test_no_response_in_time_is_retried_on_a_new_association(tmp_path, caplog):
+    def late_once(uid, seen):
+        if seen == 0:
+            time.sleep(1.5)  # longer than the destination's timeout
+        return 0x0000
+
+    scp = StatusSCP(policy=late_once).start()
+    try:
+        spool = Spool(tmp_path / "spool")
+        (uid,) = spool_instances(spool, 1, ["slow"])
+        caplog.set_level("WARNING", logger="gateway")
+        with forwarding(spool, [destination("slow", scp.port, timeout=1.0)]):
+            assert wait_until(lambda: spool.pending("slow") == 0, 20)
+        (row,) = spool.rows("slow")
+        assert (row["state"], row["attempts"]) == (DELIVERED, 2)
+        assert scp.offered[uid] == 2
+        assert scp.associations == 3  # the one that timed out, the C-ECHO probe, the re-send
+        assert "no response within 1s" in caplog.text  # named as such, not as an abort
+        assert "event=destination_up" in caplog.text
+    finally:
+        scp.stop()
