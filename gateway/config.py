@@ -67,6 +67,18 @@ SOURCE_OPTIONS: dict[str, dict[str, Spec]] = {
         "done_dir": Str(),
         "quarantine_dir": Str(),
     },
+    "tape": {
+        "device": Str(required=True, doc="tape drive (/dev/nst0: the non-rewinding one) or a tape image file"),
+        "format": Str(default="auto", choices=("auto", "device", "simh", "aws", "raw")),
+        "block_size": Int(default=0, minimum=0, maximum=1 << 24, doc="0: variable-block mode; raw images need it"),
+        "retries": Int(default=3, minimum=0, maximum=100, doc="re-reads of a block after a read error"),
+        "on_error": Str(default="skip", choices=("skip", "stop"), doc="after a bad record: go on, or stop the tape"),
+        "eject": Bool(default=True, doc="rewind and eject (MTOFFL) a tape once it is read"),
+        "poll_interval": Duration(default=5.0, minimum=0.05, doc="how often to look for a loaded tape"),
+        "max_file_size": Int(default=64 << 20, minimum=1024, doc="largest tape file taken as one image"),
+        "extract_dir": Str(doc="also keep every raw tape file here"),
+        "past_eot": Bool(default=False, doc="read on after two filemarks"),
+    },
 }
 
 

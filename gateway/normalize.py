@@ -8,8 +8,10 @@ in our private block and writes the Part-10 meta header.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, UID
 
@@ -108,16 +110,21 @@ def _separate_frame_of_reference(ds: Dataset, root: str) -> None:
         ds.FrameOfReferenceUID = derive_uid("frame_of_reference", (str(for_uid),), root)
 
 
+@functools.lru_cache(maxsize=None)
+def _tag(keyword: str) -> int:
+    return tag_for_keyword(keyword)
+
+
 def _complete_iod(ds: Dataset, sop_class: str, strict: bool) -> None:
     """Add missing type 2 attributes empty and type 1 ones from their defaults. ``strict``:
     a type 1 attribute with no honest default is an error (converted data); otherwise it is
     left for the receiver to judge (DICOM passed through)."""
     for keyword, kind, default in IOD_ATTRIBUTES.get(sop_class, []):
-        present = keyword in ds and ds[keyword].value not in (None, "", [])
-        if present:
+        elem = ds.get(_tag(keyword))  # by tag: one lookup (half the time of keyword lookups)
+        if elem is not None and elem.value not in (None, "", []):
             continue
         if kind == 2:
-            if keyword not in ds:
+            if elem is None:
                 setattr(ds, keyword, None)
         elif default is REQUIRED:
             if strict:

@@ -10,7 +10,7 @@ dead service.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from pydicom.dataset import Dataset
@@ -45,6 +45,7 @@ class Result:
     queued: tuple[str, ...] = ()
     series_uid: str | None = None
     study_uid: str | None = None
+    dataset: Dataset | None = field(default=None, repr=False, compare=False)  # for reports (ingest-tape)
 
 
 class Pipeline:
@@ -73,4 +74,5 @@ class Pipeline:
         if self.on_spooled and added.queued:
             self.on_spooled(added.queued)
         return Result(True, added.sop_instance_uid, fmt, queued=added.queued,
-                      series_uid=str(ds.get("SeriesInstanceUID", "")), study_uid=str(ds.get("StudyInstanceUID", "")))
+                      series_uid=str(ds.get("SeriesInstanceUID", "")), study_uid=str(ds.get("StudyInstanceUID", "")),
+                      dataset=ds)

@@ -31,12 +31,12 @@ STATUS_INTERVAL = 10.0
 
 
 class SourceRunner(threading.Thread):
-    def __init__(self, source: Source, pipeline: Pipeline):
+    def __init__(self, source: Source, pipeline: Pipeline, state_dir: Path | None = None):
         super().__init__(name=f"source-{source.name}", daemon=True)
         self.source = source
         self.pipeline = pipeline
         self.stop_event = threading.Event()
-        self.driver = make_driver(source)
+        self.driver = make_driver(source, state_dir)
 
     def run(self) -> None:
         self.driver.start()
@@ -88,7 +88,7 @@ class Service:
                                    metrics=self.metrics)
         self.forwarder.start()
         pipeline = Pipeline(self.spool, cfg.site, on_spooled=self.forwarder.notify)
-        self.sources = [SourceRunner(s, pipeline) for s in cfg.sources if s.enabled]
+        self.sources = [SourceRunner(s, pipeline, cfg.state_dir) for s in cfg.sources if s.enabled]
         for runner in self.sources:
             runner.start()
 

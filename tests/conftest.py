@@ -8,8 +8,14 @@ import pytest
 
 from tests.peers import Orthanc, StoreSCP
 
-# shared/ lies beside the checkout, here and in CI.
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+# shared/ lies beside the checkout (or beside the folder of worktrees), here and in CI: the
+# nearest ancestor that has shared/samples wins.
+_HERE = Path(__file__).resolve()
+SHARED = next(
+    (p / "shared" for p in _HERE.parents if (p / "shared" / "samples").is_dir()),
+    _HERE.parents[2] / "shared",
+)
+SAMPLES = SHARED / "samples"
 
 
 @pytest.fixture(scope="session")
@@ -17,6 +23,15 @@ def samples() -> Path:
     if not SAMPLES.is_dir():
         pytest.fail(f"real samples not found at {SAMPLES}: shared/ must lie beside the checkout")
     return SAMPLES
+
+
+@pytest.fixture(scope="session")
+def formats() -> Path:
+    """shared/formats: the format notes (test vectors are checked against them)."""
+    path = SHARED / "formats"
+    if not path.is_dir():
+        pytest.fail(f"format notes not found at {path}: shared/ must lie beside the checkout")
+    return path
 
 
 @pytest.fixture

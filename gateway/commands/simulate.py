@@ -21,6 +21,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out = parser.add_mutually_exclusive_group(required=True)
     out.add_argument("-o", "--output", type=Path, help="folder to write files into")
     out.add_argument("--list", action="store_true", help="list the simulated formats")
+    out.add_argument("--tape", type=Path, metavar="OUT.tap", help="write a SIMH tape image, one object per tape file")
+    out.add_argument("--aws", type=Path, metavar="OUT.aws", help="write an AWSTAPE image, one object per tape file")
+    tape = parser.add_argument_group("tape images (--tape, --aws)")
+    tape.add_argument("--record-size", type=int, default=8192, help="tape record size in bytes (default 8192)")
+    tape.add_argument("--labels", action="store_true", help="ANSI labels: VOL1, HDR1/HDR2 and EOF1/EOF2 per file")
+    tape.add_argument("--header-file", action="store_true", help="start with a non-image header file (as GE tapes)")
+    tape.add_argument("--bad-records", type=int, default=0, metavar="N", help="damage N records (chosen by --seed)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,6 +35,16 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(formats()))
         return 0
     options = SimOptions(compression=args.compression, variant=args.variant, byte_order=args.byte_order)
+    if args.tape or args.aws:
+        from gateway.simulate.tape import TapeOptions, write_tape
+
+        tape = TapeOptions("simh" if args.tape else "aws", args.record_size, args.labels, args.header_file,
+                           args.bad_records)
+        written = write_tape(args.tape or args.aws, generate(args.format, args.count, options, args.seed), tape,
+                             args.seed)
+        print(f"{written.path}: {written.files} tape files, {written.images} objects"
+              + "".join(f"; damaged: tape file {f} record {r}" for f, r in written.bad or []))
+        return 0
     args.output.mkdir(parents=True, exist_ok=True)
     for sim in generate(args.format, args.count, options, args.seed):
         (args.output / sim.name).write_bytes(sim.data)

@@ -31,6 +31,12 @@ __all__ = [
 # Modules that define formats, in no particular order (priority decides).
 _FORMAT_MODULES: list[str] = [
     "gateway.decoders.dicom",
+    "gateway.decoders.acr_nema",
+    "gateway.decoders.siemens_spi",
+    "gateway.decoders.somatom_plus",
+    "gateway.decoders.vision_ima",
+    "gateway.decoders.ge_genesis",
+    "gateway.decoders.ge_signa4x",
 ]
 
 

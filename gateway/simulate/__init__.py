@@ -14,7 +14,11 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-_FORMAT_MODULES: list[str] = []
+_FORMAT_MODULES: list[str] = [
+    "gateway.simulate.acrnema",
+    "gateway.simulate.siemens_fixed",
+    "gateway.simulate.ge",
+]
 
 
 @dataclass

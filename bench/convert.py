@@ -1,0 +1,139 @@
+"""Conversion throughput against the I/O floor, measured in the same run.
+
+For each entry, N copies of one vendor file are written to a temporary folder. The *floor* reads
+every copy's bytes and writes an already finished dataset with pydicom (what any converter must
+at least do); the *conversion* reads, identifies, decodes, normalises and writes each copy, all
+in this one process, alternating with the floor copy by copy so both see the same load. The
+script prints images/s for both (best round) and the median ratio over the rounds (target:
+conversion at most 2x the floor for the GE DPCM sample).
+
+Adding a format is one more ``Entry`` in ``ENTRIES`` (a name and a function returning the bytes).
+
+    python bench/convert.py [--copies 200] [--only NAME] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gateway import decoders  # noqa: E402
+from gateway.normalize import SiteRules, normalize  # noqa: E402
+
+SAMPLES = next((p / "shared" / "samples" for p in Path(__file__).resolve().parents
+                if (p / "shared" / "samples").is_dir()), Path("shared/samples"))
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    source: Callable[[], bytes]
+    target_ratio: float | None = None
+
+
+def _sample(relative: str) -> Callable[[], bytes]:
+    return lambda: (SAMPLES / relative).read_bytes()
+
+
+def _simulated(fmt: str, **options) -> Callable[[], bytes]:
+    def make() -> bytes:
+        from gateway.simulate import SimOptions, generate
+
+        return next(iter(generate(fmt, 1, SimOptions(**options), seed=1))).data
+
+    return make
+
+
+ENTRIES = [
+    Entry("ge-genesis DPCM (E07733S002I009.MR)", _sample("ge_genesis/E07733S002I009.MR"), target_ratio=2.0),
+    Entry("ge-genesis raster (heart.1)", _sample("ge_genesis/heart.1")),
+    Entry("ge-genesis DPCM+packed 256x256 (simulated)", _simulated("genesis", compression=4)),
+    Entry("ge-signa4x 256x256 (simulated)", _simulated("signa4x")),
+    Entry("acr-nema CT 512 (CT-MONO2-12-lomb-an2.acr)", _sample("acr_nema/CT-MONO2-12-lomb-an2.acr"), target_ratio=2.0),
+    Entry("siemens-spi MR 256 (mr.001)", _sample("siemens_spi_acrnema/mr.001"), target_ratio=2.0),
+    Entry("acr-nema 512 big-endian (simulated)", _simulated("acrnema", byte_order="big", extra={"size": 512})),
+    Entry("acr-nema 512 bad-big-endian (simulated)", _simulated("acrnema", byte_order="badbig", extra={"size": 512})),
+    Entry("acr-nema 512 packed 12-bit BE (simulated)", _simulated("acrnema", byte_order="big", variant="packed12", extra={"size": 512})),
+    Entry("somatom-plus 512 (simulated)", _simulated("somatom-plus", extra={"size": 512})),
+    Entry("vision-ima 256 (simulated)", _simulated("vision-ima", extra={"size": 256})),
+]
+
+
+def _convert(path: Path, out: Path, rules: SiteRules) -> None:
+    data = path.read_bytes()
+    ds = normalize(decoders.decode(data), rules, origin=str(path))
+    ds.save_as(out / f"{path.name}.dcm", enforce_file_format=True)
+
+
+def _floor(path: Path, out: Path, finished) -> None:
+    path.read_bytes()
+    finished.save_as(out / f"{path.name}.dcm", enforce_file_format=True)
+
+
+def run_entry(entry: Entry, copies: int, repeat: int) -> tuple[float, float, float]:
+    """(best floor seconds, best conversion seconds, median ratio) over ``repeat`` rounds.
+
+    Floor and conversion alternate copy by copy, so both see the same machine load (other
+    processes share the cores); each round's ratio compares the two sums of that round.
+    """
+    data = entry.source()
+    rules = SiteRules()
+    with tempfile.TemporaryDirectory(prefix="lgw-bench-") as tmp:
+        src, out_floor, out_conv = Path(tmp) / "in", Path(tmp) / "floor", Path(tmp) / "conv"
+        for d in (src, out_floor, out_conv):
+            d.mkdir()
+        paths = [src / f"copy{i:04d}" for i in range(copies)]
+        for p in paths:
+            p.write_bytes(data)
+        finished = normalize(decoders.decode(data), rules, origin="bench")  # also warms caches
+        floors, converts, ratios = [], [], []
+        for p in paths:  # one uncounted round: file cache, allocator and CPU warmed alike
+            _floor(p, out_floor, finished)
+            _convert(p, out_conv, rules)
+        for _ in range(repeat):
+            floor = convert = 0.0
+            for p in paths:
+                t0 = time.perf_counter()
+                _floor(p, out_floor, finished)
+                t1 = time.perf_counter()
+                _convert(p, out_conv, rules)
+                t2 = time.perf_counter()
+                floor += t1 - t0
+                convert += t2 - t1
+            floors.append(floor)
+            converts.append(convert)
+            ratios.append(convert / floor)
+    return min(floors), min(converts), statistics.median(ratios)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--copies", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; the median ratio is reported")
+    parser.add_argument("--only", help="run only entries whose name contains this")
+    args = parser.parse_args(argv)
+    failed = False
+    print(f"{'entry':<44} {'floor img/s':>12} {'convert img/s':>14} {'ratio':>6}  target")
+    for entry in ENTRIES:
+        if args.only and args.only not in entry.name:
+            continue
+        floor, convert, ratio = run_entry(entry, args.copies, args.repeat)
+        verdict = ""
+        if entry.target_ratio is not None:
+            ok = ratio <= entry.target_ratio
+            failed |= not ok
+            verdict = f"<= {entry.target_ratio:g}x {'met' if ok else 'MISSED'}"
+        print(f"{entry.name:<44} {args.copies / floor:>12.0f} {args.copies / convert:>14.0f} {ratio:>6.2f}  {verdict}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

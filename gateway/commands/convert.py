@@ -1,0 +1,99 @@
+"""Convert vendor files to DICOM Part-10 files offline, whatever their (supported) format.
+
+Each input is identified by its content, decoded and normalised exactly as the service does
+(``gateway.pipeline.convert``), and written as ``OUTDIR/<SOP Instance UID>.dcm`` (the same
+input always gives the same name). Folders are walked recursively. Every failure is reported per file with its reason; the exit
+status is 1 if any file failed, 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from pathlib import Path
+from typing import Iterator
+
+from gateway.capture import Capture, Origin
+from gateway.commands.run import load_or_report
+from gateway.errors import DecodeError
+from gateway.normalize import SiteRules
+from gateway.pipeline import convert
+
+NAME = "convert"
+HELP = "convert vendor files to DICOM files (offline)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="files or folders (recursive)")
+    parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR", help="folder for the DICOM files")
+    parser.add_argument("-c", "--config", help="take the site rules and UID root from this configuration")
+    parser.add_argument("--uid-root", help="UID root for derived UIDs (default 2.25: UUID-based)")
+    parser.add_argument("--patient-id-prefix", help="prefix added once to every converted Patient ID")
+    parser.add_argument("--no-vendor-header", action="store_true", help="do not keep the vendor header bytes")
+
+
+def _files(inputs: list[Path]) -> Iterator[Path]:
+    for path in inputs:
+        if path.is_dir():
+            for root, dirs, names in os.walk(path):
+                dirs.sort()
+                for name in sorted(names):
+                    yield Path(root) / name
+        else:
+            yield path
+
+
+def convert_one(path: Path, output: Path, rules: SiteRules) -> tuple[Path, str]:
+    """Convert one file; returns (written path, format name). Raises DecodeError / OSError."""
+    capture = Capture(path.read_bytes(), Origin("convert", str(path), {"file": str(path)}))
+    ds, fmt = convert(capture, rules)  # the service's own path: identify, decode, normalise
+    target = output / f"{ds.SOPInstanceUID}.dcm"
+    tmp = target.with_suffix(".part")
+    ds.save_as(tmp, enforce_file_format=True)
+    tmp.replace(target)
+    return target, fmt
+
+
+def _rules(args: argparse.Namespace) -> SiteRules | None:
+    """The configuration's site rules (if given), with the command line's options on top."""
+    rules = SiteRules()
+    if args.config:
+        config = load_or_report(args.config)
+        if config is None:
+            return None
+        rules = config.site
+    changes = {}
+    if args.uid_root:
+        changes["uid_root"] = args.uid_root
+    if args.patient_id_prefix:
+        changes["patient_id_prefix"] = args.patient_id_prefix
+    if args.no_vendor_header:
+        changes["keep_vendor_header"] = False
+    return dataclasses.replace(rules, **changes)
+
+
+def run(args: argparse.Namespace) -> int:
+    rules = _rules(args)
+    if rules is None:
+        return 2
+    args.output.mkdir(parents=True, exist_ok=True)
+    done = failed = 0
+    for path in _files(args.inputs):
+        try:
+            target, fmt = convert_one(path, args.output, rules)
+        except DecodeError as exc:
+            failed += 1
+            print(f"{path}: FAILED: {exc}", file=sys.stderr)
+        except OSError as exc:
+            failed += 1
+            print(f"{path}: FAILED: {exc.strerror or exc}", file=sys.stderr)
+        else:
+            done += 1
+            print(f"{path}: {fmt} -> {target}")
+    if done + failed == 0:
+        print("no input files found", file=sys.stderr)
+        return 1
+    print(f"{done} converted, {failed} failed", file=sys.stderr)
+    return 1 if failed else 0

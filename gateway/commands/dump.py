@@ -1,0 +1,54 @@
+"""Print every vendor header field of a file: offset, name, type, value and DICOM target.
+
+The rows come from the same field tables the decoder reads, so what ``dump`` shows is what
+the conversion uses. Formats without a field table say so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from gateway import decoders
+from gateway.errors import DecodeError
+
+NAME = "dump"
+HELP = "print every vendor header field (offset, name, type, value, DICOM target)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", type=Path, metavar="FILE")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        data = args.file.read_bytes()
+    except OSError as exc:
+        print(f"{args.file}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    decoder = decoders.identify(data)
+    if decoder is None:
+        print(f"{args.file}: unknown format ({len(data)} bytes)", file=sys.stderr)
+        return 1
+    dump = getattr(decoder, "dump", None)
+    if dump is None:
+        print(f"{args.file}: {decoder.name}: this format has no field dump")
+        return 0
+    try:
+        rows = dump(data)
+    except DecodeError as exc:
+        print(f"{args.file}: {decoder.name}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        print(f"# {args.file}: {decoder.name} ({decoder.description})")
+        width = max((len(r.name) for r in rows), default=4)
+        kind = max((len(r.type) for r in rows), default=4)
+        print(f"{'offset':>8}  {'name':<{width}}  {'type':<{kind}}  value  -> target")
+        for r in rows:
+            offset = "" if r.offset < 0 else str(r.offset)
+            target = f"  -> {r.target}" if r.target else ""
+            print(f"{offset:>8}  {r.name:<{width}}  {r.type:<{kind}}  {r.value}{target}")
+    except BrokenPipeError:  # `dump FILE | head` is fine
+        sys.stderr.close()
+    return 0

@@ -1,0 +1,66 @@
+"""Siemens/Philips SPI files: ACR-NEMA-style streams with SPI shadow groups, to DICOM.
+
+SPI has no magic number (siemens-spi.md §4): a stream is SPI when an odd group names an SPI
+or Siemens/Philips SPI-era private creator, or the SPI command group carries its recognition
+code. Such files may already hold an SOP Class UID (the Magnetom Vision sample does), which is
+why this decoder runs before the headerless-DICOM pass-through: the pass-through would keep
+ACR-NEMA dates, retired elements and lower-case codes that are not valid DICOM.
+"""
+
+from __future__ import annotations
+
+from gateway.acrdict import SIEMENS_SPI_CREATORS, SPI_CREATORS
+from gateway.acrnema import Stream
+from gateway.decoders import Decoded, DumpRow, register
+from gateway.decoders.acr_nema import decode_stream, dump_stream, leading
+from gateway.errors import DecodeError
+from gateway.acrconvert import Converted
+
+_SPI_RECOGNITION = 0x00010010
+_OTHER_SPI_CREATORS = ("PHILIPS MR/PART", "SPI-P")
+_CREATOR_GROUPS_END = 0x0029  # SPI creators sit in the shadow groups 0009-0029
+# Every creator spi_creators accepts contains one of these; a plain byte search is cheap.
+_CREATOR_HINTS = (b"SPI", b"VA0", b"PHILIPS MR/PART")
+_HINT_SPAN = 65536
+
+
+def spi_creators(stream: Stream) -> list[str]:
+    """SPI-era private creators (and the SPI command group's recognition code) in ``stream``."""
+    found = []
+    for elem in stream.elements:
+        group, number = elem.group, elem.element
+        is_creator = group & 1 and 0x10 <= number <= 0xFF and elem.length <= 64
+        if is_creator or elem.tag == _SPI_RECOGNITION:
+            text = stream.value(elem).decode("latin-1").strip("\0 ")
+            if text in SIEMENS_SPI_CREATORS or text.upper().startswith("SPI") or text.startswith(_OTHER_SPI_CREATORS):
+                found.append(text)
+    return found
+
+
+def _refuse_compression(conv: Converted) -> None:
+    """SPI (0029,xx60) names a compression algorithm: none of them is documented to us."""
+    for creator in SPI_CREATORS:
+        algorithm = str(conv.private(0x0029, creator, 0x60) or "").strip().upper()
+        if algorithm not in ("", "NONE"):
+            raise DecodeError(f"SPI compressed pixel data ({algorithm}) is not supported", field="CompressionAlgorithm")
+
+
+class SiemensSpi:
+    name = "siemens-spi"
+    description = "Siemens/Philips SPI tag stream (Somatom, Magnetom; ACR-NEMA based)"
+    priority = 40
+
+    def identify(self, data: bytes) -> bool:
+        if not any(data.find(hint, 0, _HINT_SPAN) >= 0 for hint in _CREATOR_HINTS):
+            return False  # no SPI-era creator text near the start: not worth a walk
+        stream = leading(data, last_group=_CREATOR_GROUPS_END)
+        return stream is not None and bool(spi_creators(stream))
+
+    def decode(self, data: bytes) -> Decoded:
+        return decode_stream(data, self.name, check=_refuse_compression)
+
+    def dump(self, data: bytes) -> list[DumpRow]:
+        return dump_stream(data)
+
+
+register(SiemensSpi())

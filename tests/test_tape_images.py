@@ -1,0 +1,221 @@
+"""Tape image readers against images built byte by byte from the format descriptions."""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import pytest
+
+from drivers.tape import BAD, END, FILEMARK, RECORD, ErrorPolicy, TapeError, detect_kind, open_tape, records
+from tests.tape_bytes import SIMH_EOM, SIMH_GAP, SIMH_MARK, aws_chunk, aws_tape, simh_record, simh_tape
+
+
+def events(path, kind="auto", **kw):
+    if kind == "auto" and path.suffix in (".tap", ".aws"):
+        kind = {".tap": "simh", ".aws": "aws"}[path.suffix]
+    return [(e.kind, None if e.data is None else bytes(e.data), e.file, e.record, e.offset, e.error)
+            for e in records(open_tape(path, kind, **kw).events())]
+
+
+def write(tmp_path, name, data: bytes):
+    p = tmp_path / name
+    p.write_bytes(data)
+    return p
+
+
+# -- SIMH ------------------------------------------------------------------------------------
+
+
+def test_simh_records_marks_padding_gaps_and_eom(tmp_path):
+    a, b, c = b"A" * 10, b"odd" * 7, b"C" * 4
+    parts = [simh_record(a), SIMH_GAP, simh_record(b), SIMH_MARK, simh_record(c), SIMH_MARK, SIMH_MARK, SIMH_EOM]
+    p = write(tmp_path, "t.tap", b"".join(parts))
+    off = [sum(len(x) for x in parts[:k]) for k in range(len(parts))]
+    assert detect_kind(p) == "simh"
+    assert events(p, "auto") == [
+        (RECORD, a, 0, 0, off[0], None),
+        (RECORD, b, 0, 1, off[2], None),  # the gap is skipped; the odd record was padded
+        (FILEMARK, None, 0, 2, off[3], None),
+        (RECORD, c, 1, 0, off[4], None),
+        (FILEMARK, None, 1, 1, off[5], None),
+        (END, None, 2, 0, off[6], None),  # two tape marks: the end of the recorded data
+    ]
+
+
+def test_simh_unpadded_odd_records_are_read_too(tmp_path):
+    recs = [b"x" * 5, b"y" * 7, b"z" * 8]
+    p = write(tmp_path, "e11.tap", simh_tape([recs], pad=False))
+    reader = open_tape(p)
+    got = [bytes(e.data) for e in records(reader.events()) if e.kind == RECORD]
+    assert got == recs
+    assert reader.unpadded is True
+
+
+def test_simh_runs_of_equal_records_give_every_record(tmp_path):
+    # Many equal records (read as runs; more than one read buffer) between odd and short ones.
+    files = [[bytes([i % 256]) * 4096 for i in range(300)] + [b"tail"], [b"odd" * 3],
+             [os.urandom(1000) for _ in range(3)]]
+    p = write(tmp_path, "runs.tap", simh_tape(files))
+    got = events(p)
+    recs = [(f, r, d) for k, d, f, r, _, _ in got if k == RECORD]
+    expected = [(fi, ri, d) for fi, recs_ in enumerate(files) for ri, d in enumerate(recs_)]
+    assert recs == expected
+    # Each record's offset is where its length word stands.
+    pos, offsets = 0, []
+    for recs_ in files:
+        for d in recs_:
+            offsets.append(pos)
+            pos += 8 + len(d) + len(d) % 2
+        pos += 4
+    assert [o for k, _, _, _, o, _ in got if k == RECORD] == offsets
+    assert [(f, r) for k, _, f, r, _, _ in got if k == FILEMARK] == [(0, 301), (1, 1), (2, 3)]
+
+
+def test_simh_error_flagged_record_is_bad_and_policy_decides(tmp_path):
+    good, flagged = b"G" * 8, b"partly read"
+    img = simh_record(good) + simh_record(flagged, bad=True) + simh_record(good) + SIMH_MARK + SIMH_MARK
+    p = write(tmp_path, "bad.tap", img)
+    skip = events(p)
+    assert [k for k, *_ in skip] == [RECORD, BAD, RECORD, FILEMARK, END]
+    assert skip[1][1] == flagged and skip[1][4] == 16 and "errors" in skip[1][5]
+    stop = events(p, policy=ErrorPolicy(on_error="stop"))
+    assert [k for k, *_ in stop] == [RECORD, BAD, END]
+    assert "policy stop" in stop[-1][5]
+
+
+def test_simh_corrupt_length_word_names_offset_and_resynchronises(tmp_path):
+    recs = [os.urandom(2048) for _ in range(6)]
+    img = bytearray(simh_tape([recs[:3], recs[3:]], eom=False))
+    bad_at = 2 * (2048 + 8)  # the leading word of record 2, the last of tape file 0
+    img[bad_at:bad_at + 4] = struct.pack("<I", 1000)  # a length whose copy is not where it should be
+    p = write(tmp_path, "corrupt.tap", bytes(img))
+    got = events(p)
+    bad = [e for e in got if e[0] == BAD]
+    assert len(bad) == 1
+    _, raw, file, rec, offset, why = bad[0]
+    mark_at = bad_at + 2048 + 8
+    assert (file, rec, offset) == (0, 2, bad_at)
+    assert "corrupt length word" in why and f"reading again at byte offset {mark_at}" in why
+    assert raw == bytes(img[bad_at:mark_at])  # the skipped bytes are kept for the extract
+    # Reading goes on at the tape mark after the damaged record: the second file keeps its number.
+    assert [(k, f) for k, _, f, *_ in got] == [(RECORD, 0), (RECORD, 0), (BAD, 0), (FILEMARK, 0)] + \
+        [(RECORD, 1)] * 3 + [(FILEMARK, 1), (END, 2)]
+    assert [d for k, d, *_ in got if k == RECORD] == recs[:2] + recs[3:]
+    stop = events(p, policy=ErrorPolicy(on_error="stop"))
+    assert [k for k, *_ in stop] == [RECORD, RECORD, BAD, END]
+    assert stop[-1][4] == bad_at and "policy stop" in stop[-1][5]
+
+
+def test_simh_truncated_image_is_reported_with_its_offset(tmp_path):
+    img = simh_tape([[b"a" * 100, b"b" * 100]])
+    cut = 108 + 50  # half-way into the second record
+    p = write(tmp_path, "cut.tap", img[:cut])
+    got = events(p)
+    assert [k for k, *_ in got] == [RECORD, BAD, END]
+    _, raw, file, rec, offset, why = got[1]
+    assert (file, rec, offset) == (0, 1, 108)
+    assert "truncated image" in why and "only 46 remain" in why
+    assert raw == img[108:cut]
+    # Cut inside a length word.
+    p2 = write(tmp_path, "cut2.tap", img[:110])
+    got2 = events(p2)
+    assert [k for k, *_ in got2] == [RECORD, BAD, END] and "inside a length word" in got2[1][5]
+
+
+def test_simh_data_beyond_the_logical_end_is_noted_and_readable_on_request(tmp_path):
+    old = simh_record(b"old data" * 4)
+    p = write(tmp_path, "eot.tap", simh_record(b"new") + SIMH_MARK + SIMH_MARK + old + SIMH_MARK)
+    reader = open_tape(p)
+    assert [e.kind for e in reader.events()] == [RECORD, FILEMARK, END]
+    assert reader.beyond_eot == (len(simh_record(b"new")) + 8, len(old) + 4)
+    past = events(p, policy=ErrorPolicy(past_eot=True))
+    assert [(k, f) for k, _, f, *_ in past] == [(RECORD, 0), (FILEMARK, 0), (FILEMARK, 1), (RECORD, 2),
+                                                (FILEMARK, 2), (END, 3)]
+
+
+def test_simh_length_word_larger_than_the_image_never_allocates_it(tmp_path):
+    p = write(tmp_path, "huge.tap", struct.pack("<I", 0x0FFFFFF0) + b"x" * 64)
+    got = events(p)
+    assert [k for k, *_ in got] == [BAD, END]
+    assert "268435440 bytes but only 64 remain" in got[0][5]
+
+
+# -- AWSTAPE ---------------------------------------------------------------------------------
+
+
+def test_aws_records_split_over_chunks_and_marks(tmp_path):
+    big = os.urandom(150_000)  # three chunks: 65535 + 65535 + 18930
+    small = b"label-ish" * 3
+    img = aws_tape([[small, big], [b"second file"]])
+    p = write(tmp_path, "t.aws", img)
+    assert detect_kind(p) == "aws"
+    got = events(p)
+    assert [(k, f, r) for k, _, f, r, _, _ in got] == [
+        (RECORD, 0, 0), (RECORD, 0, 1), (FILEMARK, 0, 2), (RECORD, 1, 0), (FILEMARK, 1, 1), (END, 2, 0)]
+    assert got[0][1] == small and got[1][1] == big and got[3][1] == b"second file"
+    assert got[1][4] == 6 + len(small)  # a record's offset is its first chunk's header
+
+
+def test_aws_corrupt_header_is_bad_and_reading_resumes(tmp_path):
+    recs = [os.urandom(1000) for _ in range(4)]
+    img = bytearray(aws_tape([recs]))
+    at = 2 * 1006  # header of record 2
+    img[at + 4] = 0x13  # flags nobody writes
+    p = write(tmp_path, "bad.aws", bytes(img))
+    got = events(p)
+    bad = [e for e in got if e[0] == BAD]
+    # The header before it cannot be told from a corrupt one (its successor is garbage), so the
+    # record it starts is not trusted either: both are reported, nothing wrong is taken.
+    assert len(bad) == 1 and bad[0][4] == at - 1006 and f"at byte offset {at}, has unknown flags" in bad[0][5]
+    assert bad[0][1] == bytes(img[at - 1006:at + 1006])
+    assert [d for k, d, *_ in got if k == RECORD] == [recs[0], recs[3]]
+    stop = events(p, policy=ErrorPolicy(on_error="stop"))
+    assert [k for k, *_ in stop] == [RECORD, BAD, END]
+
+
+def test_aws_wrong_previous_length_is_caught_before_the_record_is_taken(tmp_path):
+    recs = [b"a" * 100, b"b" * 100, b"c" * 100]
+    img = bytearray(aws_tape([recs]))
+    img[0:2] = struct.pack("<H", 90)  # the first chunk claims 90 bytes: its successor disagrees
+    p = write(tmp_path, "prev.aws", bytes(img))
+    got = events(p)
+    assert got[0][0] == BAD and got[0][4] == 0 and "at byte offset 96" in got[0][5]
+    assert [d for k, d, *_ in got if k == RECORD] == [b"b" * 100, b"c" * 100]
+
+
+def test_aws_truncated_inside_a_split_record(tmp_path):
+    big = os.urandom(100_000)
+    img = aws_tape([[big]])
+    p = write(tmp_path, "cut.aws", img[:70_000])
+    got = events(p)
+    assert [k for k, *_ in got] == [BAD, END]
+    assert got[0][4] == 0 and "past the end of the image" in got[0][5]
+
+
+def test_aws_hand_built_with_tape_mark_previous_zero(tmp_path):
+    # A writer that resets 'previous length' to 0 around tape marks is accepted.
+    img = (aws_chunk(b"one", 0, 0xA0) + aws_chunk(b"", 0, 0x40) + aws_chunk(b"two", 0, 0xA0)
+           + aws_chunk(b"", 3, 0x40) + aws_chunk(b"", 0, 0x40))
+    p = write(tmp_path, "z.aws", img)
+    assert [(k, d) for k, d, *_ in events(p)] == [(RECORD, b"one"), (FILEMARK, None), (RECORD, b"two"),
+                                                  (FILEMARK, None), (END, None)]
+
+
+# -- raw dd images and detection ----------------------------------------------------------------
+
+
+def test_raw_image_blocks_and_short_last_block(tmp_path):
+    data = os.urandom(4 * 512 + 100)
+    p = write(tmp_path, "t.dd", data)
+    got = events(p, "raw", block_size=512)
+    assert [(k, r, o) for k, _, _, r, o, _ in got] == [(RECORD, i, i * 512) for i in range(5)] + [(END, 5, len(data))]
+    assert b"".join(d for k, d, *_ in got if k == RECORD) == data
+    with pytest.raises(TapeError, match="block size"):
+        open_tape(p, "raw")
+
+
+def test_unrecognised_image_must_be_named(tmp_path):
+    p = write(tmp_path, "noise.bin", os.urandom(5000))
+    with pytest.raises(TapeError, match="raw"):
+        detect_kind(p)
