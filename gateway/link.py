@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,9 @@ from pynetdicom.presentation import PresentationContext, build_context
 from pynetdicom.sop_class import StorageCommitmentPushModel, Verification
 from pynetdicom.transport import AssociationSocket
 
+from pydicom.errors import InvalidDicomError
+
+from gateway import stream
 from gateway.config import Destination
 from gateway.outcomes import Failure, Rule, classify_failure, classify_status
 from gateway.spool import Item
@@ -124,10 +128,19 @@ _QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only; elsewhere delay
 
 
 class _Socket(AssociationSocket):
-    """pynetdicom's socket with TCP_NODELAY from the start and TCP_QUICKACK before each read
-    (Linux clears QUICKACK after it acknowledges, so it is set again every time)."""
+    """pynetdicom's socket with TCP_NODELAY from the start, TCP_QUICKACK before each read
+    (Linux clears QUICKACK after it acknowledges, so it is set again every time) and a write
+    lock that ``gateway.stream`` holds for a whole message, so nothing interleaves with it."""
 
     connected = False  # did the TCP (and TLS) connection ever come up?
+
+    def __init__(self, *args, **kwargs):
+        self.write_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def send(self, bytestream: bytes) -> None:
+        with self.write_lock:
+            super().send(bytestream)
 
     def _create_socket(self, address):
         sock = super()._create_socket(address)
@@ -222,6 +235,7 @@ class Link:
         self.assoc = None
         self.covered: set[Pair] = set()
         self.accepted: dict[str, set[str]] = {}  # SOP class -> accepted transfer syntaxes
+        self.exact: dict[Pair, int] = {}  # (SOP class, transfer syntax) -> accepted context ID
         self.commitment_proposed = False
         self.commitment_accepted = False
         self.sent = 0
@@ -257,9 +271,12 @@ class Link:
         self.assoc = assoc
         self.covered = covered
         self.commitment_proposed = commitment
-        self.accepted = {}
+        self.accepted, self.exact = {}, {}
         for cx in assoc.accepted_contexts:
+            if cx.as_scu is False:
+                continue
             self.accepted.setdefault(str(cx.abstract_syntax), set()).add(str(cx.transfer_syntax[0]))
+            self.exact.setdefault((str(cx.abstract_syntax), str(cx.transfer_syntax[0])), cx.context_id)
         self.commitment_accepted = bool(self.accepted.get(StorageCommitmentPushModel))
         self.sent = 0
         self.last_used = time.monotonic()
@@ -307,10 +324,9 @@ class Link:
         path = Path(item.path)
         if not path.is_file():
             return Sent(classify_failure(Failure.FILE_MISSING), "", f"{path} is missing")
-        accepted = self.accepted.get(item.sop_class_uid, set())
-        if item.transfer_syntax in accepted:
-            payload: Path | Dataset = path  # streamed from the file, never decoded
-        elif accepted & set(UNCOMPRESSED):
+        if pair in self.exact:
+            return self._stream(item, path, self.exact[pair])
+        if self.accepted.get(item.sop_class_uid, set()) & set(UNCOMPRESSED):
             try:
                 payload = self._convertible(path, item)
             except Exception as exc:  # noqa: BLE001 - a file we cannot convert is one bad item
@@ -322,10 +338,23 @@ class Link:
             return Sent(classify_failure(Failure.CONTEXT_NOT_ACCEPTED), "",
                         f"peer did not accept {rejected} ({item.sop_class_uid}) in "
                         f"{UID(item.transfer_syntax).name} nor uncompressed")
+        # pynetdicom re-encodes the decoded data set in the accepted uncompressed syntax.
+        return self._answer(item, lambda message_id: self.assoc.send_c_store(payload, msg_id=message_id))
+
+    def _stream(self, item: Item, path: Path, context_id: int) -> Sent:
+        """The stored syntax was accepted: the file goes out as it is (``gateway.stream``)."""
+        def send(message_id: int) -> Dataset:
+            stream.write_c_store(self.assoc, context_id, path, item.sop_class_uid, item.sop_instance_uid, message_id)
+            return stream.await_response(self.assoc, message_id)
+
+        return self._answer(item, send)
+
+    def _answer(self, item: Item, send: Callable[[int], Dataset]) -> Sent:
+        """Run one C-STORE and classify what came back."""
         started = time.monotonic()
         try:
-            status = self.assoc.send_c_store(payload, msg_id=self._next_message_id())
-        except (ValueError, AttributeError) as exc:
+            status = send(self._next_message_id())
+        except (ValueError, AttributeError, InvalidDicomError) as exc:
             return Sent(classify_failure(Failure.UNSENDABLE), "", str(exc))
         except (OSError, RuntimeError) as exc:
             raise LinkError(Failure.ASSOCIATION_ABORTED, f"{type(exc).__name__}: {exc}") from exc

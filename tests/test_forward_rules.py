@@ -96,3 +96,39 @@ def test_a_response_taken_by_the_association_reactor_is_handed_back(tmp_path):
         link.awaiting = None
         link.close()
         scp.stop()
+
+
+@pytest.mark.parametrize("sop_class, sop_instance, message_id", [
+    ("1.2.840.10008.5.1.4.1.1.2", "1.2.3.45", 7),        # odd-length UID: padded
+    ("1.2.840.10008.5.1.4.1.1.4", "1.2.3.4", 65535),     # even-length UID
+])
+def test_our_c_store_command_set_is_pynetdicoms(sop_class, sop_instance, message_id):
+    from pynetdicom.dimse_messages import C_STORE_RQ
+    from pynetdicom.dimse_primitives import C_STORE
+    from pynetdicom.dsutils import encode
+
+    from gateway.stream import command_set
+
+    request = C_STORE()
+    request.MessageID, request.Priority = message_id, 0x0000
+    request.AffectedSOPClassUID, request.AffectedSOPInstanceUID = sop_class, sop_instance
+    request._dataset_path = ("unused", 0)
+    message = C_STORE_RQ()
+    message.primitive_to_message(request)
+    assert command_set(sop_class, sop_instance, message_id) == encode(message.command_set, True, True)
+
+
+@pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.5"])
+def test_data_set_offset_agrees_with_pynetdicom(tmp_path, syntax):
+    from pydicom.uid import RLELossless
+    from pynetdicom.dsutils import split_dataset
+
+    from gateway.stream import data_set_offset
+    from tests.instances import ct_instance
+
+    ds = ct_instance(0, 16, transfer_syntax=syntax if syntax != RLELossless else ExplicitVRLittleEndian)
+    if syntax == RLELossless:
+        ds.compress(RLELossless, generate_instance_uid=False)
+    path = tmp_path / "x.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    assert data_set_offset(path) == split_dataset(path)[1]
