@@ -7,12 +7,12 @@
       profits from instances already stored),
 
 once with ``storescu +sd`` (one association, as it comes) and once through our spool with
-durability on (fsynced files, WAL with synchronous=FULL; outcomes committed per batch), with 1
-and with N parallel associations. Our forwarder runs in a child process that reports its wall
+durability on (fsynced files, WAL with synchronous=FULL; outcomes committed per batch), with 1,
+2 and 4 parallel associations. Our forwarder runs in a child process that reports its wall
 time (from start to an empty queue) and its peak RSS. A last run queues 2 GB and measures the
 forwarder's peak RSS while it sends all of it (``--rss-gb 0`` skips it).
 
-    python bench/forward.py [--count 500] [--associations 4] [--rss-gb 2]
+    python bench/forward.py [--count 500] [--associations 1,2,4] [--rss-gb 2]
 
 The machine is shared: the load average is printed with every measurement.
 """
@@ -81,13 +81,14 @@ def child_forward(spool_dir: str, port: int, aet: str, associations: int) -> Non
     dest = Destination("bench", "127.0.0.1", port, aet, "LEGACYGW", associations=associations, timeout=60.0)
     total = spool.pending("bench")
     forwarder = Forwarder([dest], spool, "LEGACYGW")
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     forwarder.start()
     drained = forwarder.drain(3600, ["bench"])
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     forwarder.stop()
     dead = sum(s.dead for s in spool.status())
     print(json.dumps({"seconds": seconds, "count": total, "drained": drained, "dead": dead,
+                      "cpu_ms": cpu * 1000 / max(1, total),
                       "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), flush=True)
 
 
@@ -142,11 +143,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--size", type=int, default=512, help="rows and columns of each CT image")
-    parser.add_argument("--associations", type=int, default=4, help="parallel associations for the second run")
+    parser.add_argument("--associations", default="1,2,4",
+                        help="comma-separated association counts to measure ours with (default 1,2,4)")
     parser.add_argument("--rss-gb", type=float, default=2.0, help="GB to queue for the memory run (0: skip)")
     parser.add_argument("--child-forward", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--discard-scp", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    counts = [int(n) for n in str(args.associations).split(",")]
     if args.discard_scp:
         serve_discard(args.discard_scp)
         return 0
@@ -177,18 +180,18 @@ def main() -> int:
             t = run_storescu(work / "files", port, "DISCARD")
             results["discard"]["storescu"] = len(files) / t
             print(f"  storescu +sd              {len(files) / t:7.1f} images/s  ({load()})")
-            for n in (1, args.associations):
+            for n in counts:
                 fill_spool(work / "spool", files)
                 r = run_ours(work / "spool", port, "DISCARD", n)
                 results["discard"][f"ours x{n}"] = r["count"] / r["seconds"]
                 print(f"  ours, {n} association(s)    {r['count'] / r['seconds']:7.1f} images/s  "
-                      f"peak RSS {r['maxrss_mb']:.0f} MB  ({load()})")
+                      f"CPU {r['cpu_ms']:.1f} ms/image  peak RSS {r['maxrss_mb']:.0f} MB  ({load()})")
         finally:
             scp.stdin.close()
             scp.wait(30)
 
         print(f"\n(b) stock Orthanc, a fresh one per sender ({load()})")
-        for sender in ("storescu", 1, args.associations):
+        for sender in ("storescu", *counts):
             orthanc = Orthanc(work / f"orthanc-{sender}").start()
             try:
                 if sender == "storescu":
@@ -200,7 +203,7 @@ def main() -> int:
                     r = run_ours(work / "spool", orthanc.dicom_port, "ORTHANC", sender)
                     results["orthanc"][f"ours x{sender}"] = r["count"] / r["seconds"]
                     print(f"  ours, {sender} association(s)    {r['count'] / r['seconds']:7.1f} images/s  "
-                          f"peak RSS {r['maxrss_mb']:.0f} MB  ({load()})")
+                          f"CPU {r['cpu_ms']:.1f} ms/image  peak RSS {r['maxrss_mb']:.0f} MB  ({load()})")
                 stored = len(orthanc.get("/instances"))
                 if stored != len(files):
                     raise RuntimeError(f"Orthanc holds {stored} instances, expected {len(files)}")
@@ -216,13 +219,13 @@ def main() -> int:
                     print(f"  {receiver:<8} {name:<8} {rate / base:5.2f}x")
 
         if args.rss_gb > 0:
-            memory_run(work, files[0], args.rss_gb)
+            memory_run(work, files[0], args.rss_gb, max(counts))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
-def memory_run(work: Path, template: Path, gigabytes: float) -> None:
+def memory_run(work: Path, template: Path, gigabytes: float, associations: int) -> None:
     """Queue ``gigabytes`` of instances (copies of one with new UIDs) and forward them all."""
     from pydicom import dcmread
     from pydicom.uid import generate_uid
@@ -248,8 +251,9 @@ def memory_run(work: Path, template: Path, gigabytes: float) -> None:
     try:
         assert scp.stdout.readline().strip() == "ready"
         wait_for_port(port)
-        r = run_ours(spool_dir, port, "DISCARD", 4)
-        print(f"  forwarded {r['count']} instances with 4 associations at {r['count'] / r['seconds']:.1f} images/s; "
+        r = run_ours(spool_dir, port, "DISCARD", associations)
+        print(f"  forwarded {r['count']} instances with {associations} associations at "
+              f"{r['count'] / r['seconds']:.1f} images/s; "
               f"forwarder peak RSS {r['maxrss_mb']:.0f} MB (limit 200 MB) ({load()})")
     finally:
         scp.stdin.close()
