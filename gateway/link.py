@@ -1,5 +1,9 @@
 """One association to one destination, reused for many C-STOREs (the forwarder's network edge).
 
+pynetdicom negotiates, receives, releases and aborts; an instance whose stored syntax the peer
+accepted is written from its spool file by ``gateway.stream``, one converted to another syntax
+goes through pynetdicom's ``send_c_store``.
+
 Presentation contexts are proposed from what is queued: one context per (SOP class, stored
 transfer syntax), so the instance can be streamed from its spool file unchanged, plus one
 uncompressed fallback context per SOP class (Explicit/Implicit VR Little Endian) for a peer that
