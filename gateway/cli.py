@@ -22,6 +22,9 @@ COMMANDS = [
     "gateway.commands.convert",
     "gateway.commands.dump",
     "gateway.commands.ingest_tape",
+    "gateway.commands.send",
+    "gateway.commands.queue",
+    "gateway.commands.echo",
 ]
 
 

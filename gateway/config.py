@@ -167,6 +167,15 @@ _METRICS = Map(
     },
 )
 
+# Where we listen for Storage Commitment reports (N-EVENT-REPORT) that a PACS sends on a new
+# association; only started when a destination has storage_commitment: true.
+_COMMITMENT = Map(
+    {
+        "host": Str(default="0.0.0.0", doc="listening address the PACS can reach"),
+        "port": Int(default=11113, minimum=1, maximum=65535, doc="listening port, registered at the PACS"),
+    },
+)
+
 
 def _top_spec() -> Map:
     return Map(
@@ -177,6 +186,7 @@ def _top_spec() -> Map:
             "site": _SITE,
             "archive": _ARCHIVE,
             "metrics": _METRICS,
+            "commitment": _COMMITMENT,
         }
     )
 
@@ -239,6 +249,12 @@ class Metrics:
 
 
 @dataclass(frozen=True)
+class Commitment:
+    host: str = "0.0.0.0"
+    port: int = 11113
+
+
+@dataclass(frozen=True)
 class Config:
     path: str
     ae_title: str
@@ -252,6 +268,7 @@ class Config:
     site: SiteRules
     archive: Archive
     metrics: Metrics
+    commitment: Commitment = Commitment()
 
     def destination(self, name: str) -> Destination:
         for dest in self.destinations:
@@ -361,4 +378,5 @@ def _build(raw: dict, path: str) -> Config:
         site=SiteRules(uid_root=gw["uid_root"], **site),
         archive=Archive(**{**archive, "directory": Path(archive["directory"])}),
         metrics=Metrics(**metrics),
+        commitment=Commitment(**raw["commitment"]),
     )

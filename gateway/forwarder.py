@@ -1,231 +1,484 @@
 """Delivery of spooled instances to each destination over C-STORE (DESIGN.md, step 6).
 
-The network lives here alone. Each destination has its own worker thread, so a failing PACS
-never delays another. A worker claims due items, opens one association for a batch (contexts
-proposed from what is queued), classifies every outcome with ``gateway.outcomes`` and records
-it in the spool; retryable failures come back after capped exponential backoff with full
-jitter, permanent ones (and items older than the give-up age) are dead-lettered.
+Per destination, a supervisor thread and ``associations`` lanes. A lane claims a batch of due
+items (a claimed item is its own until settled, so parallel lanes never send the same instance
+at once), sends them over its association, which it keeps open across batches (renewed after
+``max_per_association`` instances, when a batch needs contexts it was not set up for, or after
+a few idle seconds), and records the batch's outcomes in one spool transaction. Every outcome
+is classified by the tables in ``gateway.outcomes``: delivered, retried after capped
+exponential backoff with full jitter, or dead-lettered with its reason; nothing older than the
+give-up age is retried.
+
+When the destination itself fails (connection refused, association rejected or lost, no
+response) the lanes stop and the supervisor probes it with C-ECHO on the same backoff; once it
+answers, everything waiting for it is due at once. Destinations share nothing but the spool,
+so one that is down never delays another.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import socket
 import threading
 import time
-from pathlib import Path
 
-from pydicom import dcmread
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from pynetdicom import AE, _config
-from pynetdicom.presentation import build_context
+from pydicom.uid import generate_uid
 
-from gateway.config import Destination
-from gateway.outcomes import (
-    ASSOCIATION_ABORTED,
-    ASSOCIATION_REJECTED,
-    CONNECTION_FAILED,
-    CONTEXT_NOT_ACCEPTED,
-    FILE_MISSING,
-    NO_RESPONSE,
-    Outcome,
-    Rule,
-    classify_status,
-)
-from gateway.spool import Item, Spool
+from gateway.commitment import Listener, ReportHandler
+from gateway.config import Commitment, Destination
+from gateway.link import Link, LinkError, NotProposed, Sent, echo
+from gateway.metrics import Metrics
+from gateway.outcomes import Outcome
+from gateway.spool import COMMITTING, DEAD, DELIVERED, QUEUED, Item, Settlement, Spool, SpoolBusy
 
 log = logging.getLogger("gateway.forwarder")
-
-MAX_CONTEXTS = 127  # PS3.8: at most 128 presentation contexts (odd IDs 1..255)
-# Send from the spool file without decoding it (pynetdicom reads the Part-10 file in chunks).
-_config.STORE_SEND_CHUNKED_DATASET = True
 logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+
+BATCH = 32            # items a lane claims at a time
+POLL = 2.0            # look at the spool at least this often (work queued by other processes)
+IDLE_RELEASE = 5.0    # release an association unused this long (PACS drop idle ones anyway)
+SWEEP = 5.0           # how often old items and unconfirmed commitments are looked at
 
 
 def backoff(attempts: int, initial: float, cap: float, rng: random.Random = random.Random()) -> float:
-    """Full jitter: a uniform wait up to the capped exponential (AWS architecture blog's form)."""
-    return rng.uniform(0, min(cap, initial * (2 ** max(0, attempts))))
+    """Full jitter: a uniform wait up to the capped exponential, so many items (or many
+    gateways) failing together do not come back together."""
+    return rng.uniform(0, min(cap, initial * (2 ** min(max(0, attempts), 62))))
 
 
-def propose_contexts(items: list[Item]) -> list:
-    """Per SOP class: one context for each stored transfer syntax exactly (so the file can be
-    streamed as it is), and one with the uncompressed little-endian syntaxes as a fallback
-    for a peer that refuses the stored one (the instance is then re-encoded)."""
-    contexts: dict[tuple[str, tuple[str, ...]], object] = {}
-    fallback = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
-    for item in items:
-        for syntaxes in ((item.transfer_syntax,), fallback):
-            key = (item.sop_class_uid, syntaxes)
-            if key not in contexts and len(contexts) < MAX_CONTEXTS:
-                contexts[key] = build_context(item.sop_class_uid, list(syntaxes))
-    return list(contexts.values())
+class Health:
+    """Whether a destination answers; while it does not, it is probed, not sent to."""
+
+    def __init__(self) -> None:
+        self.up = True
+        self.failures = 0
+        self.next_probe = 0.0
+        self.reason = ""
+        self.lock = threading.Lock()
+
+    def down(self, reason: str, delay: float) -> bool:
+        """Mark it down (True if it was up): the first probe comes after ``delay``."""
+        with self.lock:
+            was_up = self.up
+            if was_up:
+                self.up, self.failures, self.reason = False, 0, reason
+                self.next_probe = time.time() + delay
+            return was_up
 
 
-class DestinationWorker(threading.Thread):
-    def __init__(self, dest: Destination, spool: Spool, ae_title: str, batch: int = 64):
+class DestinationRunner(threading.Thread):
+    """Supervises one destination: its lanes, its probes while down, its periodic sweeps."""
+
+    def __init__(self, dest: Destination, spool: Spool, ae_title: str, metrics: Metrics,
+                 reports: ReportHandler | None = None):
         super().__init__(name=f"forward-{dest.name}", daemon=True)
-        self.dest = dest
-        self.spool = spool
-        self.ae_title = ae_title
-        self.batch = batch
-        self.wake = threading.Event()
-        self.stopping = threading.Event()
+        self.dest, self.spool, self.ae_title, self.metrics = dest, spool, ae_title, metrics
+        self.reports = reports
         self.rng = random.Random()
+        self.health = Health()
+        self.stopping = threading.Event()
+        self.cond = threading.Condition()
+        self.generation = 0  # bumped by every wake-up, so no wake-up is lost between a look and a wait
+        self.lanes = [Lane(self, n) for n in range(dest.associations)]
+        metrics.up[dest.name] = True
+        metrics.touch(dest.name)
+
+    # -- coordination ---------------------------------------------------------------------
+
+    def wake(self) -> None:
+        with self.cond:
+            self.generation += 1
+            self.cond.notify_all()
+
+    def wait(self, generation: int, timeout: float) -> None:
+        with self.cond:
+            self.cond.wait_for(lambda: self.generation != generation or self.stopping.is_set(), max(0.0, timeout))
+
+    def backoff(self, attempts: int) -> float:
+        return backoff(attempts, self.dest.retry.initial_delay, self.dest.retry.max_delay, self.rng)
+
+    def destination_failed(self, detail: str) -> None:
+        self.metrics.association_failures.labels(self.dest.name).inc()
+        if self.health.down(detail, self.backoff(0)):
+            self.metrics.up[self.dest.name] = False
+            log.warning("event=destination_down destination=%s detail=%r", self.dest.name, detail)
+            self.wake()
+
+    # -- supervisor loop ------------------------------------------------------------------
+
+    def run(self) -> None:
+        for lane in self.lanes:
+            lane.start()
+        next_sweep = 0.0
+        while not self.stopping.is_set():
+            generation = self.generation
+            try:
+                if not self.health.up and time.time() >= self.health.next_probe:
+                    self.probe()
+                if time.time() >= next_sweep:
+                    self.sweep()
+                    next_sweep = time.time() + SWEEP
+            except Exception:  # noqa: BLE001 - the supervisor must outlive any one failure
+                log.exception("event=supervisor_error destination=%s", self.dest.name)
+            wait = next_sweep - time.time()
+            if not self.health.up:
+                wait = min(wait, self.health.next_probe - time.time())
+            self.wait(generation, wait)
+        for lane in self.lanes:
+            lane.join(self.dest.timeout + 5)
+
+    def probe(self) -> None:
+        ok, detail, seconds = echo(self.dest, self.ae_title)
+        health = self.health
+        if ok:
+            with health.lock:
+                health.up, health.failures = True, 0
+            self.metrics.up[self.dest.name] = True
+            self.spool.make_due(self.dest.name)
+            log.warning("event=destination_up destination=%s after=%r echo=%r waiting=%d", self.dest.name,
+                        health.reason, detail, self.spool.pending(self.dest.name))
+            self.wake()
+            return
+        with health.lock:
+            health.failures += 1
+            health.next_probe = time.time() + self.backoff(health.failures)
+            wait = health.next_probe - time.time()
+        self.metrics.association_failures.labels(self.dest.name).inc()
+        log.info("event=probe_failed destination=%s detail=%r next_in=%.1fs", self.dest.name, detail, wait)
+
+    def sweep(self) -> None:
+        name = self.dest.name
+        expired = self.spool.expire(name, self.dest.retry.give_up_after, unattempted=not self.health.up)
+        if expired:
+            self.metrics.dead_lettered.labels(name).inc(len(expired))
+            log.error("event=dead_letter destination=%s count=%d reason=expired", name, len(expired))
+        # With commitment turned off since, nothing listens for the reports: send those again now.
+        timeout = self.dest.commitment_timeout if self.dest.storage_commitment else 0.0
+        again = self.spool.expire_commitments(name, timeout)
+        if again:
+            self.metrics.retried.labels(name).inc(again)
+            log.warning("event=commitment_timeout destination=%s count=%d", name, again)
+            self.wake()
 
     def stop(self) -> None:
         self.stopping.set()
-        self.wake.set()
+        self.wake()
+        for lane in self.lanes:
+            if lane.connecting:  # a hung PACS would hold it for the whole timeout
+                lane.link.abort()
+
+    def abort(self) -> None:
+        """Cut the associations of lanes still busy after a grace period."""
+        for lane in self.lanes:
+            lane.link.abort()
+
+    def is_alive(self) -> bool:
+        """For the service's health check: False once this runner or a lane has died. A runner
+        not started yet (its forwarder waits for the spool's forwarding lock) has not failed."""
+        if self.ident is None:
+            return not self.stopping.is_set()
+        return super().is_alive() and all(lane.is_alive() for lane in self.lanes)
+
+
+class Lane(threading.Thread):
+    """One association's worth of sending for a destination."""
+
+    def __init__(self, runner: DestinationRunner, number: int):
+        super().__init__(name=f"forward-{runner.dest.name}-{number}", daemon=True)
+        self.runner = runner
+        self.dest = runner.dest
+        self.spool = runner.spool
+        self.link = Link(runner.dest, runner.ae_title, on_report=runner.reports)
+        self.connecting = False
+        self.excess_until = 0.0  # the peer refused this extra association: wait before asking again
+        self.excess_failures = 0
 
     def run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                sent = self.deliver_due()
-            except Exception:  # noqa: BLE001 - a worker must outlive any one failure
-                log.exception("event=forward_error destination=%s", self.dest.name)
-                sent = 0
-            if sent:
-                continue
+        runner = self.runner
+        try:
+            while not runner.stopping.is_set():
+                generation = runner.generation
+                try:
+                    worked = self.step()
+                except Exception:  # noqa: BLE001 - a lane must outlive any one failure
+                    log.exception("event=forward_error destination=%s", self.dest.name)
+                    self.link.abort()
+                    worked = False
+                    runner.stopping.wait(1.0)
+                if not worked:
+                    self.idle(generation)
+        finally:
+            self.link.close()
+
+    def idle(self, generation: int) -> None:
+        runner = self.runner
+        if self.link.is_open:
+            idle_for = time.monotonic() - self.link.last_used
+            # A sibling waiting to connect means the peer takes fewer associations than we
+            # have lanes (storescp takes one): an idle association gives way at once.
+            if idle_for >= IDLE_RELEASE or any(lane.connecting for lane in runner.lanes if lane is not self):
+                self.link.close()
+        timeout = POLL
+        if self.excess_until > time.time():
+            timeout = min(timeout, self.excess_until - time.time())
+        elif runner.health.up:
             due = self.spool.next_due(self.dest.name)
-            wait = 5.0 if due is None else max(0.0, min(5.0, due - time.time()))
-            self.wake.wait(wait)
-            self.wake.clear()
+            if due is not None:
+                timeout = min(timeout, max(0.01, due - time.time()))
+        if self.link.is_open:
+            timeout = min(timeout, max(0.01, IDLE_RELEASE - (time.monotonic() - self.link.last_used)))
+        runner.wait(generation, timeout)
 
-    def deliver_due(self) -> int:
-        """Send one batch of due items; returns how many were attempted."""
-        items = self.spool.claim(self.dest.name, min(self.batch, self.dest.max_per_association))
-        if not items:
-            return 0
-        items = [i for i in items if self._expire_or_keep(i)]
-        if items:
-            self._send_batch(items)
-        return len(items) or 1
-
-    def _expire_or_keep(self, item: Item) -> bool:
-        if time.time() - item.queued_at > self.dest.retry.give_up_after:
-            self.spool.dead(item, "expired", f"gave up after {self.dest.retry.give_up_after:.0f}s of failures")
-            log.warning("event=dead_letter destination=%s sop=%s reason=expired", self.dest.name, item.sop_instance_uid)
+    def step(self) -> bool:
+        if not self.runner.health.up or self.excess_until > time.time():
             return False
+        due = self.spool.next_due(self.dest.name)
+        if due is None or due > time.time():
+            return False
+        if self.link.is_open and self.link.sent >= self.dest.max_per_association:
+            self.link.close()
+        if not self.link.is_open:
+            # One more association only for more work than the connected lanes take in a batch.
+            connected = sum(lane.link.is_open for lane in self.runner.lanes if lane is not self)
+            if connected and self.spool.due(self.dest.name, BATCH * connected + 1) <= BATCH * connected:
+                return False
+            # Connect before claiming, so no item waits in the hands of a lane that cannot connect.
+            if not self.open(self.spool.waiting_pairs(self.dest.name)):
+                return False
+        items = self.spool.claim(self.dest.name, min(BATCH, self.dest.max_per_association - self.link.sent))
+        if not items:
+            return False
+        try:
+            self.deliver(items)
+        except BaseException:
+            # Whatever is still in flight goes back (settled rows are left alone): an item
+            # must never stay claimed by a lane that is no longer sending it.
+            try:
+                self.spool.release(items)
+            except Exception:  # noqa: BLE001 - the spool itself failing: recovery at restart
+                log.exception("event=release_failed destination=%s", self.dest.name)
+            raise
         return True
 
-    def _associate(self, items: list[Item]):
-        ae = AE(ae_title=self.ae_title)
-        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = self.dest.timeout
-        ae.connection_timeout = self.dest.timeout
-        ae.requested_contexts = propose_contexts(items)
-        return ae.associate(self.dest.host, self.dest.port, ae_title=self.dest.called_ae)
-
-    def _send_batch(self, items: list[Item]) -> None:
+    def open(self, first: list, waiting: list = ()) -> bool:
+        """Open (or renew) this lane's association; False if it could not."""
+        self.connecting = True
+        started = time.monotonic()
         try:
-            assoc = self._associate(items)
-        except (OSError, RuntimeError) as exc:
-            self._fail_all(items, CONNECTION_FAILED, str(exc))
-            return
-        if not assoc.is_established:
-            rule = ASSOCIATION_REJECTED if assoc.is_rejected else (
-                ASSOCIATION_ABORTED if assoc.is_aborted else CONNECTION_FAILED)
-            self._fail_all(items, rule, rule.meaning)
-            return
-        _nodelay(assoc)
-        try:
-            for index, item in enumerate(items):
-                if not assoc.is_established:
-                    self._fail_all(items[index:], ASSOCIATION_ABORTED, "association ended mid-batch")
-                    return
-                self._send_one(assoc, item)
+            self.link.open(first, waiting, self.dest.storage_commitment)
+        except LinkError as exc:
+            self.failed_open(exc, started)
+            return False
         finally:
-            if assoc.is_established:
-                assoc.release()
+            self.connecting = False
+        self.excess_failures = 0
+        return True
 
-    def _send_one(self, assoc, item: Item) -> None:
-        if not Path(item.path).exists():
-            self._record(item, FILE_MISSING, "", f"{item.path} missing")
-            return
-        try:
-            status = assoc.send_c_store(self._payload(assoc, item))
-        except ValueError as exc:  # no accepted context for this SOP class / transfer syntax
-            self._record(item, CONTEXT_NOT_ACCEPTED, "", str(exc))
-            return
-        except (OSError, RuntimeError) as exc:
-            self._record(item, CONNECTION_FAILED, "", str(exc))
-            return
-        if "Status" not in status:
-            self._record(item, NO_RESPONSE, "", NO_RESPONSE.meaning)
-            return
-        code = int(status.Status)
-        rule = classify_status(code)
-        comment = str(status.get("ErrorComment", "") or "")
-        self._record(item, rule, f"0x{code:04X}", f"{rule.meaning}{': ' + comment if comment else ''}")
-
-    @staticmethod
-    def _payload(assoc, item: Item):
-        """The file path when the peer accepted the stored syntax (streamed unchanged), else
-        the decoded dataset, which pynetdicom re-encodes in an accepted syntax."""
-        for cx in assoc.accepted_contexts:
-            if cx.abstract_syntax == item.sop_class_uid and cx.transfer_syntax[0] == item.transfer_syntax:
-                return item.path
-        return dcmread(item.path)
-
-    def _fail_all(self, items: list[Item], rule: Rule, detail: str) -> None:
-        for item in items:
-            self._record(item, rule, "", detail)
-
-    def _record(self, item: Item, rule: Rule, status: str, detail: str) -> None:
-        name, sop = self.dest.name, item.sop_instance_uid
-        if rule.outcome is Outcome.DELIVERED:
-            self.spool.delivered(item, status or "0x0000")
-            if status not in ("", "0x0000"):
-                log.warning("event=delivered_with_warning destination=%s sop=%s status=%s detail=%r", name, sop, status, detail)
-            else:
-                log.info("event=delivered destination=%s sop=%s", name, sop)
-        elif rule.outcome is Outcome.RETRY:
-            delay = backoff(item.attempts, self.dest.retry.initial_delay, self.dest.retry.max_delay, self.rng)
-            self.spool.retry(item, status or rule.meaning, detail, time.time() + delay)
-            log.warning("event=retry destination=%s sop=%s status=%s in=%.1fs detail=%r", name, sop, status, delay, detail)
+    def failed_open(self, exc: LinkError, started: float) -> None:
+        runner = self.runner
+        siblings = [lane for lane in runner.lanes if lane is not self]
+        if any(lane.link.is_open or lane.link.last_used >= started for lane in siblings):
+            # A sibling used an association while we waited: the destination is up but would
+            # not take one more (storescp serves one at a time).
+            runner.metrics.association_failures.labels(self.dest.name).inc()
+            self.excess_until = time.time() + runner.backoff(self.excess_failures)
+            self.excess_failures += 1
+            log.info("event=extra_association_refused destination=%s lane=%s detail=%r", self.dest.name,
+                     self.name, exc.detail)
         else:
-            self.spool.dead(item, status or rule.meaning, detail)
-            log.error("event=dead_letter destination=%s sop=%s status=%s detail=%r", name, sop, status, detail)
+            runner.destination_failed(exc.detail)
 
+    # -- one batch ------------------------------------------------------------------------
 
-def _nodelay(assoc) -> None:
-    """Our side never waits for Nagle: each PDU goes out at once."""
-    try:
-        sock = assoc.dul.socket.socket
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except (AttributeError, OSError):
-        pass
+    def deliver(self, items: list[Item]) -> None:
+        pairs = [(i.sop_class_uid, i.transfer_syntax) for i in items]
+        commitment = self.dest.storage_commitment
+        if not self.link.covers(pairs, commitment):
+            if not self.open(pairs, self.spool.waiting_pairs(self.dest.name)):
+                # The association failed, not the items: they wait, unpenalised.
+                self.spool.settle(Settlement(i, QUEUED, "not sent", "could not open an association",
+                                             time.time(), count_attempt=False) for i in items)
+                return
+        transaction = generate_uid() if commitment else None
+        settlements: list[Settlement] = []
+        for index, item in enumerate(items):
+            if self.runner.stopping.is_set():
+                settlements += [self._release(i, "stopping") for i in items[index:]]
+                break
+            try:
+                sent = self.link.send(item)
+            except NotProposed:
+                settlements.append(self._release(item, "needs another association"))
+                continue
+            except LinkError as exc:
+                # The item in hand may be what broke the association: it counts an attempt.
+                settlements.append(self._outcome(item, Sent(exc.rule, "", exc.detail), transaction))
+                settlements += [self._release(i, exc.detail) for i in items[index + 1:]]
+                self.link.abort()
+                self.runner.destination_failed(exc.detail)
+                break
+            settlements.append(self._outcome(item, sent, transaction))
+        self.spool.settle(settlements)
+        committing = [s.item for s in settlements if s.state == COMMITTING]
+        if committing:
+            self._request_commitment(transaction, committing)
+
+    def _release(self, item: Item, why: str) -> Settlement:
+        return Settlement(item, QUEUED, "released", why, time.time(), count_attempt=False)
+
+    def _outcome(self, item: Item, sent: Sent, transaction: str | None) -> Settlement:
+        name, sop, metrics = self.dest.name, item.sop_instance_uid, self.runner.metrics
+        if sent.bytes:
+            metrics.bytes_sent.labels(name).inc(sent.bytes)
+        outcome = sent.rule.outcome
+        if outcome is Outcome.DELIVERED:
+            warning = sent.detail if sent.status not in ("", "0x0000") else None
+            if warning:
+                log.warning("event=delivered_with_warning destination=%s sop=%s status=%s detail=%r",
+                            name, sop, sent.status, warning)
+            if transaction:
+                return Settlement(item, COMMITTING, sent.status, warning, transaction_uid=transaction)
+            metrics.delivered.labels(name).inc()
+            log.info("event=delivered destination=%s sop=%s status=%s", name, sop, sent.status)
+            return Settlement(item, DELIVERED, sent.status, warning)
+        status = sent.status or sent.rule.meaning
+        if outcome is Outcome.RETRY:
+            age = time.time() - item.queued_at
+            if age < self.dest.retry.give_up_after:
+                delay = self.runner.backoff(item.attempts)
+                metrics.retried.labels(name).inc()
+                log.warning("event=retry destination=%s sop=%s status=%s in=%.1fs detail=%r",
+                            name, sop, sent.status, delay, sent.detail)
+                return Settlement(item, QUEUED, status, sent.detail, time.time() + delay)
+            detail = f"gave up after {age:.0f}s; last failure: {sent.detail}"
+        else:
+            detail = sent.detail
+        metrics.dead_lettered.labels(name).inc()
+        log.error("event=dead_letter destination=%s sop=%s status=%s detail=%r", name, sop, status, detail)
+        return Settlement(item, DEAD, status, detail)
+
+    def _request_commitment(self, transaction: str, items: list[Item]) -> None:
+        refs = [(i.sop_class_uid, i.sop_instance_uid) for i in items]
+        try:
+            sent = self.link.request_commitment(transaction, refs)
+        except LinkError as exc:
+            sent = Sent(exc.rule, "", exc.detail)
+            self.link.abort()
+        if sent.rule.outcome is Outcome.DELIVERED:
+            log.info("event=commitment_requested destination=%s transaction=%s count=%d",
+                     self.dest.name, transaction, len(items))
+            return
+        permanent = sent.rule.outcome is Outcome.PERMANENT
+        again = time.time() + self.runner.backoff(min(i.attempts for i in items))
+        self.spool.commitment_failed(
+            transaction, [(i.sop_instance_uid, sent.status or sent.rule.meaning, sent.detail, permanent) for i in items],
+            next_attempt=again)
+        counter = self.runner.metrics.dead_lettered if permanent else self.runner.metrics.retried
+        counter.labels(self.dest.name).inc(len(items))
+        log.error("event=commitment_request_failed destination=%s transaction=%s count=%d detail=%r",
+                  self.dest.name, transaction, len(items), sent.detail)
 
 
 class Forwarder:
-    """All destination workers; ``notify`` wakes them when something new is spooled."""
+    """All destination runners. ``notify`` wakes them when something new is spooled.
 
-    def __init__(self, destinations: list[Destination] | tuple[Destination, ...], spool: Spool, ae_title: str):
+    Only one process forwards from a spool at a time: ``start`` takes the spool's forwarding
+    lock, then makes whatever a crash left in flight due again. If another process holds the
+    lock (an operator's ``legacy-gateway send``), a service waits for it in the background
+    (intake goes on meanwhile); ``start(wait=False)`` raises ``SpoolBusy`` instead.
+    """
+
+    def __init__(self, destinations: list[Destination] | tuple[Destination, ...], spool: Spool, ae_title: str,
+                 commitment: Commitment | None = None, metrics: Metrics | None = None):
         self.spool = spool
-        self.workers = {d.name: DestinationWorker(d, spool, ae_title) for d in destinations if d.enabled}
+        self.metrics = metrics or Metrics()
+        self.metrics.spool = spool
+        enabled = [d for d in destinations if d.enabled]
+        for gone in set(self.metrics.up) - {d.name for d in enabled}:
+            del self.metrics.up[gone]
+        self.reports = ReportHandler(spool, on_result=self._commitment_result)
+        self.workers = {d.name: DestinationRunner(d, spool, ae_title, self.metrics, self.reports) for d in enabled}
+        self.listener = None
+        self._stopping = threading.Event()
+        self._waiter: threading.Thread | None = None
+        if any(d.storage_commitment for d in enabled):
+            c = commitment or Commitment()
+            self.listener = Listener(self.reports, ae_title, c.host, c.port)
 
-    def start(self) -> None:
-        self.spool.recover()
+    def _commitment_result(self, destination: str, sop_instance_uid: str, committed: bool) -> None:
+        if committed:
+            self.metrics.delivered.labels(destination).inc()
+            log.info("event=delivered destination=%s sop=%s status=committed", destination, sop_instance_uid)
+        else:
+            self.metrics.retried.labels(destination).inc()
+            log.warning("event=commitment_failed destination=%s sop=%s", destination, sop_instance_uid)
+            worker = self.workers.get(destination)
+            if worker:
+                worker.wake()
+
+    def start(self, wait: bool = True) -> None:
+        try:
+            self.spool.acquire_forwarding()
+        except SpoolBusy as exc:
+            if not wait:
+                raise
+            log.warning("event=forwarding_deferred detail=%r", f"{exc}; forwarding starts when it is released")
+            self._waiter = threading.Thread(target=self._start_when_free, name="forward-wait", daemon=True)
+            self._waiter.start()
+            return
+        self._begin()
+
+    def _start_when_free(self) -> None:
+        while not self._stopping.wait(0.5):
+            try:
+                self.spool.acquire_forwarding()
+            except SpoolBusy:
+                continue
+            log.warning("event=forwarding_started")
+            self._begin()
+            return
+
+    def _begin(self) -> None:
+        recovered = self.spool.recover()
+        if recovered:
+            log.warning("event=recovered in_flight=%d", recovered)
+        if self.listener is not None:
+            self.listener.start()
         for worker in self.workers.values():
             worker.start()
 
     def notify(self, destinations: tuple[str, ...] | list[str] | None = None) -> None:
+        """New instances were queued for ``destinations`` (None: just look again, all)."""
         for name, worker in self.workers.items():
             if destinations is None or name in destinations:
-                worker.wake.set()
+                if destinations is not None:
+                    self.metrics.received.labels(name).inc()
+                worker.wake()
 
     def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        if self._waiter is not None:
+            self._waiter.join()
         for worker in self.workers.values():
             worker.stop()
+        deadline = time.monotonic() + timeout
         for worker in self.workers.values():
-            if worker.is_alive():
-                worker.join(timeout)
+            if worker.ident is not None:
+                worker.join(max(0.0, deadline - time.monotonic()))
+        for worker in self.workers.values():
+            if worker.ident is not None and threading.Thread.is_alive(worker):
+                worker.abort()
+                worker.join(5.0)
+        if self.listener is not None:
+            self.listener.stop()
+        self.spool.release_forwarding()
 
     def drain(self, timeout: float, destinations: list[str] | None = None) -> bool:
         """Wait until nothing is pending (for one-shot commands); True if drained."""
         deadline = time.monotonic() + timeout
+        names = destinations or list(self.workers)
         while time.monotonic() < deadline:
-            names = destinations or list(self.workers)
             if all(self.spool.pending(n) == 0 for n in names):
                 return True
-            time.sleep(0.1)
+            time.sleep(0.05)
         return False

@@ -1,8 +1,11 @@
-"""How every C-STORE outcome is classified: one table, not conditions scattered in the code.
+"""How every delivery outcome is classified: tables, not conditions scattered in the code.
 
-Warnings count as delivered (and are recorded); resource shortages and network trouble are
-worth retrying; a peer that says the data set or SOP class is wrong will say so again, so those
-go to dead-letter with the reason.
+Three tables: C-STORE response statuses (by range), failures that happen before or instead of
+a status (by kind), and the failure reasons of a Storage Commitment report. Warnings count as
+delivered (and are recorded); resource shortages and network trouble are worth retrying; a
+peer that says the data set or SOP class is wrong will say so again, so those go to
+dead-letter with the reason. Anything unknown is retried rather than lost: the give-up age
+still dead-letters it eventually.
 """
 
 from __future__ import annotations
@@ -23,9 +26,12 @@ class Rule:
     high: int
     outcome: Outcome
     meaning: str
+    # For failures without a status: does this failure say the destination itself is
+    # unreachable (so it is probed with C-ECHO instead of being sent more items)?
+    destination_down: bool = False
 
 
-# Status ranges of C-STORE responses (PS3.4 B.2.3, PS3.7 C). First match wins.
+# Status ranges of C-STORE responses (PS3.4 B.2.3, GG.4.2; PS3.7 C). First match wins.
 STATUS_RULES: tuple[Rule, ...] = (
     Rule(0x0000, 0x0000, Outcome.DELIVERED, "success"),
     Rule(0x0001, 0x0001, Outcome.DELIVERED, "warning: requested optional attributes not supported"),
@@ -46,8 +52,6 @@ STATUS_RULES: tuple[Rule, ...] = (
     Rule(0x0212, 0x0212, Outcome.PERMANENT, "mistyped argument"),
 )
 
-# Anything else the peer answers: an unknown failure is retried rather than lost; the give-up
-# age still dead-letters it eventually.
 UNKNOWN = Rule(0x0000, 0xFFFF, Outcome.RETRY, "unknown status")
 
 
@@ -58,10 +62,48 @@ def classify_status(status: int) -> Rule:
     return UNKNOWN
 
 
-# Failures that happen before or instead of a status.
-NO_RESPONSE = Rule(-1, -1, Outcome.RETRY, "no response (timeout, abort or invalid response)")
-ASSOCIATION_REJECTED = Rule(-1, -1, Outcome.RETRY, "association rejected")
-ASSOCIATION_ABORTED = Rule(-1, -1, Outcome.RETRY, "association aborted")
-CONNECTION_FAILED = Rule(-1, -1, Outcome.RETRY, "connection failed")
-CONTEXT_NOT_ACCEPTED = Rule(-1, -1, Outcome.PERMANENT, "SOP class or transfer syntax not accepted by the peer")
-FILE_MISSING = Rule(-1, -1, Outcome.PERMANENT, "spool file missing or unreadable")
+class Failure(enum.Enum):
+    """What can go wrong around a C-STORE when the peer gives no status."""
+
+    CONNECTION_FAILED = "connection_failed"      # refused, unreachable, TCP or TLS handshake failed
+    ASSOCIATION_REJECTED = "association_rejected"
+    ASSOCIATION_ABORTED = "association_aborted"  # A-ABORT or connection lost mid-association
+    NO_RESPONSE = "no_response"                  # DIMSE timeout or invalid response
+    CONTEXT_NOT_ACCEPTED = "context_not_accepted"  # the peer refused the SOP class / transfer syntax
+    FILE_MISSING = "file_missing"
+    UNSENDABLE = "unsendable"                    # cannot be converted to a syntax the peer accepts
+
+
+FAILURE_RULES: dict[Failure, Rule] = {
+    Failure.CONNECTION_FAILED: Rule(-1, -1, Outcome.RETRY, "connection failed", destination_down=True),
+    Failure.ASSOCIATION_REJECTED: Rule(-1, -1, Outcome.RETRY, "association rejected", destination_down=True),
+    Failure.ASSOCIATION_ABORTED: Rule(-1, -1, Outcome.RETRY, "association aborted", destination_down=True),
+    Failure.NO_RESPONSE: Rule(-1, -1, Outcome.RETRY, "no response (timeout or invalid response)",
+                              destination_down=True),
+    Failure.CONTEXT_NOT_ACCEPTED: Rule(-1, -1, Outcome.PERMANENT,
+                                       "SOP class or transfer syntax not accepted by the peer"),
+    Failure.FILE_MISSING: Rule(-1, -1, Outcome.PERMANENT, "spool file missing or unreadable"),
+    Failure.UNSENDABLE: Rule(-1, -1, Outcome.PERMANENT, "cannot be sent in a transfer syntax the peer accepts"),
+}
+
+
+def classify_failure(kind: Failure) -> Rule:
+    return FAILURE_RULES[kind]
+
+
+# Failure Reason (0008,1197) in a Storage Commitment report (PS3.4 J.3.3.1.1.2 / C.14.1.1).
+# Whatever the PACS could not commit is sent again, unless it says it never will take it.
+COMMITMENT_FAILURE_RULES: dict[int, Rule] = {
+    0x0110: Rule(0x0110, 0x0110, Outcome.RETRY, "processing failure"),
+    0x0112: Rule(0x0112, 0x0112, Outcome.RETRY, "no such object instance"),
+    0x0213: Rule(0x0213, 0x0213, Outcome.RETRY, "resource limitation"),
+    0x0122: Rule(0x0122, 0x0122, Outcome.PERMANENT, "referenced SOP class not supported"),
+    0x0119: Rule(0x0119, 0x0119, Outcome.PERMANENT, "class / instance conflict"),
+    0x0131: Rule(0x0131, 0x0131, Outcome.RETRY, "duplicate transaction UID"),
+}
+
+
+def classify_commitment_failure(reason: int | None) -> Rule:
+    if reason is not None and reason in COMMITMENT_FAILURE_RULES:
+        return COMMITMENT_FAILURE_RULES[reason]
+    return Rule(-1, -1, Outcome.RETRY, "commitment failure (unknown reason)")

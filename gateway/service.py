@@ -19,6 +19,7 @@ from gateway.archive import Archive
 from gateway.config import Config, Source, load_config
 from gateway.errors import ConfigError
 from gateway.forwarder import Forwarder
+from gateway.metrics import Metrics
 from gateway.pipeline import Pipeline
 from gateway.sdnotify import Notifier
 from gateway.sources import make_driver
@@ -66,6 +67,7 @@ class Service:
         self.spool: Spool | None = None
         self.forwarder: Forwarder | None = None
         self.archive: Archive | None = None
+        self.metrics = Metrics()  # one per process: counters survive a reload
         self.sources: list[SourceRunner] = []
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -80,7 +82,10 @@ class Service:
             a = cfg.archive
             self.archive = Archive(a.directory, a.ae_title, a.host, a.port)
             self.archive.start()
-        self.forwarder = Forwarder(cfg.destinations, self.spool, cfg.ae_title)
+        if cfg.metrics.enabled:
+            self.metrics.serve(cfg.metrics.host, cfg.metrics.port)
+        self.forwarder = Forwarder(cfg.destinations, self.spool, cfg.ae_title, commitment=cfg.commitment,
+                                   metrics=self.metrics)
         self.forwarder.start()
         pipeline = Pipeline(self.spool, cfg.site, on_spooled=self.forwarder.notify)
         self.sources = [SourceRunner(s, pipeline, cfg.state_dir) for s in cfg.sources if s.enabled]
@@ -151,5 +156,6 @@ class Service:
             self.archive.stop()
         if self.spool is not None:
             self.spool.close()
+        self.metrics.stop()
         log.info("event=stopped")
         return 0

@@ -4,11 +4,24 @@ An instance is durable before anyone is told it was received (DESIGN.md, step 5)
 written under a temporary name, fsynced, renamed, the directory fsynced, and only then are its
 delivery rows committed (WAL, synchronous=FULL). A file is removed only once every destination
 has it. Delivered rows are kept as history, so re-ingesting the same tape sends nothing twice.
+
+Delivery states of one (instance, destination) row::
+
+    queued ──claim──▶ in_flight ──C-STORE ok──▶ delivered
+      ▲                  │  │                      ▲
+      └──retryable───────┘  └─(commitment on)─▶ committing ──N-EVENT-REPORT ok──┘
+      ▲                  │                          │
+      └──────────────────┼──── failed / no report in time
+                         └──permanent / too old──▶ dead
+
+Only one process forwards from a spool at a time (``forwarding_lock``); it alone may move rows
+out of ``in_flight``, so ``recover`` at its start makes whatever a crash left in flight due again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import io
 import os
@@ -21,9 +34,11 @@ from typing import Iterable, Iterator
 
 from pydicom.dataset import Dataset
 
-QUEUED, IN_FLIGHT, DELIVERED, DEAD = "queued", "in_flight", "delivered", "dead"
-STATES = (QUEUED, IN_FLIGHT, DELIVERED, DEAD)
+QUEUED, IN_FLIGHT, COMMITTING, DELIVERED, DEAD = "queued", "in_flight", "committing", "delivered", "dead"
+STATES = (QUEUED, IN_FLIGHT, COMMITTING, DELIVERED, DEAD)
+WAITING = (QUEUED, IN_FLIGHT, COMMITTING)  # not yet confirmed by the destination
 
+SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS instances (
     sop_instance_uid TEXT PRIMARY KEY,
@@ -31,7 +46,7 @@ CREATE TABLE IF NOT EXISTS instances (
     transfer_syntax  TEXT NOT NULL,
     study_uid        TEXT,
     series_uid       TEXT,
-    path             TEXT,            -- relative to the spool; NULL once removed
+    path             TEXT,            -- relative to the spool (NULL once removed)
     size             INTEGER NOT NULL,
     sha256           TEXT NOT NULL,
     source           TEXT,
@@ -41,17 +56,36 @@ CREATE TABLE IF NOT EXISTS instances (
 CREATE TABLE IF NOT EXISTS deliveries (
     sop_instance_uid TEXT NOT NULL REFERENCES instances(sop_instance_uid),
     destination      TEXT NOT NULL,
-    state            TEXT NOT NULL CHECK (state IN ('queued', 'in_flight', 'delivered', 'dead')),
+    state            TEXT NOT NULL
+                     CHECK (state IN ('queued', 'in_flight', 'committing', 'delivered', 'dead')),
     attempts         INTEGER NOT NULL DEFAULT 0,
-    queued_at        REAL NOT NULL,
+    queued_at        REAL NOT NULL,   -- when it was (re)queued: the give-up age counts from here
     next_attempt     REAL NOT NULL,
     updated          REAL NOT NULL,
     last_status      TEXT,
     reason           TEXT,
+    transaction_uid  TEXT,            -- storage commitment request this row waits for
+    sent_at          REAL,            -- when the commitment request was sent
     PRIMARY KEY (sop_instance_uid, destination)
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (destination, state, next_attempt);
+CREATE INDEX IF NOT EXISTS deliveries_tx ON deliveries (transaction_uid) WHERE transaction_uid IS NOT NULL;
 """
+
+# The spine's first schema had no commitment columns and a four-state CHECK; SQLite cannot
+# alter a CHECK, so the table is rebuilt once (inside one transaction).
+_MIGRATE_0_TO_1 = """
+ALTER TABLE deliveries RENAME TO deliveries_v0;
+DROP INDEX IF EXISTS deliveries_due;
+{create}
+INSERT INTO deliveries (sop_instance_uid, destination, state, attempts, queued_at, next_attempt, updated,
+                        last_status, reason)
+    SELECT sop_instance_uid, destination, state, attempts, queued_at, next_attempt, updated, last_status, reason
+    FROM deliveries_v0;
+DROP TABLE deliveries_v0;
+"""
+
+ORPHAN_AGE = 3600.0  # an unreferenced spool file this old is a leftover of a crash during intake
 
 
 @dataclass(frozen=True)
@@ -69,6 +103,19 @@ class Item:
 
 
 @dataclass(frozen=True)
+class Settlement:
+    """What became of one claimed item; ``Spool.settle`` records a batch of them at once."""
+
+    item: Item
+    state: str                       # QUEUED (retry), COMMITTING, DELIVERED or DEAD
+    status: str                      # the peer's status ("0x0000") or the failure's meaning
+    reason: str | None = None
+    next_attempt: float | None = None  # for QUEUED
+    count_attempt: bool = True
+    transaction_uid: str | None = None  # for COMMITTING
+
+
+@dataclass(frozen=True)
 class Added:
     sop_instance_uid: str
     queued: tuple[str, ...]  # destinations newly queued (empty: all already had it)
@@ -81,8 +128,9 @@ class DestinationStatus:
     in_flight: int
     delivered: int
     dead: int
-    oldest_waiting: float | None  # queued_at of the oldest undelivered item
+    oldest_waiting: float | None  # queued_at of the oldest unconfirmed item
     last_error: str | None
+    committing: int = 0           # sent, waiting for the storage commitment report
 
 
 def _fsync_dir(path: Path) -> None:
@@ -100,6 +148,10 @@ def encode(ds: Dataset) -> bytes:
     return buf.getvalue()
 
 
+class SpoolBusy(RuntimeError):
+    """Another process already forwards from this spool."""
+
+
 class Spool:
     def __init__(self, directory: str | Path, durable: bool = True):
         self.directory = Path(directory)
@@ -109,15 +161,32 @@ class Spool:
         for d in (self.directory, self.files, self.tmp):
             d.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        self._lock_fd: int | None = None
         self._db = sqlite3.connect(self.directory / "spool.db", timeout=30, check_same_thread=False,
                                    isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
         self._db.execute("PRAGMA busy_timeout=30000")
-        self._db.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self._tx() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            columns = {r[1] for r in db.execute("PRAGMA table_info(deliveries)")}
+            if columns and "transaction_uid" not in columns:
+                create = _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS deliveries"):]
+                for statement in _MIGRATE_0_TO_1.format(create=create).split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            if version != SCHEMA_VERSION:
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:
         with self._lock:
+            self.release_forwarding()
             self._db.close()
 
     @contextlib.contextmanager
@@ -163,7 +232,8 @@ class Spool:
                          rel, len(data), digest, source, origin, now),
                     )
                 db.executemany(
-                    "INSERT OR REPLACE INTO deliveries VALUES (?,?,?,0,?,?,?,NULL,NULL)",
+                    """INSERT OR REPLACE INTO deliveries (sop_instance_uid, destination, state, attempts,
+                       queued_at, next_attempt, updated) VALUES (?,?,?,0,?,?,?)""",
                     [(uid, dest, QUEUED, now, now, now) for dest in queued],
                 )
             if row is not None and row[1] and not kept and row[1] != rel:
@@ -174,7 +244,7 @@ class Spool:
         row = self._db.execute(
             "SELECT state FROM deliveries WHERE sop_instance_uid=? AND destination=?", (uid, destination)
         ).fetchone()
-        return row is not None and row[0] in (DELIVERED, QUEUED, IN_FLIGHT)
+        return row is not None and row[0] in (DELIVERED, *WAITING)
 
     def _relpath(self, uid: str, digest: str) -> str:
         return f"files/{digest[:2]}/{uid}.{digest[:8]}.dcm"
@@ -198,17 +268,67 @@ class Spool:
 
     # -- delivery -------------------------------------------------------------------------
 
+    def acquire_forwarding(self) -> None:
+        """Become the one process that forwards from this spool (released when it exits,
+        however it exits: the kernel drops the ``flock`` of a killed process)."""
+        with self._lock:
+            if self._lock_fd is not None:
+                return
+            fd = os.open(self.directory / "forwarder.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise SpoolBusy(f"another process forwards from {self.directory}") from None
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            self._lock_fd = fd
+
+    def release_forwarding(self) -> None:
+        with self._lock:
+            if self._lock_fd is not None:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+    def forwarding_elsewhere(self) -> bool:
+        """True if another process holds the forwarding lock (a running service)."""
+        if self._lock_fd is not None:
+            return False
+        try:
+            self.acquire_forwarding()
+        except SpoolBusy:
+            return True
+        self.release_forwarding()
+        return False
+
     def recover(self) -> int:
-        """After a crash, whatever was in flight is due again now."""
+        """After a crash: whatever was in flight is due again now; files whose every
+        destination has them are removed; files a crash left unreferenced are swept."""
+        now = time.time()
         with self._tx() as db:
-            cur = db.execute(
+            count = db.execute(
                 "UPDATE deliveries SET state=?, next_attempt=?, updated=? WHERE state=?",
-                (QUEUED, time.time(), time.time(), IN_FLIGHT),
-            )
-            return cur.rowcount
+                (QUEUED, now, now, IN_FLIGHT),
+            ).rowcount
+            done = [r[0] for r in db.execute(
+                """SELECT sop_instance_uid FROM instances i WHERE path IS NOT NULL AND NOT EXISTS
+                   (SELECT 1 FROM deliveries d WHERE d.sop_instance_uid=i.sop_instance_uid AND d.state!=?)""",
+                (DELIVERED,))]
+            self._remove_files(db, done)
+            referenced = {r[0] for r in db.execute("SELECT path FROM instances WHERE path IS NOT NULL")}
+        for folder in (self.files, self.tmp):
+            for path in folder.rglob("*"):
+                rel = path.relative_to(self.directory).as_posix()
+                with contextlib.suppress(OSError):
+                    if path.is_file() and rel not in referenced and now - path.stat().st_mtime > ORPHAN_AGE:
+                        path.unlink()
+        return count
 
     def claim(self, destination: str, limit: int, now: float | None = None) -> list[Item]:
-        """Mark up to ``limit`` due items in flight and return them, oldest first."""
+        """Mark up to ``limit`` due items in flight and return them, oldest first. A claimed
+        item belongs to its claimer alone until settled: parallel associations never send the
+        same instance at the same time."""
         now = time.time() if now is None else now
         with self._tx() as db:
             rows = db.execute(
@@ -223,53 +343,261 @@ class Spool:
                 "UPDATE deliveries SET state=?, updated=? WHERE sop_instance_uid=? AND destination=?",
                 [(IN_FLIGHT, now, r[0], destination) for r in rows],
             )
-        return [Item(r[0], r[1], r[2], destination, self.directory / r[3], r[4], r[5], r[6]) for r in rows]
+        return [Item(r[0], r[1], r[2], destination, self.directory / (r[3] or "missing"), r[4], r[5], r[6])
+                for r in rows]
+
+    def waiting_pairs(self, destination: str, limit: int = 256) -> list[tuple[str, str]]:
+        """(SOP class, transfer syntax) of what waits for ``destination``, most common first:
+        what the next association should propose."""
+        with self._lock:
+            return [(r[0], r[1]) for r in self._db.execute(
+                """SELECT i.sop_class_uid, i.transfer_syntax FROM deliveries d JOIN instances i USING (sop_instance_uid)
+                   WHERE d.destination=? AND d.state IN (?, ?)
+                   GROUP BY i.sop_class_uid, i.transfer_syntax ORDER BY COUNT(*) DESC LIMIT ?""",
+                (destination, QUEUED, IN_FLIGHT, limit))]
+
+    def due(self, destination: str, limit: int) -> int:
+        """How many items are due for ``destination`` now (counted up to ``limit``)."""
+        with self._lock:
+            return self._db.execute(
+                """SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE destination=? AND state=? AND next_attempt<=?
+                   LIMIT ?)""", (destination, QUEUED, time.time(), limit)).fetchone()[0]
 
     def next_due(self, destination: str) -> float | None:
-        row = self._db.execute(
-            "SELECT MIN(next_attempt) FROM deliveries WHERE destination=? AND state=?", (destination, QUEUED)
-        ).fetchone()
+        with self._lock:
+            row = self._db.execute(
+                "SELECT MIN(next_attempt) FROM deliveries WHERE destination=? AND state=?", (destination, QUEUED)
+            ).fetchone()
         return row[0]
 
-    def delivered(self, item: Item, status: str) -> None:
+    def settle(self, settlements: Iterable[Settlement]) -> None:
+        """Record a batch of outcomes in one transaction (one fsync), then drop the files every
+        destination now has. Only rows still in flight change: an operator's purge meanwhile wins."""
+        settlements = list(settlements)
+        if not settlements:
+            return
+        now = time.time()
+        done: list[str] = []
         with self._tx() as db:
-            db.execute(
-                """UPDATE deliveries SET state=?, attempts=attempts+1, updated=?, last_status=?, reason=NULL
-                   WHERE sop_instance_uid=? AND destination=?""",
-                (DELIVERED, time.time(), status, item.sop_instance_uid, item.destination),
-            )
-        self._remove_if_done(item.sop_instance_uid)
+            for s in settlements:
+                item = s.item
+                key = (item.sop_instance_uid, item.destination, IN_FLIGHT)
+                if s.state == QUEUED:
+                    db.execute(
+                        """UPDATE deliveries SET state=?, attempts=attempts+?, next_attempt=?, updated=?,
+                           last_status=?, reason=? WHERE sop_instance_uid=? AND destination=? AND state=?""",
+                        (QUEUED, int(s.count_attempt), s.next_attempt or now, now, s.status, s.reason, *key))
+                elif s.state == COMMITTING:
+                    db.execute(
+                        """UPDATE deliveries SET state=?, attempts=attempts+1, updated=?, last_status=?, reason=?,
+                           transaction_uid=?, sent_at=? WHERE sop_instance_uid=? AND destination=? AND state=?""",
+                        (COMMITTING, now, s.status, s.reason, s.transaction_uid, now, *key))
+                elif s.state in (DELIVERED, DEAD):
+                    db.execute(
+                        """UPDATE deliveries SET state=?, attempts=attempts+?, updated=?, last_status=?, reason=?
+                           WHERE sop_instance_uid=? AND destination=? AND state=?""",
+                        (s.state, int(s.count_attempt), now, s.status, s.reason, *key))
+                    if s.state == DELIVERED:
+                        done.append(item.sop_instance_uid)
+                else:
+                    raise ValueError(f"cannot settle an item as {s.state!r}")
+        self._drop_files(done)
+
+    # Single-item forms, kept for callers that record one outcome at a time.
+    def delivered(self, item: Item, status: str, reason: str | None = None) -> None:
+        self.settle([Settlement(item, DELIVERED, status, reason)])
 
     def retry(self, item: Item, status: str, reason: str, next_attempt: float, count_attempt: bool = True) -> None:
-        with self._tx() as db:
-            db.execute(
-                """UPDATE deliveries SET state=?, attempts=attempts+?, next_attempt=?, updated=?,
-                   last_status=?, reason=? WHERE sop_instance_uid=? AND destination=?""",
-                (QUEUED, 1 if count_attempt else 0, next_attempt, time.time(), status, reason,
-                 item.sop_instance_uid, item.destination),
-            )
+        self.settle([Settlement(item, QUEUED, status, reason, next_attempt, count_attempt)])
 
     def dead(self, item: Item, status: str, reason: str) -> None:
-        with self._tx() as db:
-            db.execute(
-                """UPDATE deliveries SET state=?, attempts=attempts+1, updated=?, last_status=?, reason=?
-                   WHERE sop_instance_uid=? AND destination=?""",
-                (DEAD, time.time(), status, reason, item.sop_instance_uid, item.destination),
-            )
+        self.settle([Settlement(item, DEAD, status, reason)])
 
-    def _remove_if_done(self, uid: str) -> None:
-        """Drop the file once every destination has the instance (dead letters keep it)."""
+    def release(self, items: Iterable[Item]) -> None:
+        """Give claimed items back untouched (shutdown, or no room on this association)."""
+        self.settle(Settlement(i, QUEUED, "released", None, time.time(), count_attempt=False) for i in items)
+
+    def make_due(self, destination: str) -> int:
+        """A destination that was down is back: everything waiting for it is due now."""
+        now = time.time()
         with self._tx() as db:
+            return db.execute(
+                "UPDATE deliveries SET next_attempt=?, updated=? WHERE destination=? AND state=? AND next_attempt>?",
+                (now, now, destination, QUEUED, now)).rowcount
+
+    def expire(self, destination: str, give_up_after: float, unattempted: bool = False) -> list[str]:
+        """Dead-letter what has waited longer than ``give_up_after`` and failed at least once
+        (or, with ``unattempted``, while the destination is down, anything that old)."""
+        now = time.time()
+        cutoff = now - give_up_after
+        reason = f"gave up: still not delivered {give_up_after:.0f}s after it was queued"
+        with self._tx() as db:
+            uids = [r[0] for r in db.execute(
+                f"""SELECT sop_instance_uid FROM deliveries WHERE destination=? AND state=? AND queued_at<?
+                    {'' if unattempted else 'AND attempts>0'}""", (destination, QUEUED, cutoff))]
+            db.executemany(
+                """UPDATE deliveries SET state=?, updated=?, reason=?, last_status=COALESCE(last_status, 'expired')
+                   WHERE sop_instance_uid=? AND destination=?""",
+                [(DEAD, now, reason, uid, destination) for uid in uids])
+        return uids
+
+    # -- storage commitment ---------------------------------------------------------------
+
+    def committed(self, transaction_uid: str, uids: Iterable[str]) -> list[tuple[str, str]]:
+        """The destination confirmed these instances: they are delivered. Returns the
+        (instance, destination) rows that changed."""
+        now = time.time()
+        changed: list[tuple[str, str]] = []
+        with self._tx() as db:
+            for uid in uids:
+                row = db.execute(
+                    "SELECT destination FROM deliveries WHERE sop_instance_uid=? AND transaction_uid=? AND state=?",
+                    (uid, transaction_uid, COMMITTING)).fetchone()
+                if row is None:
+                    continue
+                db.execute(
+                    """UPDATE deliveries SET state=?, updated=?, last_status='committed', reason=NULL,
+                       transaction_uid=NULL WHERE sop_instance_uid=? AND destination=?""",
+                    (DELIVERED, now, uid, row[0]))
+                changed.append((uid, row[0]))
+        self._drop_files(uid for uid, _ in changed)
+        return changed
+
+    def commitment_failed(self, transaction_uid: str, failures: Iterable[tuple[str, str, str, bool]],
+                          next_attempt: float | None = None) -> list[tuple[str, str]]:
+        """The destination did not commit these: (uid, status, reason, permanent) each. They are
+        sent again (or dead-lettered when the failure is permanent)."""
+        now = time.time()
+        changed: list[tuple[str, str]] = []
+        with self._tx() as db:
+            for uid, status, reason, permanent in failures:
+                row = db.execute(
+                    "SELECT destination FROM deliveries WHERE sop_instance_uid=? AND transaction_uid=? AND state=?",
+                    (uid, transaction_uid, COMMITTING)).fetchone()
+                if row is None:
+                    continue
+                db.execute(
+                    """UPDATE deliveries SET state=?, updated=?, next_attempt=?, last_status=?, reason=?,
+                       transaction_uid=NULL WHERE sop_instance_uid=? AND destination=?""",
+                    (DEAD if permanent else QUEUED, now, next_attempt or now, status, reason, uid, row[0]))
+                changed.append((uid, row[0]))
+        return changed
+
+    def expire_commitments(self, destination: str, timeout: float) -> int:
+        """Items sent but not confirmed within ``timeout`` are sent again."""
+        now = time.time()
+        with self._tx() as db:
+            return db.execute(
+                """UPDATE deliveries SET state=?, next_attempt=?, updated=?, last_status='not committed',
+                   reason=?, transaction_uid=NULL WHERE destination=? AND state=? AND sent_at<?""",
+                (QUEUED, now, now, f"no storage commitment report within {timeout:.0f}s; sending again",
+                 destination, COMMITTING, now - timeout)).rowcount
+
+    # -- files ----------------------------------------------------------------------------
+
+    def _drop_files(self, uids: Iterable[str]) -> None:
+        """Drop the file of each instance every destination has, in a transaction of its own
+        that starts only after the deliveries were committed: a file is never gone while a
+        row that needs it could still roll back to in flight."""
+        uids = list(dict.fromkeys(uids))
+        if uids:
+            with self._tx() as db:
+                self._remove_files(db, uids)
+
+    def _remove_files(self, db: sqlite3.Connection, uids: Iterable[str]) -> None:
+        """Inside a write transaction, for instances whose deliveries are all committed as
+        delivered: unlink the file, then clear its path. Dying between the two leaves a path to
+        a file nobody needs; ``recover`` and ``add`` both cope with that."""
+        for uid in dict.fromkeys(uids):
             pending = db.execute(
-                "SELECT COUNT(*) FROM deliveries WHERE sop_instance_uid=? AND state!=?", (uid, DELIVERED)
-            ).fetchone()[0]
+                "SELECT 1 FROM deliveries WHERE sop_instance_uid=? AND state!=? LIMIT 1", (uid, DELIVERED)
+            ).fetchone()
             if pending:
-                return
+                continue
             row = db.execute("SELECT path FROM instances WHERE sop_instance_uid=?", (uid,)).fetchone()
             if row is None or row[0] is None:
-                return
+                continue
+            self._unlink(row[0])
             db.execute("UPDATE instances SET path=NULL WHERE sop_instance_uid=?", (uid,))
-        self._unlink(row[0])
+
+    # -- operator actions (legacy-gateway queue ...) --------------------------------------
+
+    @staticmethod
+    def _where(destination: str | None, states: Iterable[str] | None, uids: Iterable[str] | None) -> tuple[str, list]:
+        sql, args = " WHERE 1=1", []
+        if destination:
+            sql += " AND d.destination=?"
+            args.append(destination)
+        states = list(states or [])
+        if states:
+            sql += f" AND d.state IN ({','.join('?' * len(states))})"
+            args.extend(states)
+        uids = list(uids or [])
+        if uids:
+            sql += f" AND d.sop_instance_uid IN ({','.join('?' * len(uids))})"
+            args.extend(uids)
+        return sql, args
+
+    def requeue(self, destination: str | None = None, states: Iterable[str] = (QUEUED,),
+                uids: Iterable[str] | None = None) -> int:
+        """Make matching rows due now (dead letters come back with a fresh give-up age).
+        Rows in flight are left alone: their sender settles them."""
+        states = [s for s in states if s in (QUEUED, DEAD, DELIVERED, COMMITTING)]
+        if not states:
+            return 0
+        where, args = self._where(destination, states, uids)
+        now = time.time()
+        with self._tx() as db:
+            keys = db.execute(f"SELECT d.sop_instance_uid, d.destination, d.state FROM deliveries d {where}", args).fetchall()
+            missing = {r[0] for r in db.execute(
+                f"""SELECT d.sop_instance_uid FROM deliveries d JOIN instances i USING (sop_instance_uid)
+                    {where} AND i.path IS NULL""", args)}
+            count = 0
+            for uid, dest, state in keys:
+                if uid in missing:
+                    continue  # the file is gone (delivered everywhere earlier): nothing to send
+                fresh = state != QUEUED
+                db.execute(
+                    f"""UPDATE deliveries SET state=?, next_attempt=?, updated=?, transaction_uid=NULL
+                        {', queued_at=?, attempts=0' if fresh else ''} WHERE sop_instance_uid=? AND destination=?""",
+                    (QUEUED, now, now, *((now,) if fresh else ()), uid, dest))
+                count += 1
+        return count
+
+    def purge(self, destination: str | None = None, states: Iterable[str] = (DEAD,),
+              uids: Iterable[str] | None = None) -> int:
+        """Forget matching rows (never rows in flight) and drop files nobody waits for."""
+        states = [s for s in states if s != IN_FLIGHT]
+        if not states:
+            return 0
+        where, args = self._where(destination, states, uids)
+        with self._tx() as db:
+            keys = db.execute(f"SELECT d.sop_instance_uid, d.destination FROM deliveries d {where}", args).fetchall()
+            db.executemany("DELETE FROM deliveries WHERE sop_instance_uid=? AND destination=?", keys)
+        affected = list(dict.fromkeys(uid for uid, _ in keys))
+        with self._tx() as db:  # files only once the deletion is committed
+            self._remove_files(db, affected)
+            for uid in affected:
+                left = db.execute("SELECT 1 FROM deliveries WHERE sop_instance_uid=? LIMIT 1", (uid,)).fetchone()
+                if left is None:
+                    row = db.execute("SELECT path FROM instances WHERE sop_instance_uid=?", (uid,)).fetchone()
+                    if row and row[0]:
+                        self._unlink(row[0])
+                    db.execute("DELETE FROM instances WHERE sop_instance_uid=?", (uid,))
+        return len(keys)
+
+    def rows(self, destination: str | None = None, states: Iterable[str] | None = None,
+             uids: Iterable[str] | None = None, limit: int = 1000) -> list[dict]:
+        """Delivery rows joined with their instance, oldest first."""
+        where, args = self._where(destination, states, uids)
+        with self._lock:
+            cur = self._db.execute(
+                f"""SELECT d.*, i.sop_class_uid, i.transfer_syntax, i.study_uid, i.series_uid, i.path, i.size,
+                           i.source, i.origin, i.received
+                    FROM deliveries d JOIN instances i USING (sop_instance_uid) {where}
+                    ORDER BY d.queued_at, d.sop_instance_uid LIMIT ?""", [*args, limit])
+            names = [c[0] for c in cur.description]
+            return [dict(zip(names, row)) for row in cur.fetchall()]
 
     # -- inspection -----------------------------------------------------------------------
 
@@ -278,22 +606,24 @@ class Spool:
             rows = self._db.execute(
                 """SELECT destination,
                           SUM(state='queued'), SUM(state='in_flight'), SUM(state='delivered'), SUM(state='dead'),
-                          MIN(CASE WHEN state IN ('queued', 'in_flight') THEN queued_at END)
+                          MIN(CASE WHEN state IN ('queued', 'in_flight', 'committing') THEN queued_at END),
+                          SUM(state='committing')
                    FROM deliveries GROUP BY destination ORDER BY destination"""
             ).fetchall()
             result = []
-            for dest, q, f, d, x, oldest in rows:
+            for dest, q, f, d, x, oldest, c in rows:
                 err = self._db.execute(
                     """SELECT reason FROM deliveries WHERE destination=? AND reason IS NOT NULL
                        ORDER BY updated DESC LIMIT 1""",
                     (dest,),
                 ).fetchone()
-                result.append(DestinationStatus(dest, q or 0, f or 0, d or 0, x or 0, oldest, err[0] if err else None))
+                result.append(DestinationStatus(dest, q or 0, f or 0, d or 0, x or 0, oldest,
+                                                err[0] if err else None, c or 0))
             return result
 
     def pending(self, destination: str | None = None) -> int:
-        """Items not yet delivered nor dead-lettered."""
-        sql = "SELECT COUNT(*) FROM deliveries WHERE state IN ('queued', 'in_flight')"
+        """Items not yet delivered (confirmed, with storage commitment) nor dead-lettered."""
+        sql = "SELECT COUNT(*) FROM deliveries WHERE state IN ('queued', 'in_flight', 'committing')"
         args: tuple = ()
         if destination:
             sql += " AND destination=?"

@@ -53,6 +53,12 @@ class Daemon:
 
     def stop(self, timeout: float = 30) -> int:
         if self.proc and self.proc.poll() is None:
+            # SIGTERM before the service has installed its handler (it is still importing)
+            # would kill it with -15: wait until it says it started.
+            deadline = time.monotonic() + timeout
+            while (self.proc.poll() is None and time.monotonic() < deadline
+                   and "event=started" not in self.logs[-1].read_text(errors="replace")):
+                time.sleep(0.05)
             self.proc.send_signal(signal.SIGTERM)
             try:
                 return self.proc.wait(timeout)

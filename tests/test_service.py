@@ -183,7 +183,7 @@ def test_status_command_reports_per_destination(tmp_path, orthanc):
                          text=True, cwd=ROOT, check=True).stdout
     header, row = out.strip().splitlines()
     assert header.split()[:2] == ["destination", "queued"]
-    assert row.split()[:5] == ["orthanc", "0", "0", "1", "0"]
+    assert row.split()[:6] == ["orthanc", "0", "0", "1", "0", "0"]
 
 
 def test_systemd_unit_verifies(tmp_path):

@@ -1,4 +1,5 @@
-"""Per destination: queued, in flight, delivered, dead-lettered, oldest waiting, last error."""
+"""Per destination: queued, in flight, delivered, dead-lettered, awaiting storage commitment,
+oldest waiting, last error."""
 
 from __future__ import annotations
 
@@ -30,23 +31,24 @@ def _age(since: float | None) -> str:
     return f"{minutes}m{seconds}s" if minutes else f"{seconds}s"
 
 
+def _row(name: str, st) -> str:
+    if st is None:
+        return f"{name:<16} {0:>8} {0:>9} {0:>10} {0:>6} {0:>10} {'-':>8}  -"
+    return (f"{name:<16} {st.queued:>8} {st.in_flight:>9} {st.delivered:>10} {st.dead:>6} {st.committing:>10} "
+            f"{_age(st.oldest_waiting):>8}  {st.last_error or '-'}")
+
+
 def run(args: argparse.Namespace) -> int:
     config = load_or_report(args.config)
     if config is None:
         return 2
     spool = Spool(config.spool_dir, durable=config.durable)
     rows = {s.destination: s for s in spool.status()}
-    header = f"{'destination':<16} {'queued':>8} {'in flight':>9} {'delivered':>10} {'dead':>6} {'oldest':>8}  last error"
-    print(header)
+    print(f"{'destination':<16} {'queued':>8} {'in flight':>9} {'delivered':>10} {'dead':>6} {'committing':>10} "
+          f"{'oldest':>8}  last error")
     for dest in config.destinations:
-        st = rows.pop(dest.name, None)
-        if st is None:
-            print(f"{dest.name:<16} {0:>8} {0:>9} {0:>10} {0:>6} {'-':>8}  -")
-            continue
-        print(f"{st.destination:<16} {st.queued:>8} {st.in_flight:>9} {st.delivered:>10} {st.dead:>6} "
-              f"{_age(st.oldest_waiting):>8}  {st.last_error or '-'}")
+        print(_row(dest.name, rows.pop(dest.name, None)))
     for st in rows.values():  # destinations no longer configured but still in the spool
-        print(f"{st.destination + ' (gone)':<16} {st.queued:>8} {st.in_flight:>9} {st.delivered:>10} {st.dead:>6} "
-              f"{_age(st.oldest_waiting):>8}  {st.last_error or '-'}")
+        print(_row(st.destination + " (gone)", st))
     spool.close()
     return 0

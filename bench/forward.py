@@ -1,0 +1,265 @@
+"""Forwarding throughput: legacy-gateway's spool + forwarder against DCMTK's ``storescu +sd``.
+
+500 CT instances of 512x512x16 bit (~0.5 MB each) go, in the same run, to
+
+  (a) a discarding pynetdicom Storage SCP with TCP_NODELAY (its own process), and
+  (b) a stock Orthanc (default DICOM thread count; a fresh one for every sender, so no sender
+      profits from instances already stored),
+
+once with ``storescu +sd`` (one association, as it comes) and once through our spool with
+durability on (fsynced files, WAL with synchronous=FULL; outcomes committed per batch), with 1,
+2 and 4 parallel associations. Our forwarder runs in a child process that reports its wall
+time (from start to an empty queue) and its peak RSS. A last run queues 2 GB and measures the
+forwarder's peak RSS while it sends all of it (``--rss-gb 0`` skips it).
+
+    python bench/forward.py [--count 500] [--associations 1,2,4] [--rss-gb 2]
+
+The machine is shared: the load average is printed with every measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+STORESCU = "/usr/bin/storescu"  # DCMTK's, not pynetdicom's console script of the same name
+
+
+def load() -> str:
+    return "load %.2f %.2f %.2f" % os.getloadavg()
+
+
+# -- the discarding receiver (a child process) -------------------------------------------
+
+def serve_discard(port: int) -> None:
+    import socket
+
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+    from pynetdicom import AE, AllStoragePresentationContexts, evt
+    from pynetdicom.sop_class import Verification
+
+    ae = AE("DISCARD")
+    for cx in AllStoragePresentationContexts:
+        ae.add_supported_context(cx.abstract_syntax, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+    ae.add_supported_context(Verification)
+    ae.maximum_associations = 16
+
+    def nodelay(event):
+        event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=[
+        (evt.EVT_C_STORE, lambda event: 0x0000), (evt.EVT_CONN_OPEN, nodelay)])
+    print("ready", flush=True)
+    try:
+        sys.stdin.read()  # until the parent closes our stdin
+    finally:
+        server.shutdown()
+
+
+# -- our forwarder (a child process) ------------------------------------------------------
+
+def child_forward(spool_dir: str, port: int, aet: str, associations: int) -> None:
+    import logging
+
+    from gateway.config import Destination
+    from gateway.forwarder import Forwarder
+    from gateway.spool import Spool
+
+    logging.basicConfig(level=logging.WARNING)
+    spool = Spool(spool_dir, durable=True)
+    dest = Destination("bench", "127.0.0.1", port, aet, "LEGACYGW", associations=associations, timeout=60.0)
+    total = spool.pending("bench")
+    forwarder = Forwarder([dest], spool, "LEGACYGW")
+    start, cpu = time.perf_counter(), time.process_time()
+    forwarder.start()
+    drained = forwarder.drain(3600, ["bench"])
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    forwarder.stop()
+    dead = sum(s.dead for s in spool.status())
+    print(json.dumps({"seconds": seconds, "count": total, "drained": drained, "dead": dead,
+                      "cpu_ms": cpu * 1000 / max(1, total),
+                      "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), flush=True)
+
+
+# -- the parent ----------------------------------------------------------------------------
+
+def make_instances(folder: Path, count: int, size: int) -> list[Path]:
+    from tests.instances import ct_instance
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        path = folder / f"ct{i:05d}.dcm"
+        ct_instance(i, size).save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def fill_spool(spool_dir: Path, files: list[Path]) -> float:
+    """Spool the files (durable) as the service would; returns seconds taken."""
+    from pydicom import dcmread
+
+    from gateway.spool import Spool
+
+    shutil.rmtree(spool_dir, ignore_errors=True)
+    spool = Spool(spool_dir, durable=True)
+    start = time.perf_counter()
+    for path in files:
+        data = path.read_bytes()
+        spool.add_bytes(data, dcmread(path, stop_before_pixels=True), ["bench"])
+    seconds = time.perf_counter() - start
+    spool.close()
+    return seconds
+
+
+def run_ours(spool_dir: Path, port: int, aet: str, associations: int) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child-forward", str(spool_dir), str(port), aet,
+                          str(associations)], capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if not result["drained"] or result["dead"]:
+        raise RuntimeError(f"our forwarder did not deliver everything: {result}\n{out.stderr[-2000:]}")
+    return result
+
+
+def run_storescu(folder: Path, port: int, aet: str) -> float:
+    start = time.perf_counter()
+    subprocess.run([STORESCU, "+sd", "-aec", aet, "-aet", "STORESCU", "127.0.0.1", str(port), str(folder)],
+                   check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=500)
+    parser.add_argument("--size", type=int, default=512, help="rows and columns of each CT image")
+    parser.add_argument("--associations", default="1,2,4",
+                        help="comma-separated association counts to measure ours with (default 1,2,4)")
+    parser.add_argument("--rss-gb", type=float, default=2.0, help="GB to queue for the memory run (0: skip)")
+    parser.add_argument("--child-forward", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--discard-scp", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    counts = [int(n) for n in str(args.associations).split(",")]
+    if args.discard_scp:
+        serve_discard(args.discard_scp)
+        return 0
+    if args.child_forward:
+        spool_dir, port, aet, assocs = args.child_forward
+        child_forward(spool_dir, int(port), aet, int(assocs))
+        return 0
+
+    from tests.peers import Orthanc, free_port, wait_for_port
+
+    work = Path(tempfile.mkdtemp(prefix="bench-forward-"))
+    print(f"{os.cpu_count()} CPUs, {load()}; workspace {work}")
+    try:
+        files = make_instances(work / "files", args.count, args.size)
+        size_mb = sum(p.stat().st_size for p in files) / 1e6
+        print(f"{len(files)} CT instances {args.size}x{args.size}x16, {size_mb:.0f} MB")
+        intake = fill_spool(work / "spool", files)
+        print(f"spooling (durable, fsync per file): {len(files) / intake:.0f} images/s ({load()})")
+
+        results: dict[str, dict[str, float]] = {"discard": {}, "orthanc": {}}
+        port = free_port()
+        scp = subprocess.Popen([sys.executable, __file__, "--discard-scp", str(port)], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+        try:
+            assert scp.stdout.readline().strip() == "ready"
+            wait_for_port(port)
+            print(f"\n(a) discarding pynetdicom SCP with TCP_NODELAY ({load()})")
+            t = run_storescu(work / "files", port, "DISCARD")
+            results["discard"]["storescu"] = len(files) / t
+            print(f"  storescu +sd              {len(files) / t:7.1f} images/s  ({load()})")
+            for n in counts:
+                fill_spool(work / "spool", files)
+                r = run_ours(work / "spool", port, "DISCARD", n)
+                results["discard"][f"ours x{n}"] = r["count"] / r["seconds"]
+                print(f"  ours, {n} association(s)    {r['count'] / r['seconds']:7.1f} images/s  "
+                      f"CPU {r['cpu_ms']:.1f} ms/image  peak RSS {r['maxrss_mb']:.0f} MB  ({load()})")
+        finally:
+            scp.stdin.close()
+            scp.wait(30)
+
+        print(f"\n(b) stock Orthanc, a fresh one per sender ({load()})")
+        for sender in ("storescu", *counts):
+            orthanc = Orthanc(work / f"orthanc-{sender}").start()
+            try:
+                if sender == "storescu":
+                    t = run_storescu(work / "files", orthanc.dicom_port, "ORTHANC")
+                    results["orthanc"]["storescu"] = len(files) / t
+                    print(f"  storescu +sd              {len(files) / t:7.1f} images/s  ({load()})")
+                else:
+                    fill_spool(work / "spool", files)
+                    r = run_ours(work / "spool", orthanc.dicom_port, "ORTHANC", sender)
+                    results["orthanc"][f"ours x{sender}"] = r["count"] / r["seconds"]
+                    print(f"  ours, {sender} association(s)    {r['count'] / r['seconds']:7.1f} images/s  "
+                          f"CPU {r['cpu_ms']:.1f} ms/image  peak RSS {r['maxrss_mb']:.0f} MB  ({load()})")
+                stored = len(orthanc.get("/instances"))
+                if stored != len(files):
+                    raise RuntimeError(f"Orthanc holds {stored} instances, expected {len(files)}")
+            finally:
+                orthanc.stop()
+                shutil.rmtree(work / f"orthanc-{sender}", ignore_errors=True)
+
+        print("\nratios ours / storescu (same receiver, same files, same run):")
+        for receiver, row in results.items():
+            base = row["storescu"]
+            for name, rate in row.items():
+                if name != "storescu":
+                    print(f"  {receiver:<8} {name:<8} {rate / base:5.2f}x")
+
+        if args.rss_gb > 0:
+            memory_run(work, files[0], args.rss_gb, max(counts))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def memory_run(work: Path, template: Path, gigabytes: float, associations: int) -> None:
+    """Queue ``gigabytes`` of instances (copies of one with new UIDs) and forward them all."""
+    from pydicom import dcmread
+    from pydicom.uid import generate_uid
+
+    from gateway.spool import Spool, encode
+    from tests.peers import free_port, wait_for_port
+
+    ds = dcmread(template)
+    per = template.stat().st_size
+    count = int(gigabytes * 1e9 / per)
+    spool_dir = work / "spool-big"
+    spool = Spool(spool_dir, durable=True)
+    start = time.perf_counter()
+    for _ in range(count):
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        spool.add_bytes(encode(ds), ds, ["bench"])
+    spool.close()
+    queued = sum(p.stat().st_size for p in (spool_dir / "files").rglob("*.dcm")) / 1e9
+    print(f"\nmemory: {count} instances, {queued:.2f} GB queued in {time.perf_counter() - start:.0f}s ({load()})")
+    port = free_port()
+    scp = subprocess.Popen([sys.executable, __file__, "--discard-scp", str(port)], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        assert scp.stdout.readline().strip() == "ready"
+        wait_for_port(port)
+        r = run_ours(spool_dir, port, "DISCARD", associations)
+        print(f"  forwarded {r['count']} instances with {associations} associations at "
+              f"{r['count'] / r['seconds']:.1f} images/s; "
+              f"forwarder peak RSS {r['maxrss_mb']:.0f} MB (limit 200 MB) ({load()})")
+    finally:
+        scp.stdin.close()
+        scp.wait(30)
+        shutil.rmtree(spool_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

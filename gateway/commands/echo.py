@@ -1,0 +1,35 @@
+"""C-ECHO a configured destination (with its TLS settings and AE titles) and say how it went."""
+
+from __future__ import annotations
+
+import argparse
+
+from gateway.commands.run import add_config_argument, load_or_report
+from gateway.link import echo
+
+NAME = "echo"
+HELP = "check that a destination answers (C-ECHO)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_argument(parser)
+    parser.add_argument("destinations", nargs="+", metavar="DEST", help="destination name(s) from the configuration")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_or_report(args.config)
+    if config is None:
+        return 2
+    failed = 0
+    for name in args.destinations:
+        try:
+            dest = config.destination(name)
+        except KeyError as exc:
+            print(exc.args[0])
+            failed += 1
+            continue
+        ok, detail, seconds = echo(dest, config.ae_title)
+        where = f"{dest.called_ae}@{dest.host}:{dest.port}{' (TLS)' if dest.tls else ''}"
+        print(f"{name}: {where}: {'OK' if ok else 'FAILED'}: {detail} ({seconds * 1000:.0f} ms)")
+        failed += not ok
+    return 1 if failed else 0
