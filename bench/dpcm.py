@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     t_fast = best(lambda: ge_pixels.dpcm(data, 8412, 256, 256), args.repeat)
     stream = np.frombuffer(data, dtype=np.uint8, offset=8412)
     t_scan = best(lambda: ge_pixels._scan_starts(stream), max(3, args.repeat // 5))
-    print(f"E07733S002I009.MR, 256x256, 74786-byte stream")
+    print("E07733S002I009.MR, 256x256, 74786-byte stream")
     print(f"  per-byte Python loop     {t_loop * 1e3:8.2f} ms")
     print(f"  vectorised (sync walk)   {t_fast * 1e3:8.2f} ms   {t_loop / t_fast:5.1f}x faster")
     print(f"  fallback scan, starts    {t_scan * 1e3:8.2f} ms   (used only for streams without sync points)")

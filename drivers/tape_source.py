@@ -97,7 +97,7 @@ class TapeDriver:
 
     def _wait(self, stop: threading.Event) -> str | None:
         """Block until a tape not yet done is there; None when told to stop."""
-        settled_on, previous = None, None
+        previous = None
         while not stop.is_set():
             token = self._loaded()
             if token is None:

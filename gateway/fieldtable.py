@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import math
 import re
 import struct
 from dataclasses import dataclass, field
@@ -424,3 +425,8 @@ def _one(vr: str, value: Any) -> Any:
     if vr in _MAX_LEN and vr not in ("DS", "IS", "UI"):
         return clean_text(value if isinstance(value, str) else str(value), vr)
     return value
+
+
+def finite(*values: Any) -> bool:
+    """Every value is a real number (host floats may decode to NaN or infinity)."""
+    return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)

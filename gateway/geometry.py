@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass
 
 from gateway.errors import DecodeError
+from gateway.fieldtable import ds_number, put
 
 Vector = tuple[float, float, float]
 
@@ -143,3 +144,11 @@ def _letters(v: Vector) -> str:
     names = (("R", "L"), ("A", "P"), ("F", "H"))
     order = sorted(range(3), key=lambda i: -abs(v[i]))
     return "".join(names[i][0] if v[i] < 0 else names[i][1] for i in order if abs(v[i]) > 0.0001)
+
+
+def put_plane(ds, plane: "Plane", row_spacing: float, column_spacing: float) -> None:
+    """The Image Plane attributes (and Patient Orientation) of a plane found from corners."""
+    put(ds, "ImagePositionPatient", [ds_number(v) for v in plane.position])
+    put(ds, "ImageOrientationPatient", [ds_number(v) for v in plane.orientation])
+    put(ds, "PixelSpacing", [ds_number(row_spacing), ds_number(column_spacing)])
+    put(ds, "PatientOrientation", patient_orientation(plane))

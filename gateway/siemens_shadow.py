@@ -55,7 +55,6 @@ def apply(conv: Converted) -> None:
 
 
 def _rest_direction(conv: Converted) -> None:
-    ds = conv.dataset
     for group, low in ((0x0013, 0x42), (0x0021, 0x32)):
         value = str(conv.private(group, CMS, low) or "").strip().upper()
         if value in ("HEAD", "FEET"):

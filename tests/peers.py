@@ -7,7 +7,6 @@ DCMTK tools are always called by their Debian path.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess

@@ -15,7 +15,6 @@ import random
 import select
 import subprocess
 import threading
-import time
 import tty
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -18,7 +18,7 @@ import pytest
 
 from gateway.acrconvert import ValueReader
 from gateway.acrdict import private_entry, standard_entry
-from gateway.acrnema import ByteOrder, read_stream
+from gateway.acrnema import read_stream
 from gateway.capture import Capture, Origin
 from gateway.decoders.acr_nema import decode_stream
 from gateway.pipeline import convert

@@ -18,7 +18,6 @@ maps the fields to an MR or CT instance.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,8 +27,8 @@ from pydicom.dataset import Dataset
 from gateway.decoders import Decoded, DumpRow, register
 from gateway.decoders import ge_pixels
 from gateway.errors import DecodeError
-from gateway.fieldtable import F, FieldType, Record, Table, To, Used, ds_number, put, register_type, set_value
-from gateway.geometry import patient_orientation, plane_from_corners
+from gateway.fieldtable import F, FieldType, Record, Table, To, Used, ds_number, finite, put, register_type, set_value
+from gateway.geometry import plane_from_corners, put_plane
 from gateway.iods import CT_IMAGE_STORAGE, MR_IMAGE_STORAGE
 from gateway.uids import is_valid_uid
 
@@ -566,9 +565,6 @@ def _date_time(ds: Dataset, prefix: str, when: dt.datetime | None) -> None:
     put(ds, f"{prefix}Time", when.strftime("%H%M%S"))
 
 
-def _finite(*values: Any) -> bool:
-    return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
-
 
 def _map_common(ds: Dataset, h: Headers, pixels: np.ndarray, notes: list[str]) -> None:
     imgf, exam, series, image = h.imgf, h.exam, h.series, h.image
@@ -611,13 +607,13 @@ def _map_common(ds: Dataset, h: Headers, pixels: np.ndarray, notes: list[str]) -
     _map_geometry(ds, h, notes)
     _map_pixels(ds, h, pixels, notes)
 
-    fovs = [v for v in (image["dfov_x"], image["dfov_y"]) if _finite(v) and v > 0]
+    fovs = [v for v in (image["dfov_x"], image["dfov_y"]) if finite(v) and v > 0]
     if fovs:
         put(ds, "ReconstructionDiameter", ds_number(max(fovs)))
     thickness, gap = image["thickness"], image["spacing_gap"]
-    if _finite(thickness, gap) and thickness > 0 and thickness + gap > 0:
+    if finite(thickness, gap) and thickness > 0 and thickness + gap > 0:
         put(ds, "SpacingBetweenSlices", ds_number(thickness + gap))
-    if _finite(image["scan_duration_us"]) and image["scan_duration_us"] > 0:
+    if finite(image["scan_duration_us"]) and image["scan_duration_us"] > 0:
         put(ds, "AcquisitionDuration", float(image["scan_duration_us"]) / 1e6)
     _map_contrast(ds, image)
     put(ds, "ImageType", _image_type(series["series_type"], h.modality))
@@ -627,7 +623,7 @@ def _map_geometry(ds: Dataset, h: Headers, notes: list[str]) -> None:
     image, imgf = h.image, h.imgf
     rows, cols = imgf["height"], imgf["width"]
     px, py = image["pixsize_x"], image["pixsize_y"]
-    if not (_finite(px, py) and 0 < px < 1e4 and 0 < py < 1e4):
+    if not (finite(px, py) and 0 < px < 1e4 and 0 < py < 1e4):
         raise image.error("pixsize_x", f"pixel size {px} x {py} mm is not plausible")
     corner = {c: (image[f"{c}_r"], image[f"{c}_a"], image[f"{c}_s"]) for c in ("tlhc", "trhc", "brhc")}
     plane = plane_from_corners(corner["tlhc"], corner["trhc"], corner["brhc"], "brhc", rows, cols,
@@ -635,10 +631,7 @@ def _map_geometry(ds: Dataset, h: Headers, notes: list[str]) -> None:
     notes.append(f"corners {'are image edges' if plane.corners_are_edges else 'are pixel centres'}: "
                  f"row extent {plane.row_extent_mm:.3f} mm for {cols} x {px} mm; "
                  f"column extent {plane.column_extent_mm:.3f} mm for {rows} x {py} mm")
-    put(ds, "ImagePositionPatient", [ds_number(v) for v in plane.position])
-    put(ds, "ImageOrientationPatient", [ds_number(v) for v in plane.orientation])
-    put(ds, "PixelSpacing", [ds_number(py), ds_number(px)])
-    put(ds, "PatientOrientation", patient_orientation(plane))
+    put_plane(ds, plane, py, px)
 
 
 def _map_pixels(ds: Dataset, h: Headers, pixels: np.ndarray, notes: list[str]) -> None:
@@ -730,12 +723,12 @@ def _map_mr(ds: Dataset, h: Headers) -> None:
         put(ds, "TriggerTime", ds_number(max(image["trigger_delay"], 0)))
     freq = image["freq_dir"]
     dim_x, dim_y = image["dim_x"], image["dim_y"]
-    if _finite(dim_x, dim_y) and 0 < dim_x < 65536 and 0 < dim_y < 65536:
+    if finite(dim_x, dim_y) and 0 < dim_x < 65536 and 0 < dim_y < 65536:
         dx, dy = int(round(dim_x)), int(round(dim_y))
         put(ds, "AcquisitionMatrix", [dx, 0, 0, dy] if freq == 1 else [0, dx, dy, 0])
         put(ds, "NumberOfPhaseEncodingSteps", dy)
         vbw = image["vbw_khz"]
-        if _finite(vbw) and vbw > 0:
+        if finite(vbw) and vbw > 0:
             # vbw is +/- kHz: total 2000 * vbw Hz over the frequency-encoding samples.
             put(ds, "PixelBandwidth", ds_number(2000 * vbw / dx))
     set_value(ds, "InPlanePhaseEncodingDirection", {1: "COL", 2: "ROW"}.get(freq))
@@ -768,12 +761,12 @@ def _map_ct(ds: Dataset, h: Headers) -> None:
     put(ds, "RescaleType", "HU")
     for keyword, value in (("DistanceSourceToDetector", exam["source_detector_mm"]),
                            ("DistanceSourceToPatient", exam["source_iso_mm"])):
-        if _finite(value) and value > 0:
+        if finite(value) and value > 0:
             put(ds, keyword, ds_number(value))
     set_value(ds, "FilterType", _CT_FILTERS.get(image.get("filter")))
     set_value(ds, "ConvolutionKernel", _CT_KERNELS.get(image.get("algorithm")))
     set_value(ds, "RotationDirection", {1: "CW", 2: "CC"}.get(image.get("rotation")))
-    seconds = image["scan_duration_us"] / 1e6 if _finite(image["scan_duration_us"]) else 0
+    seconds = image["scan_duration_us"] / 1e6 if finite(image["scan_duration_us"]) else 0
     if 0 < seconds < 1e6:  # IS values: anything larger is a damaged field
         put(ds, "ExposureTime", int(round(seconds * 1000)))
         if 0 < image["ma"] < 1e5:

@@ -15,15 +15,14 @@ import datetime as dt
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset
 
 from gateway.decoders import Decoded, DumpRow, register
 from gateway.errors import DecodeError
-from gateway.fieldtable import F, Record, Table, To, Used, ds_number, put, set_value
-from gateway.geometry import patient_orientation, plane_from_corners
+from gateway.fieldtable import F, Record, Table, To, Used, ds_number, finite, put, set_value
+from gateway.geometry import plane_from_corners, put_plane
 from gateway.iods import MR_IMAGE_STORAGE
 
 HEADER_SIZE = 14336  # 28 blocks of 512 bytes
@@ -333,7 +332,7 @@ def _shape(data: bytes, h: Headers, notes: list[str]) -> tuple[int, int]:
         raise image.error("dim_x", f"{dim_x} x {dim_y} pixels need a {need}-byte file, this one has {len(data)} bytes")
     rows, cols = dim_y, dim_x
     size = image["pixel_size"]
-    if dim_x != dim_y and _finite(size) and size > 0:
+    if dim_x != dim_y and finite(size) and size > 0:
         width = _distance(image, "trhc", "tlhc") / size
         height = _distance(image, "blhc", "tlhc") / size
         if abs(width - dim_y) + abs(height - dim_x) < abs(width - dim_x) + abs(height - dim_y):
@@ -348,9 +347,6 @@ def _distance(image: Record, a: str, b: str) -> float:
     except (TypeError, ValueError):
         return float("nan")
 
-
-def _finite(*values: Any) -> bool:
-    return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
 
 
 def decode_pixels(data: bytes, h: Headers, rows: int, cols: int) -> np.ndarray:
@@ -465,7 +461,7 @@ def _map_patient(ds: Dataset, study: Record) -> None:
 def _map_geometry(ds: Dataset, image: Record, shape: tuple[int, int], notes: list[str]) -> None:
     rows, cols = shape
     size = image["pixel_size"]
-    if not (_finite(size) and 0 < size < 1e4):
+    if not (finite(size) and 0 < size < 1e4):
         raise image.error("pixel_size", f"pixel size {size} mm is not plausible")
     corner = {c: (image[f"{c}_r"], image[f"{c}_a"], image[f"{c}_s"]) for c in ("tlhc", "trhc", "blhc")}
     plane = plane_from_corners(corner["tlhc"], corner["trhc"], corner["blhc"], "blhc", rows, cols,
@@ -473,12 +469,9 @@ def _map_geometry(ds: Dataset, image: Record, shape: tuple[int, int], notes: lis
     notes.append(f"corners {'are image edges' if plane.corners_are_edges else 'are pixel centres'}: "
                  f"extents {plane.row_extent_mm:.3f} x {plane.column_extent_mm:.3f} mm for "
                  f"{cols} x {rows} pixels of {size} mm")
-    put(ds, "ImagePositionPatient", [ds_number(v) for v in plane.position])
-    put(ds, "ImageOrientationPatient", [ds_number(v) for v in plane.orientation])
-    put(ds, "PixelSpacing", [ds_number(size), ds_number(size)])
-    put(ds, "PatientOrientation", patient_orientation(plane))
+    put_plane(ds, plane, size, size)
     thickness, gap = image["thickness"], image["spacing_gap"]
-    if _finite(thickness, gap) and thickness > 0 and thickness + gap > 0:
+    if finite(thickness, gap) and thickness > 0 and thickness + gap > 0:
         put(ds, "SpacingBetweenSlices", ds_number(thickness + gap))
 
 
@@ -528,19 +521,19 @@ def _map_mr(ds: Dataset, series: Record, image: Record) -> None:
     put(ds, "ScanOptions", options or None)
     set_value(ds, "MRAcquisitionType", {0: "2D", 1: "2D", 2: "3D"}.get(series["image_mode"]))
     for keyword, name in (("RepetitionTime", "tr_us"), ("EchoTime", "te_us")):
-        if _finite(image[name]) and image[name] > 0:
+        if finite(image[name]) and image[name] > 0:
             put(ds, keyword, ds_number(image[name] / 1000))
     if "IR" in ds.ScanningSequence:  # type 2C: present (empty if unknown) exactly for IR
         ti = image["ti_us"]
-        put(ds, "InversionTime", ds_number(ti / 1000) if _finite(ti) and ti > 0 else None)
-    if _finite(image["scan_time_us"]) and image["scan_time_us"] > 0:
+        put(ds, "InversionTime", ds_number(ti / 1000) if finite(ti) and ti > 0 else None)
+    if finite(image["scan_time_us"]) and image["scan_time_us"] > 0:
         put(ds, "AcquisitionDuration", float(image["scan_time_us"]) / 1e6)
     etl = image["etl"] if image_minor >= 7 and image["etl"] > 0 else image["echoes"]
     if 0 < etl < 65536:
         put(ds, "EchoTrainLength", etl)
     if "CG" in options:
         delay = image["trigger_delay_ms"]
-        put(ds, "TriggerTime", ds_number(delay if _finite(delay) and delay >= 0 else 0))
+        put(ds, "TriggerTime", ds_number(delay if finite(delay) and delay >= 0 else 0))
     x, y = series["scan_matrix_x"], series["scan_matrix_y"]
     swapped = image["swapped"] != 0
     if 0 < x < 65536 and 0 < y < 65536:
