@@ -259,19 +259,8 @@ class SimhReader(ImageReader):
             trail = self._word(pos + 4 + n + (n & 1))
             why = (f"corrupt length word: 0x{w:08x} at the start of the record, "
                    + (f"0x{trail:08x} where its copy should be" if trail is not None else "no copy before the end"))
-        nxt = None
-        if self.policy.on_error == "skip":
-            nxt = _resync(self, pos + 1, self._simh_candidates, self._simh_valid, RESYNC_LOOKAHEAD)
-        stop = self.size if nxt is None else nxt
-        raw = self._read_at(pos, min(stop - pos, self.policy.max_record))
-        if self.policy.on_error == "stop":
-            why += " (policy stop)"
-        elif nxt is None:
-            why += f"; no valid record after it: the last {self.size - pos} bytes are unreadable"
-        else:
-            why += (f"; {nxt - pos} bytes skipped, reading again at byte offset {nxt} "
-                    "(tape file numbers after this point may be too low)")
-        return self.bad(why, file, rec, pos, raw), nxt
+        return _damaged(self, why, pos, pos, file, rec, self._simh_candidates, self._simh_valid,
+                        RESYNC_LOOKAHEAD, "record")
 
     # -- re-synchronisation after corruption ---------------------------------------------
 
@@ -326,6 +315,26 @@ class SimhReader(ImageReader):
 def _le32_at(arr: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     a = arr.astype(np.uint32)
     return a[offsets] | (a[offsets + 1] << 8) | (a[offsets + 2] << 16) | (a[offsets + 3] << 24)
+
+
+def _damaged(reader: ImageReader, why: str, pos: int, start: int, file: int, rec: int, candidates: Callable,
+             valid: Callable[[int], bool], lookahead: int, unit: str) -> tuple[TapeEvent, int | None]:
+    """The BAD event for damage found at ``pos`` in the record that began at ``start`` (its
+    raw bytes up to where reading resumes, at most ``max_record``), and where reading resumes:
+    the next valid ``unit`` under the skip policy, None under stop or when none is left."""
+    nxt = None
+    if reader.policy.on_error == "skip":
+        nxt = _resync(reader, pos + 1, candidates, valid, lookahead)
+    stop = reader.size if nxt is None else nxt
+    raw = reader._read_at(start, min(stop - start, reader.policy.max_record))
+    if reader.policy.on_error == "stop":
+        why += " (policy stop)"
+    elif nxt is None:
+        why += f"; no valid {unit} after it: the last {reader.size - pos} bytes are unreadable"
+    else:
+        why += (f"; {nxt - pos} bytes skipped, reading again at byte offset {nxt} "
+                "(tape file numbers after this point may be too low)")
+    return reader.bad(why, file, rec, start, raw), nxt
 
 
 def _resync(reader: ImageReader, start: int, candidates: Callable, valid: Callable[[int], bool],
@@ -451,19 +460,8 @@ class AwsReader(ImageReader):
         """A chunk header that cannot be right: the BAD event (raw bytes from the start of the
         record it broke) and where reading resumes, or None."""
         why = f"corrupt chunk header at byte offset {pos}: {why}"
-        nxt = None
-        if self.policy.on_error == "skip":
-            nxt = _resync(self, pos + 1, self._aws_candidates, self._aws_valid, AWS_HEADER * 2 + AWS_MAX_CHUNK)
-        stop = self.size if nxt is None else nxt
-        raw = self._read_at(start, min(stop - start, self.policy.max_record))
-        if self.policy.on_error == "stop":
-            why += " (policy stop)"
-        elif nxt is None:
-            why += f"; no valid chunk after it: the last {self.size - pos} bytes are unreadable"
-        else:
-            why += (f"; {nxt - pos} bytes skipped, reading again at byte offset {nxt} "
-                    "(tape file numbers after this point may be too low)")
-        return self.bad(why, file, rec, start, raw), nxt
+        return _damaged(self, why, pos, start, file, rec, self._aws_candidates, self._aws_valid,
+                        AWS_HEADER * 2 + AWS_MAX_CHUNK, "chunk")
 
     def _aws_candidates(self, start: int, arr: np.ndarray, limit: int) -> np.ndarray:
         """Offsets in the window that look like a record start or a tape mark."""
