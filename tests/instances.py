@@ -13,14 +13,23 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, PYDICOM_IMPLEMEN
 
 
 def ct_instance(index: int, size: int = 16, study_uid: str | None = None, series_uid: str | None = None,
-                sop_class: str = CTImageStorage, transfer_syntax: str = ExplicitVRLittleEndian) -> Dataset:
-    """One CT slice of ``size`` x ``size`` 16-bit pixels."""
+                sop_class: str = CTImageStorage, transfer_syntax: str = ExplicitVRLittleEndian,
+                uid_seed: str | None = None) -> Dataset:
+    """One CT slice of ``size`` x ``size`` 16-bit pixels.
+
+    UIDs are new at every call, unless ``uid_seed`` is given: then the same (seed, index,
+    size) always gives the same UIDs, as re-reading the same source must.
+    """
+
+    def uid(kind: str) -> str:
+        return generate_uid(entropy_srcs=[uid_seed, kind, str(index), str(size)]) if uid_seed else generate_uid()
+
     ds = Dataset()
     ds.SOPClassUID = sop_class
-    ds.SOPInstanceUID = generate_uid()
-    ds.StudyInstanceUID = study_uid or generate_uid()
-    ds.SeriesInstanceUID = series_uid or generate_uid()
-    ds.FrameOfReferenceUID = generate_uid()
+    ds.SOPInstanceUID = uid("instance")
+    ds.StudyInstanceUID = study_uid or uid("study")
+    ds.SeriesInstanceUID = series_uid or uid("series")
+    ds.FrameOfReferenceUID = uid("frame_of_reference")
     ds.PatientName = "Test^Forward"
     ds.PatientID = "FWD0001"
     ds.PatientBirthDate = ""

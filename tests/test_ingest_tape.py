@@ -31,7 +31,7 @@ from tests.tape_bytes import (
 
 SAMPLE_FILES = ["dicom_vendor/DICOM_KNEE_GE_SignaHDxt.dcm", "dicom_vendor_nopreamble/prostate_Marconi_nopreamble.img",
                 "dicom_vendor/MR-SIEMENS-DICOM-WithOverlays.dcm"]
-PATIENT_SECRETS = ("TEST^SYNTHETIC", "SYN0001")
+PATIENT_SECRETS = ("Test^Forward", "FWD0001")  # the synthetic instances' patient
 
 
 def config(tmp_path: Path, orthanc=None) -> Path:
