@@ -62,6 +62,7 @@ from pydicom.dataelem import DataElement
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag, Tag
+from pydicom.uid import UID
 from pydicom.valuerep import DSfloat
 
 from gateway.decoders import DumpRow
@@ -82,6 +83,7 @@ __all__ = [
     "ds_number",
     "set_value",
     "put",
+    "element",
 ]
 
 
@@ -382,17 +384,40 @@ def tag_and_vr(keyword: str) -> tuple[BaseTag, str]:
     return Tag(tag), dictionary_VR(tag)
 
 
+# The VRs whose values pydicom keeps as the Python type given (no PersonName, no IS/DS objects
+# built), with that type: an element of these is built as already converted.
+_NATIVE: dict[str, type] = {
+    **{vr: str for vr in ("AE", "AS", "CS", "DA", "DT", "LO", "LT", "SH", "ST", "TM", "UC", "UR", "UT")},
+    "UI": UID, "DS": DSfloat, "IS": int, "US": int, "SS": int, "UL": int, "SL": int, "FL": float, "FD": float,
+    "OB": bytes, "OW": bytes,
+}
+
+
+def element(tag: BaseTag, vr: str, value: Any) -> DataElement:
+    """A data element holding ``value`` as given when it already has the Python type pydicom
+    would convert it to (a list of such values for several); otherwise pydicom converts it.
+
+    pydicom's conversion is most of the cost of building a dataset (a converted instance
+    has ~80 elements); values reaching here went through our own VR rules, and the tests
+    run dciodvfy on what we write. Validation is skipped either way."""
+    if vr == "UI" and type(value) is str:
+        value = UID(value)
+    native = _NATIVE.get(vr)
+    if native is not None and (value is None or isinstance(value, native) or (
+            isinstance(value, list) and all(isinstance(v, native) for v in value))):
+        return DataElement(tag, vr, value, already_converted=True, validation_mode=_pydicom_config.IGNORE)
+    return DataElement(tag, vr, value, validation_mode=_pydicom_config.IGNORE)
+
+
 def put(ds: Dataset, keyword: str, value: Any, vr: str | None = None) -> None:
     """Set ``keyword`` to a value the caller has already made valid for its VR (cleaned text,
     ``ds_number``, ints, UIDs checked with ``is_valid_uid``), or None for an empty type 2.
 
-    pydicom's per-element validation is skipped: it is half the cost of building a dataset,
-    and every value reaching here went through our own VR rules; the tests run dciodvfy on
-    what we write. The element replaces any of the same tag; ``vr`` chooses among the VRs the
-    dictionary allows (e.g. "OW" for Pixel Data's "OB or OW").
+    The element replaces any of the same tag; ``vr`` chooses among the VRs the dictionary
+    allows (e.g. "OW" for Pixel Data's "OB or OW"). See ``element`` for why it is cheap.
     """
     tag, dictionary_vr = tag_and_vr(keyword)
-    ds[tag] = DataElement(tag, vr or dictionary_vr, value, validation_mode=_pydicom_config.IGNORE)
+    ds[tag] = element(tag, vr or dictionary_vr, value)
 
 
 def set_value(ds: Dataset, keyword: str, value: Any) -> None:
