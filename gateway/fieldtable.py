@@ -103,6 +103,7 @@ class FieldType:
     size: int | None
     read: Callable[[bytes], Any]
     show: Callable[[Any], str] = repr
+    fmt: str | None = None  # a ``struct`` format reading the value straight from the buffer
 
 
 TYPES: dict[str, FieldType] = {}
@@ -125,7 +126,7 @@ def _number_type(name: str) -> FieldType:
         except ReservedOperand:
             return None
 
-    return FieldType(name, t.size, read, lambda v: "reserved operand" if v is None else repr(v))
+    return FieldType(name, t.size, read, lambda v: "reserved operand" if v is None else repr(v), t.fmt)
 
 
 def _read_char(b: bytes) -> str:
@@ -223,6 +224,18 @@ class Field:
         if self.offset < 0:
             raise ValueError(f"field {self.name}: negative offset")
 
+    def reader(self) -> Callable[[bytes | bytearray | memoryview, int], Any]:
+        """``read(data, position)`` -> the value: one precompiled ``struct`` call for the
+        types ``struct`` reads (a table is read often, on every image), else ``decode``."""
+        fmt = self.ftype.fmt
+        if fmt is None:
+            size, decode = self.size, self.decode
+            return lambda data, pos: decode(bytes(data[pos:pos + size]))
+        if self.count is None:
+            unpack_from = struct.Struct(fmt).unpack_from
+            return lambda data, pos: unpack_from(data, pos)[0]
+        return struct.Struct(fmt[0] + str(self.count) + fmt[1:]).unpack_from
+
     def decode(self, raw: bytes) -> Any:
         if self.count is None:
             return self.ftype.read(raw)
@@ -246,23 +259,34 @@ def F(offset: int, type: str, name: str, target: Target = None, *, note: str = "
 
 
 class Record(Mapping[str, Any]):
-    """The values of one table read from bytes, by field name; remembers where it was read."""
+    """The values of one table read from bytes, by field name; remembers where it was read.
 
-    __slots__ = ("table", "base", "_values")
+    A field is decoded when it is first asked for: a decoder uses a third of the fields it
+    declares (the rest are there for ``dump``), and the bounds of all were checked by
+    ``Table.read``."""
 
-    def __init__(self, table: "Table", base: int, values: dict[str, Any]):
+    __slots__ = ("table", "base", "_data", "_values")
+
+    def __init__(self, table: "Table", base: int, data: bytes | bytearray | memoryview):
         self.table = table
         self.base = base
-        self._values = values
+        self._data = data
+        self._values: dict[str, Any] = {}
 
     def __getitem__(self, name: str) -> Any:
-        return self._values[name]
+        try:
+            return self._values[name]
+        except KeyError:
+            pass
+        read, offset = self.table.readers[name]
+        value = self._values[name] = read(self._data, self.base + offset)
+        return value
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._values)
+        return iter(self.table.by_name)
 
     def __len__(self) -> int:
-        return len(self._values)
+        return len(self.table.by_name)
 
     def offset(self, name: str) -> int:
         """The absolute byte offset of field ``name`` (for error messages)."""
@@ -295,6 +319,7 @@ class Table:
             raise ValueError(f"{name}: field {worst.name} ends at {end}, beyond the table size {size}")
         self.size = size if size is not None else end
         self._extent = end
+        self.readers = {f.name: (f.reader(), f.offset) for f in self.fields}
 
     def read(self, data: bytes | bytearray | memoryview, base: int = 0) -> Record:
         """Read every field at ``base``; DecodeError naming the first field that is not there."""
@@ -309,9 +334,7 @@ class Table:
                         field=f.name,
                         offset=base + f.offset,
                     )
-        mv = memoryview(data)
-        values = {f.name: f.decode(bytes(mv[base + f.offset: base + f.offset + f.size])) for f in self.fields}
-        return Record(self, base, values)
+        return Record(self, base, data)
 
     def read_field(self, name: str, data: bytes | bytearray | memoryview, base: int = 0) -> Any:
         """One field alone (for identification, where the whole header may not be there)."""

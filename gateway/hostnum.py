@@ -288,6 +288,7 @@ class NumberType:
     scalar: Callable[[bytes], int | float]
     array: Callable[[bytes | np.ndarray], np.ndarray]
     description: str
+    fmt: str | None = None  # the ``struct`` format, for the types ``struct`` reads itself
 
 
 def _struct_type(name: str, fmt: str, dtype: str, description: str) -> NumberType:
@@ -299,7 +300,7 @@ def _struct_type(name: str, fmt: str, dtype: str, description: str) -> NumberTyp
     def array(data: bytes | np.ndarray) -> np.ndarray:
         return np.frombuffer(data, dtype=dtype).astype(np.dtype(dtype).newbyteorder("="))
 
-    return NumberType(name, struct.calcsize(fmt), scalar, array, description)
+    return NumberType(name, struct.calcsize(fmt), scalar, array, description, fmt)
 
 
 NUMBER_TYPES: dict[str, NumberType] = {
