@@ -96,10 +96,11 @@ def _embedded_overlays(out: Converted) -> None:
     viewer mistakes overlay bits for signal.
     """
     ds = out.dataset
-    groups = sorted({elem.tag.group for elem in ds if 0x6000 <= elem.tag.group <= 0x601E and not elem.tag.group & 1})
+    tags = list(ds.keys())  # tags alone: iterating the dataset would build every element
+    groups = sorted({tag >> 16 for tag in tags if 0x6000 <= tag >> 16 <= 0x601E and not tag >> 16 & 1})
     embedded = [g for g in groups if (g << 16 | 0x3000) not in ds]
     for group in embedded:
-        for tag in [elem.tag for elem in ds if elem.tag.group == group]:
+        for tag in [tag for tag in tags if tag >> 16 == group]:
             del ds[tag]
     if not embedded:
         return

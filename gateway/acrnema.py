@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -113,7 +113,8 @@ class Stream:
         return None
 
     def value(self, elem: Element) -> bytes:
-        return self.data[elem.value_offset : elem.end]
+        start = elem.value_offset
+        return self.data[start : start + elem.length]
 
 
 def tag_str(tag: int) -> str:
@@ -273,13 +274,14 @@ class _Walk:
         self.group = None
 
 
-def leading_elements(data: bytes, limit: int = 65536, last_group: int = 0xFFFF) -> Stream | None:
+def leading_elements(data: bytes, limit: int = 65536, last_group: int = 0xFFFF,
+                     until: Callable[[Element], bool] | None = None) -> Stream | None:
     """The elements that parse before the first problem, in the order that reads furthest.
 
     For identification: never raises, looks at most ``limit`` bytes of headers (values are
-    not read), stops after ``last_group``, and tolerates a damaged or truncated tail so that a
-    broken ACR-NEMA file is still recognised (and then rejected by the decoder with the reason
-    and offset).
+    not read), stops after ``last_group`` or at the first element ``until`` accepts, and
+    tolerates a damaged or truncated tail so that a broken ACR-NEMA file is still recognised
+    (and then rejected by the decoder with the reason and offset).
     """
     if is_part10(data) or looks_like_explicit_vr(data):
         return None
@@ -293,7 +295,7 @@ def leading_elements(data: bytes, limit: int = 65536, last_group: int = 0xFFFF) 
             except DecodeError:
                 clean = False
                 break
-            if elem.group > last_group:
+            if elem.tag >> 16 > last_group or (until is not None and until(elem)):
                 break
             pos = elem.end
         if walk.elements and (best is None or len(walk.elements) > len(best.elements)):

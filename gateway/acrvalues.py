@@ -25,6 +25,7 @@ _AS_RE = re.compile(r"^\d{3}[DWMY]$")
 _DS_RE = re.compile(r"^[ ]*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?[ ]*$")
 _IS_RE = re.compile(r"^[ ]*[+-]?\d+[ ]*$")
 _UI_RE = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f]")  # controls but TAB LF FF CR ESC
 
 
 def ready_to_write(ds: Dataset) -> None:
@@ -141,7 +142,7 @@ def is_valid(vr: str, value: str) -> bool:
     if vr == "UI":
         return uid(value) == value
     if vr in MAX_LENGTH:
-        return len(value) <= MAX_LENGTH[vr] and all(c >= " " or c in "\r\n\t\f\x1b" for c in value)
+        return len(value) <= MAX_LENGTH[vr] and not _CONTROL_RE.search(value)
     return True
 
 

@@ -13,7 +13,7 @@ from typing import Callable
 from gateway import acrmapping, acrvalues, siemens_shadow
 from gateway.acrconvert import TEXT_VRS, Converted, ValueReader, convert
 from gateway.acrdict import RETIRED_SUCCESSORS, private_entry, standard_entry
-from gateway.acrnema import ByteOrder, Stream, leading_elements, read_stream, tag_str
+from gateway.acrnema import ByteOrder, Element, Stream, leading_elements, read_stream, tag_str
 from gateway.decoders import Decoded, DumpRow, register
 from gateway.decoders.extent import dataset_length
 
@@ -22,9 +22,10 @@ _RECOGNITION_CODES = (0x00000010, 0x00080010)
 _DUMP_VALUE_LIMIT = 1024
 
 
-def leading(data: bytes, last_group: int = 0x0008) -> Stream | None:
-    """The leading elements (to ``last_group``) of an ACR-NEMA-style stream, or None."""
-    stream = leading_elements(data, last_group=last_group)
+def leading(data: bytes, last_group: int = 0x0008, until: Callable[[Element], bool] | None = None) -> Stream | None:
+    """The leading elements (to ``last_group``, or to the first ``until`` accepts) of an
+    ACR-NEMA-style stream, or None."""
+    stream = leading_elements(data, last_group=last_group, until=until)
     if stream is None or len(stream.elements) < 3:
         return None
     if stream.elements[0].group not in (0x0000, 0x0001, 0x0008):
@@ -72,9 +73,10 @@ def decode_stream(data: bytes, fmt: str, check: Callable[[Converted], None] | No
 
 
 def _has_siemens_creators(conv: Converted) -> bool:
+    ds = conv.dataset
     return any(
-        elem.tag & 0x00010000 and 0x10 <= (elem.tag & 0xFFFF) <= 0xFF and str(elem.value).startswith("SIEMENS")
-        for elem in conv.dataset
+        tag & 0x00010000 and 0x10 <= (tag & 0xFFFF) <= 0xFF and str(ds[tag].value).startswith("SIEMENS")
+        for tag in ds.keys()
     )
 
 

@@ -10,7 +10,7 @@ ACR-NEMA dates, retired elements and lower-case codes that are not valid DICOM.
 from __future__ import annotations
 
 from gateway.acrdict import SIEMENS_SPI_CREATORS, SPI_CREATORS
-from gateway.acrnema import Stream
+from gateway.acrnema import Element, Stream
 from gateway.decoders import Decoded, DumpRow, register
 from gateway.decoders.acr_nema import decode_stream, dump_stream, leading, stream_length
 from gateway.errors import DecodeError
@@ -26,15 +26,18 @@ _HINT_SPAN = 65536
 
 def spi_creators(stream: Stream) -> list[str]:
     """SPI-era private creators (and the SPI command group's recognition code) in ``stream``."""
-    found = []
-    for elem in stream.elements:
-        group, number = elem.group, elem.element
-        is_creator = group & 1 and 0x10 <= number <= 0xFF and elem.length <= 64
-        if is_creator or elem.tag == _SPI_RECOGNITION:
-            text = stream.value(elem).decode("latin-1").strip("\0 ")
-            if text in SIEMENS_SPI_CREATORS or text.upper().startswith("SPI") or text.startswith(_OTHER_SPI_CREATORS):
-                found.append(text)
-    return found
+    return [text for elem in stream.elements if (text := _spi_creator(stream.data, elem))]
+
+
+def _spi_creator(data: bytes, elem: Element) -> str:
+    """The text of ``elem`` if it is an SPI-era creator or SPI recognition code, else ""."""
+    group, number = elem.tag >> 16, elem.tag & 0xFFFF
+    is_creator = group & 1 and 0x10 <= number <= 0xFF and elem.length <= 64
+    if is_creator or elem.tag == _SPI_RECOGNITION:
+        text = data[elem.value_offset:elem.value_offset + elem.length].decode("latin-1").strip("\0 ")
+        if text in SIEMENS_SPI_CREATORS or text.upper().startswith("SPI") or text.startswith(_OTHER_SPI_CREATORS):
+            return text
+    return ""
 
 
 def _refuse_compression(conv: Converted) -> None:
@@ -53,7 +56,7 @@ class SiemensSpi:
     def identify(self, data: bytes) -> bool:
         if not any(data.find(hint, 0, _HINT_SPAN) >= 0 for hint in _CREATOR_HINTS):
             return False  # no SPI-era creator text near the start: not worth a walk
-        stream = leading(data, last_group=_CREATOR_GROUPS_END)
+        stream = leading(data, last_group=_CREATOR_GROUPS_END, until=lambda elem: bool(_spi_creator(data, elem)))
         return stream is not None and bool(spi_creators(stream))
 
     def length(self, data: bytes) -> int | None:
