@@ -68,16 +68,18 @@ def convert(stream: Stream) -> Converted:
     creators: dict[tuple[int, int], str] = {}
     pixel_elements: dict[int, Element] = {}
     for elem in stream.elements:
-        if elem.element == 0x0000 or (elem.element == 0x0001 and elem.group in (0x0000, 0x0008)):
+        tag = elem.tag
+        group, number = tag >> 16, tag & 0xFFFF
+        if number == 0x0000 or (number == 0x0001 and group in (0x0000, 0x0008)):
             continue  # group length, length to end
-        if elem.group in (0x0000, 0x0001):
+        if group in (0x0000, 0x0001):
             continue  # ACR-NEMA / SPI command group: message envelope, not DICOM
-        if elem.group & 1:
+        if group & 1:
             _read_private(reader, elem, creators, out, items)
-        elif elem.tag == _SPECIFIC_CHARACTER_SET:
+        elif tag == _SPECIFIC_CHARACTER_SET:
             continue  # values are read as Latin-1; normalisation declares ISO_IR 100
-        elif elem.element == 0x0010 and 0x7F00 <= elem.group <= 0x7FFF:
-            pixel_elements[elem.group] = elem  # (7FE0,0010) or ACR-NEMA variable pixel data
+        elif number == 0x0010 and 0x7F00 <= group <= 0x7FFF:
+            pixel_elements[group] = elem  # (7FE0,0010) or ACR-NEMA variable pixel data
         else:
             _read_standard(reader, elem, out, items)
     out.dataset = Dataset(items)
@@ -120,9 +122,11 @@ class ValueReader:
     def __init__(self, stream: Stream):
         self.stream = stream
         self.order = stream.order
+        self.data = stream.data
 
     def raw(self, elem: Element) -> bytes:
-        return self.stream.value(elem)
+        start = elem.value_offset
+        return self.data[start:start + elem.length]
 
     def text(self, elem: Element, vr: str) -> list[str]:
         text = self.raw(elem).decode("latin-1").rstrip("\0 ")
@@ -130,6 +134,8 @@ class ValueReader:
             return [text] if text else []
         if not text:
             return []
+        if "\\" not in text:  # one value, the usual case
+            return [text.strip("\0 ") if vr == "UI" else text]
         return [v.rstrip("\0 ") if vr != "UI" else v.strip("\0 ") for v in text.split("\\")]
 
     def binary(self, elem: Element, vr: str) -> list[int] | list[float] | None:
@@ -254,7 +260,7 @@ def _unwrap(values: Any) -> Any:
 def _read_private(
     reader: ValueReader, elem: Element, creators: dict[tuple[int, int], str], out: Converted, items: dict[int, DataElement]
 ) -> None:
-    group, number = elem.group, elem.element
+    group, number = elem.tag >> 16, elem.tag & 0xFFFF
     if group in _ILLEGAL_PRIVATE_GROUPS:
         out.notes.append(f"{tag_str(elem.tag)}: group {group:04X} cannot hold private data in DICOM: dropped")
         return

@@ -184,7 +184,7 @@ def parse(data: bytes, order: ByteOrder, limit: int | None = None) -> Stream:
                 break
             exc.elements_read = len(walk.elements)  # type: ignore[attr-defined]
             raise
-        pos = elem.end
+        pos = elem.value_offset + elem.length
     walk.close(pos)
     if not walk.elements:
         raise DecodeError("no data elements", offset=0)
@@ -201,38 +201,18 @@ class _Walk:
         self.last_tag = -1
         self.group: tuple[int, int, int] | None = None  # (group, declared end, group-length offset)
         self.seen_pixels = False
+        # (group, element, length) at an offset: struct itself for the two plain orders
+        self._header = {ByteOrder.LITTLE: _LE_HEADER.unpack_from,
+                        ByteOrder.BIG: _BE_HEADER.unpack_from}.get(order, order.element_header)
 
     def step(self, pos: int) -> Element:
-        elem = self._read(pos)
-        group, end = elem.tag >> 16, elem.value_offset + elem.length
-        state = self.group
-        if state is not None and state[0] != group:
-            self._close_group(pos)
-            state = None
-        if not elem.tag & 0xFFFF:
-            self._open_group(elem)
-        elif state is not None and end > state[1]:
-            raise DecodeError(
-                f"element runs past the end of its group (the group length at offset {state[2]} "
-                f"ends the group at {state[1]})",
-                field=tag_str(elem.tag),
-                offset=pos,
-            )
-        self.elements.append(elem)
-        self.last_tag = elem.tag
-        if elem.tag == PIXEL_DATA:
-            self.seen_pixels = True
-        return elem
-
-    def close(self, pos: int) -> None:
-        if self.group is not None:
-            self._close_group(pos)
-
-    def _read(self, pos: int) -> Element:
-        data, order = self.data, self.order
-        if pos + 8 > len(data):
+        """Read the element at ``pos`` and check it (every file's every element comes here,
+        twice for SPI identification, so it is written flat)."""
+        data = self.data
+        left = len(data) - pos - 8
+        if left < 0:
             raise DecodeError("truncated element header", offset=pos)
-        group, number, length = order.element_header(data, pos)
+        group, number, length = self._header(data, pos)
         tag = (group << 16) | number
         if group == 0xFFFE or length == UNDEFINED_LENGTH:
             raise DecodeError("undefined length or item tag: not allowed in an ACR-NEMA stream", field=tag_str(tag), offset=pos)
@@ -242,13 +222,35 @@ class _Walk:
                 field=tag_str(tag),
                 offset=pos,
             )
-        if length > len(data) - pos - 8:
+        if length > left:
             raise DecodeError(
-                f"value length {length} runs past the end of the data ({len(data) - pos - 8} bytes left)",
+                f"value length {length} runs past the end of the data ({left} bytes left)",
                 field=tag_str(tag),
                 offset=pos,
             )
-        return Element(tag=tag, offset=pos, value_offset=pos + 8, length=length)
+        elem = Element(tag, pos, pos + 8, length)
+        state = self.group
+        if state is not None and state[0] != group:
+            self._close_group(pos)
+            state = None
+        if not number:
+            self._open_group(elem)
+        elif state is not None and pos + 8 + length > state[1]:
+            raise DecodeError(
+                f"element runs past the end of its group (the group length at offset {state[2]} "
+                f"ends the group at {state[1]})",
+                field=tag_str(tag),
+                offset=pos,
+            )
+        self.elements.append(elem)
+        self.last_tag = tag
+        if tag == PIXEL_DATA:
+            self.seen_pixels = True
+        return elem
+
+    def close(self, pos: int) -> None:
+        if self.group is not None:
+            self._close_group(pos)
 
     def _open_group(self, elem: Element) -> None:
         if elem.length != 4:
@@ -297,7 +299,7 @@ def leading_elements(data: bytes, limit: int = 65536, last_group: int = 0xFFFF,
                 break
             if elem.tag >> 16 > last_group or (until is not None and until(elem)):
                 break
-            pos = elem.end
+            pos = elem.value_offset + elem.length
         if walk.elements and (best is None or len(walk.elements) > len(best.elements)):
             best = Stream(data=data, order=order, elements=walk.elements, notes=walk.notes)
         if clean and walk.elements:
