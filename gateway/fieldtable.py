@@ -320,6 +320,7 @@ class Table:
         self.size = size if size is not None else end
         self._extent = end
         self.readers = {f.name: (f.reader(), f.offset) for f in self.fields}
+        self._copied = [(f.name, f.target) for f in self.fields if isinstance(f.target, To)]
 
     def read(self, data: bytes | bytearray | memoryview, base: int = 0) -> Record:
         """Read every field at ``base``; DecodeError naming the first field that is not there."""
@@ -346,11 +347,8 @@ class Table:
 
     def apply(self, record: Record, ds: Dataset) -> None:
         """Set every keyword / ``To`` target of the table in ``ds`` (empty values left out)."""
-        for f in self.fields:
-            target = f.target
-            if not isinstance(target, To):
-                continue
-            value = record[f.name]
+        for name, target in self._copied:
+            value = record[name]
             if target.convert is not None and value is not None:
                 value = target.convert(value)
             set_value(ds, target.keyword, value)
@@ -424,7 +422,7 @@ def element(tag: BaseTag, vr: str, value: Any) -> DataElement:
     has ~80 elements); values reaching here went through our own VR rules, and the tests
     run dciodvfy on what we write. Validation is skipped either way."""
     if vr == "UI" and type(value) is str:
-        value = UID(value)
+        value = UID(value, validation_mode=_pydicom_config.IGNORE)
     native = _NATIVE.get(vr)
     if native is not None and (value is None or isinstance(value, native) or (
             isinstance(value, list) and all(isinstance(v, native) for v in value))):

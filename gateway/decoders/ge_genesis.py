@@ -44,20 +44,16 @@ def unpack_ge_uid(raw: bytes) -> str | None:
     """GE's packed UID (notes 11): two characters a byte, high nibble first; nibble 1-10 is
     a digit (value - 1), 11 is '.', 0 ends the string. Text UIDs (digits, dots, NULs) are
     taken as they are. Returns None for anything else; validity is checked by the caller."""
-    if all(b in b"0123456789.\0" for b in raw):
+    if not raw.translate(None, _TEXT_UID_BYTES):
         return raw.split(b"\0", 1)[0].decode("ascii")
-    chars = []
-    for byte in raw:
-        for nibble in (byte >> 4, byte & 0x0F):
-            if nibble == 0:
-                return "".join(chars)
-            if nibble <= 10:
-                chars.append(chr(0x30 + nibble - 1))
-            elif nibble == 11:
-                chars.append(".")
-            else:
-                return None
-    return "".join(chars)
+    nibbles = raw.hex().split("0", 1)[0]  # hex digits are the nibbles; "0" ends the string
+    if any(c in nibbles for c in "cdef"):  # nibbles 12-15 mean nothing
+        return None
+    return nibbles.translate(_UID_NIBBLES)
+
+
+_TEXT_UID_BYTES = b"0123456789.\0"
+_UID_NIBBLES = str.maketrans("123456789ab", "012345678" + "9.")
 
 
 register_type(FieldType("ge_uid", None, unpack_ge_uid, repr))
