@@ -19,7 +19,8 @@ costs ~13 ms per 256² image, so it is vectorised in two steps:
    3-state "continuation bytes pending" automaton (O(n log n), still loop-free per byte).
 2. *Values.* Each code gives a delta (7- or 14-bit, sign-extended) or an absolute value.
    With C = the running sum of deltas (wrapping uint16), the pixel after the last absolute
-   code k is abs_k + C_i - C_k: a second running sum with a correction at each absolute code.
+   code k is abs_k + C_i - C_k: one running sum with a correction at each absolute code,
+   where C_k comes from the sums of the segments between absolute codes.
 
 Every failure (stream too short, code cut off by the end of the data, line map outside the
 raster) raises ``DecodeError`` naming the field and byte offset. Nothing is allocated from
@@ -38,8 +39,10 @@ __all__ = ["raster", "packed", "dpcm", "dpcm_packed", "read_line_map", "code_sta
 _CODE_LEN = np.ones(256, dtype=np.intp)
 _CODE_LEN[0x80:0xC0] = 2
 _CODE_LEN[0xC0:] = 3
-_DELTA7 = (np.where(np.arange(256) < 0x40, np.arange(256), np.arange(256) - 0x80) & 0xFFFF).astype(np.uint16)
+_CODE_LEN8 = _CODE_LEN.astype(np.uint8)
+_CODE_LEN_LIST = _CODE_LEN.tolist()
 _WALK_STEPS = 48
+_FEW_CURSORS = 32
 
 
 def raster(data: memoryview | bytes, offset: int, rows: int, cols: int) -> np.ndarray:
@@ -147,24 +150,40 @@ def code_starts(stream: np.ndarray) -> np.ndarray:
     if n == 0:
         return np.zeros(0, dtype=bool)
     one_byte = stream < 0x80
-    start = np.empty(n, dtype=bool)
+    start = np.empty(n + 3, dtype=bool)  # three sentinels past the end: every walk stops there
     start[0] = True
     if n > 1:
         start[1] = one_byte[0]
-    np.logical_and(one_byte[1:-1], stream[:-2] < 0xC0, out=start[2:])
+    np.logical_and(one_byte[1:-1], stream[:-2] < 0xC0, out=start[2:n])
+    start[n:] = True
     # Cursors start at the sync points holding a multi-byte code; each walks code by code
     # until it lands on a position already known to start a code (a sync point, or one
     # another walk marked): every true start lies on the one path from byte 0, so a walk
-    # from a true start meets the next sync point exactly.
-    cursor = np.flatnonzero(start & ~one_byte)
+    # from a true start meets the next sync point exactly. The last few cursors walk in
+    # plain Python: for a handful, NumPy's per-call cost is most of a step.
+    cursor = np.flatnonzero(start[:n] & ~one_byte)
     for _ in range(_WALK_STEPS):
-        if cursor.size == 0:
-            return start
-        cursor = cursor + _CODE_LEN.take(stream.take(cursor))
-        cursor = cursor[cursor < n]
-        cursor = cursor[~start[cursor]]
+        if cursor.size <= _FEW_CURSORS:
+            if _walk_few(stream, start, cursor.tolist(), n):
+                return start[:n]
+            break
+        cursor = cursor + _CODE_LEN8.take(stream.take(cursor))
+        cursor = cursor[~start.take(cursor)]
         start[cursor] = True
     return _scan_starts(stream)
+
+
+def _walk_few(stream: np.ndarray, start: np.ndarray, cursors: list[int], n: int) -> bool:
+    """Walk each cursor to a known start; False if one needs more than ``_WALK_STEPS``."""
+    for c in cursors:
+        for _ in range(_WALK_STEPS):
+            c += _CODE_LEN_LIST[stream[c]]
+            if c >= n or start[c]:
+                break
+            start[c] = True
+        else:
+            return False
+    return True
 
 
 def _scan_starts(stream: np.ndarray) -> np.ndarray:
@@ -199,7 +218,8 @@ def _scan_starts(stream: np.ndarray) -> np.ndarray:
 def _values(stream: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """Pixel values from the code starts (wrapping uint16 arithmetic, returned as int16)."""
     b0 = stream.take(starts)
-    delta = _DELTA7.take(b0)  # right for one-byte codes; the few longer ones are patched below
+    # Right for one-byte codes (the 7-bit delta, sign-extended); longer codes are patched below.
+    delta = ((b0.astype(np.int16) ^ 0x40) - np.int16(0x40)).view(np.uint16)
     longer = np.flatnonzero(b0 >= 0x80)
     first = b0[longer]
     second = stream.take(starts.take(longer) + 1)  # the last code is known to be complete
@@ -208,11 +228,15 @@ def _values(stream: np.ndarray, starts: np.ndarray) -> np.ndarray:
     word = (first[~absolute].astype(np.uint16) << 8) | second[~absolute]
     delta[two] = ((word << 2).view(np.int16) >> 2).view(np.uint16)  # sign-extend 14 bits
     at = longer[absolute]
-    value = (second[absolute].astype(np.uint16) << 8) | stream.take(starts.take(at) + 2)
-    delta[at] = 0
-    running = np.cumsum(delta, dtype=np.uint16)
-    correction = value - running[at]
-    step = correction.copy()
-    step[1:] -= correction[:-1]
-    delta[at] = step
+    if at.size:
+        value = (second[absolute].astype(np.uint16) << 8) | stream.take(starts.take(at) + 2)
+        delta[at] = 0
+        # The running sum just before each absolute code, from the sums of the segments
+        # between them (reduceat: one pass, no full running sum). A segment of a repeated
+        # index sums to delta[at] = 0, as it should.
+        segments = np.add.reduceat(delta, np.concatenate(([0], at)), dtype=np.uint16)
+        correction = value - np.cumsum(segments, dtype=np.uint16)[:-1]
+        step = correction.copy()
+        step[1:] -= correction[:-1]
+        delta[at] = step
     return np.cumsum(delta, dtype=np.uint16).view(np.int16)
