@@ -121,18 +121,20 @@ def _complete_iod(ds: Dataset, sop_class: str, strict: bool) -> None:
     """Add missing type 2 attributes empty and type 1 ones from their defaults. ``strict``:
     a type 1 attribute with no honest default is an error (converted data); otherwise it is
     left for the receiver to judge (DICOM passed through)."""
+    present = ds.keys()
     for keyword, kind, default in IOD_ATTRIBUTES.get(sop_class, []):
-        elem = ds.get(_tag(keyword))  # by tag: one lookup (half the time of keyword lookups)
+        tag = _tag(keyword)
+        if kind == 2:  # present is enough, empty or not
+            if tag not in present:
+                put(ds, keyword, None)
+            continue
+        elem = ds.get(tag) if tag in present else None
         if elem is not None and elem.value not in (None, "", []):
             continue
-        if kind == 2:
-            if elem is None:
-                put(ds, keyword, None)
-        elif default is REQUIRED:
-            if strict:
-                raise DecodeError(f"required attribute {keyword} is missing", field=keyword)
-        else:
+        if default is not REQUIRED:
             put(ds, keyword, default)
+        elif strict:
+            raise DecodeError(f"required attribute {keyword} is missing", field=keyword)
 
 
 def _drop_meaningless_window(ds: Dataset) -> None:
