@@ -16,29 +16,28 @@ Three sources, most trustworthy first (acr-nema.md §8.3, siemens-spi.md §6):
 
 from __future__ import annotations
 
-import numpy as np
+from gateway.vectors import Vector, cross, dot, scale, sub, unit, vec
 
 Geometry = tuple[list[float], list[float]]  # (Image Position (Patient), Image Orientation (Patient))
 
-_AXIS = {"L": (1, 0, 0), "R": (-1, 0, 0), "P": (0, 1, 0), "A": (0, -1, 0), "H": (0, 0, 1), "F": (0, 0, -1)}
-
-
-def _unit(v: np.ndarray, what: str) -> np.ndarray:
-    norm = float(np.linalg.norm(v))
-    if not np.isfinite(norm) or norm < 1e-6:
-        raise ValueError(f"{what} is not a direction")
-    return v / norm
+_AXIS = {"L": (1.0, 0.0, 0.0), "R": (-1.0, 0.0, 0.0), "P": (0.0, 1.0, 0.0), "A": (0.0, -1.0, 0.0),
+         "H": (0.0, 0.0, 1.0), "F": (0.0, 0.0, -1.0)}
 
 
 def check_orientation(iop: list[float]) -> list[float]:
     """Unit row and column vectors at right angles, or ValueError."""
     if len(iop) != 6:
         raise ValueError("orientation needs 6 values")
-    row = _unit(np.array(iop[:3], dtype=float), "row vector")
-    col = _unit(np.array(iop[3:], dtype=float), "column vector")
-    if abs(float(row @ col)) > 1e-3:
+    row = unit(vec(iop[:3]), "row vector")
+    col = unit(vec(iop[3:]), "column vector")
+    if abs(dot(row, col)) > 1e-3:
         raise ValueError("row and column vectors are not perpendicular")
-    return [*row.tolist(), *col.tolist()]
+    return [*row, *col]
+
+
+def _lps(v: Vector) -> Vector:
+    """Siemens +L+A+F to DICOM +L+P+H."""
+    return (v[0], -v[1], -v[2])
 
 
 def from_siemens(centre: list[float], row: list[float], col: list[float], rows: int, cols: int, spacing: list[float]) -> Geometry:
@@ -47,49 +46,45 @@ def from_siemens(centre: list[float], row: list[float], col: list[float], rows: 
     ``spacing`` is DICOM Pixel Spacing (row spacing, column spacing): the first value is the
     step along the column vector, the second along the row vector.
     """
-    r = _unit(np.array(row, dtype=float), "Siemens image row")
-    c = _unit(np.array(col, dtype=float), "Siemens image column")
-    centre_v = np.array(centre, dtype=float)
-    first = centre_v - spacing[1] * (cols - 1) / 2 * r - spacing[0] * (rows - 1) / 2 * c
-    flip = np.array([1.0, -1.0, -1.0])
-    iop = check_orientation([*(r * flip).tolist(), *(c * flip).tolist()])
-    return (first * flip).tolist(), iop
+    r = unit(vec(row), "Siemens image row")
+    c = unit(vec(col), "Siemens image column")
+    first = sub(sub(vec(centre), scale(r, spacing[1] * (cols - 1) / 2)), scale(c, spacing[0] * (rows - 1) / 2))
+    iop = check_orientation([*_lps(r), *_lps(c)])
+    return list(_lps(first)), iop
 
 
 def from_retired(position: list[float], orientation: list[float], patient_position: str) -> Geometry:
     """ACR-NEMA gantry-relative Image Position/Orientation to patient LPS (antodc's rule)."""
-    pos = np.array(position, dtype=float)
-    row = np.array(orientation[:3], dtype=float)
-    col = np.array(orientation[3:], dtype=float)
+    vectors = [list(vec(position)), list(vec(orientation[:3])), list(vec(orientation[3:]))]
     if patient_position in ("HFP", "FFP"):
-        for v in (pos, row, col):
-            v[:2] = -v[:2]
+        for v in vectors:
+            v[0], v[1] = -v[0], -v[1]
     elif patient_position.endswith(("DR", "DL")):
-        for v in (pos, row, col):
+        for v in vectors:
             v[0], v[1] = v[1], -v[0]
     if patient_position.startswith("FF"):
-        for v in (pos, row, col):
+        for v in vectors:
             v[0], v[2] = -v[0], -v[2]
-    return pos.tolist(), check_orientation([*row.tolist(), *col.tolist()])
+    pos, row, col = vectors
+    return pos, check_orientation([*row, *col])
 
 
 def from_labels(patient_orientation: list[str], slice_location: float) -> Geometry:
     """Orthogonal plane from Patient Orientation letters; position along the normal only."""
     if len(patient_orientation) != 2 or any(len(x) != 1 or x not in _AXIS for x in patient_orientation):
         raise ValueError("Patient Orientation does not name an orthogonal plane")
-    row = np.array(_AXIS[patient_orientation[0]], dtype=float)
-    col = np.array(_AXIS[patient_orientation[1]], dtype=float)
-    normal = np.cross(row, col)
-    if not normal.any():
+    row, col = _AXIS[patient_orientation[0]], _AXIS[patient_orientation[1]]
+    normal = cross(row, col)
+    if not any(normal):
         raise ValueError("Patient Orientation names the same axis twice")
-    return (normal * slice_location).tolist(), check_orientation([*row.tolist(), *col.tolist()])
+    return list(scale(normal, slice_location)), check_orientation([*row, *col])
 
 
 def labels(iop: list[float]) -> list[str]:
     """The main-axis letters of the row and column directions (for Patient Orientation)."""
     out = []
     for v in (iop[:3], iop[3:]):
-        axis = int(np.argmax(np.abs(v)))
+        axis = max(range(3), key=lambda i: abs(v[i]))
         letter = "LPH"[axis] if v[axis] > 0 else "RAF"[axis]
         out.append(letter)
     return out

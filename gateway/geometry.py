@@ -22,8 +22,7 @@ from dataclasses import dataclass
 
 from gateway.errors import DecodeError
 from gateway.fieldtable import ds_number, put
-
-Vector = tuple[float, float, float]
+from gateway.vectors import Vector, add, cross, dot, norm, scale, sub
 
 # A plane whose row and column directions are further from perpendicular than this is not
 # an image plane but a damaged header (cos 89.4 degrees); below it, DG float rounding of the
@@ -49,32 +48,12 @@ class Plane:
 
     @property
     def normal(self) -> Vector:
-        return _cross(self.row, self.column)
+        return cross(self.row, self.column)
 
 
 def ras_to_lps(p: Vector) -> Vector:
     """GE patient R/A/S millimetres to DICOM L/P/S."""
     return (-p[0], -p[1], p[2])
-
-
-def _sub(a: Vector, b: Vector) -> Vector:
-    return (a[0] - b[0], a[1] - b[1], a[2] - b[2])
-
-
-def _norm(a: Vector) -> float:
-    return math.sqrt(a[0] * a[0] + a[1] * a[1] + a[2] * a[2])
-
-
-def _dot(a: Vector, b: Vector) -> float:
-    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
-
-
-def _cross(a: Vector, b: Vector) -> Vector:
-    return (a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0])
-
-
-def _scale(a: Vector, s: float) -> Vector:
-    return (a[0] * s, a[1] * s, a[2] * s)
 
 
 def plane_from_corners(
@@ -100,25 +79,22 @@ def plane_from_corners(
     if any(v is None or not math.isfinite(v) for v in values):
         raise DecodeError("corner coordinates missing or not finite", field=field, offset=offset)
     tl, tr, th = ras_to_lps(tlhc), ras_to_lps(trhc), ras_to_lps(third)
-    along_row = _sub(tr, tl)
-    along_col = _sub(th, tr) if third_is == "brhc" else _sub(th, tl)
-    row_len, col_len = _norm(along_row), _norm(along_col)
+    along_row = sub(tr, tl)
+    along_col = sub(th, tr) if third_is == "brhc" else sub(th, tl)
+    row_len, col_len = norm(along_row), norm(along_col)
     if row_len < _MIN_EXTENT_MM or col_len < _MIN_EXTENT_MM:
         raise DecodeError("corner points coincide: no image plane", field=field, offset=offset)
-    row = _scale(along_row, 1 / row_len)
-    col = _scale(along_col, 1 / col_len)
-    cos = _dot(row, col)
+    row = scale(along_row, 1 / row_len)
+    col = scale(along_col, 1 / col_len)
+    cos = dot(row, col)
     if abs(cos) > _MAX_COS:
         raise DecodeError(f"corner points do not span a rectangle (cos {cos:.4f})", field=field, offset=offset)
-    col = _sub(col, _scale(row, cos))  # Gram-Schmidt: remove the rounding residue
-    col = _scale(col, 1 / _norm(col))
+    col = sub(col, scale(row, cos))  # Gram-Schmidt: remove the rounding residue
+    col = scale(col, 1 / norm(col))
     edges = _edges(row_len, cols, column_spacing) and _edges(col_len, rows, row_spacing)
     position = tl
     if edges:
-        shift = _scale(row, column_spacing / 2)
-        position = (position[0] + shift[0], position[1] + shift[1], position[2] + shift[2])
-        shift = _scale(col, row_spacing / 2)
-        position = (position[0] + shift[0], position[1] + shift[1], position[2] + shift[2])
+        position = add(add(position, scale(row, column_spacing / 2)), scale(col, row_spacing / 2))
     return Plane(position, _clean(row), _clean(col), edges, row_len, col_len)
 
 
