@@ -24,6 +24,7 @@ from gateway.acrdict import Entry, private_entry, standard_entry
 from gateway.acrnema import PIXEL_DATA, ByteOrder, Element, Stream, tag_str
 from gateway.errors import DecodeError
 from gateway.packed12 import packed_length, unpack12
+from gateway.fieldtable import put
 
 TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UI", "UT", "UC", "UR"})
 SINGLE_TEXT_VRS = frozenset({"LT", "ST", "UT", "UR"})
@@ -112,7 +113,7 @@ def _embedded_overlays(out: Converted) -> None:
         words = np.frombuffer(ds.PixelData, "<u2")
         mask = (1 << (high + 1)) - 1
         if int(words.max()) > mask:
-            ds.PixelData = (words & mask).astype("<u2").tobytes()
+            put(ds, "PixelData", (words & mask).astype("<u2").tobytes())
             out.notes.append(f"pixel values masked to Bits Stored (bits above {high} held overlays)")
 
 
@@ -382,14 +383,14 @@ def _pixel_module(stream: Stream, out: Converted, pixel: Element, order: ByteOrd
     if stored > 16 or stored < 1 or high >= 16:
         raise DecodeError(f"Bits Stored {stored} / High Bit {high} not supported", field="BitsStored")
     pixels = _read_pixels(stream.data, pixel, rows * cols, allocated, order, out)
-    ds.SamplesPerPixel = 1
+    put(ds, "SamplesPerPixel", 1)
     if not ds.get("PhotometricInterpretation"):
-        ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = 16 if allocated in (12, 16) else 8
-    ds.BitsStored = stored
-    ds.HighBit = high
+        put(ds, "PhotometricInterpretation", "MONOCHROME2")
+    put(ds, "BitsAllocated", 16 if allocated in (12, 16) else 8)
+    put(ds, "BitsStored", stored)
+    put(ds, "HighBit", high)
     if ds.get("PixelRepresentation") not in (0, 1):
-        ds.PixelRepresentation = 0
+        put(ds, "PixelRepresentation", 0)
     ds.add(element(PIXEL_DATA, "OW" if ds.BitsAllocated == 16 else "OB", pixels))
     out.pixel_offset = pixel.offset
 

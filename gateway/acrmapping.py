@@ -17,6 +17,7 @@ from pydicom.dataset import Dataset
 from gateway import acrgeometry, acrvalues
 from gateway.acrconvert import Converted
 from gateway.iods import SECONDARY_CAPTURE_STORAGE
+from gateway.fieldtable import put
 
 _IMAGE_POSITION = 0x00200030
 _IMAGE_ORIENTATION = 0x00200035
@@ -33,12 +34,12 @@ def finish(conv: Converted) -> None:
     if not str(ds.get("StudyID") or "").strip():
         digits = re.sub(r"\D", "", f"{ds.get('StudyDate') or ''}{ds.get('StudyTime') or ''}")[:16]
         if digits:
-            ds.StudyID = digits
+            put(ds, "StudyID", digits)
     if not _number(ds.get("SeriesNumber")):
         for source in ("AcquisitionNumber", "StudyID"):
             n = _leading_number(ds.get(source))
             if n:
-                ds.SeriesNumber = str(n)
+                put(ds, "SeriesNumber", str(n))
                 conv.notes.append(f"Series Number taken from {source}")
                 break
 
@@ -46,15 +47,15 @@ def finish(conv: Converted) -> None:
 def _enumerations(conv: Converted) -> None:
     ds = conv.dataset
     if "PatientSex" in ds:
-        ds.PatientSex = acrvalues.patient_sex(str(ds.PatientSex or "")) or None
-    ds.Laterality = acrvalues.laterality(str(ds.get("Laterality") or "")) or None
+        put(ds, "PatientSex", acrvalues.patient_sex(str(ds.PatientSex or "")) or None)
+    put(ds, "Laterality", acrvalues.laterality(str(ds.get("Laterality") or "")) or None)
     if ds.get("PatientPosition"):
         position, assumed = acrvalues.patient_position(str(ds.PatientPosition), conv.head_first)
         if position is None:
             conv.notes.append("Patient Position not a DICOM term: dropped")
             del ds.PatientPosition
         else:
-            ds.PatientPosition = position
+            put(ds, "PatientPosition", position)
             if assumed:
                 conv.notes.append("Patient Position: head first assumed (the source gives only the posture)")
 
@@ -71,7 +72,7 @@ def _conditions(conv: Converted) -> None:
     if image_type and ds.get("Modality") in _IMAGE_TYPE_3:
         values = [image_type] if isinstance(image_type, str) else list(image_type)
         if len(values) == 2:  # CT and MR images need a third value (pre-DICOM files had two)
-            ds.ImageType = values + [_IMAGE_TYPE_3[ds.Modality]]
+            put(ds, "ImageType", values + [_IMAGE_TYPE_3[ds.Modality]])
     if "PixelAspectRatio" in ds and "PixelSpacing" in ds:
         del ds.PixelAspectRatio
     if ds.get("Modality") == "MR" and "InversionTime" in ds:
@@ -88,7 +89,7 @@ def _slice_location(conv: Converted) -> None:
     if "SliceLocation" not in ds and location:
         value = acrvalues.ds(str(location[0]))
         if value is not None:
-            ds.SliceLocation = value
+            put(ds, "SliceLocation", value)
 
 
 def _geometry(conv: Converted) -> None:
@@ -111,7 +112,7 @@ def _geometry(conv: Converted) -> None:
     if geometry is None:
         if ds.get("Modality") in ("CT", "MR"):
             conv.notes.append("no image geometry in the source: written as Secondary Capture")
-        ds.SOPClassUID = SECONDARY_CAPTURE_STORAGE
+        put(ds, "SOPClassUID", SECONDARY_CAPTURE_STORAGE)
         return
     set_geometry(ds, geometry)
     _check_labels(conv, geometry[1])
@@ -119,8 +120,8 @@ def _geometry(conv: Converted) -> None:
 
 def set_geometry(ds: Dataset, geometry: acrgeometry.Geometry) -> None:
     position, orientation = geometry
-    ds.ImagePositionPatient = [acrvalues.decimal_string(round(v, 6)) for v in position]
-    ds.ImageOrientationPatient = [acrvalues.decimal_string(round(v, 8)) for v in orientation]
+    put(ds, "ImagePositionPatient", [acrvalues.decimal_string(round(v, 6)) for v in position])
+    put(ds, "ImageOrientationPatient", [acrvalues.decimal_string(round(v, 8)) for v in orientation])
 
 
 def _retired_geometry(conv: Converted) -> acrgeometry.Geometry | None:

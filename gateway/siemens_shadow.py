@@ -20,6 +20,7 @@ from gateway import acrgeometry, acrvalues
 from gateway.acrconvert import Converted
 from gateway.acrdict import PRIVATE
 from gateway.acrmapping import set_geometry
+from gateway.fieldtable import put
 
 CMS = "SIEMENS CM VA0  CMS"
 MR_GEN = "SIEMENS MR VA0  GEN"
@@ -66,7 +67,7 @@ def _patient_position(conv: Converted) -> None:
     ds = conv.dataset
     modified = str(conv.private(0x0013, CMS, 0x44) or "").strip()
     if modified:  # the position of a modified image overrides the original (antodc)
-        ds.PatientPosition = modified
+        put(ds, "PatientPosition", modified)
 
 
 def _geometry(conv: Converted) -> None:
@@ -109,7 +110,7 @@ def _slice_location(conv: Converted) -> None:
         if abs(float(acrvalues.number(str(location[0]))) - float(value)) > 1.0:
             conv.notes.append("Siemens Image Distance and ACR-NEMA Location disagree: Location kept")
             return
-    ds.SliceLocation = value
+    put(ds, "SliceLocation", value)
 
 
 def _targets(conv: Converted) -> None:
@@ -131,19 +132,19 @@ def _mr_acquisition(conv: Converted) -> None:
     ds = conv.dataset
     partitions = conv.private(0x0021, MR_GEN, 0x30)
     if not ds.get("MRAcquisitionType") and partitions is not None:
-        ds.MRAcquisitionType = "3D" if _int(partitions) else "2D"
+        put(ds, "MRAcquisitionType", "3D" if _int(partitions) else "2D")
     direction = str(conv.private(0x0019, MR_COAD, 0xDA) or "").strip().upper()
     phase = {"PLUSX": "ROW", "MINUSX": "ROW", "PLUSY": "COL", "MINUSY": "COL"}.get(direction)
     if phase and "InPlanePhaseEncodingDirection" not in ds:
-        ds.InPlanePhaseEncodingDirection = phase
+        put(ds, "InPlanePhaseEncodingDirection", phase)
     lines = _int(conv.private(0x0019, MR_GEN, 0x20))
     base = _int(conv.private(0x0019, MR_COAD, 0xD4))
     if phase and lines and base and "AcquisitionMatrix" not in ds:
         # Fourier lines are the phase-encoding lines, the base matrix the readout (the
         # notes' correction of antodc, siemens-spi.md §3.3; image text "210 *256").
-        ds.AcquisitionMatrix = [0, base, lines, 0] if phase == "ROW" else [base, 0, 0, lines]
+        put(ds, "AcquisitionMatrix", [0, base, lines, 0] if phase == "ROW" else [base, 0, 0, lines])
         if "NumberOfPhaseEncodingSteps" not in ds:
-            ds.NumberOfPhaseEncodingSteps = str(lines)
+            put(ds, "NumberOfPhaseEncodingSteps", str(lines))
 
 
 def _series_number(conv: Converted) -> None:
@@ -155,7 +156,7 @@ def _series_number(conv: Converted) -> None:
     if source:
         m = re.match(r"\s*0*(\d+)", str(ds.get(source) or ""))
         if m and int(m.group(1)):
-            ds.SeriesNumber = str(int(m.group(1)))
+            put(ds, "SeriesNumber", str(int(m.group(1))))
             conv.notes.append(f"Series Number taken from {source} (Siemens convention)")
 
 
