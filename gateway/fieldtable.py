@@ -373,11 +373,21 @@ class Table:
 _MAX_LEN = {"AE": 16, "CS": 16, "SH": 16, "LO": 64, "PN": 64, "ST": 1024, "LT": 10240, "UT": 2**32 - 2,
             "DS": 16, "IS": 12, "DA": 8, "TM": 16, "AS": 4, "UI": 64}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_PLAIN = re.compile(r"[ -\[\]-~]*")  # printable ASCII but backslash: nothing to replace
+_CS_PLAIN = re.compile(r"[A-Z0-9 _]*")
+_SHORT_TEXT = frozenset(("AE", "AS", "CS", "DA", "DT", "LO", "PN", "SH", "TM", "UC"))
 
 
 def clean_text(value: str, vr: str) -> str:
     """Text a DICOM validator accepts for ``vr``: no control characters, no backslash in a
     single value, CS upper case, trimmed to the VR's maximum length."""
+    if vr in _SHORT_TEXT and _PLAIN.fullmatch(value):  # the usual case, without the rewriting below
+        text = value.upper() if vr == "CS" else value
+        if vr == "CS" and not _CS_PLAIN.fullmatch(text):
+            text = re.sub(r"[^A-Z0-9 _]", "_", text)
+        elif vr == "PN":
+            text = text.replace("=", " ")
+        return text.strip(" ")[: _MAX_LEN.get(vr, 64)].rstrip(" ")
     keep_newlines = vr in ("ST", "LT", "UT")
     text = value if not keep_newlines else value.replace("\r\n", "\n")
     text = _CONTROL.sub(lambda m: m.group(0) if keep_newlines and m.group(0) in "\n\r\t\f" else " ", text)

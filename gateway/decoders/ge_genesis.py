@@ -553,13 +553,12 @@ class GenesisDecoder:
 # --------------------------------------------------------------------------- DICOM mapping
 
 
-def _date_time(ds: Dataset, prefix: str, when: dt.datetime | None) -> None:
+def _date_time(ds: Dataset, date: str, time: str, when: dt.datetime | None) -> None:
     """Seconds since 1970 broken down as UTC: the scanner's own wall clock (notes 10)."""
     if when is None or when.timestamp() <= 0:
         return
-    put(ds, f"{prefix}Date", when.strftime("%Y%m%d"))
-    put(ds, f"{prefix}Time", when.strftime("%H%M%S"))
-
+    put(ds, date, "%04d%02d%02d" % (when.year, when.month, when.day))
+    put(ds, time, "%02d%02d%02d" % (when.hour, when.minute, when.second))
 
 
 def _map_common(ds: Dataset, h: Headers, pixels: np.ndarray, notes: list[str]) -> None:
@@ -576,10 +575,10 @@ def _map_common(ds: Dataset, h: Headers, pixels: np.ndarray, notes: list[str]) -
     if imgf["version"] > 0:
         put(ds, "SoftwareVersions", str(imgf["version"]))
 
-    _date_time(ds, "Study", exam["exam_time"])
-    _date_time(ds, "Series", series["alloc_time"])
-    _date_time(ds, "Acquisition", image["alloc_time"])
-    _date_time(ds, "Content", image["actual_time"])
+    _date_time(ds, "StudyDate", "StudyTime", exam["exam_time"])
+    _date_time(ds, "SeriesDate", "SeriesTime", series["alloc_time"])
+    _date_time(ds, "AcquisitionDate", "AcquisitionTime", image["alloc_time"])
+    _date_time(ds, "ContentDate", "ContentTime", image["actual_time"])
 
     age, units = exam["age"], exam["age_units"]
     if 0 < age <= 999 and units in (0, 1, 2, 3):
