@@ -19,7 +19,7 @@ from pydicom.uid import ExplicitVRLittleEndian, UID
 from gateway import __version__
 from gateway.decoders import Decoded
 from gateway.errors import DecodeError
-from gateway.fieldtable import element, put
+from gateway.fieldtable import element, put, tag_and_vr
 from gateway.iods import IOD_ATTRIBUTES, REQUIRED, SECONDARY_CAPTURE_STORAGE, SOP_CLASS_BY_MODALITY
 from gateway.uids import derive_uid, is_valid_uid
 
@@ -196,14 +196,17 @@ def _private_block(ds: Dataset) -> int:
 
 
 def _write_meta(ds: Dataset) -> None:
-    meta = ds.file_meta if isinstance(getattr(ds, "file_meta", None), FileMetaDataset) else FileMetaDataset()
-    syntax = meta.get("TransferSyntaxUID")
+    """File meta information for Part 10; a decoder may have chosen the transfer syntax."""
+    old = getattr(ds, "file_meta", None)
+    syntax = old.get("TransferSyntaxUID") if isinstance(old, FileMetaDataset) else None
     if not syntax or not UID(syntax).is_transfer_syntax:
         syntax = ExplicitVRLittleEndian
-    new = FileMetaDataset()
-    put(new, "MediaStorageSOPClassUID", str(ds.SOPClassUID))
-    put(new, "MediaStorageSOPInstanceUID", str(ds.SOPInstanceUID))
-    put(new, "TransferSyntaxUID", str(syntax))
-    put(new, "ImplementationClassUID", IMPLEMENTATION_CLASS_UID)
-    put(new, "ImplementationVersionName", IMPLEMENTATION_VERSION_NAME)
-    ds.file_meta = new
+    meta = {}
+    for keyword, value in (("MediaStorageSOPClassUID", ds.SOPClassUID),
+                           ("MediaStorageSOPInstanceUID", ds.SOPInstanceUID),
+                           ("TransferSyntaxUID", syntax),
+                           ("ImplementationClassUID", IMPLEMENTATION_CLASS_UID),
+                           ("ImplementationVersionName", IMPLEMENTATION_VERSION_NAME)):
+        tag, vr = tag_and_vr(keyword)
+        meta[tag] = element(tag, vr, str(value))
+    ds.file_meta = FileMetaDataset(meta)
