@@ -430,5 +430,5 @@ def _read_pixels(data: bytes, pixel: Element, count: int, allocated: int, order:
         return raw + (b"\0" if len(raw) & 1 else b"")
     words = np.frombuffer(raw[: len(raw) & ~1], dtype=order.u16)
     if allocated == 12:
-        words = unpack12(words.astype(np.uint16), count)
-    return words.astype("<u2").tobytes()
+        words = unpack12(words.astype(np.uint16, copy=False), count)
+    return words.astype("<u2", copy=False).tobytes()

@@ -24,15 +24,19 @@ def unpack12(words: np.ndarray, pixels: int) -> np.ndarray:
     nothing here is sized by an unchecked header field.
     """
     groups = -(-pixels // 4)  # whole groups of 4 pixels (3 words)
-    w = np.zeros(groups * 3, dtype=np.uint16)
-    n = min(words.size, w.size)
-    w[:n] = words[:n]
-    w = w.reshape(groups, 3).astype(np.uint32)
-    out = np.empty((groups, 4), dtype=np.uint16)
-    out[:, 0] = w[:, 0] & 0x0FFF
-    out[:, 1] = (w[:, 0] >> 12) | ((w[:, 1] & 0x00FF) << 4)
-    out[:, 2] = (w[:, 1] >> 8) | ((w[:, 2] & 0x000F) << 8)
-    out[:, 3] = w[:, 2] >> 4
+    need = groups * 3
+    if words.size >= need:
+        w = words[:need].reshape(groups, 3)
+    else:  # the last group is cut short: its missing words read as 0
+        w = np.zeros(need, dtype=np.uint16)
+        w[:words.size] = words
+        w = w.reshape(groups, 3)
+    w0, w1, w2 = w[:, 0], w[:, 1], w[:, 2]
+    out = np.empty((groups, 4), dtype=np.uint16)  # every value fits 16 bits: no wider type
+    np.bitwise_and(w0, 0x0FFF, out=out[:, 0])
+    out[:, 1] = (w0 >> 12) | ((w1 & 0x00FF) << 4)
+    out[:, 2] = (w1 >> 8) | ((w2 & 0x000F) << 8)
+    np.right_shift(w2, 4, out=out[:, 3])
     return out.reshape(-1)[:pixels]
 
 
