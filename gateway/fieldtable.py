@@ -84,6 +84,7 @@ __all__ = [
     "set_value",
     "put",
     "element",
+    "Elements",
 ]
 
 
@@ -345,7 +346,7 @@ class Table:
             raise DecodeError(f"{self.name}: field {name} lies beyond the end of the data", field=name, offset=start)
         return f.decode(bytes(memoryview(data)[start:start + f.size]))
 
-    def apply(self, record: Record, ds: Dataset) -> None:
+    def apply(self, record: Record, ds: "Elements") -> None:
         """Set every keyword / ``To`` target of the table in ``ds`` (empty values left out)."""
         for name, target in self._copied:
             value = record[name]
@@ -368,6 +369,11 @@ class Table:
 
 
 # --------------------------------------------------------------------------- DICOM values
+
+# Where values are put: a Dataset, or a dict of its elements by tag, made a Dataset at once
+# with ``Dataset(elements)`` (a decoder building ~80 elements saves Dataset's per-element
+# bookkeeping, which it does not need: no private blocks, no pixel array cached yet).
+Elements = Dataset | dict
 
 # Maximum value lengths of the text VRs (PS3.5 6.2); PN is per component group.
 _MAX_LEN = {"AE": 16, "CS": 16, "SH": 16, "LO": 64, "PN": 64, "ST": 1024, "LT": 10240, "UT": 2**32 - 2,
@@ -440,7 +446,7 @@ def element(tag: BaseTag, vr: str, value: Any) -> DataElement:
     return DataElement(tag, vr, value, validation_mode=_pydicom_config.IGNORE)
 
 
-def put(ds: Dataset, keyword: str, value: Any, vr: str | None = None) -> None:
+def put(ds: Elements, keyword: str, value: Any, vr: str | None = None) -> None:
     """Set ``keyword`` to a value the caller has already made valid for its VR (cleaned text,
     ``ds_number``, ints, UIDs checked with ``is_valid_uid``), or None for an empty type 2.
 
@@ -451,7 +457,7 @@ def put(ds: Dataset, keyword: str, value: Any, vr: str | None = None) -> None:
     ds[tag] = element(tag, vr or dictionary_vr, value)
 
 
-def set_value(ds: Dataset, keyword: str, value: Any) -> None:
+def set_value(ds: Elements, keyword: str, value: Any) -> None:
     """Set ``keyword`` to ``value`` with its VR's rules; None / "" / NaN leave it unset."""
     if value is None or value == "" or value == ():
         return

@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass
 
 from gateway.errors import DecodeError
-from gateway.fieldtable import ds_number, put
+from gateway.fieldtable import Elements, ds_number, put
 from gateway.vectors import Vector, add, cross, dot, norm, scale, sub
 
 # A plane whose row and column directions are further from perpendicular than this is not
@@ -122,7 +122,7 @@ def _letters(v: Vector) -> str:
     return "".join(names[i][0] if v[i] < 0 else names[i][1] for i in order if abs(v[i]) > 0.0001)
 
 
-def put_plane(ds, plane: "Plane", row_spacing: float, column_spacing: float) -> None:
+def put_plane(ds: Elements, plane: "Plane", row_spacing: float, column_spacing: float) -> None:
     """The Image Plane attributes (and Patient Orientation) of a plane found from corners."""
     put(ds, "ImagePositionPatient", [ds_number(v) for v in plane.position])
     put(ds, "ImageOrientationPatient", [ds_number(v) for v in plane.orientation])

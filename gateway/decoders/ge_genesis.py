@@ -27,7 +27,8 @@ from pydicom.dataset import Dataset
 from gateway.decoders import Decoded, DumpRow, register
 from gateway.decoders import ge_pixels
 from gateway.errors import DecodeError
-from gateway.fieldtable import F, FieldType, Record, Table, To, Used, ds_number, finite, put, register_type, set_value
+from gateway.fieldtable import (F, Elements, FieldType, Record, Table, To, Used, ds_number, finite, put, register_type,
+                                 set_value)
 from gateway.geometry import plane_from_corners, put_plane
 from gateway.iods import CT_IMAGE_STORAGE, MR_IMAGE_STORAGE
 from gateway.uids import is_valid_uid
@@ -519,12 +520,12 @@ class GenesisDecoder:
     def decode(self, data: bytes) -> Decoded:
         h = read_headers(data)
         pixels = decode_pixels(data, h)
-        ds = Dataset()
+        elements: dict = {}  # made a Dataset at once: cheaper than adding one by one
         notes = list(h.layout.notes)
-        _map_common(ds, h, pixels, notes)
-        (_map_mr if h.modality == "MR" else _map_ct)(ds, h)
+        _map_common(elements, h, pixels, notes)
+        (_map_mr if h.modality == "MR" else _map_ct)(elements, h)
         return Decoded(
-            dataset=ds,
+            dataset=Dataset(elements),
             format=self.name,
             identity=_identity(h),
             vendor_header=bytes(data[:h.layout.pixels]),
@@ -553,7 +554,7 @@ class GenesisDecoder:
 # --------------------------------------------------------------------------- DICOM mapping
 
 
-def _date_time(ds: Dataset, date: str, time: str, when: dt.datetime | None) -> None:
+def _date_time(ds: Elements, date: str, time: str, when: dt.datetime | None) -> None:
     """Seconds since 1970 broken down as UTC: the scanner's own wall clock (notes 10)."""
     if when is None or when.timestamp() <= 0:
         return
@@ -561,7 +562,7 @@ def _date_time(ds: Dataset, date: str, time: str, when: dt.datetime | None) -> N
     put(ds, time, "%02d%02d%02d" % (when.hour, when.minute, when.second))
 
 
-def _map_common(ds: Dataset, h: Headers, pixels: np.ndarray, notes: list[str]) -> None:
+def _map_common(ds: Elements, h: Headers, pixels: np.ndarray, notes: list[str]) -> None:
     imgf, exam, series, image = h.imgf, h.exam, h.series, h.image
     for rec in (h.suite, exam, series, image):
         if rec is not None:
@@ -614,7 +615,7 @@ def _map_common(ds: Dataset, h: Headers, pixels: np.ndarray, notes: list[str]) -
     put(ds, "ImageType", _image_type(series["series_type"], h.modality))
 
 
-def _map_geometry(ds: Dataset, h: Headers, notes: list[str]) -> None:
+def _map_geometry(ds: Elements, h: Headers, notes: list[str]) -> None:
     image, imgf = h.image, h.imgf
     rows, cols = imgf["height"], imgf["width"]
     px, py = image["pixsize_x"], image["pixsize_y"]
@@ -629,7 +630,7 @@ def _map_geometry(ds: Dataset, h: Headers, notes: list[str]) -> None:
     put_plane(ds, plane, py, px)
 
 
-def _map_pixels(ds: Dataset, h: Headers, pixels: np.ndarray, notes: list[str]) -> None:
+def _map_pixels(ds: Elements, h: Headers, pixels: np.ndarray, notes: list[str]) -> None:
     imgf = h.imgf
     put(ds, "Rows", pixels.shape[0])
     put(ds, "Columns", pixels.shape[1])
@@ -648,7 +649,7 @@ def _map_pixels(ds: Dataset, h: Headers, pixels: np.ndarray, notes: list[str]) -
         put(ds, "WindowWidth", ds_number(imgf["dwindow"]))
 
 
-def _map_contrast(ds: Dataset, image: Record) -> None:
+def _map_contrast(ds: Elements, image: Record) -> None:
     mode = image["contrast_mode"]
     if mode <= 0:
         return
@@ -687,7 +688,7 @@ _SEQUENCES: dict[int, tuple[list[str], list[str]]] = {
 _ANGIO_SEQUENCES = {12, 13, 15, 16, 17, 18}
 
 
-def _map_mr(ds: Dataset, h: Headers) -> None:
+def _map_mr(ds: Elements, h: Headers) -> None:
     exam, image = h.exam, h.image
     if exam["magnet_gauss"] > 0:
         put(ds, "MagneticFieldStrength", ds_number(exam["magnet_gauss"] / 10000))
@@ -701,19 +702,21 @@ def _map_mr(ds: Dataset, h: Headers) -> None:
     options = image["iopt"]
     if options & (1 << 7):
         variant.append("OSP")
-    put(ds, "ScanningSequence", scanning or ["RM"])  # type 1: RM (research mode) when GE names no family
+    scanning = scanning or ["RM"]  # type 1: RM (research mode) when GE names no family
+    scan_options = _scan_options(image) or None
+    put(ds, "ScanningSequence", scanning)
     put(ds, "SequenceVariant", variant or ["NONE"])
-    put(ds, "ScanOptions", _scan_options(image) or None)
+    put(ds, "ScanOptions", scan_options)
     put(ds, "MRAcquisitionType", {1: "2D", 2: "3D", 3: "3D"}.get(image["imode"]))
     for keyword, name in (("RepetitionTime", "tr_us"), ("EchoTime", "te_us")):
         if image[name] > 0:
             put(ds, keyword, ds_number(image[name] / 1000))
-    if "IR" in ds.ScanningSequence:  # type 2C: present (empty if unknown) exactly for IR
+    if "IR" in scanning:  # type 2C: present (empty if unknown) exactly for IR
         put(ds, "InversionTime", ds_number(image["ti_us"] / 1000) if image["ti_us"] > 0 else None)
     etl = image["etl"] if image["etl"] > 0 else image["echoes"]
     if etl > 0:
         put(ds, "EchoTrainLength", etl)
-    if "CG" in (ds.ScanOptions or []) or image["trigger_delay"] > 0:
+    if "CG" in (scan_options or []) or image["trigger_delay"] > 0:
         # TriggerTime is required for cardiac-gated images; the delay is in milliseconds.
         put(ds, "TriggerTime", ds_number(max(image["trigger_delay"], 0)))
     freq = image["freq_dir"]
@@ -730,7 +733,8 @@ def _map_mr(ds: Dataset, h: Headers) -> None:
     if image["pseq"] in _ANGIO_SEQUENCES:
         put(ds, "AngioFlag", "Y" if image["vascular_collapse"] == 0 and image["projection_alg"] == 0 else "N")
     if image["image_type"] in (1, 2, 3):  # value 4 is implementation specific in the MR Image module
-        put(ds, "ImageType", [*ds.ImageType, {1: "PHASE", 2: "REAL", 3: "IMAGINARY"}[image["image_type"]]])
+        put(ds, "ImageType", [*_image_type(h.series["series_type"], h.modality),
+                              {1: "PHASE", 2: "REAL", 3: "IMAGINARY"}[image["image_type"]]])
 
 
 def _scan_options(image: Record) -> list[str]:
@@ -749,7 +753,7 @@ _CT_FILTERS = {1: "AIR", 2: "BODY", 3: "BOWTIE", 4: "FLAT", 5: "HIGH"}
 _CT_KERNELS = {1: "SMOOTH", 2: "SOFT", 4: "STANDARD", 8: "DETAIL", 16: "BONE", 32: "EDGE", 64: "SHARP", 128: "EXP2"}
 
 
-def _map_ct(ds: Dataset, h: Headers) -> None:
+def _map_ct(ds: Elements, h: Headers) -> None:
     exam, image, imgf = h.exam, h.image, h.imgf
     put(ds, "RescaleIntercept", ds_number(imgf["level_offset"]))
     put(ds, "RescaleSlope", ds_number(1))
