@@ -20,11 +20,15 @@ from gateway.decoders.extent import dataset_length
 _SOP_CLASS_UID = 0x00080016
 _RECOGNITION_CODES = (0x00000010, 0x00080010)
 _DUMP_VALUE_LIMIT = 1024
+# A stream's first group is 0000, 0001 or 0008: its first two bytes in either byte order.
+_FIRST_GROUPS = {b"\x00\x00", b"\x01\x00", b"\x00\x01", b"\x08\x00", b"\x00\x08"}
 
 
 def leading(data: bytes, last_group: int = 0x0008, until: Callable[[Element], bool] | None = None) -> Stream | None:
     """The leading elements (to ``last_group``, or to the first ``until`` accepts) of an
     ACR-NEMA-style stream, or None."""
+    if data[:2] not in _FIRST_GROUPS:  # cheap refusal before any walk (any byte order)
+        return None
     stream = leading_elements(data, last_group=last_group, until=until)
     if stream is None or len(stream.elements) < 3:
         return None
