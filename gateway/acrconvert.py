@@ -39,6 +39,7 @@ _PLANES = 0x00280012
 _COMPRESSION_CODE = 0x00280060
 _IMAGE_LOCATION = 0x00280200
 _ILLEGAL_PRIVATE_GROUPS = {0x0001, 0x0003, 0x0005, 0x0007, 0xFFFF}
+_STRIPPED = frozenset({"DA", "TM", "CS", "AS", "UI"})  # private values of these are trimmed and conformed
 
 
 @dataclass
@@ -309,14 +310,16 @@ def _private_value(reader: ValueReader, elem: Element, entry: Entry | None) -> t
 
 
 def _fit_text(vr: str, values: list[str]) -> list[str] | None:
+    if vr not in _STRIPPED and acrvalues.all_valid(vr, values):
+        return values
     fitted = []
     for v in values:
-        if vr in ("DA", "TM", "CS", "AS", "UI"):
+        if vr in _STRIPPED:
             v = v.strip()
         if v == "" or acrvalues.is_valid(vr, v):
             fitted.append(v)
             continue
-        c = acrvalues.conform(vr, v) if vr in ("DA", "TM", "CS", "AS", "UI") else None
+        c = acrvalues.conform(vr, v) if vr in _STRIPPED else None
         if c is None:
             return None
         fitted.append(c)

@@ -1,6 +1,8 @@
 """ACR-NEMA value forms to DICOM (acr-nema.md §5); expected values follow PS3.5's DA/TM/DS/IS."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway import acrvalues
 
@@ -46,3 +48,20 @@ def test_enumerations():
     assert [acrvalues.patient_sex(v) for v in ("f", "M ", "o", "X", "female")] == ["F", "M", "O", "", "F"]
     assert [acrvalues.laterality(v) for v in ("RIGHT", "l", "NO", "B")] == ["R", "L", "", ""]
     assert acrvalues.code_string("minusX") == "MINUSX" and acrvalues.code_string("A-B") is None
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(["DS", "IS", "LO", "SH", "LT", "PN"]),
+       st.lists(st.text(alphabet="0123456789.+-eE aZ\t\n\x01\x1b", max_size=20), min_size=1, max_size=6))
+def test_all_valid_never_accepts_what_one_by_one_refuses(vr, values):
+    """The one-pass check is a shortcut only: whenever it says yes, every value is empty or
+    valid by ``is_valid``."""
+    if acrvalues.all_valid(vr, values):
+        assert all(v == "" or acrvalues.is_valid(vr, v) for v in values)
+
+
+def test_all_valid_accepts_typical_siemens_numbers():
+    assert acrvalues.all_valid("DS", ["1.5", "-0.25", " 3 ", "", "1e-3", ".5"])
+    assert acrvalues.all_valid("IS", ["0", "-12", "+7 "])
+    assert not acrvalues.all_valid("DS", ["1.5", "abc"])
+    assert not acrvalues.all_valid("IS", ["1234567890"])  # beyond what the shortcut vouches for
