@@ -18,6 +18,7 @@ import numpy as np
 from pydicom import config
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
+from pydicom.tag import BaseTag
 
 from gateway import acrvalues
 from gateway.acrdict import Entry, private_entry, standard_entry
@@ -210,7 +211,7 @@ def element(tag: int, vr: str, value: Any) -> DataElement:
     """A data element from a value already made valid here: pydicom neither re-validates
     nor re-converts it (that work, per element, would cost more than decoding the file).
     Person names still become PersonName objects, which pydicom's writer needs."""
-    return DataElement(tag, vr, value, already_converted=vr != "PN", validation_mode=config.IGNORE)
+    return DataElement(BaseTag(tag), vr, value, already_converted=vr != "PN", validation_mode=config.IGNORE)
 
 
 def _decode(reader: ValueReader, elem: Element, vr: str, out: Converted) -> Any:
