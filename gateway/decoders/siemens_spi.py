@@ -19,9 +19,6 @@ from gateway.acrconvert import Converted
 _SPI_RECOGNITION = 0x00010010
 _OTHER_SPI_CREATORS = ("PHILIPS MR/PART", "SPI-P")
 _CREATOR_GROUPS_END = 0x0029  # SPI creators sit in the shadow groups 0009-0029
-# Every creator spi_creators accepts contains one of these; a plain byte search is cheap.
-_CREATOR_HINTS = (b"SPI", b"VA0", b"PHILIPS MR/PART")
-_HINT_SPAN = 65536
 
 
 def spi_creators(stream: Stream) -> list[str]:
@@ -54,8 +51,8 @@ class SiemensSpi:
     priority = 40
 
     def identify(self, data: bytes) -> bool:
-        if not any(data.find(hint, 0, _HINT_SPAN) >= 0 for hint in _CREATOR_HINTS):
-            return False  # no SPI-era creator text near the start: not worth a walk
+        # ``leading`` refuses non-ACR-NEMA starts at once; the walk stops at the first SPI
+        # creator, or after the shadow groups (cheaper than searching the bytes for hints).
         stream = leading(data, last_group=_CREATOR_GROUPS_END, until=lambda elem: bool(_spi_creator(data, elem)))
         return stream is not None and bool(spi_creators(stream))
 
