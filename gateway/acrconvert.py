@@ -429,9 +429,9 @@ def _read_pixels(data: bytes, pixel: Element, count: int, allocated: int, order:
         )
     if pixel.length > need + (need & 1):
         out.notes.append(f"pixel data holds {pixel.length - need} bytes more than the image needs: ignored")
-    raw = data[pixel.value_offset : pixel.value_offset + need]
+    raw = memoryview(data)[pixel.value_offset : pixel.value_offset + need]  # no copy yet
     if allocated == 8:
-        return raw + (b"\0" if len(raw) & 1 else b"")
+        return bytes(raw) + (b"\0" if len(raw) & 1 else b"")
     words = np.frombuffer(raw[: len(raw) & ~1], dtype=order.u16)
     if allocated == 12:
         words = unpack12(words.astype(np.uint16, copy=False), count)

@@ -21,23 +21,23 @@ def unpack12(words: np.ndarray, pixels: int) -> np.ndarray:
     """The first ``pixels`` 12-bit values held in ``words`` (uint16, host order).
 
     The caller has checked that ``words`` holds at least ``packed_length(pixels)`` bytes, so
-    nothing here is sized by an unchecked header field.
+    nothing here is sized by an unchecked header field (missing trailing words read as 0).
+
+    Laid out as little-endian bytes, the words are GDCM's byte rule: every 3 bytes hold two
+    pixels, the first in the low 12 bits of those 24, the second in the high 12. So each
+    pair is read as one 32-bit little-endian number (rows 3 bytes apart, one spare byte at
+    the end) and both pixels are moved into the two 16-bit halves of a 32-bit word at once,
+    which read as 16-bit values are the pixels in order: four whole-array operations.
     """
-    groups = -(-pixels // 4)  # whole groups of 4 pixels (3 words)
-    need = groups * 3
-    if words.size >= need:
-        w = words[:need].reshape(groups, 3)
-    else:  # the last group is cut short: its missing words read as 0
-        w = np.zeros(need, dtype=np.uint16)
-        w[:words.size] = words
-        w = w.reshape(groups, 3)
-    w0, w1, w2 = w[:, 0], w[:, 1], w[:, 2]
-    out = np.empty((groups, 4), dtype=np.uint16)  # every value fits 16 bits: no wider type
-    np.bitwise_and(w0, 0x0FFF, out=out[:, 0])
-    out[:, 1] = (w0 >> 12) | ((w1 & 0x00FF) << 4)
-    out[:, 2] = (w1 >> 8) | ((w2 & 0x000F) << 8)
-    np.right_shift(w2, 4, out=out[:, 3])
-    return out.reshape(-1)[:pixels]
+    pairs = -(-pixels // 2)
+    need = 3 * pairs
+    raw = words.astype("<u2", copy=False).view(np.uint8)
+    buf = np.zeros(need + 1, dtype=np.uint8)
+    n = min(raw.size, need)
+    buf[:n] = raw[:n]
+    cells = np.ndarray((pairs,), dtype="<u4", buffer=buf, strides=(3,)).copy()
+    both = (cells & 0x00000FFF) | ((cells << 4) & 0x0FFF0000)
+    return both.view("<u2")[:pixels]
 
 
 def pack12(pixels: np.ndarray) -> np.ndarray:
