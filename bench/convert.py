@@ -16,6 +16,7 @@ Adding a format is one more ``Entry`` in ``ENTRIES`` (a name and a function retu
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -122,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="run only entries whose name contains this")
     args = parser.parse_args(argv)
     failed = False
+    print("load average %.2f %.2f %.2f (the machine should be idle)" % os.getloadavg())
     print(f"{'entry':<44} {'floor img/s':>12} {'convert img/s':>14} {'ratio':>6}  target")
     for entry in ENTRIES:
         if args.only and args.only not in entry.name:
@@ -133,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             failed |= not ok
             verdict = f"<= {entry.target_ratio:g}x {'met' if ok else 'MISSED'}"
         print(f"{entry.name:<44} {args.copies / floor:>12.0f} {args.copies / convert:>14.0f} {ratio:>6.2f}  {verdict}")
+    print("load average %.2f %.2f %.2f" % os.getloadavg())
     return 1 if failed else 0
 
 
