@@ -192,7 +192,7 @@ def test_a_peer_taking_fewer_associations_than_configured_is_not_down(storescp, 
     association requests time out while the first lane sends: they wait their turn, holding no
     instance, and the destination is not declared down."""
     spool = Spool(tmp_path / "spool")
-    uids = spool_instances(spool, 1000, ["one"], size=64)
+    uids = spool_instances(spool, 2000, ["one"], size=64)  # > 1 s of sending, even at our fastest
     caplog.set_level("INFO", logger="gateway")
     with forwarding(spool, [destination("one", storescp.port, associations=3, timeout=1.0)]) as fwd:
         assert wait_until(lambda: spool.pending("one") == 0, 60)
