@@ -21,6 +21,8 @@ import logging
 import random
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable
 
 from pydicom.uid import generate_uid
 
@@ -70,10 +72,11 @@ class DestinationRunner(threading.Thread):
     """Supervises one destination: its lanes, its probes while down, its periodic sweeps."""
 
     def __init__(self, dest: Destination, spool: Spool, ae_title: str, metrics: Metrics,
-                 reports: ReportHandler | None = None):
+                 reports: ReportHandler | None = None, on_settled: Callable[[], None] | None = None):
         super().__init__(name=f"forward-{dest.name}", daemon=True)
         self.dest, self.spool, self.ae_title, self.metrics = dest, spool, ae_title, metrics
         self.reports = reports
+        self.on_settled = on_settled or (lambda: None)  # outcomes were recorded (Forwarder.drain listens)
         self.rng = random.Random()
         self.health = Health()
         self.stopping = threading.Event()
@@ -181,7 +184,16 @@ class DestinationRunner(threading.Thread):
 
 
 class Lane(threading.Thread):
-    """One association's worth of sending for a destination."""
+    """One association's worth of sending for a destination.
+
+    A batch's outcomes are recorded in the background while the next batch is sent
+    (``record``): the lane claims the next batch first, then hands the outcomes to its
+    recorder thread, so the association does not stand idle while they are committed
+    (~3 ms a batch of 32, fsyncs included; with one association to a pynetdicom receiver
+    that was 3% of the time). They are durable before the lane idles, stops or records the
+    batch after, and a batch waiting for a storage commitment report is recorded at once,
+    before the request goes out, as the report may come back at any moment.
+    """
 
     def __init__(self, runner: DestinationRunner, number: int):
         super().__init__(name=f"forward-{runner.dest.name}-{number}", daemon=True)
@@ -192,6 +204,9 @@ class Lane(threading.Thread):
         self.connecting = False
         self.excess_until = 0.0  # the peer refused this extra association: wait before asking again
         self.excess_failures = 0
+        self.unrecorded: list[Settlement] = []  # the last batch's outcomes, not yet handed to the spool
+        self.recording: tuple[Future, list[Settlement]] | None = None
+        self.recorder = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-record")
 
     def run(self) -> None:
         runner = self.runner
@@ -205,10 +220,54 @@ class Lane(threading.Thread):
                     self.link.abort()
                     worked = False
                     runner.stopping.wait(1.0)
-                if not worked:
+                if not worked and not self.recorded():
                     self.idle(generation)
         finally:
+            try:
+                self.record()
+            except Exception:  # noqa: BLE001 - left in flight: recover() makes them due at restart
+                log.exception("event=record_failed destination=%s", self.dest.name)
+            self.recorder.shutdown()
             self.link.close()
+
+    def recorded(self) -> bool:
+        """Before idling: record what is outstanding; True if there was something (so look
+        again at once: some of it may be due now)."""
+        try:
+            return self.record()
+        except Exception:  # noqa: BLE001 - kept for the next attempt (see record)
+            log.exception("event=record_failed destination=%s", self.dest.name)
+            self.runner.stopping.wait(1.0)
+            return False
+
+    def record(self, background: bool = False) -> bool:
+        """Hand the last batch's outcomes to the spool, in the recorder thread if ``background``
+        (after waiting for the batch before, whose failure is raised here, its outcomes kept
+        to be recorded again: settling only changes rows still in flight, so twice is safe)."""
+        if self.recording is not None:
+            future, settlements = self.recording
+            self.recording = None
+            try:
+                future.result()
+            except BaseException:
+                self.unrecorded = settlements + self.unrecorded
+                raise
+        settlements, self.unrecorded = self.unrecorded, []
+        if not settlements:
+            return False
+        if background:
+            self.recording = (self.recorder.submit(self._settle, settlements), settlements)
+        else:
+            try:
+                self._settle(settlements)
+            except BaseException:
+                self.unrecorded = settlements + self.unrecorded
+                raise
+        return True
+
+    def _settle(self, settlements: list[Settlement]) -> None:
+        self.spool.settle(settlements)
+        self.runner.on_settled()
 
     def idle(self, generation: int) -> None:
         runner = self.runner
@@ -249,6 +308,7 @@ class Lane(threading.Thread):
         if not items:
             return False
         try:
+            self.record(background=True)  # the last batch's outcomes, while this one is sent
             self.deliver(items)
         except BaseException:
             # Whatever is still in flight goes back (settled rows are left alone): an item
@@ -296,8 +356,8 @@ class Lane(threading.Thread):
         if not self.link.covers(pairs, commitment):
             if not self.open(pairs, self.spool.waiting_pairs(self.dest.name)):
                 # The association failed, not the items: they wait, unpenalised.
-                self.spool.settle(Settlement(i, QUEUED, "not sent", "could not open an association",
-                                             time.time(), count_attempt=False) for i in items)
+                self._settle([Settlement(i, QUEUED, "not sent", "could not open an association",
+                                         time.time(), count_attempt=False) for i in items])
                 return
         transaction = generate_uid() if commitment else None
         settlements: list[Settlement] = []
@@ -318,10 +378,12 @@ class Lane(threading.Thread):
                 self.runner.destination_failed(exc.detail)
                 break
             settlements.append(self._outcome(item, sent, transaction))
-        self.spool.settle(settlements)
         committing = [s.item for s in settlements if s.state == COMMITTING]
-        if committing:
-            self._request_commitment(transaction, committing)
+        if not committing:
+            self.unrecorded = settlements  # recorded by ``record``, after the next claim
+            return
+        self._settle(settlements)
+        self._request_commitment(transaction, committing)
 
     def _release(self, item: Item, why: str) -> Settlement:
         return Settlement(item, QUEUED, "released", why, time.time(), count_attempt=False)
@@ -397,7 +459,10 @@ class Forwarder:
         for gone in set(self.metrics.up) - {d.name for d in enabled}:
             del self.metrics.up[gone]
         self.reports = ReportHandler(spool, on_result=self._commitment_result)
-        self.workers = {d.name: DestinationRunner(d, spool, ae_title, self.metrics, self.reports) for d in enabled}
+        self._progress = threading.Condition()
+        self._settled = 0  # batches of outcomes recorded so far
+        self.workers = {d.name: DestinationRunner(d, spool, ae_title, self.metrics, self.reports, self._on_settled)
+                        for d in enabled}
         self.listener = None
         self._stopping = threading.Event()
         self._waiter: threading.Thread | None = None
@@ -473,12 +538,23 @@ class Forwarder:
             self.listener.stop()
         self.spool.release_forwarding()
 
+    def _on_settled(self) -> None:
+        with self._progress:
+            self._settled += 1
+            self._progress.notify_all()
+
     def drain(self, timeout: float, destinations: list[str] | None = None) -> bool:
-        """Wait until nothing is pending (for one-shot commands); True if drained."""
+        """Wait until nothing is pending (for one-shot commands); True if drained. Looks again
+        whenever a lane records outcomes, and every 50 ms for changes made elsewhere."""
         deadline = time.monotonic() + timeout
         names = destinations or list(self.workers)
-        while time.monotonic() < deadline:
+        while True:
+            with self._progress:
+                seen = self._settled
             if all(self.spool.pending(n) == 0 for n in names):
                 return True
-            time.sleep(0.05)
-        return False
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            with self._progress:
+                self._progress.wait_for(lambda: self._settled != seen, min(0.05, left))

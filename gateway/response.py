@@ -38,6 +38,7 @@ from pydicom.tag import Tag
 from gateway import stream
 
 POLL = 0.05          # a blocked wait looks this often whether the association was ended meanwhile
+QUIET_NAP = 0.005    # the DUL's nap while this thread owns the read side (pynetdicom's: 1 ms)
 MAX_PDU = 4096       # a C-STORE-RSP command set is a few hundred bytes; anything longer is not one
 C_STORE_RSP = 0x8001
 NO_DATA_SET = 0x0101
@@ -131,25 +132,36 @@ def exchange(assoc, context_id: int, message_id: int, write: Callable[[], None])
         return stream.await_response(assoc, message_id)
     timeout = assoc.dimse_timeout
     deadline = None if timeout is None else time.monotonic() + timeout
-    with sock.read_lock:
-        write()
-        data = sock.take_unread()
-        state = _fill(raw, data, 6, deadline, assoc)
-        if state == "ok":
-            pdu_type, _, length = struct.unpack_from(">BBL", data)
-            if pdu_type != 0x04 or length > MAX_PDU:
-                state = "not ours"
-            else:
-                state = _fill(raw, data, 6 + length, deadline, assoc)
-        if state == "ok":
-            status = parse_c_store_rsp(memoryview(data)[6:], context_id, message_id)
-            if status is not None:
-                assoc.dul._idle_timer.restart()  # as the DUL does for every PDU it reads
-                return status
-        sock.unread(data)
-    # The DUL may read again (an abort waits for it to close the socket).
-    if state == "timeout":
-        if assoc.is_established:
-            assoc.abort()
-        return Dataset()
-    return stream.await_response(assoc, message_id)
+    dul, nap = assoc.dul, assoc.dul._run_loop_delay
+    # Nothing for pynetdicom's two threads to do meanwhile: its reactor is paused as its own
+    # send_c_store pauses it, and the DUL, which only has to notice an abort from another
+    # thread now, naps longer.
+    assoc._reactor_checkpoint.clear()
+    dul._run_loop_delay = max(nap, QUIET_NAP)
+    try:
+        with sock.read_lock:
+            write()
+            data = sock.take_unread()
+            state = _fill(raw, data, 6, deadline, assoc)
+            if state == "ok":
+                pdu_type, _, length = struct.unpack_from(">BBL", data)
+                if pdu_type != 0x04 or length > MAX_PDU:
+                    state = "not ours"
+                else:
+                    state = _fill(raw, data, 6 + length, deadline, assoc)
+            if state == "ok":
+                status = parse_c_store_rsp(memoryview(data)[6:], context_id, message_id)
+                if status is not None:
+                    dul._idle_timer.restart()  # as the DUL does for every PDU it reads
+                    return status
+            sock.unread(data)
+        # The DUL reads again (and an abort waits for it to close the socket).
+        dul._run_loop_delay = nap
+        if state == "timeout":
+            if assoc.is_established:
+                assoc.abort()
+            return Dataset()
+        return stream.await_response(assoc, message_id)
+    finally:
+        dul._run_loop_delay = nap
+        assoc._reactor_checkpoint.set()

@@ -330,12 +330,16 @@ class Spool:
             self._remove_files(db, done)
             referenced = {r[0] for r in db.execute("SELECT path FROM instances WHERE path IS NOT NULL")}
         _unlink_all(list(self.gone.iterdir()))  # those, and any a crash left before their deletion
-        for folder in (self.files, self.tmp):
-            for path in folder.rglob("*"):
-                rel = path.relative_to(self.directory).as_posix()
-                with contextlib.suppress(OSError):
-                    if path.is_file() and rel not in referenced and now - path.stat().st_mtime > ORPHAN_AGE:
-                        path.unlink()
+        for folder in (self.files, self.tmp):  # os.walk: pathlib's rglob took 30 us a file
+            for root, _, names in os.walk(folder):
+                base = Path(root).relative_to(self.directory).as_posix()
+                for name in names:
+                    if f"{base}/{name}" in referenced:
+                        continue
+                    path = os.path.join(root, name)
+                    with contextlib.suppress(OSError):
+                        if now - os.stat(path).st_mtime > ORPHAN_AGE:
+                            os.unlink(path)
         return count
 
     def claim(self, destination: str, limit: int, now: float | None = None) -> list[Item]:
