@@ -193,6 +193,11 @@ class Lane(threading.Thread):
     that was 3% of the time). They are durable before the lane idles, stops or records the
     batch after, and a batch waiting for a storage commitment report is recorded at once,
     before the request goes out, as the report may come back at any moment.
+
+    The next batch is claimed while the peer works on this batch's last instance
+    (``claim_ahead``), so the next request goes out as soon as that answer is in: a
+    pynetdicom receiver looks for it ~1 ms after answering, and the claim (~1.3 ms, an fsync
+    included) made it miss that look at every batch.
     """
 
     def __init__(self, runner: DestinationRunner, number: int):
@@ -207,6 +212,7 @@ class Lane(threading.Thread):
         self.unrecorded: list[Settlement] = []  # the last batch's outcomes, not yet handed to the spool
         self.recording: tuple[Future, list[Settlement]] | None = None
         self.recorder = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-record")
+        self.ahead: list[Item] = []  # the next batch, claimed while the last answer was awaited
 
     def run(self) -> None:
         runner = self.runner
@@ -223,6 +229,7 @@ class Lane(threading.Thread):
                 if not worked and not self.recorded():
                     self.idle(generation)
         finally:
+            self.give_back_ahead("stopping")
             try:
                 self.record()
             except Exception:  # noqa: BLE001 - left in flight: recover() makes them due at restart
@@ -288,7 +295,29 @@ class Lane(threading.Thread):
             timeout = min(timeout, max(0.01, IDLE_RELEASE - (time.monotonic() - self.link.last_used)))
         runner.wait(generation, timeout)
 
+    def give_back_ahead(self, why: str) -> None:
+        """A batch claimed ahead that will not be sent now goes back with the next record."""
+        items, self.ahead = self.ahead, []
+        self.unrecorded += [self._release(i, why) for i in items]
+
+    def claim_ahead(self) -> None:
+        """Claim the next batch (run while this batch's last answer is awaited). Only if this
+        association goes on after it; a failure here is left to the regular claim."""
+        room = self.dest.max_per_association - self.link.sent - 1  # the instance in flight counts
+        if room <= 0 or self.runner.stopping.is_set() or not self.runner.health.up:
+            return
+        try:
+            self.ahead = self.spool.claim(self.dest.name, min(BATCH, room))
+        except Exception:  # noqa: BLE001 - claimed again by the regular path
+            log.exception("event=claim_failed destination=%s", self.dest.name)
+
     def step(self) -> bool:
+        if self.ahead:
+            if self.runner.health.up and self.link.is_open and not self.runner.stopping.is_set():
+                items, self.ahead = self.ahead, []
+                return self.send_batch(items)
+            self.give_back_ahead("claimed ahead, not sent")
+            return False
         if not self.runner.health.up or self.excess_until > time.time():
             return False
         due = self.spool.next_due(self.dest.name)
@@ -307,6 +336,9 @@ class Lane(threading.Thread):
         items = self.spool.claim(self.dest.name, min(BATCH, self.dest.max_per_association - self.link.sent))
         if not items:
             return False
+        return self.send_batch(items)
+
+    def send_batch(self, items: list[Item]) -> bool:
         try:
             self.record(background=True)  # the last batch's outcomes, while this one is sent
             self.deliver(items)
@@ -366,7 +398,7 @@ class Lane(threading.Thread):
                 settlements += [self._release(i, "stopping") for i in items[index:]]
                 break
             try:
-                sent = self.link.send(item)
+                sent = self.link.send(item, self.claim_ahead if index == len(items) - 1 else None)
             except NotProposed:
                 settlements.append(self._release(item, "needs another association"))
                 continue

@@ -365,9 +365,11 @@ class Link:
 
     # -- C-STORE --------------------------------------------------------------------------
 
-    def send(self, item: Item) -> Sent:
+    def send(self, item: Item, meanwhile: Callable[[], None] | None = None) -> Sent:
         """Send one spooled instance. Raises ``NotProposed`` if this association was not set up
-        for it, ``LinkError`` if the association is lost; any answer of the peer is a ``Sent``."""
+        for it, ``LinkError`` if the association is lost; any answer of the peer is a ``Sent``.
+        ``meanwhile`` (which must not raise) runs once the request is out, while the peer works
+        on it, if it is streamed from its file."""
         pair = (item.sop_class_uid, item.transfer_syntax)
         if pair not in self.covered:
             raise NotProposed(pair)
@@ -377,7 +379,7 @@ class Link:
         if not path.is_file():
             return Sent(classify_failure(Failure.FILE_MISSING), "", f"{path} is missing")
         if pair in self.exact:
-            return self._stream(item, path, self.exact[pair])
+            return self._stream(item, path, self.exact[pair], meanwhile)
         if self.accepted.get(item.sop_class_uid, set()) & set(UNCOMPRESSED):
             try:
                 payload = self._convertible(path, item)
@@ -393,11 +395,11 @@ class Link:
         # pynetdicom re-encodes the decoded data set in the accepted uncompressed syntax.
         return self._answer(item, lambda message_id: self.assoc.send_c_store(payload, msg_id=message_id))
 
-    def _stream(self, item: Item, path: Path, context_id: int) -> Sent:
+    def _stream(self, item: Item, path: Path, context_id: int, meanwhile: Callable[[], None] | None) -> Sent:
         """The stored syntax was accepted: the file goes out as it is (``gateway.stream``)."""
         def send(message_id: int) -> Dataset:
             return response.exchange(self.assoc, context_id, message_id, lambda: stream.write_c_store(
-                self.assoc, context_id, path, item.sop_class_uid, item.sop_instance_uid, message_id))
+                self.assoc, context_id, path, item.sop_class_uid, item.sop_instance_uid, message_id), meanwhile)
 
         return self._answer(item, send)
 

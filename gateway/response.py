@@ -119,9 +119,11 @@ def _fill(raw, buffer: bytearray, size: int, deadline: float | None, assoc) -> s
     return "ok"
 
 
-def exchange(assoc, context_id: int, message_id: int, write: Callable[[], None]) -> Dataset:
-    """Write a request (``write``) and return its response's status: empty if none came within
-    the DIMSE timeout or the association ended (it is then aborted, as pynetdicom does).
+def exchange(assoc, context_id: int, message_id: int, write: Callable[[], None],
+             meanwhile: Callable[[], None] | None = None) -> Dataset:
+    """Write a request (``write``), run ``meanwhile`` while the peer works on it, and return
+    the response's status: empty if none came within the DIMSE timeout or the association
+    ended (it is then aborted, as pynetdicom does).
 
     The read side is taken before the request is written: otherwise the DUL could pick up a
     fast answer in between, and this thread would wait for bytes already read."""
@@ -129,6 +131,8 @@ def exchange(assoc, context_id: int, message_id: int, write: Callable[[], None])
     raw = getattr(sock, "socket", None)
     if getattr(sock, "read_lock", None) is None or raw is None or isinstance(raw, ssl.SSLSocket):
         write()
+        if meanwhile is not None:
+            meanwhile()
         return stream.await_response(assoc, message_id)
     timeout = assoc.dimse_timeout
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -141,6 +145,8 @@ def exchange(assoc, context_id: int, message_id: int, write: Callable[[], None])
     try:
         with sock.read_lock:
             write()
+            if meanwhile is not None:
+                meanwhile()
             data = sock.take_unread()
             state = _fill(raw, data, 6, deadline, assoc)
             if state == "ok":
