@@ -167,6 +167,11 @@ def exchange(assoc, context_id: int, message_id: int, write: Callable[[], None],
             if assoc.is_established:
                 assoc.abort()
             return Dataset()
+        if state == "ended" or _ended(assoc):
+            # Aborted from another thread meanwhile (the peer's answer to that may be the end
+            # of the connection): no response will come, and pynetdicom, which queues nothing
+            # for a waiting call after a local abort, would wait out its timeout.
+            return Dataset()
         return stream.await_response(assoc, message_id)
     finally:
         dul._run_loop_delay = nap
