@@ -532,8 +532,8 @@ class Spool:
         A rename, not an unlink, because unlinking is slow: ~0.28 ms per 0.5 MB file here
         (ext4 mounted with ``discard``), 9 of the 10 ms a forwarder lane spent recording a
         batch of 32 outcomes while its association stood idle; renaming takes ~15 us. The
-        name in ``gone/`` is never used again, so an instance spooled anew meanwhile (same
-        path) cannot lose its new file to a late unlink."""
+        late unlink only ever touches ``gone/``, so an instance spooled anew meanwhile under
+        the same path keeps its new file."""
         gone: list[Path] = []
         for uid in dict.fromkeys(uids):
             pending = db.execute(
