@@ -137,7 +137,6 @@ def exchange(assoc, context_id: int, message_id: int, write: Callable[[], None],
             meanwhile()
         return stream.await_response(assoc, message_id)
     timeout = assoc.dimse_timeout
-    deadline = None if timeout is None else time.monotonic() + timeout
     dul, nap = assoc.dul, assoc.dul._run_loop_delay
     # Nothing for pynetdicom's two threads to do meanwhile: its reactor is paused as its own
     # send_c_store pauses it, and the DUL, which only has to notice an abort from another
@@ -149,6 +148,8 @@ def exchange(assoc, context_id: int, message_id: int, write: Callable[[], None],
             write()
             if meanwhile is not None:
                 meanwhile()
+            # The wait for the answer starts now (``meanwhile`` may have waited for the spool).
+            deadline = None if timeout is None else time.monotonic() + timeout
             data = sock.take_unread()
             state = _fill(raw, data, 6, deadline, assoc)
             if state == "ok":
