@@ -21,6 +21,8 @@ import logging
 import random
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable
 
 from pydicom.uid import generate_uid
 
@@ -70,10 +72,11 @@ class DestinationRunner(threading.Thread):
     """Supervises one destination: its lanes, its probes while down, its periodic sweeps."""
 
     def __init__(self, dest: Destination, spool: Spool, ae_title: str, metrics: Metrics,
-                 reports: ReportHandler | None = None):
+                 reports: ReportHandler | None = None, on_settled: Callable[[], None] | None = None):
         super().__init__(name=f"forward-{dest.name}", daemon=True)
         self.dest, self.spool, self.ae_title, self.metrics = dest, spool, ae_title, metrics
         self.reports = reports
+        self.on_settled = on_settled or (lambda: None)  # outcomes were recorded (Forwarder.drain listens)
         self.rng = random.Random()
         self.health = Health()
         self.stopping = threading.Event()
@@ -181,7 +184,21 @@ class DestinationRunner(threading.Thread):
 
 
 class Lane(threading.Thread):
-    """One association's worth of sending for a destination."""
+    """One association's worth of sending for a destination.
+
+    A batch's outcomes are recorded in the background while the next batch is sent
+    (``record``): the lane claims the next batch first, then hands the outcomes to its
+    recorder thread, so the association does not stand idle while they are committed
+    (~3 ms a batch of 32, fsyncs included; with one association to a pynetdicom receiver
+    that was 3% of the time). They are durable before the lane idles, stops or records the
+    batch after, and a batch waiting for a storage commitment report is recorded at once,
+    before the request goes out, as the report may come back at any moment.
+
+    The next batch is claimed while the peer works on this batch's last instance
+    (``claim_ahead``), so the next request goes out as soon as that answer is in: a
+    pynetdicom receiver looks for it ~1 ms after answering, and the claim (~1.3 ms, an fsync
+    included) made it miss that look at every batch.
+    """
 
     def __init__(self, runner: DestinationRunner, number: int):
         super().__init__(name=f"forward-{runner.dest.name}-{number}", daemon=True)
@@ -192,6 +209,10 @@ class Lane(threading.Thread):
         self.connecting = False
         self.excess_until = 0.0  # the peer refused this extra association: wait before asking again
         self.excess_failures = 0
+        self.unrecorded: list[Settlement] = []  # the last batch's outcomes, not yet handed to the spool
+        self.recording: tuple[Future, list[Settlement]] | None = None
+        self.recorder = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-record")
+        self.ahead: list[Item] = []  # the next batch, claimed while the last answer was awaited
 
     def run(self) -> None:
         runner = self.runner
@@ -205,10 +226,55 @@ class Lane(threading.Thread):
                     self.link.abort()
                     worked = False
                     runner.stopping.wait(1.0)
-                if not worked:
+                if not worked and not self.recorded():
                     self.idle(generation)
         finally:
+            self.give_back_ahead("stopping")
+            try:
+                self.record()
+            except Exception:  # noqa: BLE001 - left in flight: recover() makes them due at restart
+                log.exception("event=record_failed destination=%s", self.dest.name)
+            self.recorder.shutdown()
             self.link.close()
+
+    def recorded(self) -> bool:
+        """Before idling: record what is outstanding; True if there was something (so look
+        again at once: some of it may be due now)."""
+        try:
+            return self.record()
+        except Exception:  # noqa: BLE001 - kept for the next attempt (see record)
+            log.exception("event=record_failed destination=%s", self.dest.name)
+            self.runner.stopping.wait(1.0)
+            return False
+
+    def record(self, background: bool = False) -> bool:
+        """Hand the last batch's outcomes to the spool, in the recorder thread if ``background``
+        (after waiting for the batch before, whose failure is raised here, its outcomes kept
+        to be recorded again: settling only changes rows still in flight, so twice is safe)."""
+        if self.recording is not None:
+            future, settlements = self.recording
+            self.recording = None
+            try:
+                future.result()
+            except BaseException:
+                self.unrecorded = settlements + self.unrecorded
+                raise
+        settlements, self.unrecorded = self.unrecorded, []
+        if not settlements:
+            return False
+        if background:
+            self.recording = (self.recorder.submit(self._settle, settlements), settlements)
+        else:
+            try:
+                self._settle(settlements)
+            except BaseException:
+                self.unrecorded = settlements + self.unrecorded
+                raise
+        return True
+
+    def _settle(self, settlements: list[Settlement]) -> None:
+        self.spool.settle(settlements)
+        self.runner.on_settled()
 
     def idle(self, generation: int) -> None:
         runner = self.runner
@@ -229,7 +295,29 @@ class Lane(threading.Thread):
             timeout = min(timeout, max(0.01, IDLE_RELEASE - (time.monotonic() - self.link.last_used)))
         runner.wait(generation, timeout)
 
+    def give_back_ahead(self, why: str) -> None:
+        """A batch claimed ahead that will not be sent now goes back with the next record."""
+        items, self.ahead = self.ahead, []
+        self.unrecorded += [self._release(i, why) for i in items]
+
+    def claim_ahead(self) -> None:
+        """Claim the next batch (run while this batch's last answer is awaited). Only if this
+        association goes on after it; a failure here is left to the regular claim."""
+        room = self.dest.max_per_association - self.link.sent - 1  # the instance in flight counts
+        if room <= 0 or self.runner.stopping.is_set() or not self.runner.health.up:
+            return
+        try:
+            self.ahead = self.spool.claim(self.dest.name, min(BATCH, room))
+        except Exception:  # noqa: BLE001 - claimed again by the regular path
+            log.exception("event=claim_failed destination=%s", self.dest.name)
+
     def step(self) -> bool:
+        if self.ahead:
+            if self.runner.health.up and self.link.is_open and not self.runner.stopping.is_set():
+                items, self.ahead = self.ahead, []
+                return self.send_batch(items)
+            self.give_back_ahead("claimed ahead, not sent")
+            return False
         if not self.runner.health.up or self.excess_until > time.time():
             return False
         due = self.spool.next_due(self.dest.name)
@@ -248,7 +336,11 @@ class Lane(threading.Thread):
         items = self.spool.claim(self.dest.name, min(BATCH, self.dest.max_per_association - self.link.sent))
         if not items:
             return False
+        return self.send_batch(items)
+
+    def send_batch(self, items: list[Item]) -> bool:
         try:
+            self.record(background=True)  # the last batch's outcomes, while this one is sent
             self.deliver(items)
         except BaseException:
             # Whatever is still in flight goes back (settled rows are left alone): an item
@@ -296,8 +388,8 @@ class Lane(threading.Thread):
         if not self.link.covers(pairs, commitment):
             if not self.open(pairs, self.spool.waiting_pairs(self.dest.name)):
                 # The association failed, not the items: they wait, unpenalised.
-                self.spool.settle(Settlement(i, QUEUED, "not sent", "could not open an association",
-                                             time.time(), count_attempt=False) for i in items)
+                self._settle([Settlement(i, QUEUED, "not sent", "could not open an association",
+                                         time.time(), count_attempt=False) for i in items])
                 return
         transaction = generate_uid() if commitment else None
         settlements: list[Settlement] = []
@@ -306,7 +398,7 @@ class Lane(threading.Thread):
                 settlements += [self._release(i, "stopping") for i in items[index:]]
                 break
             try:
-                sent = self.link.send(item)
+                sent = self.link.send(item, self.claim_ahead if index == len(items) - 1 else None)
             except NotProposed:
                 settlements.append(self._release(item, "needs another association"))
                 continue
@@ -318,10 +410,12 @@ class Lane(threading.Thread):
                 self.runner.destination_failed(exc.detail)
                 break
             settlements.append(self._outcome(item, sent, transaction))
-        self.spool.settle(settlements)
         committing = [s.item for s in settlements if s.state == COMMITTING]
-        if committing:
-            self._request_commitment(transaction, committing)
+        if not committing:
+            self.unrecorded = settlements  # recorded by ``record``, after the next claim
+            return
+        self._settle(settlements)
+        self._request_commitment(transaction, committing)
 
     def _release(self, item: Item, why: str) -> Settlement:
         return Settlement(item, QUEUED, "released", why, time.time(), count_attempt=False)
@@ -397,7 +491,10 @@ class Forwarder:
         for gone in set(self.metrics.up) - {d.name for d in enabled}:
             del self.metrics.up[gone]
         self.reports = ReportHandler(spool, on_result=self._commitment_result)
-        self.workers = {d.name: DestinationRunner(d, spool, ae_title, self.metrics, self.reports) for d in enabled}
+        self._progress = threading.Condition()
+        self._settled = 0  # batches of outcomes recorded so far
+        self.workers = {d.name: DestinationRunner(d, spool, ae_title, self.metrics, self.reports, self._on_settled)
+                        for d in enabled}
         self.listener = None
         self._stopping = threading.Event()
         self._waiter: threading.Thread | None = None
@@ -473,12 +570,23 @@ class Forwarder:
             self.listener.stop()
         self.spool.release_forwarding()
 
+    def _on_settled(self) -> None:
+        with self._progress:
+            self._settled += 1
+            self._progress.notify_all()
+
     def drain(self, timeout: float, destinations: list[str] | None = None) -> bool:
-        """Wait until nothing is pending (for one-shot commands); True if drained."""
+        """Wait until nothing is pending (for one-shot commands); True if drained. Looks again
+        whenever a lane records outcomes, and every 50 ms for changes made elsewhere."""
         deadline = time.monotonic() + timeout
         names = destinations or list(self.workers)
-        while time.monotonic() < deadline:
+        while True:
+            with self._progress:
+                seen = self._settled
             if all(self.spool.pending(n) == 0 for n in names):
                 return True
-            time.sleep(0.05)
-        return False
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            with self._progress:
+                self._progress.wait_for(lambda: self._settled != seen, min(0.05, left))

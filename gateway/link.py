@@ -1,8 +1,9 @@
 """One association to one destination, reused for many C-STOREs (the forwarder's network edge).
 
-pynetdicom negotiates, receives, releases and aborts; an instance whose stored syntax the peer
-accepted is written from its spool file by ``gateway.stream``, one converted to another syntax
-goes through pynetdicom's ``send_c_store``.
+pynetdicom negotiates, releases and aborts; an instance whose stored syntax the peer accepted
+is written from its spool file by ``gateway.stream`` and its response read by
+``gateway.response`` (pynetdicom receives whatever else comes), one converted to another
+syntax goes through pynetdicom's ``send_c_store``.
 
 Presentation contexts are proposed from what is queued: one context per (SOP class, stored
 transfer syntax), so the instance can be streamed from its spool file unchanged, plus one
@@ -37,7 +38,7 @@ from pynetdicom.transport import AssociationSocket
 
 from pydicom.errors import InvalidDicomError
 
-from gateway import stream
+from gateway import response, stream
 from gateway.config import Destination
 from gateway.outcomes import Failure, Rule, classify_failure, classify_status
 from gateway.spool import Item
@@ -127,10 +128,12 @@ def propose(first: Iterable[Pair], waiting: Iterable[Pair] = (), commitment: boo
     return [build_context(sop, list(syntaxes)) for sop, syntaxes in wanted], covered
 
 
-# pynetdicom's DUL thread naps between looks at its socket when idle (1 ms by default), so a
-# response waits up to that long to be noticed. One association gains from looking more often
-# (0.2 ms: ~30% more instances/s measured); with several, the others fill that gap while every
-# looking thread costs CPU, so the nap grows with their number (back to 1 ms at 5).
+# pynetdicom's DUL thread naps between looks at its socket when idle (1 ms by default). A
+# C-STORE response is read by the waiting thread itself (``gateway.response``), so on a plain
+# TCP socket nothing waits on those naps and the default stays. Over TLS the DUL still
+# receives responses: one association gains from looking more often (0.2 ms: ~30% more
+# instances/s measured); with several, the others fill that gap while every looking thread
+# costs CPU, so the nap grows with their number (back to 1 ms at 5).
 DUL_LOOP_DELAY = 0.0002
 DUL_LOOP_DELAY_MAX = 0.001
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only; elsewhere delayed ACKs stay
@@ -138,13 +141,18 @@ _QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only; elsewhere delay
 
 class _Socket(AssociationSocket):
     """pynetdicom's socket with TCP_NODELAY from the start, TCP_QUICKACK before each read
-    (Linux clears QUICKACK after it acknowledges, so it is set again every time) and a write
-    lock that ``gateway.stream`` holds for a whole message, so nothing interleaves with it."""
+    (Linux clears QUICKACK after it acknowledges, so it is set again every time), a write
+    lock that ``gateway.stream`` holds for a whole message, so nothing interleaves with it,
+    and a read side that ``gateway.response`` can take: while its ``read_lock`` is held the
+    DUL does not look at the socket (``_guard_reads``), and bytes read there but meant for
+    pynetdicom are pushed back (``unread``) and served first by ``recv``."""
 
     connected = False  # did the TCP (and TLS) connection ever come up?
 
     def __init__(self, *args, **kwargs):
         self.write_lock = threading.Lock()
+        self.read_lock = threading.Lock()
+        self._unread = bytearray()
         super().__init__(*args, **kwargs)
 
     def send(self, bytestream: bytes) -> None:
@@ -160,13 +168,47 @@ class _Socket(AssociationSocket):
         super().connect(primitive)
         self.connected = self._is_connected
 
+    @property
+    def ready(self) -> bool:
+        return (bool(self._unread) and self.socket is not None) or super().ready
+
+    def unread(self, data: bytes) -> None:
+        """Give back bytes taken off the socket: the next reads return them first."""
+        self._unread[:0] = data
+
+    def take_unread(self) -> bytearray:
+        data, self._unread = self._unread, bytearray()
+        return data
+
     def recv(self, nr_bytes: int) -> bytearray:
+        if self._unread:
+            data = self._unread[:nr_bytes]
+            del self._unread[:nr_bytes]
+            if len(data) < nr_bytes:
+                data += self.recv(nr_bytes - len(data))
+            return data
         if _QUICKACK is not None and self.socket is not None:
             try:
                 self.socket.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
             except OSError:
                 pass
         return super().recv(nr_bytes)
+
+
+def _guard_reads(dul, sock: _Socket) -> None:
+    """The DUL looks at the socket (and reads a PDU) only while nobody else holds its read
+    side; it does not wait for it either, so it goes on sending and handling events."""
+    look = dul._is_transport_event
+
+    def is_transport_event() -> bool:
+        if not sock.read_lock.acquire(blocking=False):
+            return False
+        try:
+            return look()
+        finally:
+            sock.read_lock.release()
+
+    dul._is_transport_event = is_transport_event
 
 
 class _AE(AE):
@@ -179,9 +221,11 @@ class _AE(AE):
 
     def _create_socket(self, assoc, address, tls_args):
         self.requested = assoc
-        assoc.dul._run_loop_delay = self.loop_delay
+        if tls_args:
+            assoc.dul._run_loop_delay = self.loop_delay
         sock = _Socket(assoc, address=address)
         sock.tls_args = tls_args
+        _guard_reads(assoc.dul, sock)
         return sock
 
 
@@ -321,9 +365,11 @@ class Link:
 
     # -- C-STORE --------------------------------------------------------------------------
 
-    def send(self, item: Item) -> Sent:
+    def send(self, item: Item, meanwhile: Callable[[], None] | None = None) -> Sent:
         """Send one spooled instance. Raises ``NotProposed`` if this association was not set up
-        for it, ``LinkError`` if the association is lost; any answer of the peer is a ``Sent``."""
+        for it, ``LinkError`` if the association is lost; any answer of the peer is a ``Sent``.
+        ``meanwhile`` (which must not raise) runs once the request is out, while the peer works
+        on it, if it is streamed from its file."""
         pair = (item.sop_class_uid, item.transfer_syntax)
         if pair not in self.covered:
             raise NotProposed(pair)
@@ -333,7 +379,7 @@ class Link:
         if not path.is_file():
             return Sent(classify_failure(Failure.FILE_MISSING), "", f"{path} is missing")
         if pair in self.exact:
-            return self._stream(item, path, self.exact[pair])
+            return self._stream(item, path, self.exact[pair], meanwhile)
         if self.accepted.get(item.sop_class_uid, set()) & set(UNCOMPRESSED):
             try:
                 payload = self._convertible(path, item)
@@ -349,11 +395,11 @@ class Link:
         # pynetdicom re-encodes the decoded data set in the accepted uncompressed syntax.
         return self._answer(item, lambda message_id: self.assoc.send_c_store(payload, msg_id=message_id))
 
-    def _stream(self, item: Item, path: Path, context_id: int) -> Sent:
+    def _stream(self, item: Item, path: Path, context_id: int, meanwhile: Callable[[], None] | None) -> Sent:
         """The stored syntax was accepted: the file goes out as it is (``gateway.stream``)."""
         def send(message_id: int) -> Dataset:
-            stream.write_c_store(self.assoc, context_id, path, item.sop_class_uid, item.sop_instance_uid, message_id)
-            return stream.await_response(self.assoc, message_id)
+            return response.exchange(self.assoc, context_id, message_id, lambda: stream.write_c_store(
+                self.assoc, context_id, path, item.sop_class_uid, item.sop_instance_uid, message_id), meanwhile)
 
         return self._answer(item, send)
 

@@ -28,6 +28,7 @@ import os
 import sqlite3
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -141,6 +142,12 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _unlink_all(paths: list[Path]) -> None:
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
 def encode(ds: Dataset) -> bytes:
     """The Part-10 bytes of a normalised dataset."""
     buf = io.BytesIO()
@@ -157,8 +164,10 @@ class Spool:
         self.directory = Path(directory)
         self.files = self.directory / "files"
         self.tmp = self.directory / "tmp"
+        self.gone = self.directory / "gone"  # files no destination needs any more, being deleted
         self.durable = durable
-        for d in (self.directory, self.files, self.tmp):
+        self._deleter: ThreadPoolExecutor | None = None
+        for d in (self.directory, self.files, self.tmp, self.gone):
             d.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._lock_fd: int | None = None
@@ -188,6 +197,9 @@ class Spool:
         with self._lock:
             self.release_forwarding()
             self._db.close()
+            deleter, self._deleter = self._deleter, None
+        if deleter is not None:
+            deleter.shutdown(wait=True)
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -317,12 +329,17 @@ class Spool:
                 (DELIVERED,))]
             self._remove_files(db, done)
             referenced = {r[0] for r in db.execute("SELECT path FROM instances WHERE path IS NOT NULL")}
-        for folder in (self.files, self.tmp):
-            for path in folder.rglob("*"):
-                rel = path.relative_to(self.directory).as_posix()
-                with contextlib.suppress(OSError):
-                    if path.is_file() and rel not in referenced and now - path.stat().st_mtime > ORPHAN_AGE:
-                        path.unlink()
+        _unlink_all(list(self.gone.iterdir()))  # those, and any a crash left before their deletion
+        for folder in (self.files, self.tmp):  # os.walk: pathlib's rglob took 30 us a file
+            for root, _, names in os.walk(folder):
+                base = Path(root).relative_to(self.directory).as_posix()
+                for name in names:
+                    if f"{base}/{name}" in referenced:
+                        continue
+                    path = os.path.join(root, name)
+                    with contextlib.suppress(OSError):
+                        if now - os.stat(path).st_mtime > ORPHAN_AGE:
+                            os.unlink(path)
         return count
 
     def claim(self, destination: str, limit: int, now: float | None = None) -> list[Item]:
@@ -502,12 +519,22 @@ class Spool:
         uids = list(dict.fromkeys(uids))
         if uids:
             with self._tx() as db:
-                self._remove_files(db, uids)
+                gone = self._remove_files(db, uids)
+            self._delete(gone)
 
-    def _remove_files(self, db: sqlite3.Connection, uids: Iterable[str]) -> None:
+    def _remove_files(self, db: sqlite3.Connection, uids: Iterable[str]) -> list[Path]:
         """Inside a write transaction, for instances whose deliveries are all committed as
-        delivered: unlink the file, then clear its path. Dying between the two leaves a path to
-        a file nobody needs; ``recover`` and ``add`` both cope with that."""
+        delivered: move the file into ``gone/``, then clear its path; returns the moved files,
+        for ``_delete`` once the transaction is committed. Dying between the two leaves a path
+        to a file nobody needs; ``recover`` and ``add`` both cope with that, and ``recover``
+        empties ``gone/``.
+
+        A rename, not an unlink, because unlinking is slow: ~0.28 ms per 0.5 MB file here
+        (ext4 mounted with ``discard``), 9 of the 10 ms a forwarder lane spent recording a
+        batch of 32 outcomes while its association stood idle; renaming takes ~15 us. The
+        late unlink only ever touches ``gone/``, so an instance spooled anew meanwhile under
+        the same path keeps its new file."""
+        gone: list[Path] = []
         for uid in dict.fromkeys(uids):
             pending = db.execute(
                 "SELECT 1 FROM deliveries WHERE sop_instance_uid=? AND state!=? LIMIT 1", (uid, DELIVERED)
@@ -517,8 +544,21 @@ class Spool:
             row = db.execute("SELECT path FROM instances WHERE sop_instance_uid=?", (uid,)).fetchone()
             if row is None or row[0] is None:
                 continue
-            self._unlink(row[0])
+            source = self.directory / row[0]
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(source, self.gone / source.name)
+                gone.append(self.gone / source.name)
             db.execute("UPDATE instances SET path=NULL WHERE sop_instance_uid=?", (uid,))
+        return gone
+
+    def _delete(self, paths: list[Path]) -> None:
+        """Unlink moved files in a background thread (``close`` and interpreter exit wait for it)."""
+        if not paths:
+            return
+        with self._lock:
+            if self._deleter is None:
+                self._deleter = ThreadPoolExecutor(1, thread_name_prefix="spool-delete")
+            self._deleter.submit(_unlink_all, paths)
 
     # -- operator actions (legacy-gateway queue ...) --------------------------------------
 
@@ -576,7 +616,7 @@ class Spool:
             db.executemany("DELETE FROM deliveries WHERE sop_instance_uid=? AND destination=?", keys)
         affected = list(dict.fromkeys(uid for uid, _ in keys))
         with self._tx() as db:  # files only once the deletion is committed
-            self._remove_files(db, affected)
+            gone = self._remove_files(db, affected)
             for uid in affected:
                 left = db.execute("SELECT 1 FROM deliveries WHERE sop_instance_uid=? LIMIT 1", (uid,)).fetchone()
                 if left is None:
@@ -584,6 +624,7 @@ class Spool:
                     if row and row[0]:
                         self._unlink(row[0])
                     db.execute("DELETE FROM instances WHERE sop_instance_uid=?", (uid,))
+        self._delete(gone)
         return len(keys)
 
     def rows(self, destination: str | None = None, states: Iterable[str] | None = None,

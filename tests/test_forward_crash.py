@@ -63,3 +63,4 @@ def test_sigkill_during_forwarding_20_times_loses_nothing(orthanc, tmp_path):
     assert len(rows) == len(uids) and {r["state"] for r in rows} == {DELIVERED}
     assert spool.files_on_disk() == []
     assert list(spool.tmp.iterdir()) == []
+    assert list(spool.gone.iterdir()) == []

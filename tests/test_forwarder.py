@@ -192,7 +192,7 @@ def test_a_peer_taking_fewer_associations_than_configured_is_not_down(storescp, 
     association requests time out while the first lane sends: they wait their turn, holding no
     instance, and the destination is not declared down."""
     spool = Spool(tmp_path / "spool")
-    uids = spool_instances(spool, 1000, ["one"], size=64)
+    uids = spool_instances(spool, 2000, ["one"], size=64)  # > 1 s of sending, even at our fastest
     caplog.set_level("INFO", logger="gateway")
     with forwarding(spool, [destination("one", storescp.port, associations=3, timeout=1.0)]) as fwd:
         assert wait_until(lambda: spool.pending("one") == 0, 60)
@@ -261,3 +261,51 @@ def test_no_response_in_time_is_retried_on_a_new_association(tmp_path, caplog):
         assert "event=destination_up" in caplog.text
     finally:
         scp.stop()
+
+
+def test_a_batch_claimed_ahead_goes_back_unpenalised_when_the_association_is_lost(tmp_path):
+    """The next batch is claimed while the last instance of a batch is on its way; the peer
+    aborts the association instead of answering that one: the instance counts an attempt, the
+    batch claimed ahead goes back as it was, and everything arrives."""
+    from pydicom.uid import ExplicitVRLittleEndian
+    from pynetdicom import AE, AllStoragePresentationContexts, evt
+    from pynetdicom.sop_class import Verification
+
+    from gateway.forwarder import BATCH
+
+    received: list[str] = []
+
+    def on_store(event):
+        received.append(str(event.request.AffectedSOPInstanceUID))
+        if len(received) == BATCH:  # the last of the first batch
+            event.assoc.abort()
+        return 0x0000
+
+    port = free_port()
+    ae = AE("ABORTS")
+    for cx in AllStoragePresentationContexts:
+        ae.add_supported_context(cx.abstract_syntax, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+    ae.add_supported_context(Verification)  # the probe after the abort
+    server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    given_back: list[str] = []
+
+    class Watched(Spool):
+        def settle(self, settlements):
+            settlements = list(settlements)
+            given_back.extend(s.item.sop_instance_uid for s in settlements if s.reason == "claimed ahead, not sent")
+            super().settle(settlements)
+
+    try:
+        spool = Watched(tmp_path / "spool")
+        uids = spool_instances(spool, 3 * BATCH, ["pacs"])
+        with forwarding(spool, [destination("pacs", port)]):
+            assert wait_until(lambda: spool.pending("pacs") == 0, 30)
+        rows = _states(spool, "pacs")
+        broken = received[BATCH - 1]
+        assert sorted(given_back) == sorted(uids[BATCH:2 * BATCH])
+        assert {r["state"] for r in rows.values()} == {DELIVERED}
+        assert rows[broken]["attempts"] == 2
+        assert all(r["attempts"] == 1 for uid, r in rows.items() if uid != broken)
+        assert sorted(set(received)) == sorted(uids) and len(received) == len(uids) + 1
+    finally:
+        server.shutdown()

@@ -83,3 +83,51 @@ def test_encoding_is_part10_that_pydicom_reads_back():
     data = encode(ct_instance(6))
     assert data[128:132] == b"DICM"
     assert pydicom.dcmread(io.BytesIO(data)).SOPInstanceUID == ct_instance(6).SOPInstanceUID
+
+
+def test_a_delivered_file_leaves_the_spool_at_once_and_is_deleted_in_the_background(tmp_path):
+    spool = Spool(tmp_path)
+    spool.add(ct_instance(7), ["a"])
+    (item,) = spool.claim("a", 10)
+    spool.delivered(item, "0x0000")
+    assert spool.files_on_disk() == [] and not item.path.exists()
+    spool.close()  # waits for the deletion
+    assert list((tmp_path / "gone").iterdir()) == []
+
+
+def test_an_instance_spooled_again_keeps_its_new_file_while_the_old_one_is_deleted(tmp_path):
+    """The same bytes come back under the same spool path while the delivered copy still waits
+    for its deletion: the new file must survive it."""
+    spool = Spool(tmp_path)
+    ds = ct_instance(8)
+    spool.add(ds, ["a"])
+    (item,) = spool.claim("a", 10)
+    spool.delivered(item, "0x0000")
+    assert spool.add(ds, ["b"]).queued == ("b",)
+    spool.close()
+    reopened = Spool(tmp_path)
+    (again,) = reopened.claim("b", 10)
+    assert again.path == item.path
+    assert pydicom.dcmread(again.path).SOPInstanceUID == ds.SOPInstanceUID
+
+
+def test_recover_sweeps_what_a_crash_left(tmp_path):
+    import os
+    import time
+
+    spool = Spool(tmp_path)
+    spool.add(ct_instance(9), ["a"])
+    (kept,) = spool.files_on_disk()
+    old = time.time() - 2 * 3600
+    orphan = tmp_path / "files" / "ab" / "orphan.dcm"
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(b"left by a crash during intake")
+    os.utime(orphan, (old, old))
+    young = tmp_path / "tmp" / "being-written.tmp"
+    young.write_bytes(b"another process is writing this")
+    doomed = tmp_path / "gone" / "was-delivered.dcm"
+    doomed.write_bytes(b"moved aside, not deleted yet")
+    os.utime(kept, (old, old))  # old, but its row still needs it
+    spool.recover()
+    assert not orphan.exists() and not doomed.exists()
+    assert young.exists() and kept.exists()
