@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import random
 import struct
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from drivers.tape import BAD, END, FILEMARK, RECORD, ErrorPolicy, TapeError, detect_kind, open_tape, records
 from tests.tape_bytes import SIMH_EOM, SIMH_GAP, SIMH_MARK, aws_chunk, aws_tape, simh_record, simh_tape
@@ -140,6 +143,92 @@ def test_simh_length_word_larger_than_the_image_never_allocates_it(tmp_path):
     assert [k for k, *_ in got] == [BAD, END]
     assert "268435440 bytes but only 64 remain" in got[0][5]
 
+
+
+def simh_layout(files: list[list[bytes]], gaps: set[tuple[int, int]] = frozenset(), pad: bool = True):
+    """A SIMH image built from the format description, and the events a reader must give for
+    it (offsets counted here, piece by piece): records, a mark after each file, END at the
+    second mark. ``gaps`` puts an erase gap before those (file, record)s."""
+    parts, expected, pos = [], [], 0
+    for f, recs in enumerate(files):
+        for r, data in enumerate(recs):
+            if (f, r) in gaps:
+                parts.append(SIMH_GAP)
+                pos += 4
+            expected.append((RECORD, data, f, r, pos, None))
+            parts.append(simh_record(data, pad=pad))
+            pos += len(parts[-1])
+        expected.append((FILEMARK, None, f, len(recs), pos, None))
+        parts.append(SIMH_MARK)
+        pos += 4
+    expected.append((END, None, len(files), 0, pos, None))
+    return b"".join(parts + [SIMH_MARK, SIMH_EOM]), expected
+
+
+def read_all(path, chunk: int | None = None, **kw):
+    reader = open_tape(path, "simh", **kw)
+    if chunk:
+        reader.CHUNK = chunk  # small read buffers: records and runs cross their ends often
+    return [(e.kind, None if e.data is None else bytes(e.data), e.file, e.record, e.offset, e.error)
+            for e in records(reader.events())]
+
+
+@pytest.mark.parametrize("k", [7, 260])  # in the first read buffer, and in the second
+@pytest.mark.parametrize("byte", range(4))
+@pytest.mark.parametrize("word", ["leading", "trailing"])
+def test_simh_one_wrong_byte_inside_a_run_ends_the_run_there(tmp_path, word, byte, k):
+    # 300 equal records (1.2 MB, read as runs); one length word of record k differs in one
+    # byte. The records before it come whole, record k is BAD with its raw bytes, reading
+    # goes on at record k + 1 and every later record keeps its number and offset.
+    rng = random.Random(byte * 1000 + k)
+    recs = [rng.randbytes(4096) for _ in range(300)]
+    img, expected = simh_layout([recs])
+    img = bytearray(img)
+    start, stride = k * 4104, 4104
+    img[start + (0 if word == "leading" else 4 + 4096) + byte] ^= 0x01
+    p = write(tmp_path, "run.tap", bytes(img))
+    got = read_all(p)
+    assert got[:k] == expected[:k] and got[k + 1:] == expected[k + 1:]
+    kind, raw, file, rec, offset, why = got[k]
+    assert (kind, file, rec, offset) == (BAD, 0, k, start)
+    assert raw == bytes(img[start:start + stride])
+    assert f"reading again at byte offset {start + stride}" in why
+    stop = read_all(p, policy=ErrorPolicy(on_error="stop"))
+    assert stop[:k] == expected[:k] and [e[0] for e in stop[k:]] == [BAD, END]
+
+
+def test_simh_runs_of_many_record_lengths_and_buffer_ends(tmp_path):
+    # Runs of 2 to 5 records of 90 different even lengths (more lengths than the reader
+    # remembers run patterns for), and lengths that fill a small read buffer exactly.
+    rng = random.Random(5)
+    files = [[bytes([n % 251]) * n for _ in range(2 + n % 4)] for n in range(2, 182, 2)]
+    files.append([rng.randbytes(500 - 8) for _ in range(9)])  # records of exactly 500 bytes with words
+    img, expected = simh_layout(files)
+    p = write(tmp_path, "lengths.tap", img)
+    assert read_all(p) == expected
+    assert read_all(p, chunk=500) == expected
+    assert read_all(p, chunk=1000) == expected
+
+
+@st.composite
+def simh_tapes(draw):
+    lengths = st.one_of(st.sampled_from([2, 4, 10, 64]), st.integers(1, 300))
+    files = draw(st.lists(st.lists(lengths, min_size=1, max_size=30), min_size=1, max_size=4))
+    data = [[bytes([(f * 31 + r) % 256]) * n for r, n in enumerate(recs)] for f, recs in enumerate(files)]
+    spots = [(f, r) for f, recs in enumerate(files) for r in range(len(recs))]
+    gaps = set(draw(st.lists(st.sampled_from(spots), max_size=3)))
+    return data, gaps, draw(st.booleans()), draw(st.sampled_from([None, 64, 200, 333, 1024]))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(simh_tapes())
+def test_simh_reader_gives_every_record_of_any_layout(tmp_path, tape):
+    # Runs, single records, odd lengths (padded or not), gaps, records longer than the read
+    # buffer and buffer ends anywhere: the same events as the layout says, wherever they fall.
+    files, gaps, pad, chunk = tape
+    img, expected = simh_layout(files, gaps, pad)
+    p = write(tmp_path, "any.tap", img)
+    assert read_all(p, chunk) == expected
 
 # -- AWSTAPE ---------------------------------------------------------------------------------
 
