@@ -118,9 +118,12 @@ class SimhReader(ImageReader):
         return None
 
     def events(self) -> Iterator[TapeEvent]:
-        """One loop on purpose: it is the hot path (bench/tape.py). Good records and tape
-        marks are taken from the buffer without copies; everything else (gaps, odd or
-        crossing records, damage, the end) goes through the slower branches below."""
+        """One loop on purpose: it is the hot path (bench/tape.py). Good records of even
+        length and tape marks are taken from the buffer without copies, a run of equal
+        records (with its tape file's shorter last one) as one RECORDS event checked by one
+        regex match; a record that runs past the buffer is read again from its start.
+        Everything else (gaps, odd records, records larger than the buffer, damage, the end)
+        goes through the slower branches below."""
         size, policy = self.size, self.policy
         unpack, chunk, maxrec, past_eot = _U32.unpack_from, self.CHUNK, policy.max_record, policy.past_eot
         new, pread, fd = _tuple_new, os.pread, self._f.fileno()
@@ -129,8 +132,8 @@ class SimhReader(ImageReader):
         mv = memoryview(buf)
         while True:
             i = pos - base
-            # Fast path: tape marks, and good records of even length whose trailing word is in
-            # the buffer; where several of the same length follow, one RECORDS event for the run.
+            # Fast path: tape marks, and good records of even length; where several of the same
+            # length follow, one RECORDS event for the run.
             end = len(buf)
             while i + 4 <= end:
                 w = unpack(buf, i)[0]
@@ -143,14 +146,28 @@ class SimhReader(ImageReader):
                     file, rec, marks, i = file + 1, 0, 1, i + 4
                     continue
                 j = i + 4 + w
-                if j + 4 > end or unpack(buf, j)[0] != w:
+                if j + 4 > end:  # the record runs past the buffer: read again from its start
+                    if base + end >= size or w + 8 > chunk:
+                        break
+                    base += i
+                    self.position = base
+                    buf = pread(fd, chunk, base)
+                    i, end, mv = 0, len(buf), memoryview(buf)
+                    continue
+                if unpack(buf, j)[0] != w:
                     break
                 count = _run_length(buf, i, w, end) if j + 8 <= end and unpack(buf, j + 4)[0] == w else 1
                 if count > 1:
-                    yield new(TapeEvent, (RECORDS, RecordRun(mv, i + 4, w, w + 8, count, 4), file, rec, base + i, None))
+                    k, last = i + count * (w + 8), w
+                    t = unpack(buf, k)[0] if k + 4 <= end else 0
+                    if 0 < t < w and not t & 1 and k + 8 + t <= end and unpack(buf, k + 4 + t)[0] == t:
+                        count, last, k = count + 1, t, k + 8 + t  # the tape file's shorter last record
+                    yield new(TapeEvent, (RECORDS, RecordRun(mv, i + 4, w, w + 8, count, 4, last), file, rec,
+                                          base + i, None))
+                    rec, marks, i = rec + count, 0, k
                 else:
                     yield new(TapeEvent, (RECORD, mv[i + 4:j], file, rec, base + i, None))
-                rec, marks, i = rec + count, 0, i + count * (w + 8)
+                    rec, marks, i = rec + 1, 0, j + 4
             pos = base + i
             self.position = pos
             if len(buf) - i < 4:
@@ -163,6 +180,7 @@ class SimhReader(ImageReader):
                     yield self.bad(f"image ends inside a length word ({len(buf)} of 4 bytes)", file, rec, pos, buf)
                     yield TapeEvent(END, None, file, rec, pos, "truncated image")
                     return
+                continue
             w = unpack(buf, i)[0]
             cls = w >> 28
             if w == 0:

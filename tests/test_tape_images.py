@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from drivers.tape import BAD, END, FILEMARK, RECORD, ErrorPolicy, TapeError, detect_kind, open_tape, records
+from drivers.tape import (BAD, END, FILEMARK, RECORD, RECORDS, ErrorPolicy, RecordRun, TapeError, detect_kind,
+                          open_tape, records)
 from tests.tape_bytes import SIMH_EOM, SIMH_GAP, SIMH_MARK, aws_chunk, aws_tape, simh_record, simh_tape
 
 
@@ -144,7 +145,6 @@ def test_simh_length_word_larger_than_the_image_never_allocates_it(tmp_path):
     assert "268435440 bytes but only 64 remain" in got[0][5]
 
 
-
 def simh_layout(files: list[list[bytes]], gaps: set[tuple[int, int]] = frozenset(), pad: bool = True):
     """A SIMH image built from the format description, and the events a reader must give for
     it (offsets counted here, piece by piece): records, a mark after each file, END at the
@@ -208,6 +208,41 @@ def test_simh_runs_of_many_record_lengths_and_buffer_ends(tmp_path):
     assert read_all(p) == expected
     assert read_all(p, chunk=500) == expected
     assert read_all(p, chunk=1000) == expected
+
+
+def test_simh_fixed_blocks_and_a_short_last_one_come_as_one_run(tmp_path):
+    # A tape file written in fixed blocks ends with a short block: one RECORDS event holds
+    # them all, the last one shorter; split into records each keeps its number and offset.
+    # An odd-length last block is padded on the tape, so it comes on its own.
+    blocks = [bytes([k]) * 2048 for k in range(5)] + [b"end of file " * 3]  # 36 bytes
+    odd = [b"x" * 2048] * 3 + [b"odd"]
+    img, expected = simh_layout([blocks, blocks[:2], odd])
+    p = write(tmp_path, "blocks.tap", img)
+    got = list(open_tape(p, "simh").events())
+    assert [e.kind for e in got] == [RECORDS, FILEMARK, RECORDS, FILEMARK, RECORDS, RECORD, FILEMARK, END]
+    run = got[0].data
+    assert (len(run), run.size, run.last, run.nbytes) == (6, 2048, 36, 5 * 2048 + 36)
+    assert [bytes(r) for r in run] == blocks and bytes(run[5]) == blocks[5] and run.tobytes() == b"".join(blocks)
+    assert (got[2].data.count, got[2].data.last) == (2, 2048)
+    assert read_all(p) == expected
+
+
+def test_record_run_is_a_sequence_of_its_records():
+    # Three 4-byte records with 2-byte words around them, the last one 2 bytes; and the same
+    # back to back (a raw image's blocks, stride == size).
+    buf = memoryview(b"..AAAA....BBBB....CC..")
+    run = RecordRun(buf, 2, 4, 8, 3, 2, last=2)
+    assert len(run) == 3 and run.nbytes == 10
+    assert [bytes(r) for r in run] == [b"AAAA", b"BBBB", b"CC"] and bytes(run[2]) == b"CC"
+    assert run.tobytes() == b"".join(run) == b"AAAABBBBCC"
+    parts: list = []
+    parts.extend(run)
+    assert [bytes(r) for r in parts] == [b"AAAA", b"BBBB", b"CC"]
+    with pytest.raises(IndexError):
+        run[3]
+    flat = RecordRun(memoryview(b"AAAABBBBCC"), 0, 4, 4, 3, last=2)
+    assert flat.tobytes() == b"AAAABBBBCC" and [bytes(r) for r in flat] == [b"AAAA", b"BBBB", b"CC"]
+    assert RecordRun(buf, 2, 4, 8, 2).nbytes == 8  # every record of full size by default
 
 
 @st.composite
