@@ -244,11 +244,41 @@ class ImageReader(TapeReader):
     """Common ground of tape images: a regular file read in large sequential chunks."""
 
     CHUNK = 1 << 20
+    KEPT_BUFFERS = 3
 
     def __init__(self, path: str | Path, policy: ErrorPolicy = ErrorPolicy()):
         super().__init__(path, policy)
         self._f = open(self.path, "rb", buffering=0)
         self.size = os.fstat(self._f.fileno()).st_size
+        self._buffers: list[bytearray] = []  # read buffers, the least recently filled first
+
+    def _fill(self, offset: int) -> memoryview:
+        """Up to ``CHUNK`` bytes of the image from ``offset``: a read-only view of a read buffer.
+
+        Buffers are read into again once nothing refers to them. A fresh 1 MiB buffer per
+        read had the allocator give memory back to the system and fault it in again: an
+        ingest spent more time in the kernel on that than on reading (bench/tape.py's
+        ingest run; 2 to 4 times the system time). Records are handed out as views of a
+        buffer and a consumer may keep them (``drivers.tape_files`` keeps a tape file's
+        records until the file ends, and any consumer holds the last event while it asks for
+        the next): a buffer that still has a view cannot change size, which is the test
+        here. When all are held a new one is taken. The caller drops its own views first.
+        """
+        buffers = self._buffers
+        for k, buf in enumerate(buffers):  # the least recently filled first: the likeliest free
+            try:
+                buf.append(buf.pop())  # refused while a view of the buffer exists
+            except BufferError:
+                continue
+            del buffers[k]
+            break
+        else:
+            buf = bytearray(self.CHUNK)
+            if len(buffers) >= self.KEPT_BUFFERS:
+                del buffers[0]  # left to whoever holds it
+        buffers.append(buf)
+        got = os.preadv(self._f.fileno(), [buf], offset)
+        return memoryview(buf)[:got].toreadonly()
 
     def fingerprint(self) -> str:
         """The image's size and first MiB: the same tape copied elsewhere is the same tape."""

@@ -64,6 +64,7 @@ AWS_MAX_CHUNK = 0xFFFF
 
 RESYNC_WINDOW = 2 << 20
 RESYNC_LOOKAHEAD = 2 << 20  # records longer than this are not used to re-synchronise
+_NOTHING = memoryview(b"")
 
 
 _RUN_PATTERNS: dict[int, re.Pattern] = {}
@@ -126,10 +127,9 @@ class SimhReader(ImageReader):
         goes through the slower branches below."""
         size, policy = self.size, self.policy
         unpack, chunk, maxrec, past_eot = _U32.unpack_from, self.CHUNK, policy.max_record, policy.past_eot
-        new, pread, fd = _tuple_new, os.pread, self._f.fileno()
+        new, fill = _tuple_new, self._fill
         pos, file, rec, marks = self.start_offset, self.start_file, 0, 0
-        buf, base = b"", pos
-        mv = memoryview(buf)
+        buf, base = _NOTHING, pos  # buf: a read-only view of a read buffer (ImageReader._fill)
         while True:
             i = pos - base
             # Fast path: tape marks, and good records of even length; where several of the same
@@ -151,8 +151,9 @@ class SimhReader(ImageReader):
                         break
                     base += i
                     self.position = base
-                    buf = pread(fd, chunk, base)
-                    i, end, mv = 0, len(buf), memoryview(buf)
+                    buf = _NOTHING  # (so that a buffer no one holds can be read into again)
+                    buf = fill(base)
+                    i, end = 0, len(buf)
                     continue
                 if unpack(buf, j)[0] != w:
                     break
@@ -162,11 +163,11 @@ class SimhReader(ImageReader):
                     t = unpack(buf, k)[0] if k + 4 <= end else 0
                     if 0 < t < w and not t & 1 and k + 8 + t <= end and unpack(buf, k + 4 + t)[0] == t:
                         count, last, k = count + 1, t, k + 8 + t  # the tape file's shorter last record
-                    yield new(TapeEvent, (RECORDS, RecordRun(mv, i + 4, w, w + 8, count, 4, last), file, rec,
+                    yield new(TapeEvent, (RECORDS, RecordRun(buf, i + 4, w, w + 8, count, 4, last), file, rec,
                                           base + i, None))
                     rec, marks, i = rec + count, 0, k
                 else:
-                    yield new(TapeEvent, (RECORD, mv[i + 4:j], file, rec, base + i, None))
+                    yield new(TapeEvent, (RECORD, buf[i + 4:j], file, rec, base + i, None))
                     rec, marks, i = rec + 1, 0, j + 4
             pos = base + i
             self.position = pos
@@ -174,8 +175,9 @@ class SimhReader(ImageReader):
                 if pos >= size:
                     yield TapeEvent(END, None, file, rec, pos)
                     return
-                buf = pread(fd, chunk, pos)  # re-reading a partial record beats copying the buffer
-                base, i, mv = pos, 0, memoryview(buf)
+                buf = _NOTHING
+                buf = fill(pos)  # re-reading a partial record beats copying the buffer
+                base, i = pos, 0
                 if len(buf) < 4:
                     yield self.bad(f"image ends inside a length word ({len(buf)} of 4 bytes)", file, rec, pos, buf)
                     yield TapeEvent(END, None, file, rec, pos, "truncated image")
@@ -205,8 +207,9 @@ class SimhReader(ImageReader):
                 n = w & SIMH_LENGTH_MASK
                 tape_data = cls == 0 or cls == 8
                 if tape_data and i + 9 + n > len(buf) and n + 9 <= chunk and base + len(buf) < size:
-                    buf = pread(fd, chunk, pos)  # bring the whole record into the buffer
-                    base, mv = pos, memoryview(buf)
+                    buf = _NOTHING
+                    buf = fill(pos)  # bring the whole record into the buffer
+                    base = pos
                     continue
                 believed = 0 < n <= maxrec or not tape_data  # private records are skipped, never read
                 span = self._trailer(pos, n, w) if believed and pos + 8 + n <= size else None
@@ -217,7 +220,7 @@ class SimhReader(ImageReader):
                         yield TapeEvent(END, None, file, rec + 1, pos, bad.error)
                         return
                     pos, rec, marks = nxt, rec + 1, 0
-                    buf, base, mv = b"", pos, memoryview(b"")
+                    buf, base = _NOTHING, pos
                     continue
                 if not tape_data:
                     log.warning("event=tape_private_record_skipped medium=%s offset=%d class=%d bytes=%d",
@@ -226,10 +229,10 @@ class SimhReader(ImageReader):
                     continue
                 start = pos + 4
                 if i + 4 + n <= len(buf):
-                    data = mv[i + 4:i + 4 + n]
+                    data = buf[i + 4:i + 4 + n]
                 else:
                     data = self._read_at(start, n)
-                    buf, base, mv = b"", start + n, memoryview(b"")
+                    buf, base = _NOTHING, start + n
                 if cls == 0:
                     yield TapeEvent(RECORD, data, file, rec, pos)
                 else:
@@ -237,7 +240,7 @@ class SimhReader(ImageReader):
                     if policy.on_error == "stop":
                         yield TapeEvent(END, None, file, rec + 1, pos, "stopped at a bad record (policy stop)")
                         return
-                pos, rec, marks = start + span + 4, rec + 1, 0
+                pos, rec, marks, data = start + span + 4, rec + 1, 0, None
 
     def _read_at(self, offset: int, n: int) -> memoryview:
         """``n`` bytes at ``offset`` (already checked to lie inside the image)."""

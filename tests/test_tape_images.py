@@ -245,6 +245,33 @@ def test_record_run_is_a_sequence_of_its_records():
     assert RecordRun(buf, 2, 4, 8, 2).nbytes == 8  # every record of full size by default
 
 
+
+def test_simh_record_views_stay_intact_while_held_and_buffers_are_reused_when_not(tmp_path):
+    # Records are views of the reader's read buffers. A consumer that keeps them (as
+    # tape_files does until a tape file ends) must find them unchanged however far reading
+    # went; one that lets them go lets the reader read into the same few buffers again.
+    rng = random.Random(9)
+    files = [[rng.randbytes(700) for _ in range(5)] + [rng.randbytes(rng.randrange(2, 700, 2))]
+             for _ in range(40)]  # about 150 KB: 150 reads of a 1000-byte buffer
+    img, _ = simh_layout(files)
+    p = write(tmp_path, "views.tap", img)
+    expected = [r for recs in files for r in recs]
+
+    reader = open_tape(p, "simh")
+    reader.CHUNK = 1000
+    kept = [e.data for e in records(reader.events()) if e.kind == RECORD]
+    assert [bytes(v) for v in kept] == expected
+    assert len({id(v.obj) for v in kept}) > 100  # every buffer was still held: a new one each time
+
+    reader = open_tape(p, "simh")
+    reader.CHUNK = 1000
+    got, buffers = [], {}
+    for e in records(reader.events()):
+        if e.kind == RECORD:
+            got.append(bytes(e.data))
+            buffers[id(e.data.obj)] = e.data.obj  # the buffer itself (no view of it): ids stay unique
+    assert got == expected and len(buffers) <= reader.KEPT_BUFFERS
+
 @st.composite
 def simh_tapes(draw):
     lengths = st.one_of(st.sampled_from([2, 4, 10, 64]), st.integers(1, 300))
