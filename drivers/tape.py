@@ -255,14 +255,14 @@ class ImageReader(TapeReader):
     def _fill(self, offset: int) -> memoryview:
         """Up to ``CHUNK`` bytes of the image from ``offset``: a read-only view of a read buffer.
 
-        Buffers are read into again once nothing refers to them. A fresh 1 MiB buffer per
-        read had the allocator give memory back to the system and fault it in again: an
-        ingest spent more time in the kernel on that than on reading (bench/tape.py's
-        ingest run; 2 to 4 times the system time). Records are handed out as views of a
-        buffer and a consumer may keep them (``drivers.tape_files`` keeps a tape file's
-        records until the file ends, and any consumer holds the last event while it asks for
-        the next): a buffer that still has a view cannot change size, which is the test
-        here. When all are held a new one is taken. The caller drops its own views first.
+        Buffers are read into again once nothing refers to them: with a fresh 1 MiB buffer
+        per read the allocator gave memory back to the system and faulted it in again, and
+        an ingest (bench/tape.py) took several times the page faults and system time.
+        Records are handed out as views of a buffer and a consumer may keep them
+        (``drivers.tape_files`` keeps a tape file's records until the file ends, and any
+        consumer holds the last event while it asks for the next): a buffer that still has
+        a view cannot change size, which is the test here. When all are held a new one is
+        taken. The caller drops its own views first.
         """
         buffers = self._buffers
         for k, buf in enumerate(buffers):  # the least recently filled first: the likeliest free
@@ -288,6 +288,7 @@ class ImageReader(TapeReader):
 
     def close(self) -> None:
         self._f.close()
+        self._buffers = []
 
     def bad(self, why: str, file: int, record: int, offset: int, data=b"") -> TapeEvent:
         log.warning("event=tape_bad_record medium=%s %s reason=%r", self.path,

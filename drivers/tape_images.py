@@ -64,14 +64,15 @@ AWS_MAX_CHUNK = 0xFFFF
 
 RESYNC_WINDOW = 2 << 20
 RESYNC_LOOKAHEAD = 2 << 20  # records longer than this are not used to re-synchronise
-_NOTHING = memoryview(b"")
+
+_NOTHING = memoryview(b"")  # the reader's buffer view before the first read and after a jump
 
 
 _RUN_PATTERNS: dict[int, re.Pattern] = {}
 _RUN_PATTERNS_KEPT = 64  # distinct record lengths remembered (a tape has a few)
 
 
-def _run_length(buf: bytes, i: int, n: int, end: int) -> int:
+def _run_length(buf: memoryview, i: int, n: int, end: int) -> int:
     """How many records of length ``n`` (even) follow each other from ``i`` before ``end``,
     leading and trailing words both right: one regex match per run. The engine steps over a
     record's body with a pointer addition (a fixed-count ``.`` repeat) and compares the two

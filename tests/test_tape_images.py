@@ -245,7 +245,6 @@ def test_record_run_is_a_sequence_of_its_records():
     assert RecordRun(buf, 2, 4, 8, 2).nbytes == 8  # every record of full size by default
 
 
-
 def test_simh_record_views_stay_intact_while_held_and_buffers_are_reused_when_not(tmp_path):
     # Records are views of the reader's read buffers. A consumer that keeps them (as
     # tape_files does until a tape file ends) must find them unchanged however far reading
@@ -272,6 +271,7 @@ def test_simh_record_views_stay_intact_while_held_and_buffers_are_reused_when_no
             buffers[id(e.data.obj)] = e.data.obj  # the buffer itself (no view of it): ids stay unique
     assert got == expected and len(buffers) <= reader.KEPT_BUFFERS
 
+
 @st.composite
 def simh_tapes(draw):
     lengths = st.one_of(st.sampled_from([2, 4, 10, 64]), st.integers(1, 300))
@@ -291,6 +291,7 @@ def test_simh_reader_gives_every_record_of_any_layout(tmp_path, tape):
     img, expected = simh_layout(files, gaps, pad)
     p = write(tmp_path, "any.tap", img)
     assert read_all(p, chunk) == expected
+
 
 # -- AWSTAPE ---------------------------------------------------------------------------------
 
