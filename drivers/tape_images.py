@@ -95,6 +95,7 @@ def _le32(arr: np.ndarray, n: int) -> np.ndarray:
 
 class SimhReader(ImageReader):
     kind = "simh"
+    CHUNK = 2 << 20  # with read buffers reused, 2 MiB reads did best (bench/tape.py: 1, 1.5, 2, 4, 8 MiB)
 
     def __init__(self, path: str | Path, policy: ErrorPolicy = ErrorPolicy()):
         super().__init__(path, policy)
