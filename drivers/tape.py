@@ -255,8 +255,8 @@ class ImageReader(TapeReader):
     def _fill(self, offset: int) -> memoryview:
         """Up to ``CHUNK`` bytes of the image from ``offset``: a read-only view of a read buffer.
 
-        Buffers are read into again once nothing refers to them: with a fresh 1 MiB buffer
-        per read the allocator gave memory back to the system and faulted it in again, and
+        Buffers are read into again once nothing refers to them: with a fresh buffer per
+        read the allocator gave memory back to the system and faulted it in again, and
         an ingest (bench/tape.py) took several times the page faults and system time.
         Records are handed out as views of a buffer and a consumer may keep them
         (``drivers.tape_files`` keeps a tape file's records until the file ends, and any
@@ -264,16 +264,18 @@ class ImageReader(TapeReader):
         a view cannot change size, which is the test here. When all are held a new one is
         taken. The caller drops its own views first.
         """
-        buffers = self._buffers
+        buffers, chunk = self._buffers, self.CHUNK
         for k, buf in enumerate(buffers):  # the least recently filled first: the likeliest free
             try:
                 buf.append(buf.pop())  # refused while a view of the buffer exists
             except BufferError:
                 continue
+            if len(buf) != chunk:  # CHUNK was changed: not this one
+                continue
             del buffers[k]
             break
         else:
-            buf = bytearray(self.CHUNK)
+            buf = bytearray(chunk)
             if len(buffers) >= self.KEPT_BUFFERS:
                 del buffers[0]  # left to whoever holds it
         buffers.append(buf)
