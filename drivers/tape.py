@@ -55,11 +55,12 @@ class TapeEvent(tuple):
     record's header in an image, or None on a drive (which counts files and records only).
     ``error`` says why for BAD and, on END, why reading stopped early (None at a normal end).
 
-    RECORDS is a run of consecutive good records of one tape file: ``data`` is then a
-    ``RecordRun`` (a sequence of the records) and ``record``/``offset`` are those of the
-    first. Readers use it where the medium shows many records at once (an image), so that a
-    tape of small records costs one event per run, not one per record. ``records()`` turns
-    a stream back into one event per record for consumers that want that.
+    RECORDS is a run of consecutive good records of one tape file, all of one size but the
+    last, which may be shorter (a file written in fixed blocks ends with a short one):
+    ``data`` is then a ``RecordRun`` (a sequence of the records) and ``record``/``offset``
+    are those of the first. Readers use it where the medium shows many records at once (an
+    image), so that a tape of small records costs one event per run, not one per record.
+    ``records()`` turns a stream back into one event per record for consumers that want that.
 
     A tuple, because a tape holds millions of records: hot loops create it with
     ``tuple.__new__(TapeEvent, (...))``.
@@ -90,34 +91,38 @@ _tuple_new = tuple.__new__
 
 
 class RecordRun:
-    """``count`` records of ``size`` bytes each, every ``stride`` bytes of ``buf`` from ``first``.
+    """``count`` records every ``stride`` bytes of ``buf`` from ``first``: ``size`` bytes each,
+    but the last has ``last`` bytes (at most ``size``; by default ``size`` too).
 
     A view: nothing is copied until a record (a ``memoryview``) or ``tobytes()`` is asked for.
     """
 
-    __slots__ = ("buf", "first", "size", "stride", "count", "header")
+    __slots__ = ("buf", "first", "size", "stride", "count", "header", "last")
 
-    def __init__(self, buf: memoryview, first: int, size: int, stride: int, count: int, header: int = 0):
+    def __init__(self, buf: memoryview, first: int, size: int, stride: int, count: int, header: int = 0,
+                 last: int | None = None):
         self.buf, self.first, self.size, self.stride, self.count = buf, first, size, stride, count
         self.header = header  # bytes before each record in the stride (for offsets)
+        self.last = size if last is None else last
 
     def __len__(self) -> int:
         return self.count
 
     @property
     def nbytes(self) -> int:
-        return self.size * self.count
+        return self.size * (self.count - 1) + self.last
 
     def __getitem__(self, m: int) -> memoryview:
         if not 0 <= m < self.count:
             raise IndexError(m)
         a = self.first + m * self.stride
-        return self.buf[a:a + self.size]
+        return self.buf[a:a + (self.size if m < self.count - 1 else self.last)]
 
     def __iter__(self) -> Iterator[memoryview]:
-        buf, size = self.buf, self.size
-        for a in range(self.first, self.first + self.count * self.stride, self.stride):
+        buf, size, final = self.buf, self.size, self.first + (self.count - 1) * self.stride
+        for a in range(self.first, final, self.stride):
             yield buf[a:a + size]
+        yield buf[final:final + self.last]
 
     def tobytes(self) -> bytes:
         if self.stride == self.size:
@@ -239,11 +244,43 @@ class ImageReader(TapeReader):
     """Common ground of tape images: a regular file read in large sequential chunks."""
 
     CHUNK = 1 << 20
+    KEPT_BUFFERS = 3
 
     def __init__(self, path: str | Path, policy: ErrorPolicy = ErrorPolicy()):
         super().__init__(path, policy)
         self._f = open(self.path, "rb", buffering=0)
         self.size = os.fstat(self._f.fileno()).st_size
+        self._buffers: list[bytearray] = []  # read buffers, the least recently filled first
+
+    def _fill(self, offset: int) -> memoryview:
+        """Up to ``CHUNK`` bytes of the image from ``offset``: a read-only view of a read buffer.
+
+        Buffers are read into again once nothing refers to them: with a fresh buffer per
+        read the allocator gave memory back to the system and faulted it in again, and
+        an ingest (bench/tape.py) took several times the page faults and system time.
+        Records are handed out as views of a buffer and a consumer may keep them
+        (``drivers.tape_files`` keeps a tape file's records until the file ends, and any
+        consumer holds the last event while it asks for the next): a buffer that still has
+        a view cannot change size, which is the test here. When all are held a new one is
+        taken. The caller drops its own views first.
+        """
+        buffers, chunk = self._buffers, self.CHUNK
+        for k, buf in enumerate(buffers):  # the least recently filled first: the likeliest free
+            try:
+                buf.append(buf.pop())  # refused while a view of the buffer exists
+            except BufferError:
+                continue
+            if len(buf) != chunk:  # CHUNK was changed: not this one
+                continue
+            del buffers[k]
+            break
+        else:
+            buf = bytearray(chunk)
+            if len(buffers) >= self.KEPT_BUFFERS:
+                del buffers[0]  # left to whoever holds it
+        buffers.append(buf)
+        got = os.preadv(self._f.fileno(), [buf], offset)
+        return memoryview(buf)[:got].toreadonly()
 
     def fingerprint(self) -> str:
         """The image's size and first MiB: the same tape copied elsewhere is the same tape."""
@@ -253,6 +290,7 @@ class ImageReader(TapeReader):
 
     def close(self) -> None:
         self._f.close()
+        self._buffers = []
 
     def bad(self, why: str, file: int, record: int, offset: int, data=b"") -> TapeEvent:
         log.warning("event=tape_bad_record medium=%s %s reason=%r", self.path,

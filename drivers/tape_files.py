@@ -142,11 +142,10 @@ class TapeFiles:
                         parts.append(ev.data)
             elif kind == RECORDS:
                 run = ev.data
-                n = run.size
-                if not current.records or n < current.min_record:
-                    current.min_record = n
-                if n > current.max_record:
-                    current.max_record = n
+                if not current.records or run.last < current.min_record:  # the last is the shortest
+                    current.min_record = run.last
+                if run.size > current.max_record:
+                    current.max_record = run.size
                 current.records += run.count
                 current.size += run.nbytes
                 if current.skipped:

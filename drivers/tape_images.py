@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import struct
 from pathlib import Path
 from typing import Callable, Iterator
@@ -64,23 +65,26 @@ AWS_MAX_CHUNK = 0xFFFF
 RESYNC_WINDOW = 2 << 20
 RESYNC_LOOKAHEAD = 2 << 20  # records longer than this are not used to re-synchronise
 
+_NOTHING = memoryview(b"")  # the reader's buffer view before the first read and after a jump
 
-def _run_length(buf: bytes, i: int, n: int, stride: int, end: int) -> int:
-    """How many records of length ``n`` follow each other from ``i`` (leading and trailing
-    words both right), checked with strided byte slices: a handful of C-level operations per
-    run instead of a Python step per record."""
-    run = (end - i) // stride
-    span = (run - 1) * stride + 1
-    for a in (i, i + 1, i + 2, i + 3):
-        c = buf[a:a + 1]
-        for at in (a, a + 4 + n):
-            column = buf[at:at + span:stride]
-            r = len(column) - len(column.lstrip(c))
-            if r < run:
-                if r <= 1:
-                    return 1
-                run = r
-    return run
+
+_RUN_PATTERNS: dict[int, re.Pattern] = {}
+_RUN_PATTERNS_KEPT = 64  # distinct record lengths remembered (a tape has a few)
+
+
+def _run_length(buf: memoryview, i: int, n: int, end: int) -> int:
+    """How many records of length ``n`` (even) follow each other from ``i`` before ``end``,
+    leading and trailing words both right: one regex match per run. The engine steps over a
+    record's body with a pointer addition (a fixed-count ``.`` repeat) and compares the two
+    words in C, so a run costs one call, not a Python step (or a slice) per record."""
+    pattern = _RUN_PATTERNS.get(n)
+    if pattern is None:
+        if len(_RUN_PATTERNS) >= _RUN_PATTERNS_KEPT:
+            _RUN_PATTERNS.clear()
+        word = re.escape(_U32.pack(n))
+        pattern = _RUN_PATTERNS[n] = re.compile(b"(?:%s.{%d}%s)++" % (word, n, word), re.DOTALL)
+    m = pattern.match(buf, i, end)
+    return 0 if m is None else (m.end() - i) // (n + 8)
 
 
 def _le32(arr: np.ndarray, n: int) -> np.ndarray:
@@ -91,6 +95,7 @@ def _le32(arr: np.ndarray, n: int) -> np.ndarray:
 
 class SimhReader(ImageReader):
     kind = "simh"
+    CHUNK = 2 << 20  # with read buffers reused, 2 MiB reads did best (bench/tape.py: 1, 1.5, 2, 4, 8 MiB)
 
     def __init__(self, path: str | Path, policy: ErrorPolicy = ErrorPolicy()):
         super().__init__(path, policy)
@@ -116,87 +121,80 @@ class SimhReader(ImageReader):
         return None
 
     def events(self) -> Iterator[TapeEvent]:
-        """One loop on purpose: it is the hot path (bench/tape.py). Good records are taken
-        from the buffer without copies; everything else (marks, gaps, odd or crossing
-        records, damage) goes through the slower branches below."""
+        """One loop on purpose: it is the hot path (bench/tape.py). Good records of even
+        length and tape marks are taken from the buffer without copies, a run of equal
+        records (with its tape file's shorter last one) as one RECORDS event checked by one
+        regex match; a record that runs past the buffer is read again from its start.
+        Everything else (gaps, odd records, records larger than the buffer, damage, the end)
+        goes through the slower branches below."""
         size, policy = self.size, self.policy
-        unpack, chunk, maxrec = _U32.unpack_from, self.CHUNK, policy.max_record
-        new, pread, fd = _tuple_new, os.pread, self._f.fileno()
+        unpack, chunk, maxrec, past_eot = _U32.unpack_from, self.CHUNK, policy.max_record, policy.past_eot
+        new, fill = _tuple_new, self._fill
         pos, file, rec, marks = self.start_offset, self.start_file, 0, 0
-        buf, base = b"", pos
-        mv = memoryview(buf)
+        buf, base = _NOTHING, pos  # buf: a read-only view of a read buffer (ImageReader._fill)
         while True:
             i = pos - base
-            # Fast path: good records of even length whose trailing word is in the buffer;
-            # where several of the same length follow, one RECORDS event for the run.
+            # Fast path: tape marks, and good records of even length; where several of the same
+            # length follow, one RECORDS event for the run.
             end = len(buf)
             while i + 4 <= end:
                 w = unpack(buf, i)[0]
-                if not w or w & 0xF0000001 or w > maxrec:
+                if w & 0xF0000001 or w > maxrec:
                     break
+                if not w:
+                    if marks and not past_eot:
+                        break  # a second mark in a row: the end (below)
+                    yield new(TapeEvent, (FILEMARK, None, file, rec, base + i, None))
+                    file, rec, marks, i = file + 1, 0, 1, i + 4
+                    continue
                 j = i + 4 + w
-                if j + 4 > end or unpack(buf, j)[0] != w:
+                if j + 4 > end:  # the record runs past the buffer: read again from its start
+                    if base + end >= size or w + 8 > chunk:
+                        break
+                    base += i
+                    self.position = base
+                    buf = _NOTHING  # (so that a buffer no one holds can be read into again)
+                    buf = fill(base)
+                    i, end = 0, len(buf)
+                    continue
+                if unpack(buf, j)[0] != w:
                     break
-                stride = w + 8
-                count = _run_length(buf, i, w, stride, end) if j + 8 <= end and unpack(buf, j + 4)[0] == w else 1
+                count = _run_length(buf, i, w, end) if j + 8 <= end and unpack(buf, j + 4)[0] == w else 1
                 if count > 1:
-                    yield new(TapeEvent, (RECORDS, RecordRun(mv, i + 4, w, stride, count, 4), file, rec, base + i, None))
+                    k, last = i + count * (w + 8), w
+                    t = unpack(buf, k)[0] if k + 4 <= end else 0
+                    if 0 < t < w and not t & 1 and k + 8 + t <= end and unpack(buf, k + 4 + t)[0] == t:
+                        count, last, k = count + 1, t, k + 8 + t  # the tape file's shorter last record
+                    yield new(TapeEvent, (RECORDS, RecordRun(buf, i + 4, w, w + 8, count, 4, last), file, rec,
+                                          base + i, None))
+                    rec, marks, i = rec + count, 0, k
                 else:
-                    yield new(TapeEvent, (RECORD, mv[i + 4:j], file, rec, base + i, None))
-                rec, marks, i = rec + count, 0, i + count * stride
+                    yield new(TapeEvent, (RECORD, buf[i + 4:j], file, rec, base + i, None))
+                    rec, marks, i = rec + 1, 0, j + 4
             pos = base + i
             self.position = pos
             if len(buf) - i < 4:
                 if pos >= size:
                     yield TapeEvent(END, None, file, rec, pos)
                     return
-                buf = pread(fd, chunk, pos)  # re-reading a partial record beats copying the buffer
-                base, i, mv = pos, 0, memoryview(buf)
+                buf = _NOTHING
+                buf = fill(pos)  # re-reading a partial record beats copying the buffer
+                base, i = pos, 0
                 if len(buf) < 4:
                     yield self.bad(f"image ends inside a length word ({len(buf)} of 4 bytes)", file, rec, pos, buf)
                     yield TapeEvent(END, None, file, rec, pos, "truncated image")
                     return
+                continue
             w = unpack(buf, i)[0]
+            cls = w >> 28
             if w == 0:
                 marks += 1
-                if marks == 2 and not policy.past_eot:
+                if marks == 2 and not past_eot:
                     self._note_beyond_eot(pos + 4)
                     yield TapeEvent(END, None, file, rec, pos)
                     return
                 yield TapeEvent(FILEMARK, None, file, rec, pos)
                 file, rec, pos = file + 1, 0, pos + 4
-                continue
-            cls = w >> 28
-            if cls == 0 or cls == 8:
-                n = w & SIMH_LENGTH_MASK
-                if i + 9 + n > len(buf) and n + 9 <= chunk and base + len(buf) < size:
-                    buf = pread(fd, chunk, pos)  # bring the whole record into the buffer
-                    base, mv = pos, memoryview(buf)
-                    continue
-                span = self._trailer(pos, n, w) if 0 < n <= maxrec and pos + 8 + n <= size else None
-                if span is None:
-                    bad, nxt = self._corrupt(pos, w, n, file, rec)
-                    yield bad
-                    if nxt is None:
-                        yield TapeEvent(END, None, file, rec + 1, pos, bad.error)
-                        return
-                    pos, rec, marks = nxt, rec + 1, 0
-                    buf, base, mv = b"", pos, memoryview(b"")
-                    continue
-                start = pos + 4
-                if i + 4 + n <= len(buf):
-                    data = mv[i + 4:i + 4 + n]
-                else:
-                    data = self._read_at(start, n)
-                    buf, base, mv = b"", start + n, memoryview(b"")
-                if cls == 0:
-                    yield TapeEvent(RECORD, data, file, rec, pos)
-                else:
-                    yield self.bad("record flagged as read with errors when the image was made", file, rec, pos, data)
-                    if policy.on_error == "stop":
-                        yield TapeEvent(END, None, file, rec + 1, pos, "stopped at a bad record (policy stop)")
-                        return
-                pos, rec, marks = start + span + 4, rec + 1, 0
             elif w == SIMH_EOM:
                 yield TapeEvent(END, None, file, rec, pos)
                 return
@@ -207,9 +205,16 @@ class SimhReader(ImageReader):
             elif cls in (7, 0xE, 0xF):
                 log.warning("event=tape_marker_skipped medium=%s offset=%d word=0x%08x", self.path, pos, w)
                 pos += 4
-            else:  # classes 1-6 (private) and 9-D (reserved): bracketed records that are not tape data
+            else:  # a bracketed record: tape data (class 0, or 8: read with errors) or private (1-6, 9-D)
                 n = w & SIMH_LENGTH_MASK
-                span = self._trailer(pos, n, w) if pos + 8 + n <= size else None
+                tape_data = cls == 0 or cls == 8
+                if tape_data and i + 9 + n > len(buf) and n + 9 <= chunk and base + len(buf) < size:
+                    buf = _NOTHING
+                    buf = fill(pos)  # bring the whole record into the buffer
+                    base = pos
+                    continue
+                believed = 0 < n <= maxrec or not tape_data  # private records are skipped, never read
+                span = self._trailer(pos, n, w) if believed and pos + 8 + n <= size else None
                 if span is None:
                     bad, nxt = self._corrupt(pos, w, n, file, rec)
                     yield bad
@@ -217,11 +222,27 @@ class SimhReader(ImageReader):
                         yield TapeEvent(END, None, file, rec + 1, pos, bad.error)
                         return
                     pos, rec, marks = nxt, rec + 1, 0
-                    buf, base, mv = b"", pos, memoryview(b"")
+                    buf, base = _NOTHING, pos
                     continue
-                log.warning("event=tape_private_record_skipped medium=%s offset=%d class=%d bytes=%d",
-                            self.path, pos, cls, n)
-                pos += 8 + span
+                if not tape_data:
+                    log.warning("event=tape_private_record_skipped medium=%s offset=%d class=%d bytes=%d",
+                                self.path, pos, cls, n)
+                    pos += 8 + span
+                    continue
+                start = pos + 4
+                if i + 4 + n <= len(buf):
+                    data = buf[i + 4:i + 4 + n]
+                else:
+                    data = self._read_at(start, n)
+                    buf, base = _NOTHING, start + n
+                if cls == 0:
+                    yield TapeEvent(RECORD, data, file, rec, pos)
+                else:
+                    yield self.bad("record flagged as read with errors when the image was made", file, rec, pos, data)
+                    if policy.on_error == "stop":
+                        yield TapeEvent(END, None, file, rec + 1, pos, "stopped at a bad record (policy stop)")
+                        return
+                pos, rec, marks, data = start + span + 4, rec + 1, 0, None
 
     def _read_at(self, offset: int, n: int) -> memoryview:
         """``n`` bytes at ``offset`` (already checked to lie inside the image)."""

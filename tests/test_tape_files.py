@@ -51,6 +51,17 @@ def test_oversize_file_is_read_through_and_extracted_whole(tmp_path):
     assert (tmp_path / "x" / "file0000.bin").read_bytes() == big
 
 
+def test_file_of_fixed_blocks_with_a_short_last_one_counts_every_record(tmp_path):
+    data = bytes(range(256)) * 40 + b"tail"  # 10244 bytes: five 2048-byte blocks and a 4-byte one
+    p = tmp_path / "blocks.tap"
+    p.write_bytes(simh_tape([[data[i:i + 2048] for i in range(0, len(data), 2048)]]))
+    files = list(TapeFiles(open_tape(p), extract_dir=tmp_path / "x"))
+    f = files[0]
+    assert (f.kind, f.records, f.min_record, f.max_record, f.size) == (DATA, 6, 4, 2048, len(data))
+    assert f.data == data and (tmp_path / "x" / "file0000.bin").read_bytes() == data
+    assert "6 record(s) of 4-2048 bytes" in f.describe()
+
+
 def test_damaged_file_extract_keeps_what_was_there_and_where_it_failed(tmp_path):
     good, flagged = b"g" * 64, b"f" * 64
     img = simh_record(good) + simh_record(flagged, bad=True) + simh_record(good) + SIMH_MARK + SIMH_MARK

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import random
 import struct
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from drivers.tape import BAD, END, FILEMARK, RECORD, ErrorPolicy, TapeError, detect_kind, open_tape, records
+from drivers.tape import (BAD, END, FILEMARK, RECORD, RECORDS, ErrorPolicy, RecordRun, TapeError, detect_kind,
+                          open_tape, records)
 from tests.tape_bytes import SIMH_EOM, SIMH_GAP, SIMH_MARK, aws_chunk, aws_tape, simh_record, simh_tape
 
 
@@ -139,6 +143,154 @@ def test_simh_length_word_larger_than_the_image_never_allocates_it(tmp_path):
     got = events(p)
     assert [k for k, *_ in got] == [BAD, END]
     assert "268435440 bytes but only 64 remain" in got[0][5]
+
+
+def simh_layout(files: list[list[bytes]], gaps: set[tuple[int, int]] = frozenset(), pad: bool = True):
+    """A SIMH image built from the format description, and the events a reader must give for
+    it (offsets counted here, piece by piece): records, a mark after each file, END at the
+    second mark. ``gaps`` puts an erase gap before those (file, record)s."""
+    parts, expected, pos = [], [], 0
+    for f, recs in enumerate(files):
+        for r, data in enumerate(recs):
+            if (f, r) in gaps:
+                parts.append(SIMH_GAP)
+                pos += 4
+            expected.append((RECORD, data, f, r, pos, None))
+            parts.append(simh_record(data, pad=pad))
+            pos += len(parts[-1])
+        expected.append((FILEMARK, None, f, len(recs), pos, None))
+        parts.append(SIMH_MARK)
+        pos += 4
+    expected.append((END, None, len(files), 0, pos, None))
+    return b"".join(parts + [SIMH_MARK, SIMH_EOM]), expected
+
+
+def read_all(path, chunk: int | None = None, **kw):
+    reader = open_tape(path, "simh", **kw)
+    if chunk:
+        reader.CHUNK = chunk  # small read buffers: records and runs cross their ends often
+    return [(e.kind, None if e.data is None else bytes(e.data), e.file, e.record, e.offset, e.error)
+            for e in records(reader.events())]
+
+
+@pytest.mark.parametrize("k", [7, 260])  # in the first read buffer, and in the second
+@pytest.mark.parametrize("byte", range(4))
+@pytest.mark.parametrize("word", ["leading", "trailing"])
+def test_simh_one_wrong_byte_inside_a_run_ends_the_run_there(tmp_path, word, byte, k):
+    # 300 equal records (1.2 MB, read as runs); one length word of record k differs in one
+    # byte. The records before it come whole, record k is BAD with its raw bytes, reading
+    # goes on at record k + 1 and every later record keeps its number and offset.
+    rng = random.Random(byte * 1000 + k)
+    recs = [rng.randbytes(4096) for _ in range(300)]
+    img, expected = simh_layout([recs])
+    img = bytearray(img)
+    start, stride = k * 4104, 4104
+    img[start + (0 if word == "leading" else 4 + 4096) + byte] ^= 0x01
+    p = write(tmp_path, "run.tap", bytes(img))
+    got = read_all(p)
+    assert got[:k] == expected[:k] and got[k + 1:] == expected[k + 1:]
+    kind, raw, file, rec, offset, why = got[k]
+    assert (kind, file, rec, offset) == (BAD, 0, k, start)
+    assert raw == bytes(img[start:start + stride])
+    assert f"reading again at byte offset {start + stride}" in why
+    stop = read_all(p, policy=ErrorPolicy(on_error="stop"))
+    assert stop[:k] == expected[:k] and [e[0] for e in stop[k:]] == [BAD, END]
+
+
+def test_simh_runs_of_many_record_lengths_and_buffer_ends(tmp_path):
+    # Runs of 2 to 5 records of 90 different even lengths (more lengths than the reader
+    # remembers run patterns for), and lengths that fill a small read buffer exactly.
+    rng = random.Random(5)
+    files = [[bytes([n % 251]) * n for _ in range(2 + n % 4)] for n in range(2, 182, 2)]
+    files.append([rng.randbytes(500 - 8) for _ in range(9)])  # records of exactly 500 bytes with words
+    img, expected = simh_layout(files)
+    p = write(tmp_path, "lengths.tap", img)
+    assert read_all(p) == expected
+    assert read_all(p, chunk=500) == expected
+    assert read_all(p, chunk=1000) == expected
+
+
+def test_simh_fixed_blocks_and_a_short_last_one_come_as_one_run(tmp_path):
+    # A tape file written in fixed blocks ends with a short block: one RECORDS event holds
+    # them all, the last one shorter; split into records each keeps its number and offset.
+    # An odd-length last block is padded on the tape, so it comes on its own.
+    blocks = [bytes([k]) * 2048 for k in range(5)] + [b"end of file " * 3]  # 36 bytes
+    odd = [b"x" * 2048] * 3 + [b"odd"]
+    img, expected = simh_layout([blocks, blocks[:2], odd])
+    p = write(tmp_path, "blocks.tap", img)
+    got = list(open_tape(p, "simh").events())
+    assert [e.kind for e in got] == [RECORDS, FILEMARK, RECORDS, FILEMARK, RECORDS, RECORD, FILEMARK, END]
+    run = got[0].data
+    assert (len(run), run.size, run.last, run.nbytes) == (6, 2048, 36, 5 * 2048 + 36)
+    assert [bytes(r) for r in run] == blocks and bytes(run[5]) == blocks[5] and run.tobytes() == b"".join(blocks)
+    assert (got[2].data.count, got[2].data.last) == (2, 2048)
+    assert read_all(p) == expected
+
+
+def test_record_run_is_a_sequence_of_its_records():
+    # Three 4-byte records with 2-byte words around them, the last one 2 bytes; and the same
+    # back to back (a raw image's blocks, stride == size).
+    buf = memoryview(b"..AAAA....BBBB....CC..")
+    run = RecordRun(buf, 2, 4, 8, 3, 2, last=2)
+    assert len(run) == 3 and run.nbytes == 10
+    assert [bytes(r) for r in run] == [b"AAAA", b"BBBB", b"CC"] and bytes(run[2]) == b"CC"
+    assert run.tobytes() == b"".join(run) == b"AAAABBBBCC"
+    parts: list = []
+    parts.extend(run)
+    assert [bytes(r) for r in parts] == [b"AAAA", b"BBBB", b"CC"]
+    with pytest.raises(IndexError):
+        run[3]
+    flat = RecordRun(memoryview(b"AAAABBBBCC"), 0, 4, 4, 3, last=2)
+    assert flat.tobytes() == b"AAAABBBBCC" and [bytes(r) for r in flat] == [b"AAAA", b"BBBB", b"CC"]
+    assert RecordRun(buf, 2, 4, 8, 2).nbytes == 8  # every record of full size by default
+
+
+def test_simh_record_views_stay_intact_while_held_and_buffers_are_reused_when_not(tmp_path):
+    # Records are views of the reader's read buffers. A consumer that keeps them (as
+    # tape_files does until a tape file ends) must find them unchanged however far reading
+    # went; one that lets them go lets the reader read into the same few buffers again.
+    rng = random.Random(9)
+    files = [[rng.randbytes(700) for _ in range(5)] + [rng.randbytes(rng.randrange(2, 700, 2))]
+             for _ in range(40)]  # about 150 KB: 150 reads of a 1000-byte buffer
+    img, _ = simh_layout(files)
+    p = write(tmp_path, "views.tap", img)
+    expected = [r for recs in files for r in recs]
+
+    reader = open_tape(p, "simh")
+    reader.CHUNK = 1000
+    kept = [e.data for e in records(reader.events()) if e.kind == RECORD]
+    assert [bytes(v) for v in kept] == expected
+    assert len({id(v.obj) for v in kept}) > 100  # every buffer was still held: a new one each time
+
+    reader = open_tape(p, "simh")
+    reader.CHUNK = 1000
+    got, buffers = [], {}
+    for e in records(reader.events()):
+        if e.kind == RECORD:
+            got.append(bytes(e.data))
+            buffers[id(e.data.obj)] = e.data.obj  # the buffer itself (no view of it): ids stay unique
+    assert got == expected and len(buffers) <= reader.KEPT_BUFFERS
+
+
+@st.composite
+def simh_tapes(draw):
+    lengths = st.one_of(st.sampled_from([2, 4, 10, 64]), st.integers(1, 300))
+    files = draw(st.lists(st.lists(lengths, min_size=1, max_size=30), min_size=1, max_size=4))
+    data = [[bytes([(f * 31 + r) % 256]) * n for r, n in enumerate(recs)] for f, recs in enumerate(files)]
+    spots = [(f, r) for f, recs in enumerate(files) for r in range(len(recs))]
+    gaps = set(draw(st.lists(st.sampled_from(spots), max_size=3)))
+    return data, gaps, draw(st.booleans()), draw(st.sampled_from([None, 64, 200, 333, 1024]))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(simh_tapes())
+def test_simh_reader_gives_every_record_of_any_layout(tmp_path, tape):
+    # Runs, single records, odd lengths (padded or not), gaps, records longer than the read
+    # buffer and buffer ends anywhere: the same events as the layout says, wherever they fall.
+    files, gaps, pad, chunk = tape
+    img, expected = simh_layout(files, gaps, pad)
+    p = write(tmp_path, "any.tap", img)
+    assert read_all(p, chunk) == expected
 
 
 # -- AWSTAPE ---------------------------------------------------------------------------------
