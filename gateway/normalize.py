@@ -8,10 +8,8 @@ in our private block and writes the Part-10 meta header.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
-from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.tag import Tag
 from pydicom.uid import ExplicitVRLittleEndian, UID
@@ -112,18 +110,13 @@ def _separate_frame_of_reference(ds: Dataset, root: str) -> None:
         put(ds, "FrameOfReferenceUID", derive_uid("frame_of_reference", (str(for_uid),), root))
 
 
-@functools.lru_cache(maxsize=None)
-def _tag(keyword: str) -> int:
-    return tag_for_keyword(keyword)
-
-
 def _complete_iod(ds: Dataset, sop_class: str, strict: bool) -> None:
     """Add missing type 2 attributes empty and type 1 ones from their defaults. ``strict``:
     a type 1 attribute with no honest default is an error (converted data); otherwise it is
     left for the receiver to judge (DICOM passed through)."""
     present = ds.keys()
     for keyword, kind, default in IOD_ATTRIBUTES.get(sop_class, []):
-        tag = _tag(keyword)
+        tag = tag_and_vr(keyword)[0]
         if kind == 2:  # present is enough, empty or not
             if tag not in present:
                 put(ds, keyword, None)
