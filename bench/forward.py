@@ -31,6 +31,7 @@ The machine is shared: the load average is printed with every measurement.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -40,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,6 +88,23 @@ def serve_discard(port: int) -> None:
         sys.stdin.read()  # until the parent closes our stdin
     finally:
         server.shutdown()
+
+
+@contextlib.contextmanager
+def discard_scp() -> Iterator[tuple[subprocess.Popen, int]]:
+    """The discarding receiver in its own process, ready: (process, port)."""
+    from tests.peers import free_port, wait_for_port
+
+    port = free_port()
+    scp = subprocess.Popen([sys.executable, __file__, "--discard-scp", str(port)], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        assert scp.stdout.readline().strip() == "ready"
+        wait_for_port(port)
+        yield scp, port
+    finally:
+        scp.stdin.close()  # serve_discard returns when its stdin closes
+        scp.wait(30)
 
 
 # -- our forwarder (a child process) ------------------------------------------------------
@@ -188,7 +207,7 @@ def main() -> int:
         child_forward(spool_dir, int(port), aet, int(assocs))
         return 0
 
-    from tests.peers import Orthanc, free_port, wait_for_port
+    from tests.peers import Orthanc
 
     work = Path(tempfile.mkdtemp(prefix="bench-forward-"))
     print(f"{os.cpu_count()} CPUs, {load()}; workspace {work}")
@@ -200,12 +219,7 @@ def main() -> int:
         print(f"spooling (durable, fsync per file): {len(files) / intake:.0f} images/s ({load()})")
 
         results: dict[str, dict[str, float]] = {"discard": {}, "orthanc": {}}
-        port = free_port()
-        scp = subprocess.Popen([sys.executable, __file__, "--discard-scp", str(port)], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, text=True)
-        try:
-            assert scp.stdout.readline().strip() == "ready"
-            wait_for_port(port)
+        with discard_scp() as (scp, port):
             print(f"\n(a) discarding pynetdicom SCP with TCP_NODELAY, {args.repeat} turns each ({load()})")
             runs: dict[str, list[float]] = {}
             for _ in range(args.repeat):
@@ -227,9 +241,6 @@ def main() -> int:
                 results["discard"][name] = statistics.median(rates)
                 print(f"    {name:<10} {statistics.median(rates):7.1f} images/s  "
                       f"(runs: {', '.join(f'{r:.0f}' for r in rates)})")
-        finally:
-            scp.stdin.close()
-            scp.wait(30)
 
         senders = [] if args.skip_orthanc else ["storescu", *counts]
         if senders:
@@ -276,7 +287,6 @@ def memory_run(work: Path, template: Path, gigabytes: float, associations: int) 
     from pydicom.uid import generate_uid
 
     from gateway.spool import Spool, encode
-    from tests.peers import free_port, wait_for_port
 
     ds = dcmread(template)
     per = template.stat().st_size
@@ -290,19 +300,13 @@ def memory_run(work: Path, template: Path, gigabytes: float, associations: int) 
     spool.close()
     queued = sum(p.stat().st_size for p in (spool_dir / "files").rglob("*.dcm")) / 1e9
     print(f"\nmemory: {count} instances, {queued:.2f} GB queued in {time.perf_counter() - start:.0f}s ({load()})")
-    port = free_port()
-    scp = subprocess.Popen([sys.executable, __file__, "--discard-scp", str(port)], stdin=subprocess.PIPE,
-                           stdout=subprocess.PIPE, text=True)
     try:
-        assert scp.stdout.readline().strip() == "ready"
-        wait_for_port(port)
-        r = run_ours(spool_dir, port, "DISCARD", associations)
+        with discard_scp() as (_, port):
+            r = run_ours(spool_dir, port, "DISCARD", associations)
         print(f"  forwarded {r['count']} instances with {associations} associations at "
               f"{r['count'] / r['seconds']:.1f} images/s; "
               f"forwarder peak RSS {r['maxrss_mb']:.0f} MB (limit 200 MB) ({load()})")
     finally:
-        scp.stdin.close()
-        scp.wait(30)
         shutil.rmtree(spool_dir, ignore_errors=True)
 
 

@@ -303,13 +303,8 @@ class ExternalReceiver:
         # rz answers SIGTERM with its cancel sequence (CANs then backspaces); pass it on.
         proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([out], [], [], 0.2)
-            if ready:
-                data = os.read(out, 65536)
-                if not data:
-                    break
-                line.write(data)
+        while time.monotonic() < deadline and relay_output(out, line):
+            pass
         line.write(bytes([CAN]) * 8)  # in case rz died before it could say it
         _refuse_retries(line, bytes([CAN]) * 2, self.settings.timeout)
 
@@ -322,6 +317,19 @@ class ExternalReceiver:
             path = os.path.join(workdir, name)
             session.failed(name, _size(path), reason, file=name)
             _remove(path)
+
+
+def relay_output(out: int, line: Line, wait: float = 0.2) -> bool:
+    """Copy to the line what a protocol program wrote to ``out`` within ``wait`` seconds;
+    False once the program has closed its output."""
+    ready, _, _ = select.select([out], [], [], wait)
+    if not ready:
+        return True
+    data = os.read(out, 65536)
+    if not data:
+        return False
+    line.write(data)
+    return True
 
 
 def _refuse_retries(line: Line, answer: bytes, quiet: float, rounds: int = 20) -> None:

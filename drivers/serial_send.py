@@ -10,8 +10,6 @@ through lrzsz's ``sz`` and ``gkermit -s`` attached to the port the same way the 
 from __future__ import annotations
 
 import io
-import os
-import select
 import shutil
 import subprocess
 import tempfile
@@ -20,7 +18,7 @@ from pathlib import Path
 
 from xmodem import XMODEM
 
-from drivers.serial_external import Pump, _rz_tenths
+from drivers.serial_external import Pump, _rz_tenths, relay_output
 from drivers.serial_line import Line, LineLost, PortSettings
 from drivers.serial_xmodem import fast_crc
 
@@ -135,12 +133,8 @@ def _run_attached(line: Line, cmd: list[str], cwd: Path) -> tuple[int, str]:
         while True:
             if pump.error is not None:
                 raise pump.error
-            ready, _, _ = select.select([out], [], [], 0.2)
-            if ready:
-                data = os.read(out, 65536)
-                if not data:
-                    break
-                line.write(data)
+            if not relay_output(out, line):
+                break
         rc = proc.wait(30)
         _drain(line)
     finally:

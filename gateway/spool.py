@@ -148,6 +148,13 @@ def _unlink_all(paths: list[Path]) -> None:
             path.unlink()
 
 
+def _committing(db: sqlite3.Connection, uid: str, transaction_uid: str) -> tuple[str] | None:
+    """(destination,) of the delivery of ``uid`` awaiting ``transaction_uid``'s commitment."""
+    return db.execute(
+        "SELECT destination FROM deliveries WHERE sop_instance_uid=? AND transaction_uid=? AND state=?",
+        (uid, transaction_uid, COMMITTING)).fetchone()
+
+
 def encode(ds: Dataset) -> bytes:
     """The Part-10 bytes of a normalised dataset."""
     buf = io.BytesIO()
@@ -467,9 +474,7 @@ class Spool:
         changed: list[tuple[str, str]] = []
         with self._tx() as db:
             for uid in uids:
-                row = db.execute(
-                    "SELECT destination FROM deliveries WHERE sop_instance_uid=? AND transaction_uid=? AND state=?",
-                    (uid, transaction_uid, COMMITTING)).fetchone()
+                row = _committing(db, uid, transaction_uid)
                 if row is None:
                     continue
                 db.execute(
@@ -488,9 +493,7 @@ class Spool:
         changed: list[tuple[str, str]] = []
         with self._tx() as db:
             for uid, status, reason, permanent in failures:
-                row = db.execute(
-                    "SELECT destination FROM deliveries WHERE sop_instance_uid=? AND transaction_uid=? AND state=?",
-                    (uid, transaction_uid, COMMITTING)).fetchone()
+                row = _committing(db, uid, transaction_uid)
                 if row is None:
                     continue
                 db.execute(
