@@ -27,8 +27,8 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway import decoders  # noqa: E402
-from gateway.normalize import SiteRules, normalize  # noqa: E402
+from gateway import formats  # noqa: E402
+from gateway.dicom.normalize import SiteRules, normalize  # noqa: E402
 
 SAMPLES = next((p / "shared" / "samples" for p in Path(__file__).resolve().parents
                 if (p / "shared" / "samples").is_dir()), Path("shared/samples"))
@@ -71,7 +71,7 @@ ENTRIES = [
 
 def _convert(path: Path, out: Path, rules: SiteRules) -> None:
     data = path.read_bytes()
-    ds = normalize(decoders.decode(data), rules, origin=str(path))
+    ds = normalize(formats.decode(data), rules, origin=str(path))
     ds.save_as(out / f"{path.name}.dcm", enforce_file_format=True)
 
 
@@ -95,7 +95,7 @@ def run_entry(entry: Entry, copies: int, repeat: int) -> tuple[float, float, flo
         paths = [src / f"copy{i:04d}" for i in range(copies)]
         for p in paths:
             p.write_bytes(data)
-        finished = normalize(decoders.decode(data), rules, origin="bench")  # also warms caches
+        finished = normalize(formats.decode(data), rules, origin="bench")  # also warms caches
         floors, converts, ratios = [], [], []
         for p in paths:  # one uncounted round: file cache, allocator and CPU warmed alike
             _floor(p, out_floor, finished)

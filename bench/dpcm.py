@@ -17,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.decoders import ge_pixels  # noqa: E402
+from gateway.formats.ge import pixels  # noqa: E402
 
 SAMPLES = next((p / "shared" / "samples" for p in Path(__file__).resolve().parents
                 if (p / "shared" / "samples").is_dir()), Path("shared/samples"))
@@ -56,15 +56,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=20)
     args = parser.parse_args(argv)
     data = (SAMPLES / "ge_genesis" / "E07733S002I009.MR").read_bytes()
-    fast = ge_pixels.dpcm(data, 8412, 256, 256).ravel()
+    fast = pixels.dpcm(data, 8412, 256, 256).ravel()
     slow = loop_decode(data, 8412, 256 * 256)
     if not np.array_equal(fast, slow):
         print("MISMATCH between the vectorised decoder and the loop")
         return 1
     t_loop = best(lambda: loop_decode(data, 8412, 256 * 256), max(3, args.repeat // 5))
-    t_fast = best(lambda: ge_pixels.dpcm(data, 8412, 256, 256), args.repeat)
+    t_fast = best(lambda: pixels.dpcm(data, 8412, 256, 256), args.repeat)
     stream = np.frombuffer(data, dtype=np.uint8, offset=8412)
-    t_scan = best(lambda: ge_pixels._scan_starts(stream), max(3, args.repeat // 5))
+    t_scan = best(lambda: pixels._scan_starts(stream), max(3, args.repeat // 5))
     print("E07733S002I009.MR, 256x256, 74786-byte stream")
     print(f"  per-byte Python loop     {t_loop * 1e3:8.2f} ms")
     print(f"  vectorised (sync walk)   {t_fast * 1e3:8.2f} ms   {t_loop / t_fast:5.1f}x faster")

@@ -93,7 +93,7 @@ def serve_discard(port: int) -> None:
 @contextlib.contextmanager
 def discard_scp() -> Iterator[tuple[subprocess.Popen, int]]:
     """The discarding receiver in its own process, ready: (process, port)."""
-    from tests.peers import free_port, wait_for_port
+    from tests.support.peers import free_port, wait_for_port
 
     port = free_port()
     scp = subprocess.Popen([sys.executable, __file__, "--discard-scp", str(port)], stdin=subprocess.PIPE,
@@ -113,8 +113,8 @@ def child_forward(spool_dir: str, port: int, aet: str, associations: int) -> Non
     import logging
 
     from gateway.config import Destination
-    from gateway.forwarder import Forwarder
-    from gateway.spool import Spool
+    from gateway.delivery.forwarder import Forwarder
+    from gateway.delivery.spool import Spool
 
     logging.basicConfig(level=logging.WARNING)
     spool = Spool(spool_dir, durable=True)
@@ -135,7 +135,7 @@ def child_forward(spool_dir: str, port: int, aet: str, associations: int) -> Non
 # -- the parent ----------------------------------------------------------------------------
 
 def make_instances(folder: Path, count: int, size: int) -> list[Path]:
-    from tests.instances import ct_instance
+    from tests.support.instances import ct_instance
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -150,7 +150,7 @@ def fill_spool(spool_dir: Path, files: list[Path]) -> float:
     """Spool the files (durable) as the service would; returns seconds taken."""
     from pydicom import dcmread
 
-    from gateway.spool import Spool
+    from gateway.delivery.spool import Spool
 
     shutil.rmtree(spool_dir, ignore_errors=True)
     spool = Spool(spool_dir, durable=True)
@@ -207,7 +207,7 @@ def main() -> int:
         child_forward(spool_dir, int(port), aet, int(assocs))
         return 0
 
-    from tests.peers import Orthanc
+    from tests.support.peers import Orthanc
 
     work = Path(tempfile.mkdtemp(prefix="bench-forward-"))
     print(f"{os.cpu_count()} CPUs, {load()}; workspace {work}")
@@ -286,7 +286,7 @@ def memory_run(work: Path, template: Path, gigabytes: float, associations: int) 
     from pydicom import dcmread
     from pydicom.uid import generate_uid
 
-    from gateway.spool import Spool, encode
+    from gateway.delivery.spool import Spool, encode
 
     ds = dcmread(template)
     per = template.stat().st_size

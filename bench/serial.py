@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
 
-from tests.serial_link import PtyLink  # noqa: E402
+from tests.support.serial_link import PtyLink  # noqa: E402
 
 SENDERS = {
     "raw": None,
@@ -74,12 +74,12 @@ def payload(size: int, random_bytes: bool) -> bytes:
 
 def receive(port: str, protocol: str) -> None:
     """Run the serial driver until told "stop" on stdin; print what it received and its CPU."""
-    from drivers.serial import SerialDriver
-    from gateway import decoders
+    from drivers.serial.source import SerialDriver
+    from gateway import formats
 
     options = {"port": port, "protocol": protocol, "timeout": 5.0, "retries": 10, "idle_gap": 1.0,
                "max_object_mb": 256}
-    driver = SerialDriver.from_options("bench", options, decoders.object_length)
+    driver = SerialDriver.from_options("bench", options, formats.object_length)
     stop = threading.Event()
     got = {"captures": 0, "bytes": 0}
 
@@ -89,7 +89,7 @@ def receive(port: str, protocol: str) -> None:
             got["bytes"] += capture.size
             driver.ack(capture, "2.25.1")
 
-    decoders.decoders()  # import every format now: start-up is not transfer cost
+    formats.decoders()  # import every format now: start-up is not transfer cost
     thread = threading.Thread(target=run, daemon=True)
     before = resource.getrusage(resource.RUSAGE_SELF)
     thread.start()

@@ -32,8 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from drivers.tape import RECORDS, open_tape  # noqa: E402
-from drivers.tape_writers import SimhWriter, write_file  # noqa: E402
+from drivers.tape.medium import open_tape
+from drivers.tape.records import RECORDS  # noqa: E402
+from drivers.tape.writers import SimhWriter, write_file  # noqa: E402
 
 RECORD = 8192
 CHUNK = 1 << 20
@@ -45,8 +46,8 @@ def build_image(path: Path, size: int) -> int:
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian
 
-    from gateway.iods import CT_IMAGE_STORAGE
-    from gateway.spool import encode
+    from gateway.dicom.iods import CT_IMAGE_STORAGE
+    from gateway.delivery.spool import encode
 
     ds = Dataset()
     ds.SOPClassUID = CT_IMAGE_STORAGE

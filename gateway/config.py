@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import ConfigError
-from gateway.normalize import SiteRules
+from gateway.dicom.normalize import SiteRules
 from gateway.schema import Bool, Duration, Int, List, Map, Problems, Spec, Str, load
-from gateway.uids import is_valid_uid
+from gateway.dicom.uids import is_valid_uid
 
 AE_TITLE = dict(max_len=16, pattern=r"^[\x20-\x5b\x5d-\x7e]*[^ ][\x20-\x5b\x5d-\x7e]*$")
 
@@ -319,7 +319,7 @@ def _cross_checks(raw: dict, path: str, text: str) -> list[str]:
                 )
     for i, src in enumerate(raw["sources"] or []):
         if src["type"] == "serial" and src.get("options"):
-            from drivers.serial import option_problems
+            from drivers.serial.source import option_problems
 
             for problem in option_problems(src["options"]):
                 problems.append(f"{path}:{_line_of(text, src['name'])}: sources[{i}]: {problem}")

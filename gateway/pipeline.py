@@ -15,18 +15,18 @@ from typing import Callable
 
 from pydicom.dataset import Dataset
 
-from gateway import decoders
+from gateway import formats
 from gateway.capture import Capture, CaptureSink
 from gateway.errors import DecodeError
-from gateway.normalize import SiteRules, normalize
-from gateway.spool import Spool
+from gateway.dicom.normalize import SiteRules, normalize
+from gateway.delivery.spool import Spool
 
 log = logging.getLogger("gateway.pipeline")
 
 
 def convert(capture: Capture, rules: SiteRules = SiteRules()) -> tuple[Dataset, str]:
     """Return the finished instance and the name of the format it came from."""
-    decoded = decoders.decode(capture.data)
+    decoded = formats.decode(capture.data)
     try:
         ds = normalize(decoded, rules, origin=str(capture.origin))
     except DecodeError:

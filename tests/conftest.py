@@ -1,4 +1,4 @@
-"""Fixtures that start real peers; see ``tests/peers.py``."""
+"""Fixtures that start real peers; see ``tests/support/peers.py``."""
 
 from __future__ import annotations
 
@@ -6,16 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.peers import Orthanc, StoreSCP
-
-# shared/ lies beside the checkout (or beside the folder of worktrees), here and in CI: the
-# nearest ancestor that has shared/samples wins.
-_HERE = Path(__file__).resolve()
-SHARED = next(
-    (p / "shared" for p in _HERE.parents if (p / "shared" / "samples").is_dir()),
-    _HERE.parents[2] / "shared",
-)
-SAMPLES = SHARED / "samples"
+from tests.support.peers import Orthanc, StoreSCP
+from tests.support.samples import SAMPLES, SHARED
 
 
 @pytest.fixture(scope="session")

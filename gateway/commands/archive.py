@@ -7,7 +7,7 @@ import signal
 from pathlib import Path
 
 from gateway import logs
-from gateway.archive import Archive
+from gateway.delivery.archive import Archive
 from gateway.commands.run import add_config_argument, load_or_report
 
 NAME = "archive"

@@ -18,7 +18,7 @@ from typing import Iterator
 from gateway.capture import Capture, Origin
 from gateway.commands.run import load_or_report
 from gateway.errors import DecodeError
-from gateway.normalize import SiteRules
+from gateway.dicom.normalize import SiteRules
 from gateway.pipeline import convert
 
 NAME = "convert"

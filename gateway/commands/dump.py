@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gateway import decoders
+from gateway import formats
 from gateway.errors import DecodeError
 
 NAME = "dump"
@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"{args.file}: cannot read: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    decoder = decoders.identify(data)
+    decoder = formats.identify(data)
     if decoder is None:
         print(f"{args.file}: unknown format ({len(data)} bytes)", file=sys.stderr)
         return 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from gateway.commands.run import add_config_argument, load_or_report
-from gateway.link import echo
+from gateway.delivery.association import echo
 
 NAME = "echo"
 HELP = "check that a destination answers (C-ECHO)"

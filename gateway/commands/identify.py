@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gateway import decoders
+from gateway import formats
 
 NAME = "identify"
 HELP = "name the format of each file (by content, never by name)"
@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{path}: cannot read: {exc.strerror}")
             unknown += 1
             continue
-        decoder = decoders.identify(data)
+        decoder = formats.identify(data)
         if decoder is None:
             unknown += 1
             print(f"{path}: unknown format ({len(data)} bytes)")

@@ -23,11 +23,13 @@ import sys
 import threading
 from pathlib import Path
 
-from gateway import decoders, logs
+from gateway import logs
+
+from gateway import formats
 from gateway.config import Config, load_config
 from gateway.errors import ConfigError, DecodeError
-from gateway.normalize import SiteRules
-from gateway.tape_report import TapeReport
+from gateway.dicom.normalize import SiteRules
+from gateway.commands.tape_report import TapeReport
 
 NAME = "ingest-tape"
 HELP = "read a tape drive or tape image once: decode, spool and forward every image on it"
@@ -71,7 +73,8 @@ def _config(args: argparse.Namespace) -> Config | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from drivers.tape import ErrorPolicy, TapeError, open_tape
+    from drivers.tape.medium import open_tape
+    from drivers.tape.records import ErrorPolicy, TapeError
 
     config = _config(args)
     logs.setup(config.log_level if config else "WARNING")
@@ -103,7 +106,7 @@ class _Ingest:
     # -- set-up ---------------------------------------------------------------------------
 
     def _journal(self, fingerprint: str):
-        from drivers.tape_journal import TapeJournal
+        from drivers.tape.journal import TapeJournal
 
         if self.args.dry_run:
             return None
@@ -116,9 +119,9 @@ class _Ingest:
         return journal
 
     def _delivery(self) -> None:
-        from gateway.forwarder import Forwarder
+        from gateway.delivery.forwarder import Forwarder
         from gateway.pipeline import Pipeline
-        from gateway.spool import Spool
+        from gateway.delivery.spool import Spool
 
         cfg = self.config
         enabled = [d for d in cfg.destinations if d.enabled]
@@ -138,7 +141,7 @@ class _Ingest:
     # -- the read -------------------------------------------------------------------------
 
     def run(self) -> int:
-        from drivers.tape_session import TapeSession
+        from drivers.tape.session import TapeSession
 
         args = self.args
         if not args.dry_run and self.config is None:
@@ -177,7 +180,7 @@ class _Ingest:
         print("\ninterrupt: stopping after the current record (Ctrl-C again to stop at once)", file=sys.stderr)
 
     def _handle(self, session, capture) -> None:
-        if decoders.identify(capture.data) is None:
+        if formats.identify(capture.data) is None:
             leading = capture.origin.details.get("leading_file")
             why = ("not an image: the first data file of the tape (GE tapes start with a header file)"
                    if leading else "not recognised as an image (unknown format)")

@@ -11,7 +11,7 @@ import argparse
 import time
 
 from gateway.commands.run import add_config_argument, load_or_report
-from gateway.spool import DEAD, QUEUED, STATES, Spool
+from gateway.delivery.spool import DEAD, QUEUED, STATES, Spool
 
 NAME = "queue"
 HELP = "list, show, retry or purge spooled deliveries"

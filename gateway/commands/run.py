@@ -8,7 +8,7 @@ import sys
 from gateway import logs
 from gateway.config import load_config
 from gateway.errors import ConfigError
-from gateway.service import Service
+from gateway.service.daemon import Service
 
 NAME = "run"
 HELP = "run the gateway service"

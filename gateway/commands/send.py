@@ -16,9 +16,9 @@ from gateway import logs
 from gateway.capture import Capture, Origin
 from gateway.commands.run import add_config_argument, load_or_report
 from gateway.errors import DecodeError
-from gateway.forwarder import Forwarder
+from gateway.delivery.forwarder import Forwarder
 from gateway.pipeline import convert
-from gateway.spool import DEAD, DELIVERED, WAITING, Spool, SpoolBusy
+from gateway.delivery.spool import DEAD, DELIVERED, WAITING, Spool, SpoolBusy
 
 NAME = "send"
 HELP = "send files or folders to a destination now (through the spool)"

@@ -63,8 +63,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _send_serial(args: argparse.Namespace, files: list[tuple[str, bytes]]) -> int:
-    from drivers.serial_line import PortSettings
-    from drivers.serial_send import SendError, send_files
+    from drivers.serial.line import PortSettings
+    from drivers.serial.send import SendError, send_files
 
     port = PortSettings(args.serial, baud=args.baud, parity=args.parity, rtscts=args.rtscts)
     try:

@@ -7,7 +7,7 @@ import argparse
 import time
 
 from gateway.commands.run import add_config_argument, load_or_report
-from gateway.spool import Spool
+from gateway.delivery.spool import Spool
 
 NAME = "status"
 HELP = "show the delivery state of the spool per destination"

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 _FORMAT_MODULES: list[str] = [
-    "gateway.simulate.acrnema",
-    "gateway.simulate.siemens_fixed",
-    "gateway.simulate.ge",
+    "gateway.formats.tagstream.simulate",
+    "gateway.formats.siemens.simulate",
+    "gateway.formats.ge.simulate",
 ]
 
 

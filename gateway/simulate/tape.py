@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from drivers.tape_labels import julian, make_label
-from drivers.tape_writers import AwsWriter, SimhWriter
+from drivers.tape.labels import julian, make_label
+from drivers.tape.writers import AwsWriter, SimhWriter
 from gateway.simulate import SimFile
 
 HEADER_FILE = b"LEGACY-GATEWAY SIMULATED TAPE HEADER FILE (NOT AN IMAGE)".ljust(2048, b"\0")

@@ -1,0 +1,13 @@
+"""What happens after the spool: durable storage and delivery to every destination.
+
+- ``spool``: Part-10 files plus one SQLite row per (instance, destination); durable first.
+- ``forwarder``: per destination, lanes that claim due rows, send, and settle outcomes.
+- ``association``: one reused association to one destination.
+- ``store_request``: a C-STORE request written from its spool file onto the socket.
+- ``store_response``: a C-STORE response read off the socket by the waiting thread.
+- ``outcomes``: the tables that classify every outcome (delivered, retry, dead-letter).
+- ``commitment``: Storage Commitment reports from destinations.
+- ``tls``: TLS towards a destination.
+- ``metrics``: Prometheus metrics.
+- ``archive``: the built-in Storage SCP, a stand-in PACS.
+"""

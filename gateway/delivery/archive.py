@@ -1,0 +1,75 @@
+"""A small built-in Storage SCP: lets a newcomer see instances arrive without owning a PACS.
+
+It accepts every storage SOP class in the uncompressed and common compressed transfer
+syntaxes and writes each instance, as received, to ``<directory>/<StudyInstanceUID>/<SOP
+Instance UID>.dcm`` (temporary name, fsync, rename) before it answers success.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pynetdicom.sop_class import Verification
+
+from gateway.dicom.uids import is_valid_uid
+
+log = logging.getLogger("gateway.delivery.archive")
+
+SYNTAXES = [ImplicitVRLittleEndian, ExplicitVRLittleEndian, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian]
+
+
+def _safe(uid: str) -> str:
+    return uid if is_valid_uid(uid) else "invalid-uid"
+
+
+class Archive:
+    def __init__(self, directory: str | Path, ae_title: str = "ARCHIVE", host: str = "127.0.0.1", port: int = 11112):
+        self.directory = Path(directory)
+        self.ae_title, self.host, self.port = ae_title, host, port
+        self.server = None
+
+    def _on_store(self, event) -> int:
+        ds = event.dataset
+        ds.file_meta = event.file_meta
+        study = _safe(str(ds.get("StudyInstanceUID", "")))
+        sop = _safe(str(ds.get("SOPInstanceUID", "")))
+        folder = self.directory / study
+        folder.mkdir(parents=True, exist_ok=True)
+        final = folder / f"{sop}.dcm"
+        tmp = folder / f".{sop}.{os.getpid()}.tmp"
+        try:
+            ds.save_as(tmp, enforce_file_format=True)
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, final)
+        except Exception as exc:  # noqa: BLE001 - tell the sender, keep serving
+            log.error("event=archive_store_failed sop=%s error=%r", sop, f"{type(exc).__name__}: {exc}")
+            return 0xA700
+        log.info("event=archived sop=%s path=%s", sop, final)
+        return 0x0000
+
+    def start(self, block: bool = False):
+        self.directory.mkdir(parents=True, exist_ok=True)
+        ae = AE(ae_title=self.ae_title)
+        for context in AllStoragePresentationContexts:
+            ae.add_supported_context(context.abstract_syntax, SYNTAXES)
+        ae.add_supported_context(Verification)
+        ae.maximum_associations = 16
+        handlers = [(evt.EVT_C_STORE, self._on_store)]
+        log.info("event=archive_started ae=%s address=%s:%d directory=%s", self.ae_title, self.host, self.port, self.directory)
+        self.server = ae.start_server((self.host, self.port), block=block, evt_handlers=handlers)
+        return self.server
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server = None

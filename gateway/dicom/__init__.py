@@ -1,0 +1,8 @@
+"""DICOM rules shared by every format, written once.
+
+- ``values``: text values made conformant to their value representation.
+- ``vectors``: three-vectors for image geometry.
+- ``iods``: what each IOD we write must contain.
+- ``uids``: deterministic UIDs from a vendor identity.
+- ``normalize``: a decoder's result made a complete, valid instance (DESIGN step 4).
+"""

@@ -1,0 +1,183 @@
+"""The decoder registry: every vendor format is a module here with one ``Decoder`` object.
+
+Identification is by content only (never by a file name). Decoders are tried in the order of
+``priority`` (lower first); the first whose ``identify`` says yes decodes the capture. A format
+module registers itself when imported; ``_FORMAT_MODULES`` lists the modules to import, so
+adding a format means adding a module and one line there, never touching another decoder.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, runtime_checkable
+
+from pydicom.dataset import Dataset
+
+from gateway.errors import DecodeError, UnknownFormat
+
+__all__ = [
+    "Decoded",
+    "Decoder",
+    "DumpRow",
+    "DecodeError",
+    "UnknownFormat",
+    "register",
+    "decoders",
+    "identify",
+    "decode",
+    "object_length",
+]
+
+# Modules that define formats, in no particular order (priority decides).
+_FORMAT_MODULES: list[str] = [
+    "gateway.formats.dicom.passthrough",
+    "gateway.formats.tagstream.acr_nema",
+    "gateway.formats.tagstream.siemens_spi",
+    "gateway.formats.siemens.somatom_plus",
+    "gateway.formats.siemens.vision_ima",
+    "gateway.formats.ge.genesis",
+    "gateway.formats.ge.signa4x",
+]
+
+
+@dataclass
+class Decoded:
+    """What a decoder knew, before normalisation turns it into a complete IOD instance.
+
+    ``dataset`` holds DICOM attributes by keyword (and pixel data). ``identity`` gives, per
+    level ("study", "series", "instance", optionally "frame_of_reference"), the vendor's own
+    identity of the object as a tuple of strings; normalisation derives deterministic UIDs from
+    it where the dataset has none. ``vendor_header`` is the original header bytes, kept in our
+    private block so nothing of the source is lost. ``notes`` are non-patient facts worth a
+    log line at DEBUG (for example a field that disagreed with another).
+    """
+
+    dataset: Dataset
+    format: str
+    identity: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    vendor_header: bytes | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DumpRow:
+    """One vendor header field as ``legacy-gateway dump`` prints it."""
+
+    offset: int
+    name: str
+    type: str
+    value: Any
+    target: str = ""
+
+
+@runtime_checkable
+class Decoder(Protocol):
+    """The common signature of every format.
+
+    ``identify`` must be cheap and must not raise: it looks at the bytes (normally the first
+    few KiB and the total size) and says whether this format claims them. ``decode`` is pure:
+    bytes in, ``Decoded`` out, or ``DecodeError`` naming field and offset.
+
+    Optionally ``length(data: bytes) -> int | None``: where the object of this format that
+    begins ``data`` ends, by the format's own fields (header and pixel lengths, a fixed file
+    size, data element lengths). ``data`` may be a prefix of the object, or the object followed
+    by padding or by other objects (serial lines deliver both). Return ``n <= len(data)`` when
+    the object is ``data[:n]`` and complete; ``n > len(data)`` when the bytes begin an object of
+    this format that needs at least ``n`` bytes; None when this format does not claim the bytes
+    (or cannot tell its length). Like ``identify``: cheap, never raises, never allocates by a
+    header field. See ``object_length``.
+    """
+
+    name: str
+    description: str
+    priority: int
+
+    def identify(self, data: bytes) -> bool: ...
+
+    def decode(self, data: bytes) -> Decoded: ...
+
+
+_REGISTRY: dict[str, Decoder] = {}
+_loaded = False
+
+
+def register(decoder: Decoder) -> Decoder:
+    """Add a decoder; a second decoder of the same name is a programming error."""
+    if decoder.name in _REGISTRY and _REGISTRY[decoder.name] is not decoder:
+        raise ValueError(f"decoder {decoder.name!r} registered twice")
+    _REGISTRY[decoder.name] = decoder
+    return decoder
+
+
+def _load() -> None:
+    global _loaded
+    if not _loaded:
+        for module in _FORMAT_MODULES:
+            importlib.import_module(module)
+        _loaded = True
+
+
+def decoders() -> list[Decoder]:
+    """All registered decoders, in the order identification tries them."""
+    _load()
+    return sorted(_REGISTRY.values(), key=lambda d: (d.priority, d.name))
+
+
+def get(name: str) -> Decoder:
+    _load()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"no decoder named {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def identify(data: bytes) -> Decoder | None:
+    """The decoder that claims ``data``, or None."""
+    for decoder in decoders():
+        try:
+            if decoder.identify(data):
+                return decoder
+        except Exception:  # an identify bug must never take a capture down with it
+            continue
+    return None
+
+
+def decode(data: bytes) -> Decoded:
+    """Identify and decode; anything but a clean result becomes a ``DecodeError``."""
+    decoder = identify(data)
+    if decoder is None:
+        raise UnknownFormat()
+    return safe_decode(decoder.decode, data, decoder.name)
+
+
+def object_length(data: bytes) -> int | None:
+    """The length of the object at the start of ``data`` by its own format (see ``Decoder``).
+
+    Used by drivers that get objects without reliable boundaries: the serial driver trims
+    XMODEM's padding with it and cuts raw byte streams into objects. Decoders without a
+    ``length`` method are skipped; the first decoder (by priority) with an answer decides.
+    """
+    for decoder in decoders():
+        measure = getattr(decoder, "length", None)
+        if measure is None:
+            continue
+        try:
+            n = measure(data)
+        except Exception:  # a length bug must never take a line down with it
+            continue
+        if n is not None:
+            return n
+    return None
+
+
+def safe_decode(fn: Callable[[bytes], Decoded], data: bytes, name: str) -> Decoded:
+    """Run a decoder so that a bug in it reads as a ``DecodeError``, never a crash."""
+    try:
+        return fn(data)
+    except DecodeError:
+        raise
+    except MemoryError:
+        raise DecodeError(f"{name}: object too large to decode") from None
+    except Exception as exc:  # noqa: BLE001 - a decoder bug is still a rejected capture
+        raise DecodeError(f"{name}: internal decoder error: {type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,139 @@
+"""DICOM pass-through: Part-10 files, and headerless implicit-VR little-endian streams.
+
+Headerless streams (no preamble, no meta group) are what some vendors' DICOM export wrote;
+they are DICOM once a meta header is added. ACR-NEMA and SPI streams look alike at the byte
+level; they are told apart by content: a headerless DICOM stream carries an SOP Class UID and
+no ACR-NEMA recognition code, and the SPI decoder (higher priority) claims SPI creators first.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+
+import pydicom
+from pydicom.errors import InvalidDicomError
+from pydicom.filereader import _read_file_meta_info, data_element_generator, read_preamble
+
+from gateway.formats import Decoded, DumpRow, register
+from gateway.formats.tagstream.extent import dataset_length, part10_length
+from gateway.errors import DecodeError
+
+_SOP_CLASS = 0x00080016
+_RECOGNITION_CODE = 0x00080010
+_SCAN_LIMIT = 16384  # the identifying group 0008 elements sit well inside this
+
+
+def walk_implicit_le(data: bytes, limit: int = _SCAN_LIMIT):
+    """Yield (tag, offset, value offset, length) of leading implicit-VR LE elements.
+
+    Stops quietly at the first implausible element: this serves identification, which must
+    never raise.
+    """
+    pos, end, last = 0, min(len(data), limit), -1
+    while pos + 8 <= end:
+        group, elem, length = struct.unpack_from("<HHI", data, pos)
+        tag = (group << 16) | elem
+        if tag <= last or group == 0 or group > 0x7FE0:
+            return
+        if length == 0xFFFFFFFF or pos + 8 + length > len(data):
+            return
+        yield tag, pos, pos + 8, length
+        last = tag
+        pos += 8 + length
+
+
+def is_headerless_dicom(data: bytes) -> bool:
+    tags = {t for t, *_ in walk_implicit_le(data)}
+    if not tags or min(tags) >> 16 != 0x0008:
+        return False
+    return _SOP_CLASS in tags and _RECOGNITION_CODE not in tags
+
+
+class Part10:
+    name = "dicom"
+    description = "DICOM Part-10 file (preamble and DICM)"
+    priority = 10
+
+    def identify(self, data: bytes) -> bool:
+        return len(data) >= 132 and data[128:132] == b"DICM"
+
+    def decode(self, data: bytes) -> Decoded:
+        return Decoded(dataset=_read(data, headerless=False), format=self.name)
+
+    def length(self, data: bytes) -> int | None:
+        return part10_length(data)
+
+    def dump(self, data: bytes) -> list[DumpRow]:
+        return _dump(_read(data, headerless=False))
+
+
+class Headerless:
+    name = "dicom-headerless"
+    description = "DICOM data set without preamble or meta header (implicit VR little endian)"
+    priority = 90
+
+    def identify(self, data: bytes) -> bool:
+        return is_headerless_dicom(data)
+
+    def decode(self, data: bytes) -> Decoded:
+        return Decoded(dataset=_read(data, headerless=True), format=self.name)
+
+    def length(self, data: bytes) -> int | None:
+        if not is_headerless_dicom(data):
+            return None
+        return dataset_length(data, 0, explicit=False, little=True)
+
+    def dump(self, data: bytes) -> list[DumpRow]:
+        return _dump(_read(data, headerless=True))
+
+
+def _read(data: bytes, headerless: bool):
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), force=headerless)
+        _check_complete(data, headerless, ds)
+        for elem in ds.iterall():  # parse every value now, so bad values surface here
+            _ = elem.value
+    except InvalidDicomError as exc:
+        raise DecodeError(f"not a DICOM file: {exc}") from None
+    except (EOFError, struct.error, ValueError, OSError, NotImplementedError) as exc:
+        raise DecodeError(f"damaged DICOM data set: {exc}") from None
+    if headerless:
+        # Kept as it came (implicit VR little endian): pass-through never re-encodes.
+        ds.file_meta = pydicom.dataset.FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+    return ds
+
+
+def _check_complete(data: bytes, headerless: bool, ds) -> None:
+    """pydicom reads a truncated file without complaint; walk the top-level elements and
+    require each to be whole and the last to end at the end of the data."""
+    fp = io.BytesIO(data)
+    if not headerless:
+        read_preamble(fp, False)
+        _read_file_meta_info(fp)
+    syntax = ds.file_meta.get("TransferSyntaxUID", pydicom.uid.ImplicitVRLittleEndian)
+    syntax = pydicom.uid.UID(syntax)
+    implicit = syntax.is_implicit_VR if syntax.is_transfer_syntax else True
+    little = syntax.is_little_endian if syntax.is_transfer_syntax else True
+    if syntax.is_deflated:
+        return  # a deflated stream is checked by the inflater itself
+    end = fp.tell()
+    for elem in data_element_generator(fp, implicit, little):
+        start = end
+        end = fp.tell()
+        if elem.length != 0xFFFFFFFF and elem.value is not None and len(elem.value) != elem.length:
+            raise DecodeError(
+                f"element {elem.tag} is truncated: {len(elem.value)} of {elem.length} bytes",
+                field=str(elem.tag), offset=start,
+            )
+    if end != len(data):
+        raise DecodeError(f"{len(data) - end} bytes of an incomplete element at the end", offset=end)
+
+
+def _dump(ds) -> list[DumpRow]:
+    return [DumpRow(offset=-1, name=e.keyword or str(e.tag), type=e.VR, value=e.repval) for e in ds.iterall()]
+
+
+register(Part10())
+register(Headerless())

@@ -1,0 +1,5 @@
+"""Siemens fixed-header formats: Somatom Plus (VAX host) and Magnetom Vision ``.IMA`` (SPARC).
+
+- ``somatom_plus``, ``vision_ima``: field tables and decoders.
+- ``simulate``: simulated files of both.
+"""

@@ -1,0 +1,157 @@
+"""ACR-NEMA 1.0/2.0 files: implicit-VR tag streams in any of three byte orders, to DICOM.
+
+Identification (acr-nema.md 3.3): not Part-10, not explicit VR; the leading elements parse
+as a tag stream starting in group 0000 or 0008; and either a recognition code says
+``ACR-NEMA`` (or LIBIDO), or there is no SOP Class UID (a headerless DICOM stream has one and
+is left to the pass-through). SPI streams are claimed first by the SPI decoder.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from gateway.formats.tagstream import mapping
+
+from gateway.dicom import values as acrvalues
+
+from gateway.formats.tagstream import siemens_shadow
+from gateway.formats.tagstream.convert import TEXT_VRS, Converted, ValueReader, convert
+from gateway.formats.tagstream.dictionary import RETIRED_SUCCESSORS, private_entry, standard_entry
+from gateway.formats.tagstream.stream import ByteOrder, Element, Stream, leading_elements, read_stream, tag_str
+from gateway.formats import Decoded, DumpRow, register
+from gateway.formats.tagstream.extent import dataset_length
+
+_SOP_CLASS_UID = 0x00080016
+_RECOGNITION_CODES = (0x00000010, 0x00080010)
+_DUMP_VALUE_LIMIT = 1024
+# A stream's first group is 0000, 0001 or 0008: its first two bytes in either byte order.
+_FIRST_GROUPS = {b"\x00\x00", b"\x01\x00", b"\x00\x01", b"\x08\x00", b"\x00\x08"}
+
+
+def leading(data: bytes, last_group: int = 0x0008, until: Callable[[Element], bool] | None = None) -> Stream | None:
+    """The leading elements (to ``last_group``, or to the first ``until`` accepts) of an
+    ACR-NEMA-style stream, or None."""
+    if data[:2] not in _FIRST_GROUPS:  # cheap refusal before any walk (any byte order)
+        return None
+    stream = leading_elements(data, last_group=last_group, until=until)
+    if stream is None or len(stream.elements) < 3:
+        return None
+    if stream.elements[0].group not in (0x0000, 0x0001, 0x0008):
+        return None
+    return stream
+
+
+def stream_length(data: bytes, stream: Stream) -> int | None:
+    """Where an ACR-NEMA-style object ends: its elements walked in its byte order, up to and
+    including Pixel Data (``extent.dataset_length``)."""
+    order = stream.order
+    header = order.element_header if order is ByteOrder.BAD_BIG else None
+    return dataset_length(data, 0, explicit=False, little=order is ByteOrder.LITTLE, header=header)
+
+
+def recognition_code(stream: Stream) -> str:
+    for tag in _RECOGNITION_CODES:
+        elem = stream.find(tag)
+        if elem is not None and elem.length <= 64:
+            return stream.value(elem).decode("latin-1").strip("\0 ")
+    return ""
+
+
+def decode_stream(data: bytes, fmt: str, check: Callable[[Converted], None] | None = None) -> Decoded:
+    """Shared by the ACR-NEMA and SPI decoders: stream → dataset → vendor and generic rules.
+
+    ``check`` sees the converted elements first (a format's own refusals, e.g. compression).
+    """
+    stream = read_stream(data)
+    conv = convert(stream)
+    if check is not None:
+        check(conv)
+    if siemens_shadow.is_siemens(conv.dataset) or _has_siemens_creators(conv):
+        siemens_shadow.apply(conv)
+    mapping.finish(conv)
+    acrvalues.ready_to_write(conv.dataset)
+    notes = [f"byte order: {stream.order.value}", *stream.notes, *conv.notes]
+    return Decoded(
+        dataset=conv.dataset,
+        format=fmt,
+        identity=mapping.identity(conv.dataset, fmt),
+        vendor_header=data[: conv.pixel_offset] or None,
+        notes=notes,
+    )
+
+
+def _has_siemens_creators(conv: Converted) -> bool:
+    ds = conv.dataset
+    return any(
+        tag & 0x00010000 and 0x10 <= (tag & 0xFFFF) <= 0xFF and str(ds[tag].value).startswith("SIEMENS")
+        for tag in ds.keys()
+    )
+
+
+def dump_stream(data: bytes) -> list[DumpRow]:
+    """Every element as read: offset, name and VR from our dictionary, value as decoded.
+
+    Text is shown as written (ACR-NEMA forms included), numbers as numbers, long or bulk
+    values by their size; the DICOM successor of a retired element is the target.
+    """
+    stream = read_stream(data)
+    reader = ValueReader(stream)
+    rows: list[DumpRow] = []
+    creators: dict[tuple[int, int], str] = {}
+    for elem in stream.elements:
+        group, number = elem.group, elem.element
+        target = ""
+        if group & 1 and 0x10 <= number <= 0xFF:
+            creators[(group, number)] = reader.text(elem, "LO")[0] if elem.length else ""
+            vr, name = "LO", "Private Creator"
+        elif group & 1:
+            creator = creators.get((group, number >> 8), "")
+            entry = private_entry(creator, group, number & 0xFF) if creator else None
+            vr = entry.vr if entry else "UN"
+            name = f"{creator or 'no creator'}: {entry.name if entry else 'unknown'}"
+            target = entry.target if entry else ""
+        else:
+            entry = standard_entry(elem.tag)
+            vr = entry.vr.split(" or ")[-1] if entry else "UN"
+            name = entry.name if entry else "unknown"
+            target = RETIRED_SUCCESSORS.get(elem.tag, "")
+        rows.append(DumpRow(offset=elem.offset, name=f"{tag_str(elem.tag)} {name}", type=vr, value=_show(reader, elem, vr), target=target))
+    return rows
+
+
+def _show(reader: ValueReader, elem, vr: str):
+    if vr in TEXT_VRS and elem.length <= _DUMP_VALUE_LIMIT:
+        return "\\".join(reader.text(elem, vr))
+    if vr in ("US", "SS", "UL", "SL", "AT", "FL", "FD") and elem.length <= _DUMP_VALUE_LIMIT:
+        values = reader.binary(elem, vr)
+        return values if values is not None else f"<{elem.length} bytes, not {vr}>"
+    return f"<{elem.length} bytes>"
+
+
+class AcrNema:
+    name = "acr-nema"
+    description = "ACR-NEMA 1.0/2.0 tag stream (implicit VR; little, big or bad-big endian)"
+    priority = 50
+
+    def identify(self, data: bytes) -> bool:
+        stream = leading(data)
+        if stream is None:
+            return False
+        code = recognition_code(stream).upper()
+        if code.startswith(("ACR-NEMA", "ACRNEMA")):
+            return True
+        return stream.find(_SOP_CLASS_UID) is None and stream.elements[0].group in (0x0000, 0x0008)
+
+    def length(self, data: bytes) -> int | None:
+        if not self.identify(data):
+            return None
+        return stream_length(data, leading(data))
+
+    def decode(self, data: bytes) -> Decoded:
+        return decode_stream(data, self.name)
+
+    def dump(self, data: bytes) -> list[DumpRow]:
+        return dump_stream(data)
+
+
+register(AcrNema())

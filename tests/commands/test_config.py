@@ -1,0 +1,118 @@
+"""Configuration: the shipped file is valid, and every kind of mistake is named with line and key."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.config import load_config, parse_config
+from gateway.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ROOT / "etc" / "legacy-gateway.yaml"
+
+GOOD = """\
+destinations:
+  - name: pacs
+    host: 127.0.0.1
+    port: 104
+    called_ae: PACS
+sources:
+  - name: export
+    type: folder
+    path: /tmp/in
+"""
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "broken.yaml")
+    return info.value.problems
+
+
+def test_shipped_configuration_is_valid_and_starts_the_archive():
+    config = load_config(SHIPPED)
+    assert config.archive.enabled
+    (dest,) = config.destinations
+    assert (dest.host, dest.port, dest.called_ae) == ("127.0.0.1", config.archive.port, config.archive.ae_title)
+    (source,) = config.sources
+    assert source.type == "folder" and source.options["path"] == "./var/incoming"
+
+
+def test_defaults_fill_what_is_not_given():
+    config = parse_config(GOOD)
+    dest = config.destinations[0]
+    assert dest.calling_ae == config.ae_title == "LEGACYGW"
+    assert dest.retry.initial_delay == 5.0 and dest.tls is None
+    assert config.sources[0].destinations == ("pacs",)
+    assert config.site.uid_root == "2.25"
+
+
+def test_durations_take_units():
+    config = parse_config(GOOD.replace("called_ae: PACS", "called_ae: PACS\n    retry: {initial_delay: 500ms, max_delay: 2h, give_up_after: 7d}"))
+    retry = config.destinations[0].retry
+    assert (retry.initial_delay, retry.max_delay, retry.give_up_after) == (0.5, 7200.0, 604800.0)
+
+
+def test_wrong_types_are_named_with_line_and_key():
+    text = GOOD.replace("port: 104", "port: one-oh-four").replace("path: /tmp/in", "path: /tmp/in\n    recursive: maybe")
+    found = problems(text)
+    assert "broken.yaml:4: destinations[0].port: must be a whole number, not 'one-oh-four'" in found
+    assert "broken.yaml:10: sources[0].recursive: must be true or false, not 'maybe'" in found
+
+
+def test_unknown_keys_are_errors_with_a_hint():
+    text = GOOD.replace("called_ae: PACS", "called_ae: PACS\n    calling_aet: US") + "colour: blue\n"
+    found = problems(text)
+    assert "broken.yaml:6: destinations[0].calling_aet: unknown key (did you mean 'calling_ae'?)" in found
+    assert "broken.yaml:11: colour: unknown key" in found
+
+
+def test_missing_destination_section_and_missing_fields():
+    assert problems("sources: []\n") == ["broken.yaml:1: destinations: is required"]
+    found = problems(GOOD.replace("    called_ae: PACS\n", ""))
+    assert found == ["broken.yaml:2: destinations[0].called_ae: is required"]
+
+
+def test_bad_ports_and_ae_titles():
+    found = problems(GOOD.replace("port: 104", "port: 70000").replace("called_ae: PACS", "called_ae: AN_AE_TITLE_TOO_LONG"))
+    assert "broken.yaml:4: destinations[0].port: must be at most 65535, not 70000" in found
+    assert "broken.yaml:5: destinations[0].called_ae: must be at most 16 characters, not 20" in found
+    assert problems(GOOD.replace("port: 104", "port: 0")) == ["broken.yaml:4: destinations[0].port: must be at least 1, not 0"]
+
+
+def test_source_options_are_checked_per_type():
+    found = problems(GOOD.replace("type: folder", "type: floppy"))
+    assert "broken.yaml:8: sources[0].type: must be one of " in found[0] and "not 'floppy'" in found[0]
+    found = problems(GOOD.replace("path: /tmp/in", "path: /tmp/in\n    observer: magic\n    baud: 9600"))
+    assert "broken.yaml:10: sources[0].observer: must be one of inotify, polling, not 'magic'" in found
+    assert "broken.yaml:11: sources[0].baud: unknown key" in found
+
+
+def test_cross_references_are_checked():
+    found = problems(GOOD + "    destinations: [nowhere]\n")
+    assert found == ["broken.yaml:10: sources[0].destinations: no destination named 'nowhere'"]
+    found = problems(GOOD.replace("sources:", "  - name: pacs\n    host: h\n    port: 1\n    called_ae: X\nsources:"))
+    assert any("name 'pacs' is used twice" in p for p in found)
+    found = problems("gateway:\n  uid_root: 1.2.03\n" + GOOD)
+    assert found == ["broken.yaml:2: gateway.uid_root: '1.2.03' is not a valid UID root of at most 52 characters"]
+
+
+def test_yaml_syntax_errors_are_reported_not_raised():
+    found = problems("destinations: [\n")
+    assert len(found) == 1 and found[0].startswith("broken.yaml:") and "(syntax)" in found[0]
+
+
+def test_check_config_command_lists_every_problem(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(GOOD.replace("port: 104", "port: 70000").replace("type: folder", "type: folder\n    settle: 2s"))
+    run = subprocess.run([sys.executable, "-m", "gateway", "check-config", str(bad)], capture_output=True, text=True,
+                         cwd=ROOT)
+    assert run.returncode == 1
+    lines = run.stderr.strip().splitlines()
+    assert lines == [f"{bad}:4: destinations[0].port: must be at most 65535, not 70000",
+                     f"{bad}:9: sources[0].settle: unknown key (did you mean 'settle_time'?)"]
+    ok = subprocess.run([sys.executable, "-m", "gateway", "check-config", str(SHIPPED)], capture_output=True, text=True,
+                        cwd=ROOT)
+    assert ok.returncode == 0, ok.stderr

@@ -1,0 +1,111 @@
+"""The command line: send, queue, echo, as an operator runs them (``python -m gateway``)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from gateway.delivery.spool import DEAD, Settlement, Spool
+from tests.support.forwarding import orthanc_uids, spool_instances, wait_until, write_config
+from tests.support.instances import ct_instance
+from tests.support.peers import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gateway", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _config(tmp_path: Path, port: int, called_ae: str = "STORESCP", **blocks) -> Path:
+    return write_config(tmp_path / "gateway.yaml", tmp_path / "spool", [
+        {"name": "pacs", "host": "127.0.0.1", "port": port, "called_ae": called_ae,
+         "retry": {"initial_delay": "100ms", "max_delay": "500ms"}},
+        {"name": "nowhere", "host": "127.0.0.1", "port": free_port(), "called_ae": "NOBODY"},
+    ], **blocks)
+
+
+def _files(folder: Path, count: int) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        path = folder / f"img{i}.dcm"
+        ct_instance(i).save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def test_send_files_and_folders_through_the_spool(storescp, tmp_path):
+    config = _config(tmp_path, storescp.port)
+    files = _files(tmp_path / "in", 3)
+    (tmp_path / "in" / "notes.txt").write_text("not an image")
+    out = _cli("send", "-c", config, tmp_path / "in", "--to", "pacs")
+    assert out.returncode == 1, out.stdout + out.stderr  # one file is not an image
+    assert out.stdout.count(": delivered sop=") == 3
+    assert "notes.txt: rejected:" in out.stdout
+    assert "3 of 4 delivered to pacs" in out.stdout
+    assert len(storescp.received()) == 3
+    assert Spool(tmp_path / "spool").files_on_disk() == []
+    again = _cli("send", "-c", config, *files, "--to", "pacs")
+    assert again.returncode == 0 and again.stdout.count("delivered earlier, not sent again") == 3
+    assert len(storescp.received()) == 3
+    forced = _cli("send", "-c", config, files[0], "--to", "pacs", "--resend")
+    assert forced.returncode == 0 and ": delivered sop=" in forced.stdout
+    assert len(storescp.received()) == 4
+    unknown = _cli("send", "-c", config, files[0], "--to", "elsewhere")
+    assert unknown.returncode == 2 and "no destination named 'elsewhere'" in unknown.stdout
+
+
+def test_queue_list_show_retry_dead_and_purge(tmp_path):
+    config = _config(tmp_path, free_port())
+    spool = Spool(tmp_path / "spool")
+    uids = spool_instances(spool, 3, ["pacs"])
+    spool.settle(Settlement(i, DEAD, "0xA900", "error: data set does not match SOP class")
+                 for i in spool.claim("pacs", 2))
+    listing = _cli("queue", "-c", config, "list", "--state", "dead")
+    assert listing.returncode == 0
+    dead = [u for u in uids if u in listing.stdout]
+    assert len(dead) == 2 and "does not match SOP class" in listing.stdout
+    shown = _cli("queue", "-c", config, "show", dead[0])
+    assert "state            dead" in shown.stdout and "0xA900" in shown.stdout
+    assert _cli("queue", "-c", config, "show", "1.2.3.4").returncode == 1
+    retried = _cli("queue", "-c", config, "retry-dead", "--dest", "pacs", dead[0])
+    assert "1 dead-lettered row(s) queued again" in retried.stdout
+    assert {r["state"] for r in spool.rows("pacs", uids=[dead[0]])} == {"queued"}
+    purged = _cli("queue", "-c", config, "purge", "--dest", "pacs")  # default: dead letters
+    assert "1 row(s) purged" in purged.stdout
+    assert sorted(r["sop_instance_uid"] for r in spool.rows()) == sorted(u for u in uids if u != dead[1])
+    assert len(spool.files_on_disk()) == 2
+
+
+def test_echo(storescp, tmp_path):
+    config = _config(tmp_path, storescp.port)
+    ok = _cli("echo", "-c", config, "pacs")
+    assert ok.returncode == 0 and "pacs: STORESCP@127.0.0.1" in ok.stdout and ": OK: C-ECHO status 0x0000" in ok.stdout
+    down = _cli("echo", "-c", config, "nowhere")
+    assert down.returncode == 1 and "FAILED: cannot connect" in down.stdout
+
+
+def test_send_while_the_service_runs_goes_through_the_service(orthanc, tmp_path):
+    metrics_port = free_port()
+    config = _config(tmp_path, orthanc.dicom_port, called_ae="ORTHANC",
+                     metrics={"enabled": True, "host": "127.0.0.1", "port": metrics_port})
+    with open(tmp_path / "service.log", "wb") as log:
+        service = subprocess.Popen([sys.executable, "-m", "gateway", "run", "-c", str(config)], cwd=ROOT,
+                                   stdout=log, stderr=subprocess.STDOUT)
+    try:
+        assert wait_until(lambda: Spool(tmp_path / "spool").forwarding_elsewhere(), 30)
+        files = _files(tmp_path / "in", 2)
+        out = _cli("send", "-c", config, *files, "--to", "pacs")
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "the gateway service is running" in out.stdout
+        assert len(orthanc_uids(orthanc)) == 2
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        assert 'legacy_gateway_delivered_total{destination="pacs"} 2.0' in text
+    finally:
+        service.terminate()
+        assert service.wait(30) == 0

@@ -1,0 +1,91 @@
+"""DICOM over TLS against DCMTK's storescp started with +tls, using a CA, server and client
+certificates the test makes with the openssl command line tool."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gateway.config import TLSConfig
+from gateway.delivery.association import echo
+from gateway.delivery.spool import DELIVERED, QUEUED, Spool
+from tests.support.forwarding import destination, forwarding, spool_instances, wait_until
+from tests.support.peers import StoreSCP
+
+OPENSSL = shutil.which("openssl")
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run([OPENSSL, *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+def _ca(folder: Path, name: str) -> None:
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.crt",
+             "-days", "2", "-subj", f"/CN={name}", "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=folder)
+
+
+def _leaf(folder: Path, name: str, ca: str, usage: str) -> None:
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+             "-subj", f"/CN={name}", cwd=folder)
+    (folder / f"{name}.ext").write_text(
+        f"subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage={usage}\nbasicConstraints=CA:FALSE\n")
+    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key", "-CAcreateserial",
+             "-out", f"{name}.crt", "-days", "2", "-extfile", f"{name}.ext", cwd=folder)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory) -> Path:
+    if OPENSSL is None:
+        pytest.fail("the openssl command line tool is needed to make test certificates (apt-get install openssl)")
+    folder = tmp_path_factory.mktemp("pki")
+    _ca(folder, "ca")
+    _ca(folder, "other-ca")  # a CA that signed nothing we meet
+    _leaf(folder, "server", "ca", "serverAuth")
+    _leaf(folder, "client", "ca", "clientAuth")
+    return folder
+
+
+@pytest.fixture
+def tls_storescp(pki, tmp_path):
+    # storescp requires and verifies a client certificate (-rc is its default with +tls).
+    peer = StoreSCP(tmp_path / "scp", args=("+tls", str(pki / "server.key"), str(pki / "server.crt"),
+                                            "+cf", str(pki / "ca.crt"))).start()
+    yield peer
+    peer.stop()
+
+
+def test_tls_delivery_with_verified_peer_and_client_certificate(pki, tls_storescp, tmp_path):
+    tls = TLSConfig(ca=str(pki / "ca.crt"), cert=str(pki / "client.crt"), key=str(pki / "client.key"))
+    dest = destination("secure", tls_storescp.port, tls=tls)
+    ok, detail, _ = echo(dest, "LEGACYGW")
+    assert ok, detail
+    spool = Spool(tmp_path / "spool")
+    uids = spool_instances(spool, 5, ["secure"])
+    with forwarding(spool, [dest]):
+        assert wait_until(lambda: spool.pending("secure") == 0, 30)
+    assert {r["state"] for r in spool.rows("secure")} == {DELIVERED}
+    assert len(tls_storescp.received()) == len(uids)
+
+
+def test_tls_refuses_a_peer_its_ca_did_not_sign(pki, tls_storescp, tmp_path):
+    tls = TLSConfig(ca=str(pki / "other-ca.crt"), cert=str(pki / "client.crt"), key=str(pki / "client.key"))
+    dest = destination("secure", tls_storescp.port, tls=tls)
+    ok, detail, _ = echo(dest, "LEGACYGW")
+    assert not ok
+    spool = Spool(tmp_path / "spool")
+    spool_instances(spool, 3, ["secure"])
+    with forwarding(spool, [dest]) as fwd:
+        assert wait_until(lambda: fwd.metrics.association_failures.labels("secure")._value.get() >= 2, 10)
+    assert {r["state"] for r in spool.rows("secure")} == {QUEUED}
+    assert tls_storescp.received() == []
+
+
+def test_tls_verification_can_be_turned_off_for_a_lab(pki, tls_storescp, tmp_path):
+    tls = TLSConfig(ca=str(pki / "other-ca.crt"), cert=str(pki / "client.crt"), key=str(pki / "client.key"),
+                    verify=False)
+    ok, detail, _ = echo(destination("lab", tls_storescp.port, tls=tls), "LEGACYGW")
+    assert ok, detail

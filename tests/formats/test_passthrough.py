@@ -1,0 +1,96 @@
+"""DICOM pass-through: Part-10 and headerless vendor files become Part-10 instances.
+
+The checks compare with pydicom reading the source (an independent reader of the same bytes)
+and with dciodvfy; nothing is compared with our own writer alone.
+"""
+
+import io
+import shutil
+
+import pydicom
+import pytest
+from pydicom.uid import ImplicitVRLittleEndian
+
+from gateway import formats
+from gateway.capture import Capture, Origin
+from gateway.errors import DecodeError, UnknownFormat
+from gateway.pipeline import convert
+from gateway.delivery.spool import encode
+from tests.support.peers import dciodvfy_errors
+
+HEADERLESS = ["prostate_Marconi_nopreamble.img", "OT-MONO2-8-a7_Philips_nopreamble.dcm"]
+PART10 = ["DICOM_KNEE_GE_SignaHDxt.dcm", "MR-SIEMENS-DICOM-WithOverlays.dcm"]
+
+
+def capture(data: bytes, name: str = "x") -> Capture:
+    return Capture(data, Origin("test", name))
+
+
+@pytest.mark.parametrize("name", HEADERLESS)
+def test_headerless_stream_gets_a_correct_meta_header(samples, tmp_path, name):
+    raw = (samples / "dicom_vendor_nopreamble" / name).read_bytes()
+    assert raw[128:132] != b"DICM"
+    assert formats.identify(raw).name == "dicom-headerless"
+    ds, fmt = convert(capture(raw, name))
+    out = tmp_path / "out.dcm"
+    out.write_bytes(encode(ds))
+
+    written = pydicom.dcmread(out)
+    source = pydicom.dcmread(io.BytesIO(raw), force=True)
+    meta = written.file_meta
+    assert meta.TransferSyntaxUID == ImplicitVRLittleEndian  # kept as it came, never re-encoded
+    assert meta.MediaStorageSOPClassUID == source.SOPClassUID
+    assert meta.MediaStorageSOPInstanceUID == source.SOPInstanceUID
+    assert written.PixelData == source.PixelData
+    for elem in source:  # every source value survives (group lengths are retired in DICOM)
+        if elem.tag != (0x0020, 0x0052) and elem.tag.element != 0x0000:
+            assert written[elem.tag].value == elem.value, elem.tag
+    assert dciodvfy_errors(out) == []
+
+
+def test_frame_of_reference_reused_as_series_uid_is_separated_deterministically(samples):
+    raw = (samples / "dicom_vendor_nopreamble" / "prostate_Marconi_nopreamble.img").read_bytes()
+    source = pydicom.dcmread(io.BytesIO(raw), force=True)
+    assert source.FrameOfReferenceUID == source.SeriesInstanceUID  # the vendor's mistake
+    first, _ = convert(capture(raw))
+    again, _ = convert(capture(raw))
+    assert first.FrameOfReferenceUID != first.SeriesInstanceUID
+    assert first.FrameOfReferenceUID == again.FrameOfReferenceUID
+
+
+@pytest.mark.parametrize("name", PART10)
+def test_part10_passes_through_with_its_values_and_adds_no_iod_errors(samples, tmp_path, name):
+    src = samples / "dicom_vendor" / name
+    raw = src.read_bytes()
+    assert formats.identify(raw).name == "dicom"
+    ds, _ = convert(capture(raw, name))
+    out = tmp_path / "out.dcm"
+    out.write_bytes(encode(ds))
+    written, source = pydicom.dcmread(out), pydicom.dcmread(src)
+    assert written.PixelData == source.PixelData
+    for elem in source:
+        assert written[elem.tag].value == elem.value, elem.tag
+    # A vendor's own mistakes stay (pass-through changes no value); we add none.
+    original = tmp_path / "original.dcm"
+    shutil.copy(src, original)
+    assert set(dciodvfy_errors(out)) <= set(dciodvfy_errors(original))
+
+
+@pytest.mark.parametrize("data", [b"", b"garbage that is no image at all", b"\0" * 4096, bytes(range(256)) * 64])
+def test_unrecognised_input_is_unknown_format(data):
+    with pytest.raises(UnknownFormat, match="unknown format"):
+        convert(capture(data))
+
+
+@pytest.mark.parametrize("cut", [1999, 2000, 100000, -10, -1])
+def test_truncated_part10_is_a_decode_error_with_offset(samples, cut):
+    raw = (samples / "dicom_vendor" / "MR-SIEMENS-DICOM-WithOverlays.dcm").read_bytes()
+    with pytest.raises(DecodeError) as info:
+        convert(capture(raw[:cut]))
+    assert info.value.offset is not None and info.value.offset < len(raw[:cut])
+
+
+def test_truncated_headerless_stream_is_a_decode_error(samples):
+    raw = (samples / "dicom_vendor_nopreamble" / "prostate_Marconi_nopreamble.img").read_bytes()
+    with pytest.raises(DecodeError, match="truncated"):
+        convert(capture(raw[:-100]))
