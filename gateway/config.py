@@ -8,6 +8,8 @@ working directory (the README runs from the checkout; a systemd unit uses absolu
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,9 @@ from gateway.errors import ConfigError
 from gateway.dicom.normalize import SiteRules
 from gateway.schema import Bool, Duration, Int, List, Map, Problems, Spec, Str, load
 from gateway.dicom.uids import is_valid_uid
+
+# A DNS name or an IPv4/IPv6 address: letters, digits, dots, hyphens, colons, no spaces.
+_HOST_RE = re.compile(r"^[A-Za-z0-9._:%\[\]-]+$")
 
 AE_TITLE = dict(max_len=16, pattern=r"^[\x20-\x5b\x5d-\x7e]*[^ ][\x20-\x5b\x5d-\x7e]*$")
 
@@ -330,7 +335,75 @@ def _cross_checks(raw: dict, path: str, text: str) -> list[str]:
     root = raw["gateway"]["uid_root"]
     if not is_valid_uid(root) or len(root) > 52:
         problems.append(f"{path}:{_line_of(text, 'uid_root')}: gateway.uid_root: {root!r} is not a valid UID root of at most 52 characters")
+    for check in (_port_clashes, _tls_files, _retry_order, _host_names, _folder_paths):
+        problems.extend(f"{path}:{_line_of(text, needle)}: {problem}" for needle, problem in check(raw))
     return problems
+
+
+Finding = tuple[str, str]  # (a text to find the line by, the problem)
+
+
+def _listeners(raw: dict) -> list[tuple[str, str, int]]:
+    """What this process listens on: (configuration key, host, port)."""
+    out = []
+    if raw["archive"]["enabled"]:
+        out.append(("archive", raw["archive"]["host"], raw["archive"]["port"]))
+    if raw["metrics"]["enabled"]:
+        out.append(("metrics", raw["metrics"]["host"], raw["metrics"]["port"]))
+    if any(d["storage_commitment"] and d["enabled"] for d in raw["destinations"]):
+        out.append(("commitment", raw["commitment"]["host"], raw["commitment"]["port"]))
+    return out
+
+
+def _port_clashes(raw: dict) -> list[Finding]:
+    """Two listeners on one port: the second could never start. A wildcard address clashes
+    with every address."""
+    found, seen = [], []
+    for key, host, port in _listeners(raw):
+        for other, other_host, other_port in seen:
+            if port == other_port and (host == other_host or "0.0.0.0" in (host, other_host) or "::" in (host, other_host)):
+                found.append((f"port: {port}", f"{key}.port: {port} is also {other}.port; each listener needs its own port"))
+        seen.append((key, host, port))
+    return found
+
+
+def _tls_files(raw: dict) -> list[Finding]:
+    found = []
+    for i, dest in enumerate(raw["destinations"]):
+        for key in ("ca", "cert", "key"):
+            name = (dest.get("tls") or {}).get(key)
+            if not name:
+                continue
+            if not os.path.isfile(name):
+                found.append((name, f"destinations[{i}].tls.{key}: {name} does not exist or is not a file"))
+            elif not os.access(name, os.R_OK):
+                found.append((name, f"destinations[{i}].tls.{key}: {name} cannot be read by this user"))
+    return found
+
+
+def _retry_order(raw: dict) -> list[Finding]:
+    found = []
+    for i, dest in enumerate(raw["destinations"]):
+        retry = dest["retry"]
+        if retry["initial_delay"] > retry["max_delay"]:
+            found.append(("initial_delay", f"destinations[{i}].retry: initial_delay is longer than max_delay"))
+    return found
+
+
+def _host_names(raw: dict) -> list[Finding]:
+    hosts = [(f"destinations[{i}].host", d["host"]) for i, d in enumerate(raw["destinations"])]
+    hosts += [(f"{key}.host", host) for key, host, _ in _listeners(raw)]
+    return [(host, f"{key}: {host!r} is not a host name or address") for key, host in hosts
+            if not _HOST_RE.match(host)]
+
+
+def _folder_paths(raw: dict) -> list[Finding]:
+    found = []
+    for i, src in enumerate(raw["sources"] or []):
+        folder = (src.get("options") or {}).get("path") if src["type"] == "folder" else None
+        if folder and os.path.exists(folder) and not os.path.isdir(folder):
+            found.append((folder, f"sources[{i}].path: {folder} is a file, not a folder"))
+    return found
 
 
 def _build(raw: dict, path: str) -> Config:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class GatewayError(Exception):
     """Base class of every error the gateway raises on purpose."""
@@ -39,3 +41,25 @@ class ConfigError(GatewayError):
     def __init__(self, problems: list[str]):
         self.problems = problems
         super().__init__("\n".join(problems))
+
+
+class UsageError(GatewayError):
+    """What a command was given cannot work (an option, a path, a port); the message says what
+    is wrong and what to do, in one line for the operator."""
+
+
+class ListenError(GatewayError):
+    """A listening socket (archive, metrics, commitment) could not be opened: the address, and why."""
+
+
+def listen_error(what: str, host: str, port: int, exc: BaseException) -> ListenError:
+    """One sentence for a failed bind, with the usual cause named."""
+    reason = getattr(exc, "strerror", None) or str(exc)
+    hints = {
+        errno.EADDRINUSE: "another program (or another legacy-gateway) already listens there; stop it or choose "
+                          "another port",
+        errno.EADDRNOTAVAIL: f"{host} is not an address of this machine; use 127.0.0.1, 0.0.0.0 or one of its own",
+        errno.EACCES: "ports below 1024 need privileges; choose a port above 1023",
+    }
+    hint = hints.get(getattr(exc, "errno", None), "")
+    return ListenError(f"cannot listen for {what} on {host}:{port}: {reason}" + (f" ({hint})" if hint else ""))

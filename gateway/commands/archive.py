@@ -8,7 +8,7 @@ from pathlib import Path
 
 from gateway import logs
 from gateway.delivery.archive import Archive
-from gateway.commands.run import add_config_argument, load_or_report
+from gateway.commands.common import EXIT_OK, EXIT_UNUSABLE, add_config_argument, ae_title, load_or_report, port_number
 
 NAME = "archive"
 HELP = "run the built-in Storage SCP (a stand-in PACS for trying the gateway out)"
@@ -16,9 +16,9 @@ HELP = "run the built-in Storage SCP (a stand-in PACS for trying the gateway out
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_argument(parser)
-    parser.add_argument("--port", type=int, help="listening port (default from the configuration's archive block)")
+    parser.add_argument("--port", type=port_number, help="listening port (default from the configuration's archive block)")
     parser.add_argument("--host", help="listening address")
-    parser.add_argument("--aet", help="AE title")
+    parser.add_argument("--aet", type=ae_title, help="AE title")
     parser.add_argument("--dir", type=Path, help="where instances are stored")
 
 
@@ -29,7 +29,7 @@ def _interrupt(*_: object) -> None:
 def run(args: argparse.Namespace) -> int:
     config = load_or_report(args.config)
     if config is None:
-        return 2
+        return EXIT_UNUSABLE
     logs.setup(config.log_level)
     a = config.archive
     archive = Archive(args.dir or a.directory, args.aet or a.ae_title, args.host or a.host, args.port or a.port)
@@ -37,5 +37,5 @@ def run(args: argparse.Namespace) -> int:
     try:
         archive.start(block=True)
     except KeyboardInterrupt:
-        pass
-    return 0
+        archive.stop()
+    return EXIT_OK

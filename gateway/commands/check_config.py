@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import argparse
 
-from gateway.commands.run import load_or_report
+from gateway.commands.common import EXIT_OK, EXIT_UNUSABLE, default_config, load_or_report
 
 NAME = "check-config"
 HELP = "validate a configuration file"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", metavar="PATH")
+    parser.add_argument("config", metavar="PATH", nargs="?", default=argparse.SUPPRESS,
+                        help="the file to check (default: the configuration the other commands use)")
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_or_report(args.config)
+    path = args.config or default_config()
+    config = load_or_report(path)
     if config is None:
-        return 1
-    print(f"{args.config}: OK ({len(config.sources)} source(s), {len(config.destinations)} destination(s))")
-    return 0
+        return EXIT_UNUSABLE
+    print(f"{path}: OK ({len(config.sources)} source(s), {len(config.destinations)} destination(s))")
+    return EXIT_OK

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from gateway.capture import Capture, Origin
-from gateway.commands.run import load_or_report
+from gateway.commands.common import load_or_report
 from gateway.errors import DecodeError
 from gateway.dicom.normalize import SiteRules
 from gateway.pipeline import convert

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from gateway.commands.run import add_config_argument, load_or_report
+from gateway.commands.common import add_config_argument, load_or_report
 from gateway.delivery.association import echo
 
 NAME = "echo"

@@ -3,38 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from gateway import logs
-from gateway.config import load_config
-from gateway.errors import ConfigError
+from gateway.commands.common import EXIT_UNUSABLE, add_config_argument, load_or_report
 from gateway.service.daemon import Service
 
 NAME = "run"
 HELP = "run the gateway service"
-DEFAULT_CONFIG = "etc/legacy-gateway.yaml"
-
-
-def add_config_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-c", "--config", default=DEFAULT_CONFIG, help=f"configuration file (default {DEFAULT_CONFIG})")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_argument(parser)
 
 
-def load_or_report(path: str):
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return None
-
-
 def run(args: argparse.Namespace) -> int:
     config = load_or_report(args.config)
     if config is None:
-        return 2
+        return EXIT_UNUSABLE
     logs.setup(config.log_level)
     return Service(config).run()

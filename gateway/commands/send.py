@@ -14,7 +14,7 @@ from pathlib import Path
 
 from gateway import logs
 from gateway.capture import Capture, Origin
-from gateway.commands.run import add_config_argument, load_or_report
+from gateway.commands.common import add_config_argument, load_or_report
 from gateway.errors import DecodeError
 from gateway.delivery.forwarder import Forwarder
 from gateway.pipeline import convert

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from gateway.commands.common import EXIT_OK, EXIT_PARTIAL
+from gateway.errors import UsageError
 from gateway.simulate import SimOptions, formats, generate
 
 NAME = "simulate"
@@ -12,7 +15,7 @@ HELP = "write simulated vendor files (folder, tape image or serial line)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", "-f", required=True, help="simulated format (see --list)")
+    parser.add_argument("--format", "-f", help="simulated format (see --list)")
     parser.add_argument("--count", "-n", type=int, default=1, help="how many objects")
     parser.add_argument("--seed", type=int, default=1, help="random seed (same seed, same bytes)")
     parser.add_argument("--compression", type=int, help="compression code where the format has one")
@@ -42,8 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.list:
         print("\n".join(formats()))
-        return 0
+        return EXIT_OK
+    if not args.format:
+        raise UsageError(f"--format is required: one of {', '.join(formats())}")
     options = SimOptions(compression=args.compression, variant=args.variant, byte_order=args.byte_order)
+    try:  # the formats' own option checks: a wrong option is the user's, not a bug
+        next(generate(args.format, 1, options, args.seed))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if args.serial:
         return _send_serial(args, [(sim.name, sim.data) for sim in generate(args.format, args.count, options, args.seed)])
     if args.tape or args.aws:
@@ -55,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
                              args.seed)
         print(f"{written.path}: {written.files} tape files, {written.images} objects"
               + "".join(f"; damaged: tape file {f} record {r}" for f, r in written.bad or []))
-        return 0
+        return EXIT_OK
     args.output.mkdir(parents=True, exist_ok=True)
     for sim in generate(args.format, args.count, options, args.seed):
         (args.output / sim.name).write_bytes(sim.data)
@@ -70,7 +79,7 @@ def _send_serial(args: argparse.Namespace, files: list[tuple[str, bytes]]) -> in
     try:
         sent = send_files(port, args.protocol, files, timeout=args.line_timeout, gap=args.gap)
     except SendError as exc:
-        print(f"simulate: {args.serial}: {exc}")
-        return 1
+        print(f"simulate: {args.serial}: {exc}", file=sys.stderr)
+        return EXIT_PARTIAL
     print(f"sent {len(files)} file(s), {sum(len(d) for _, d in files)} bytes, {sent} bytes on the line")
     return 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from gateway.commands.run import add_config_argument, load_or_report
+from gateway.commands.common import add_config_argument, load_or_report
 from gateway.delivery.spool import Spool
 
 NAME = "status"

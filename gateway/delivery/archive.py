@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 from pydicom.uid import (
@@ -21,6 +22,7 @@ from pynetdicom import AE, AllStoragePresentationContexts, evt
 from pynetdicom.sop_class import Verification
 
 from gateway.dicom.uids import is_valid_uid
+from gateway.errors import listen_error
 
 log = logging.getLogger("gateway.delivery.archive")
 
@@ -65,8 +67,14 @@ class Archive:
         ae.add_supported_context(Verification)
         ae.maximum_associations = 16
         handlers = [(evt.EVT_C_STORE, self._on_store)]
-        log.info("event=archive_started ae=%s address=%s:%d directory=%s", self.ae_title, self.host, self.port, self.directory)
-        self.server = ae.start_server((self.host, self.port), block=block, evt_handlers=handlers)
+        try:
+            self.server = ae.start_server((self.host, self.port), block=False, evt_handlers=handlers)
+        except (OSError, OverflowError) as exc:
+            raise listen_error("the built-in archive", self.host, self.port, exc) from None
+        log.info("event=archive_started ae=%s address=%s:%d directory=%s", self.ae_title, self.host, self.port,
+                 self.directory)
+        while block:  # until KeyboardInterrupt (the archive command turns SIGTERM into one)
+            time.sleep(3600)
         return self.server
 
     def stop(self) -> None:

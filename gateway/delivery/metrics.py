@@ -15,6 +15,8 @@ from typing import Callable
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 
+from gateway.errors import listen_error
+
 PREFIX = "legacy_gateway"
 
 
@@ -72,7 +74,10 @@ class Metrics:
     def serve(self, host: str, port: int) -> None:
         """Start the HTTP endpoint (``/metrics``) once per process."""
         if self.server is None:
-            self.server = start_http_server(port, addr=host, registry=self.registry)
+            try:
+                self.server = start_http_server(port, addr=host, registry=self.registry)
+            except (OSError, OverflowError) as exc:
+                raise listen_error("metrics", host, port, exc) from None
 
     def stop(self) -> None:
         if self.server is not None:

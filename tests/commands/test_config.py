@@ -109,7 +109,7 @@ def test_check_config_command_lists_every_problem(tmp_path):
     bad.write_text(GOOD.replace("port: 104", "port: 70000").replace("type: folder", "type: folder\n    settle: 2s"))
     run = subprocess.run([sys.executable, "-m", "gateway", "check-config", str(bad)], capture_output=True, text=True,
                          cwd=ROOT)
-    assert run.returncode == 1
+    assert run.returncode == 2
     lines = run.stderr.strip().splitlines()
     assert lines == [f"{bad}:4: destinations[0].port: must be at most 65535, not 70000",
                      f"{bad}:9: sources[0].settle: unknown key (did you mean 'settle_time'?)"]
