@@ -17,6 +17,7 @@ for the service); 130 interrupted (resume with --resume).
 from __future__ import annotations
 
 import argparse
+import os
 import logging
 import signal
 import sys
@@ -27,7 +28,7 @@ from gateway import logs
 
 from gateway import formats
 from gateway.config import Config, load_config
-from gateway.errors import ConfigError, DecodeError
+from gateway.errors import ConfigError, DecodeError, UsageError
 from gateway.dicom.normalize import SiteRules
 from gateway.commands.tape_report import TapeReport
 
@@ -153,6 +154,8 @@ class _Ingest:
         except _Usage as exc:
             print(exc, file=sys.stderr)
             return 2
+        if args.extract is not None:
+            _check_writable(args.extract)
         fingerprint = self.reader.fingerprint()
         session = TapeSession(self.reader, args.name, journal=self._journal(fingerprint), fingerprint=fingerprint,
                               resume=args.resume, retry_damaged=args.retry_damaged, extract_dir=args.extract,
@@ -288,6 +291,14 @@ class _Ingest:
 
 class _Usage(Exception):
     pass
+
+
+def _check_writable(folder: Path) -> None:
+    """Before the first record: a folder that cannot take the extracted files is the user's to fix,
+    not a failure half-way through the tape."""
+    folder.mkdir(parents=True, exist_ok=True)  # an OSError here is reported by the command line
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"--extract {folder}: this user cannot write there")
 
 
 def _where(tf) -> str:

@@ -33,6 +33,7 @@ def site(tmp_path: Path) -> Path:
     text = SAMPLE_CONFIG.read_text().replace("./var/", f"{tmp_path}/var/")
     (tmp_path / "gw.yaml").write_text(text)
     (tmp_path / "afile").write_text("not a folder")
+    assert gateway("simulate", "-f", "genesis", "-n", "2", "--tape", str(tmp_path / "t.tap"), cwd=tmp_path).returncode == 0
     return tmp_path
 
 
@@ -55,6 +56,8 @@ def mistakes(site: Path, sample: Path) -> list[tuple[list[str], int, str]]:
         (["simulate", "-f", "genesis", "--tape", under_file], 2, "afile/out"),
         (["simulate", "-o", str(site / "s")], 2, "--format is required"),
         (["status", "-c", str(site / "missing.yaml")], 2, "no configuration at"),
+        (["ingest-tape", "-c", cfg, str(site / "t.tap"), "--extract", under_file], 2, "afile/out"),
+        (["ingest-tape", "-c", cfg, str(site / "t.tap"), "--dry-run", "--extract", under_file], 2, "afile/out"),
         (["check-config", str(site / "missing.yaml")], 2, "no configuration at"),
     ]
 
