@@ -198,6 +198,16 @@ def test_systemd_unit_verifies(tmp_path):
                    "ReadWritePaths=", "NoNewPrivileges=yes", "DeviceAllow=", "SupplementaryGroups=tape dialout"):
         assert needed in unit
     assert "PrivateDevices=" not in unit
+    assert "ReadWritePaths=/var/lib/legacy-gateway -/srv/legacy-exports" in unit  # starts without /srv
+
+
+def test_systemd_unit_exposure_is_low(tmp_path):
+    """``systemd-analyze security`` rated the first unit 6.3 (MEDIUM); the hardened one must stay
+    well below while tape drives, serial lines and the process list remain reachable."""
+    run = subprocess.run(["systemd-analyze", "security", "--offline=yes", str(ROOT / "systemd" / "legacy-gateway.service")],
+                         capture_output=True, text=True)
+    score = float(run.stdout.rsplit("Overall exposure level for legacy-gateway.service:", 1)[1].split()[0])
+    assert score <= 3.0, run.stdout[-2000:]
 
 
 def test_embedded_default_delivers_into_the_builtin_archive(tmp_path, samples):
@@ -223,3 +233,16 @@ def test_embedded_default_delivers_into_the_builtin_archive(tmp_path, samples):
         assert (incoming / "done" / src.name).exists()
     finally:
         assert daemon.stop() == 0
+
+
+def test_wheel_ships_the_example_configuration_unit_and_license(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    import zipfile
+
+    (wheel,) = tmp_path.glob("legacy_gateway-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    for shipped in ("legacy-gateway.yaml", "legacy-gateway.service", "LICENSE"):
+        assert any(n.endswith(f".data/data/share/legacy-gateway/{shipped}") for n in names), names
+    assert any(n.endswith("licenses/LICENSE") for n in names)
