@@ -172,6 +172,15 @@ _METRICS = Map(
     },
 )
 
+# The web console, served on the metrics listener (metrics.host, metrics.port).
+_CONSOLE = Map(
+    {
+        "enabled": Bool(default=False),
+        "token_file": Str(doc="file holding the access token; required when metrics.host is not loopback"),
+        "show_patient_names": Bool(default=False, doc="show patient names of recent arrivals"),
+    },
+)
+
 # Where we listen for Storage Commitment reports (N-EVENT-REPORT) that a PACS sends on a new
 # association; only started when a destination has storage_commitment: true.
 _COMMITMENT = Map(
@@ -191,6 +200,7 @@ def _top_spec() -> Map:
             "site": _SITE,
             "archive": _ARCHIVE,
             "metrics": _METRICS,
+            "console": _CONSOLE,
             "commitment": _COMMITMENT,
         }
     )
@@ -254,6 +264,17 @@ class Metrics:
 
 
 @dataclass(frozen=True)
+class Console:
+    enabled: bool = False
+    token_file: str | None = None
+    show_patient_names: bool = False
+
+    def token(self) -> str | None:
+        """The access token (read at each start, so a new token needs only a reload)."""
+        return Path(self.token_file).read_text().strip() or None if self.token_file else None
+
+
+@dataclass(frozen=True)
 class Commitment:
     host: str = "0.0.0.0"
     port: int = 11113
@@ -274,6 +295,7 @@ class Config:
     archive: Archive
     metrics: Metrics
     commitment: Commitment = Commitment()
+    console: Console = Console()
 
     def destination(self, name: str) -> Destination:
         for dest in self.destinations:
@@ -335,7 +357,7 @@ def _cross_checks(raw: dict, path: str, text: str) -> list[str]:
     root = raw["gateway"]["uid_root"]
     if not is_valid_uid(root) or len(root) > 52:
         problems.append(f"{path}:{_line_of(text, 'uid_root')}: gateway.uid_root: {root!r} is not a valid UID root of at most 52 characters")
-    for check in (_port_clashes, _tls_files, _retry_order, _host_names, _folder_paths):
+    for check in (_port_clashes, _tls_files, _retry_order, _host_names, _folder_paths, _console_access):
         problems.extend(f"{path}:{_line_of(text, needle)}: {problem}" for needle, problem in check(raw))
     return problems
 
@@ -348,7 +370,7 @@ def _listeners(raw: dict) -> list[tuple[str, str, int]]:
     out = []
     if raw["archive"]["enabled"]:
         out.append(("archive", raw["archive"]["host"], raw["archive"]["port"]))
-    if raw["metrics"]["enabled"]:
+    if raw["metrics"]["enabled"] or raw["console"]["enabled"]:
         out.append(("metrics", raw["metrics"]["host"], raw["metrics"]["port"]))
     if any(d["storage_commitment"] and d["enabled"] for d in raw["destinations"]):
         out.append(("commitment", raw["commitment"]["host"], raw["commitment"]["port"]))
@@ -395,6 +417,19 @@ def _host_names(raw: dict) -> list[Finding]:
     hosts += [(f"{key}.host", host) for key, host, _ in _listeners(raw)]
     return [(host, f"{key}: {host!r} is not a host name or address") for key, host in hosts
             if not _HOST_RE.match(host)]
+
+
+def _console_access(raw: dict) -> list[Finding]:
+    """The console lets its user retry deliveries: beyond this machine only with a token."""
+    console, host = raw["console"], raw["metrics"]["host"]
+    if not console["enabled"]:
+        return []
+    token = console.get("token_file")
+    if token and not os.access(token, os.R_OK):
+        return [(token, f"console.token_file: {token} does not exist or cannot be read")]
+    if not token and host not in ("127.0.0.1", "localhost", "::1"):
+        return [("console", f"console: metrics.host {host} is reachable from other machines; set console.token_file")]
+    return []
 
 
 def _folder_paths(raw: dict) -> list[Finding]:
@@ -451,5 +486,6 @@ def _build(raw: dict, path: str) -> Config:
         site=SiteRules(uid_root=gw["uid_root"], **site),
         archive=Archive(**{**archive, "directory": Path(archive["directory"])}),
         metrics=Metrics(**metrics),
+        console=Console(**raw["console"]),
         commitment=Commitment(**raw["commitment"]),
     )

@@ -49,10 +49,12 @@ class Result:
 
 
 class Pipeline:
-    def __init__(self, spool: Spool, rules: SiteRules, on_spooled: Callable[[tuple[str, ...]], None] | None = None):
+    def __init__(self, spool: Spool, rules: SiteRules, on_spooled: Callable[[tuple[str, ...]], None] | None = None,
+                 on_arrival: Callable[[Result, Capture], None] | None = None):
         self.spool = spool
         self.rules = rules
         self.on_spooled = on_spooled
+        self.on_arrival = on_arrival  # the console's list of recent arrivals
 
     def handle(self, capture: Capture, sink: CaptureSink, destinations: tuple[str, ...]) -> Result:
         where = str(capture.origin)
@@ -73,6 +75,9 @@ class Pipeline:
         sink.ack(capture, added.sop_instance_uid)
         if self.on_spooled and added.queued:
             self.on_spooled(added.queued)
-        return Result(True, added.sop_instance_uid, fmt, queued=added.queued,
-                      series_uid=str(ds.get("SeriesInstanceUID", "")), study_uid=str(ds.get("StudyInstanceUID", "")),
-                      dataset=ds)
+        result = Result(True, added.sop_instance_uid, fmt, queued=added.queued,
+                        series_uid=str(ds.get("SeriesInstanceUID", "")), study_uid=str(ds.get("StudyInstanceUID", "")),
+                        dataset=ds)
+        if self.on_arrival:
+            self.on_arrival(result, capture)
+        return result

@@ -1,4 +1,4 @@
-"""Prometheus metrics (text format over HTTP, prometheus-client) for the forwarder.
+"""Prometheus metrics for the forwarder (served over HTTP by ``gateway.console.server``).
 
 Events are counted as they happen (per destination): instances received, delivered, retried,
 dead-lettered, association failures, bytes sent. Queue depth per state and the age of the
@@ -12,10 +12,8 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from prometheus_client import CollectorRegistry, Counter, start_http_server
+from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily
-
-from gateway.errors import listen_error
 
 PREFIX = "legacy_gateway"
 
@@ -63,25 +61,9 @@ class Metrics:
                                             "Associations that could not be opened or were lost")
         self.bytes_sent = counter("bytes_sent", "Bytes of instances sent with C-STORE")
         self.registry.register(_SpoolCollector(lambda: self.spool, self.up))
-        self.server = None
 
     def touch(self, destination: str) -> None:
         """Create every counter of a destination at zero, so a scrape shows them all from the start."""
         for counter in (self.received, self.delivered, self.retried, self.dead_lettered,
                         self.association_failures, self.bytes_sent):
             counter.labels(destination)
-
-    def serve(self, host: str, port: int) -> None:
-        """Start the HTTP endpoint (``/metrics``) once per process."""
-        if self.server is None:
-            try:
-                self.server = start_http_server(port, addr=host, registry=self.registry)
-            except (OSError, OverflowError) as exc:
-                raise listen_error("metrics", host, port, exc) from None
-
-    def stop(self) -> None:
-        if self.server is not None:
-            server, _thread = self.server
-            server.shutdown()
-            server.server_close()
-            self.server = None

@@ -132,6 +132,7 @@ class DestinationStatus:
     oldest_waiting: float | None  # queued_at of the oldest unconfirmed item
     last_error: str | None
     committing: int = 0           # sent, waiting for the storage commitment report
+    last_error_at: float | None = None
 
 
 def _fsync_dir(path: Path) -> None:
@@ -657,12 +658,12 @@ class Spool:
             result = []
             for dest, q, f, d, x, oldest, c in rows:
                 err = self._db.execute(
-                    """SELECT reason FROM deliveries WHERE destination=? AND reason IS NOT NULL
+                    """SELECT reason, updated FROM deliveries WHERE destination=? AND reason IS NOT NULL
                        ORDER BY updated DESC LIMIT 1""",
                     (dest,),
                 ).fetchone()
                 result.append(DestinationStatus(dest, q or 0, f or 0, d or 0, x or 0, oldest,
-                                                err[0] if err else None, c or 0))
+                                                err[0] if err else None, c or 0, err[1] if err else None))
             return result
 
     def pending(self, destination: str | None = None) -> int:
@@ -675,7 +676,9 @@ class Spool:
         with self._lock:
             return self._db.execute(sql, args).fetchone()[0]
 
-    def deliveries(self, destination: str | None = None, state: str | None = None, limit: int = 1000) -> list[dict]:
+    def deliveries(self, destination: str | None = None, state: str | None = None, limit: int = 1000,
+                   newest_first: bool = False) -> list[dict]:
+        """Delivery rows, oldest queued first (or the most recently changed first)."""
         sql = "SELECT * FROM deliveries WHERE 1=1"
         args: list = []
         if destination:
@@ -684,7 +687,7 @@ class Spool:
         if state:
             sql += " AND state=?"
             args.append(state)
-        sql += " ORDER BY queued_at LIMIT ?"
+        sql += " ORDER BY updated DESC LIMIT ?" if newest_first else " ORDER BY queued_at LIMIT ?"
         args.append(limit)
         with self._lock:
             cur = self._db.execute(sql, args)

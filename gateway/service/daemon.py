@@ -10,11 +10,15 @@ restarts a gateway that is alive but no longer working.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
 from pathlib import Path
 
+from gateway.console.preview import thumbnail
+from gateway.console.server import ConsoleContext, HttpListener
+from gateway.console.snapshot import SERVICE_FILE, Arrival, Arrivals, write_service_state
 from gateway.delivery.archive import Archive
 from gateway.config import Config, Source, load_config
 from gateway.errors import ConfigError
@@ -28,6 +32,7 @@ from gateway.delivery.spool import Spool
 log = logging.getLogger("gateway.service.daemon")
 
 STATUS_INTERVAL = 10.0
+STATE_INTERVAL = 2.0  # how often the state file that ``status`` and the console read is rewritten
 
 
 class SourceRunner(threading.Thread):
@@ -69,6 +74,9 @@ class Service:
         self.archive: Archive | None = None
         self.metrics = Metrics()  # one per process: counters survive a reload
         self.sources: list[SourceRunner] = []
+        self.arrivals = Arrivals()  # survive a reload too
+        self.http: HttpListener | None = None
+        self.started = time.time()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -82,15 +90,60 @@ class Service:
             a = cfg.archive
             self.archive = Archive(a.directory, a.ae_title, a.host, a.port)
             self.archive.start()
-        if cfg.metrics.enabled:
-            self.metrics.serve(cfg.metrics.host, cfg.metrics.port)
+        self._serve_http()
         self.forwarder = Forwarder(cfg.destinations, self.spool, cfg.ae_title, commitment=cfg.commitment,
                                    metrics=self.metrics)
         self.forwarder.start()
-        pipeline = Pipeline(self.spool, cfg.site, on_spooled=self.forwarder.notify)
+        pipeline = Pipeline(self.spool, cfg.site, on_spooled=self.forwarder.notify,
+                            on_arrival=self._arrived if cfg.console.enabled else None)
         self.sources = [SourceRunner(s, pipeline, cfg.state_dir) for s in cfg.sources if s.enabled]
         for runner in self.sources:
             runner.start()
+
+    def _serve_http(self) -> None:
+        """The metrics and console listener: (re)started when its address changed, and told the
+        current configuration, spool, metrics and token."""
+        cfg = self.config
+        wanted = (cfg.metrics.host, cfg.metrics.port) if cfg.metrics.enabled or cfg.console.enabled else None
+        if self.http is not None and (self.http.host, self.http.port) != wanted:
+            self.http.stop()
+            self.http = None
+        if wanted is None:
+            return
+        context = ConsoleContext(metrics=self.metrics if cfg.metrics.enabled else None, console=cfg.console.enabled,
+                                 token=cfg.console.token(), config=cfg, spool=self.spool, arrivals=self.arrivals,
+                                 service_state=self._state, on_requeued=self._wake_forwarder)
+        if self.http is None:
+            self.http = HttpListener(*wanted, context)
+            self.http.start()
+            if cfg.console.enabled:
+                log.info("event=console_ready url=%s", self.http.url)
+        else:
+            vars(self.http.context).update(vars(context))  # the running handlers see the new one
+
+    def _wake_forwarder(self) -> None:
+        if self.forwarder is not None:
+            self.forwarder.notify()
+
+    def _arrived(self, result, capture) -> None:
+        ds = result.dataset
+        show_name = self.config.console.show_patient_names
+        self.arrivals.add(Arrival(result.sop_instance_uid or "", result.study_uid or "", result.series_uid or "",
+                                  str(ds.get("Modality", "")), result.format or "", capture.origin.source,
+                                  capture.origin.location, capture.origin.received, result.queued,
+                                  str(ds.get("PatientName", "")) if show_name else None),
+                          thumbnail(ds))
+
+    def _state(self) -> dict:
+        """What this running service knows that the spool does not (for ``status`` and the console)."""
+        workers = self.forwarder.workers if self.forwarder else {}
+        return {
+            "pid": os.getpid(), "started": self.started, "config": str(self.config.path),
+            "destinations": {name: {"up": w.health.up, "reason": w.health.reason} for name, w in workers.items()},
+            "sources": [{"name": r.source.name, "type": r.source.type,
+                         "state": "running" if r.is_alive() else "stopped", "detail": ""} for r in self.sources],
+            "intake": {"paused": False, "reason": ""},
+        }
 
     def _stop_workers(self) -> None:
         for runner in self.sources:
@@ -138,8 +191,11 @@ class Service:
                  len(self.config.destinations))
         self.notifier.ready(self._status_line())
         keepalive = self.notifier.watchdog_interval or STATUS_INTERVAL
-        last_status = last_keepalive = 0.0
+        last_status = last_keepalive = last_state = 0.0
         while not self.stopping.wait(1.0):
+            if time.monotonic() - last_state >= STATE_INTERVAL:
+                write_service_state(self.config.state_dir, self._state())
+                last_state = time.monotonic()
             if self.reload_requested.is_set():
                 self.reload_requested.clear()
                 self.reload()
@@ -156,6 +212,8 @@ class Service:
             self.archive.stop()
         if self.spool is not None:
             self.spool.close()
-        self.metrics.stop()
+        if self.http is not None:
+            self.http.stop()
+        (Path(self.config.state_dir) / SERVICE_FILE).unlink(missing_ok=True)
         log.info("event=stopped")
         return 0

@@ -179,11 +179,14 @@ def test_status_command_reports_per_destination(tmp_path, orthanc):
         wait_until(lambda: len(orthanc.get("/instances")) == 1, 30, what="delivery")
     finally:
         daemon.stop()
-    out = subprocess.run([sys.executable, "-m", "gateway", "status", "-c", str(daemon.config)], capture_output=True,
-                         text=True, cwd=ROOT, check=True).stdout
-    header, row = out.strip().splitlines()
-    assert header.split()[:2] == ["destination", "queued"]
-    assert row.split()[:6] == ["orthanc", "0", "0", "1", "0", "0"]
+    run = subprocess.run([sys.executable, "-m", "gateway", "status", "-c", str(daemon.config)], capture_output=True,
+                         text=True, cwd=ROOT)
+    lines = run.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("destination"))
+    assert lines[header].split()[:3] == ["destination", "state", "queued"]
+    assert lines[header + 1].split()[:7] == ["orthanc", "up", "0", "0", "1", "0", "0"], run.stdout
+    assert "service: not running on this spool" in run.stdout  # it was stopped above
+    assert run.returncode == 1  # ... which needs attention
 
 
 def test_systemd_unit_verifies(tmp_path):

@@ -9,6 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.capture import Capture, Origin
 from gateway.config import RetryPolicy
+from gateway.console.server import ConsoleContext, HttpListener
 from gateway.delivery.metrics import Metrics
 from gateway.dicom.normalize import SiteRules
 from gateway.pipeline import Pipeline
@@ -51,7 +52,8 @@ def test_metrics_endpoint_counts_per_destination(tmp_path):
 
     scp = StatusSCP(policy=policy).start()
     metrics, port = Metrics(), free_port()
-    metrics.serve("127.0.0.1", port)
+    listener = HttpListener("127.0.0.1", port, ConsoleContext(metrics=metrics))
+    listener.start()
     try:
         spool = Spool(tmp_path / "spool")
         pacs = destination("pacs", scp.port)
@@ -85,5 +87,5 @@ def test_metrics_endpoint_counts_per_destination(tmp_path):
         assert value("legacy_gateway_destination_up", destination="pacs") == 1
         assert value("legacy_gateway_destination_up", destination="down") == 0
     finally:
-        metrics.stop()
+        listener.stop()
         scp.stop()
