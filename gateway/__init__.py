@@ -10,6 +10,7 @@ The path of one image, and where each step lives::
     gateway/dicom/      DICOM rules every format shares: values, geometry, IODs, UIDs, normalise
     gateway/delivery/   after the spool: spool, forwarder, association, outcomes, commitment
     gateway/service/    the daemon: sources, systemd notify
+    gateway/console/    the HTTP listener: metrics, web console, the data status also prints
     gateway/cli.py      the command line; one module per sub-command in gateway/commands/
     gateway/simulate/   simulated files on media (each format's writer lives with its format)
 """
