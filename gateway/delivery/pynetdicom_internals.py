@@ -84,16 +84,19 @@ def problems() -> list[str]:
     return found
 
 
-def _check() -> tuple[bool, str]:
-    found = problems()
-    if found:
-        # Once per process, at import; names of pynetdicom's members only, nothing about any patient.
+_FOUND = problems()
+FAST = not _FOUND
+WHY_NOT_FAST = "; ".join(_FOUND)
+_untold = threading.Lock()  # taken by the first to tell, never given back
+
+
+def _tell_once() -> None:
+    """Say why the fast path is off, once per process, when delivery first starts (not at
+    import: every command imports this, before logging is set up). Names of pynetdicom's
+    members only, nothing about any patient."""
+    if not FAST and _untold.acquire(blocking=False):
         log.warning("event=fast_path_off reason=%r: sending through pynetdicom's send_c_store instead",
-                    "; ".join(found))
-    return not found, "; ".join(found)
-
-
-FAST, WHY_NOT_FAST = _check()
+                    WHY_NOT_FAST)
 
 
 # -- opening an association -----------------------------------------------------------------
@@ -126,6 +129,7 @@ def application_entity(ae_title: str, make_socket: Callable[[Association, Any], 
     ``tls_nap`` seconds between looks at the socket; otherwise a plain pynetdicom AE."""
     if FAST:
         return _RequestorAE(ae_title, make_socket, tls_nap)
+    _tell_once()
     return AE(ae_title=ae_title)
 
 

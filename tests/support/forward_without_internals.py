@@ -59,7 +59,7 @@ def main(how: str, spool_dir: str, port: str) -> None:
     rle.compress(RLELossless, generate_instance_uid=False)
     uids = [spool.add(ds, ["pacs"]).sop_instance_uid for ds in (plain, rle)]
     started = time.monotonic()
-    with forwarding(spool, [destination("pacs", int(port), called_ae="STORESCP")]):
+    with forwarding(spool, [destination("pacs", int(port), called_ae="STORESCP", associations=2)]):
         wait_until(lambda: spool.pending("pacs") == 0, 60)
     print(json.dumps({"fast": pynetdicom_internals.FAST, "why": pynetdicom_internals.WHY_NOT_FAST,
                       "uids": uids, "pending": spool.pending("pacs"), "send_c_store": len(calls),
