@@ -32,8 +32,9 @@ from pynetdicom.transport import AssociationSocket
 
 log = logging.getLogger("gateway.delivery.pynetdicom_internals")
 
-# The versions whose internals this module was written and tested against: 3.0.1 and later
-# 3.0.x releases (3.0.4 measured); keep in step with pyproject.toml.
+# The versions this module accepts; keep in step with pyproject.toml. Tested with 3.0.4; the
+# change logs of 3.0.1-3.0.3 list fixes elsewhere (the version string, N-ACTION logging, IPv4
+# host names); 3.0.1 was already the project's minimum.
 TESTED_FROM = (3, 0, 1)
 TESTED_BELOW = (3, 1)
 
