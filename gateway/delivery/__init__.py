@@ -5,6 +5,7 @@
 - ``association``: one reused association to one destination.
 - ``store_request``: a C-STORE request written from its spool file onto the socket.
 - ``store_response``: a C-STORE response read off the socket by the waiting thread.
+- ``pynetdicom_internals``: every use of pynetdicom's private members, checked at import.
 - ``outcomes``: the tables that classify every outcome (delivered, retry, dead-letter).
 - ``commitment``: Storage Commitment reports from destinations.
 - ``tls``: TLS towards a destination.

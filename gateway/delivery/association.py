@@ -3,7 +3,10 @@
 pynetdicom negotiates, releases and aborts; an instance whose stored syntax the peer accepted
 is written from its spool file by ``gateway.delivery.store_request`` and its response read by
 ``gateway.delivery.store_response`` (pynetdicom receives whatever else comes), one converted to another
-syntax goes through pynetdicom's ``send_c_store``.
+syntax goes through pynetdicom's ``send_c_store``. Reaching into pynetdicom for this is left to
+``gateway.delivery.pynetdicom_internals``; if that finds pynetdicom other than it expects
+(``internals.FAST`` is False), every instance goes through ``send_c_store`` and our sockets'
+options below are off.
 
 Presentation contexts are proposed from what is queued: one context per (SOP class, stored
 transfer syntax), so the instance can be streamed from its spool file unchanged, plus one
@@ -31,16 +34,15 @@ from typing import Callable, Iterable
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from pynetdicom import AE, _config, evt
+from pynetdicom import AE, evt
 from pynetdicom.presentation import PresentationContext, build_context
 from pynetdicom.sop_class import StorageCommitmentPushModel, Verification
 from pynetdicom.transport import AssociationSocket
 
 from pydicom.errors import InvalidDicomError
 
-from gateway.delivery import store_response
-
-from gateway.delivery import store_request
+from gateway.delivery import pynetdicom_internals as internals
+from gateway.delivery import store_request, store_response
 from gateway.config import Destination
 from gateway.delivery.outcomes import Failure, Rule, classify_failure, classify_status
 from gateway.delivery.spool import Item
@@ -52,8 +54,6 @@ MAX_CONTEXTS = 127  # odd context IDs 1..255 (PS3.8 9.3.2.2)
 UNCOMPRESSED = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
 # The well-known SOP Instance of the Storage Commitment Push Model (PS3.4 J.3.5).
 STORAGE_COMMITMENT_INSTANCE = UID("1.2.840.10008.1.20.1.1")
-# pynetdicom streams a C-STORE from a Part-10 file path in chunks instead of decoding it.
-_config.STORE_SEND_CHUNKED_DATASET = True
 
 Pair = tuple[str, str]  # (SOP class UID, transfer syntax UID)
 
@@ -146,8 +146,9 @@ class _Socket(AssociationSocket):
     (Linux clears QUICKACK after it acknowledges, so it is set again every time), a write
     lock that ``gateway.delivery.store_request`` holds for a whole message, so nothing interleaves with it,
     and a read side that ``gateway.delivery.store_response`` can take: while its ``read_lock`` is held the
-    DUL does not look at the socket (``_guard_reads``), and bytes read there but meant for
-    pynetdicom are pushed back (``unread``) and served first by ``recv``."""
+    DUL does not look at the socket (``internals.read_only_when_free``), and bytes read there but meant for
+    pynetdicom are pushed back (``unread``) and served first by ``recv``. Used only with
+    ``internals.FAST``: pynetdicom takes a socket of ours through a private hook."""
 
     connected = False  # did the TCP (and TLS) connection ever come up?
 
@@ -161,14 +162,11 @@ class _Socket(AssociationSocket):
         with self.write_lock:
             super().send(bytestream)
 
-    def _create_socket(self, address):
-        sock = super()._create_socket(address)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
-
     def connect(self, primitive) -> None:
+        if self.socket is not None:  # bound, not connected yet (nor wrapped in TLS)
+            self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         super().connect(primitive)
-        self.connected = self._is_connected
+        self.connected = self.socket is not None  # pynetdicom drops the socket if connecting failed
 
     @property
     def ready(self) -> bool:
@@ -197,70 +195,15 @@ class _Socket(AssociationSocket):
         return super().recv(nr_bytes)
 
 
-def _guard_reads(dul, sock: _Socket) -> None:
-    """The DUL looks at the socket (and reads a PDU) only while nobody else holds its read
-    side; it does not wait for it either, so it goes on sending and handling events."""
-    look = dul._is_transport_event
-
-    def is_transport_event() -> bool:
-        if not sock.read_lock.acquire(blocking=False):
-            return False
-        try:
-            return look()
-        finally:
-            sock.read_lock.release()
-
-    dul._is_transport_event = is_transport_event
-
-
-class _AE(AE):
-    """An AE whose associations use ``_Socket``. ``AE._create_socket`` is where pynetdicom builds
-    a requestor's socket; overriding it (rather than patching pynetdicom) keeps the change to
-    the gateway's own associations."""
-
-    requested = None  # the association being requested, so a stop can interrupt it
-    loop_delay = DUL_LOOP_DELAY
-
-    def _create_socket(self, assoc, address, tls_args):
-        self.requested = assoc
-        if tls_args:
-            assoc.dul._run_loop_delay = self.loop_delay
-        sock = _Socket(assoc, address=address)
-        sock.tls_args = tls_args
-        _guard_reads(assoc.dul, sock)
-        return sock
-
-
-def _return_stolen_responses(assoc, link: "Link") -> None:
-    """Give back a response that pynetdicom's association reactor took from the call waiting
-    for it.
-
-    ``send_c_store`` pauses the reactor through a checkpoint, but the reactor can be past that
-    checkpoint while the call already sends; if the peer answers before the reactor's next
-    non-blocking look at the DIMSE queue, the reactor takes the response, logs "Received
-    unexpected C-STORE service message" and drops it. The call then waits out the DIMSE
-    timeout, aborts, and the instance is sent again. Fast answers (quick ACKs) on a loaded
-    machine make this happen (seen here: 2-3 per 10,000 instances to storescp at load 5-6 on
-    2 cores). Each of our requests carries its own message ID, so the response can be
-    recognised and put back.
-    """
-    serve = assoc._serve_request
-
-    def serve_request(msg, context_id):
-        awaited = link.awaiting
-        if (not msg.is_valid_request and awaited is not None
-                and getattr(msg, "MessageIDBeingRespondedTo", None) == awaited):
-            assoc.dimse.msg_queue.put((context_id, msg))
-            log.info("event=response_returned message_id=%d", awaited)
-            return
-        serve(msg, context_id)
-
-    assoc._serve_request = serve_request
+def _new_socket(assoc, address) -> _Socket:
+    sock = _Socket(assoc, address=address)
+    internals.read_only_when_free(assoc, sock.read_lock)
+    return sock
 
 
 def _application_entity(dest: Destination, ae_title: str) -> AE:
-    ae = _AE(ae_title=dest.calling_ae or ae_title)
-    ae.loop_delay = min(DUL_LOOP_DELAY_MAX, DUL_LOOP_DELAY * dest.associations)
+    loop_delay = min(DUL_LOOP_DELAY_MAX, DUL_LOOP_DELAY * dest.associations)
+    ae = internals.application_entity(dest.calling_ae or ae_title, _new_socket, tls_nap=loop_delay)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = dest.timeout
     ae.connection_timeout = dest.timeout
     return ae
@@ -268,7 +211,7 @@ def _application_entity(dest: Destination, ae_title: str) -> AE:
 
 def _not_established(assoc, dest: Destination) -> LinkError:
     where = f"{dest.called_ae}@{dest.host}:{dest.port}"
-    if not getattr(assoc.dul.socket, "connected", True):
+    if not getattr(internals.assoc_socket(assoc), "connected", True):
         return LinkError(Failure.CONNECTION_FAILED,
                          f"cannot connect to {where} (refused, unreachable, timed out or TLS handshake failed)")
     if assoc.is_rejected:
@@ -294,7 +237,7 @@ class Link:
         self.commitment_accepted = False
         self.sent = 0
         self.last_used = 0.0
-        self._opening: _AE | None = None
+        self._opening: AE | None = None
         self.awaiting: int | None = None  # message ID of the request whose answer we wait for
         self._message_id = 0
 
@@ -321,7 +264,16 @@ class Link:
             self._opening = None
         if not assoc.is_established:
             raise _not_established(assoc, self.dest)
-        _return_stolen_responses(assoc, self)
+        if internals.FAST:
+            # pynetdicom's send_* calls pause its association reactor through a checkpoint, but
+            # the reactor can be past it while the call already sends; if the peer answers
+            # before the reactor's next non-blocking look at the DIMSE queue, the reactor takes
+            # the response, logs "Received unexpected C-STORE service message" and drops it, and
+            # the call waits out the DIMSE timeout, aborts, and the instance is sent again. Fast
+            # answers (quick ACKs) on a loaded machine make this happen (seen here: 2-3 per
+            # 10,000 instances to storescp at load 5-6 on 2 cores). Each of our requests carries
+            # its own message ID, so the response is recognised and handed back.
+            internals.hand_back_responses(assoc, lambda: self.awaiting)
         self.assoc = assoc
         self.covered = covered
         self.commitment_proposed = commitment
@@ -348,10 +300,8 @@ class Link:
         """Abort the association, or interrupt one being requested (from another thread):
         closing the socket ends a wait for the peer's answer at once."""
         opening = self._opening
-        if opening is not None and opening.requested is not None:
-            sock = getattr(opening.requested.dul, "socket", None)
-            if sock is not None:
-                sock.close()
+        if opening is not None:
+            internals.interrupt_request(opening)
         if self.assoc is not None and self.assoc.is_established:
             self.assoc.abort()
 
@@ -381,7 +331,9 @@ class Link:
         if not path.is_file():
             return Sent(classify_failure(Failure.FILE_MISSING), "", f"{path} is missing")
         if pair in self.exact:
-            return self._stream(item, path, self.exact[pair], meanwhile)
+            if internals.FAST:
+                return self._stream(item, path, self.exact[pair], meanwhile)
+            return self._through_pynetdicom(item, path, meanwhile)
         if self.accepted.get(item.sop_class_uid, set()) & set(UNCOMPRESSED):
             try:
                 payload = self._convertible(path, item)
@@ -395,7 +347,19 @@ class Link:
                         f"peer did not accept {rejected} ({item.sop_class_uid}) in "
                         f"{UID(item.transfer_syntax).name} nor uncompressed")
         # pynetdicom re-encodes the decoded data set in the accepted uncompressed syntax.
-        return self._answer(item, lambda message_id: self.assoc.send_c_store(payload, msg_id=message_id))
+        return self._through_pynetdicom(item, payload)
+
+    def _through_pynetdicom(self, item: Item, dataset: Dataset | Path,
+                            meanwhile: Callable[[], None] | None = None) -> Sent:
+        """pynetdicom's public ``send_c_store`` (given a path, it decodes the file first);
+        ``meanwhile`` runs once the answer is in, as this call gives no moment before."""
+        def send(message_id: int) -> Dataset:
+            status = self.assoc.send_c_store(dataset, msg_id=message_id)
+            if meanwhile is not None:
+                meanwhile()
+            return status
+
+        return self._answer(item, send)
 
     def _stream(self, item: Item, path: Path, context_id: int, meanwhile: Callable[[], None] | None) -> Sent:
         """The stored syntax was accepted: the file goes out as it is (``gateway.delivery.store_request``)."""

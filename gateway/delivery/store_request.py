@@ -22,6 +22,8 @@ from pydicom.dataset import Dataset
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dsutils import split_dataset
 
+from gateway.delivery import pynetdicom_internals as internals
+
 CHUNK = 1 << 20          # bytes of the data set read and written at a time: memory stays bounded
 PRIORITY_MEDIUM = 0x0000
 HAS_DATA_SET = 0x0001    # Command Data Set Type: anything but 0x0101 says a data set follows
@@ -82,7 +84,7 @@ def write_c_store(assoc, context_id: int, path: Path, sop_class_uid: str, sop_in
     maximum = assoc.acceptor.maximum_length  # the peer's limit on a PDU's variable part; 0: none
     fragment = maximum - 6 if maximum else CHUNK
     per_read = max(1, CHUNK // fragment) * fragment
-    sock = assoc.dul.socket
+    sock = internals.assoc_socket(assoc)
     raw = sock.socket
     if raw is None:  # closed since (the peer aborted): the association is lost, not the instance
         raise OSError("the connection is closed")
@@ -106,7 +108,7 @@ def write_c_store(assoc, context_id: int, path: Path, sop_class_uid: str, sop_in
                 if sent >= size or count == 0:
                     break
         except OSError:
-            assoc.dul.event_queue.put("Evt17")  # transport connection closed
+            internals.transport_closed(assoc)
             raise
         if sent != size:
             raise OSError(f"{path} shrank while it was being sent ({sent} of {size} bytes)")
@@ -116,7 +118,7 @@ def await_response(assoc, message_id: int) -> Dataset:
     """The status of the response to ``message_id`` (empty if none came in time or the
     association ended; like pynetdicom, the association is then aborted)."""
     while True:
-        _, response = assoc.dimse.get_msg(block=True)
+        _, response = internals.next_message(assoc)
         if response is None:
             if assoc.is_established:
                 assoc.abort()

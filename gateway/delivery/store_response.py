@@ -1,7 +1,7 @@
 """A C-STORE response read straight off the association's socket by the thread that waits for it.
 
 pynetdicom hands a response to the waiting thread through its DUL thread, which looks at the
-socket between naps (``_run_loop_delay``), decodes the PDU, assembles the DIMSE message,
+socket between naps (``internals.dul_nap``), decodes the PDU, assembles the DIMSE message,
 decodes its command set with pydicom and queues it. On a stream of 0.5 MB instances to a
 pynetdicom receiver that cost the sending process ~0.45 ms of CPU per instance (1.3 -> 0.85
 ms measured) and the waiting thread up to one nap of latency; the nap had been shortened to
@@ -37,6 +37,7 @@ from typing import Callable
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
+from gateway.delivery import pynetdicom_internals as internals
 from gateway.delivery import store_request
 
 POLL = 0.05          # a blocked wait looks this often whether the association was ended meanwhile
@@ -129,7 +130,7 @@ def exchange(assoc, context_id: int, message_id: int, write: Callable[[], None],
 
     The read side is taken before the request is written: otherwise the DUL could pick up a
     fast answer in between, and this thread would wait for bytes already read."""
-    sock = assoc.dul.socket
+    sock = internals.assoc_socket(assoc)
     raw = getattr(sock, "socket", None)
     if getattr(sock, "read_lock", None) is None or raw is None or isinstance(raw, ssl.SSLSocket):
         write()
@@ -137,12 +138,12 @@ def exchange(assoc, context_id: int, message_id: int, write: Callable[[], None],
             meanwhile()
         return store_request.await_response(assoc, message_id)
     timeout = assoc.dimse_timeout
-    dul, nap = assoc.dul, assoc.dul._run_loop_delay
+    nap = internals.dul_nap(assoc)
     # Nothing for pynetdicom's two threads to do meanwhile: its reactor is paused as its own
     # send_c_store pauses it, and the DUL, which only has to notice an abort from another
     # thread (or take over a PDU handed back), naps longer.
-    assoc._reactor_checkpoint.clear()
-    dul._run_loop_delay = max(nap, QUIET_NAP)
+    internals.pause_reactor(assoc)
+    internals.set_dul_nap(assoc, max(nap, QUIET_NAP))
     try:
         with sock.read_lock:
             write()
@@ -161,11 +162,11 @@ def exchange(assoc, context_id: int, message_id: int, write: Callable[[], None],
             if state == "ok":
                 status = parse_c_store_rsp(memoryview(data)[6:], context_id, message_id)
                 if status is not None:
-                    dul._idle_timer.restart()  # as the DUL does for every PDU it reads
+                    internals.restart_idle_timer(assoc)  # as the DUL does for every PDU it reads
                     return status
             sock.unread(data)
         # The DUL reads again (and an abort waits for it to close the socket).
-        dul._run_loop_delay = nap
+        internals.set_dul_nap(assoc, nap)
         if state == "timeout":
             if assoc.is_established:
                 assoc.abort()
@@ -177,5 +178,5 @@ def exchange(assoc, context_id: int, message_id: int, write: Callable[[], None],
             return Dataset()
         return store_request.await_response(assoc, message_id)
     finally:
-        dul._run_loop_delay = nap
-        assoc._reactor_checkpoint.set()
+        internals.set_dul_nap(assoc, nap)
+        internals.resume_reactor(assoc)

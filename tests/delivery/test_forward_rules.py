@@ -69,8 +69,9 @@ def test_contexts_stay_under_the_limit_with_the_batch_first():
 
 def test_a_response_taken_by_the_association_reactor_is_handed_back(tmp_path):
     """pynetdicom's reactor can dequeue the response a send_* call waits for (see
-    gateway.delivery.association._return_stolen_responses); ours is recognised by its message ID and put back,
-    anything else still goes to pynetdicom's own handling."""
+    gateway.delivery.association.Link.open and pynetdicom_internals.hand_back_responses); ours
+    is recognised by its message ID and put back, anything else still goes to pynetdicom's own
+    handling. The test plays the reactor, so it touches pynetdicom's internals itself."""
     from pynetdicom.dimse_primitives import C_STORE
 
     from gateway.delivery.association import Link
