@@ -174,3 +174,14 @@ def test_vision_mosaic_is_not_given_a_false_geometry(tmp_path):
 def test_each_simulated_format_is_identified_as_itself(fmt, name):
     for sim in generate(fmt, 3, SimOptions(), seed=11):
         assert formats.identify(sim.data).name == name
+
+
+@pytest.mark.parametrize("fmt,tables", [
+    ("somatom-plus", [somatom_plus.BINARY, somatom_plus.TEXT]), ("vision-ima", [vision_ima.HEADER]),
+])
+def test_dump_shows_every_table_field(fmt, tables):
+    """Fields added for the simulator (the 'GT' label) are dumped like the decoder's own."""
+    rows = formats.get(fmt).dump(sample(fmt))
+    assert [row.name for row in rows] == [f"{t.name}.{f.name}" for t in tables for f in t.fields]
+    if fmt == "somatom-plus":
+        assert {row.name: row.value for row in rows}["Somatom Plus text header.gantry_tilt_label"] == "'GT'"

@@ -81,6 +81,13 @@ def _corners(rng: random.Random, rows: int, cols: int, pixel: tuple[float, float
     return {k: ras(v) for k, v in lps.items()} | {"normal": ras(np.cross(row, col))}
 
 
+def _put_points(header: HeaderWriter, corners: dict[str, np.ndarray], prefixes: dict[str, str]) -> None:
+    """Each point of ``corners`` as the three fields ``<prefix>_r``, ``_a``, ``_s``."""
+    for point, prefix in prefixes.items():
+        for axis, v in zip("ras", corners[point]):
+            header[f"{prefix}_{axis}"] = float(v)
+
+
 def _raster(rng: random.Random, rows: int, cols: int, signed: bool, ct: bool) -> np.ndarray:
     """A phantom: an ellipse of tissue with structure and noise, zero outside a circular span."""
     seed = rng.getrandbits(32)
@@ -187,13 +194,7 @@ def signa4x(rng: random.Random, index: int, opts: SimOptions) -> SimFile:
     series["prep_flags"] = rng.choice([0, 1])
     image["image_number"] = str(1 + index % 100)
     corners = _corners(rng, rows, cols, (size, size), row, col)
-    for name in ("tlhc", "trhc", "blhc"):
-        for axis, v in zip("ras", corners[name]):
-            image[f"{name}_{axis}"] = float(v)
-    for axis, v in zip("ras", corners["center"]):
-        image[f"center_{axis}"] = float(v)
-    for axis, v in zip("ras", corners["normal"]):
-        image[f"normal_{axis}"] = float(v)
+    _put_points(image, corners, {"tlhc": "tlhc", "trhc": "trhc", "blhc": "blhc", "center": "center", "normal": "normal"})
     image["location"] = float(corners["center"][2])
     image["thickness"] = rng.choice([3.0, 5.0, 10.0])
     image["spacing_gap"] = rng.choice([0.0, 0.5, 1.5])
@@ -340,13 +341,7 @@ def genesis(rng: random.Random, index: int, opts: SimOptions) -> SimFile:
     image["dim_x"], image["dim_y"] = float(cols), float(rows // 2)
     image["pixsize_x"], image["pixsize_y"] = pixel, pixel
     image["location"] = float(corners["center"][2])
-    for name in ("tlhc", "trhc", "brhc"):
-        for axis, v in zip("ras", corners[name]):
-            image[f"{name}_{axis}"] = float(v)
-    for axis, v in zip("ras", corners["center"]):
-        image[f"ctr_{axis}"] = float(v)
-    for axis, v in zip("ras", corners["normal"]):
-        image[f"norm_{axis}"] = float(v)
+    _put_points(image, corners, {"tlhc": "tlhc", "trhc": "trhc", "brhc": "brhc", "center": "ctr", "normal": "norm"})
     if modality == "MR":
         image["tr_us"] = int(500_000 + 3_500_000 * extra["tr"])
         image["te_us"] = int(5_000 + 100_000 * extra["te"])
@@ -397,13 +392,13 @@ def genesis(rng: random.Random, index: int, opts: SimOptions) -> SimFile:
     # IMGF header + its blocks (unique id text, line map, compression control).
     blocks = [(b"MR Recon Y" + f"/{exam_number}/{series_number}/{image_number}".encode()).ljust(80, b"\0"),
               line_map, control]
-    imgf = bytearray(156)
+    imgf = bytearray(gen.IMGF.size)
     w = HeaderWriter(imgf, gen.IMGF, 0)
     w["magic"] = "IMGF"
     w["width"], w["height"], w["depth"], w["compress"] = cols, rows, 16, code
     w["dwindow"], w["dlevel"] = (400, 40) if modality == "CT" else (0, 0)
     w["version"] = 3
-    pos = 156
+    pos = gen.IMGF.size
     layout = bytearray()
     for (p_name, l_name), block in zip((("p_id", "l_id"), ("p_unpack", "l_unpack"), ("p_compress", "l_compress")), blocks):
         w[p_name], w[l_name] = (pos, len(block)) if block else (0, 0)

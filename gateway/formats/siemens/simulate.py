@@ -19,6 +19,14 @@ from gateway.formats.tagstream.simulate import phantom
 _MONTHS = "JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split()
 
 
+def _scene(rng: random.Random, index: int, opts: SimOptions) -> tuple[dict, int]:
+    """The study shared by a run's files (drawn anew at index 0) and the matrix size."""
+    extra = opts.extra
+    if index == 0:
+        extra.pop("_study", None)
+    return _study(rng, extra), int(extra.get("size", 64))
+
+
 def _study(rng: random.Random, extra: dict) -> dict:
     if "_study" not in extra:
         extra["_study"] = {
@@ -31,11 +39,7 @@ def _study(rng: random.Random, extra: dict) -> dict:
 
 
 def write_somatom_plus(rng: random.Random, index: int, opts: SimOptions) -> SimFile:
-    extra = opts.extra
-    if index == 0:
-        extra.pop("_study", None)
-    study = _study(rng, extra)
-    matrix = int(extra.get("size", 64))
+    study, matrix = _scene(rng, index, opts)
     y, m, d = study["date"]
     hh, mi, ss = study["time"]
     date = f"{d:02d}-{_MONTHS[m - 1]}-{y:04d}"
@@ -80,11 +84,7 @@ def write_somatom_plus(rng: random.Random, index: int, opts: SimOptions) -> SimF
 
 
 def write_vision_ima(rng: random.Random, index: int, opts: SimOptions) -> SimFile:
-    extra = opts.extra
-    if index == 0:
-        extra.pop("_study", None)
-    study = _study(rng, extra)
-    n = int(extra.get("size", 64))
+    study, n = _scene(rng, index, opts)
     date = study["date"]
     time = study["time"] + (0,)
     spacing = 250.0 / n
