@@ -139,6 +139,89 @@ def vax_g(b: bytes | bytearray | memoryview) -> float:
     return _vax_scalar(b, 8, 11)
 
 
+# --------------------------------------------------------------------------- encoders
+# The inverse of each reader, for simulated files and tests (decoders never write host
+# numbers). Each returns the bytes as stored, or raises ValueError for a value the type
+# cannot hold: not finite, out of its range, or (below the smallest value) rounding to zero.
+# DG single and VAX F have fewer significant bits than binary64: the nearest value is written
+# (RNE). DG double, VAX D and VAX G hold every binary64 value of their normal range exactly.
+# Whatever an encoder accepts, the reader gives back: ``read(encode(x)) == x`` for every value
+# a reader returns, except the few that RNE carried past the type's largest value (DG double
+# and VAX D with every fraction bit set, host-floats.md 1.7 #9, 2.6 #13), which are refused.
+
+
+def _dg_encode(value: float, frac_bits: int) -> bytes:
+    """Sign, excess-64 hex exponent, ``frac_bits`` fraction; normalised where the exponent
+    allows, else the unnormalised fraction at exponent 0 (host-floats.md 1.1)."""
+    if not math.isfinite(value):
+        raise ValueError(f"{value} has no Data General encoding")
+    if value == 0:
+        return bytes((frac_bits + 8) // 8)
+    exp2 = math.frexp(abs(value))[1]
+    exp = max(-(-exp2 // 4) + 64, 0)  # the fraction value / 16^(exp - 64) lies in [1/16, 1)
+    mantissa = round(Fraction(abs(value)) * Fraction(16) ** (64 - exp) * (1 << frac_bits))  # RNE
+    if mantissa == 1 << frac_bits:  # rounding carried into the next hex digit
+        mantissa >>= 4
+        exp += 1
+    if exp > 127 or mantissa == 0:
+        raise ValueError(f"{value} is outside the Data General range")
+    sign = 1 if value < 0 else 0
+    return ((sign << (frac_bits + 7)) | (exp << frac_bits) | mantissa).to_bytes((frac_bits + 8) // 8, "big")
+
+
+def encode_dg_single(value: float) -> bytes:
+    """The DG single nearest to ``value`` (RNE on the 24-bit fraction), as stored."""
+    return _dg_encode(value, 24)
+
+
+def encode_dg_double(value: float) -> bytes:
+    """``value`` as a DG double (56-bit fraction: exact in the normal range)."""
+    return _dg_encode(value, 56)
+
+
+def _vax_encode(value: float, size: int, exp_bits: int) -> bytes:
+    """Sign, excess-2^(exp_bits-1) exponent, hidden-bit fraction (0.1f convention), with the
+    16-bit words stored little-endian, most significant first (host-floats.md 2.1)."""
+    if not math.isfinite(value):
+        raise ValueError(f"{value} has no VAX encoding")
+    if value == 0:
+        return bytes(size)
+    bits = size * 8
+    precision = bits - exp_bits  # significant bits, the hidden one included: 24, 56 or 53
+    fraction, exp2 = math.frexp(abs(value))  # value = fraction * 2^exp2, fraction in [0.5, 1)
+    exp = exp2 + (1 << (exp_bits - 1))
+    mantissa = round(Fraction(fraction) * (1 << precision))  # RNE (exact for D and G)
+    if mantissa == 1 << precision:
+        mantissa >>= 1
+        exp += 1
+    if not 1 <= exp < 1 << exp_bits:
+        raise ValueError(f"{value} is outside the VAX range of this type")
+    sign = 1 if value < 0 else 0
+    logical = (sign << (bits - 1)) | (exp << (precision - 1)) | (mantissa & ((1 << (precision - 1)) - 1))
+    big = logical.to_bytes(size, "big")
+    return bytes(big[i ^ 1] for i in range(size))
+
+
+def encode_vax_f(value: float) -> bytes:
+    """The VAX F_floating nearest to ``value`` (RNE on the 24-bit significand), as stored."""
+    return _vax_encode(value, 4, 8)
+
+
+def encode_vax_d(value: float) -> bytes:
+    """``value`` as VAX D_floating (56-bit significand: exact in the F range)."""
+    return _vax_encode(value, 8, 8)
+
+
+def encode_vax_g(value: float) -> bytes:
+    """``value`` as VAX G_floating (exact from 2^-1024, binary64 subnormals included)."""
+    return _vax_encode(value, 8, 11)
+
+
+def reserved_operand(size: int) -> bytes:
+    """The VAX reserved operand (sign 1, exponent 0, fraction 0) in ``size`` bytes, as stored."""
+    return b"\x00\x80" + bytes(size - 2)
+
+
 # --------------------------------------------------------------------------- arrays
 
 
@@ -225,87 +308,6 @@ def vax_reserved(data: bytes | bytearray | memoryview | np.ndarray, kind: str) -
     size, exp_mask = {"f": (4, 0x7F80), "d": (8, 0x7F80), "g": (8, 0x7FF0)}[kind]
     first = _as_rows(data, size)[:, :2].copy().view("<u2").ravel()
     return ((first & 0x8000) != 0) & ((first & exp_mask) == 0)
-
-
-# --------------------------------------------------------------------------- encoders
-# The inverse of each reader, for simulated files and tests (decoders never write host
-# numbers). Each returns the bytes as stored, or raises ValueError for a value the type
-# cannot hold: not finite, out of its range, or (below the smallest value) rounding to zero.
-# DG single and VAX F have fewer significant bits than binary64: the nearest value is written
-# (RNE). DG double, VAX D and VAX G hold every binary64 value of their range exactly, so for
-# every value ``x`` a reader returns, ``read(encode(x)) == x``.
-
-
-def _dg_encode(value: float, frac_bits: int) -> bytes:
-    """Sign, excess-64 hex exponent, ``frac_bits`` fraction; normalised where the exponent
-    allows, else the unnormalised fraction at exponent 0 (host-floats.md 1.1)."""
-    if not math.isfinite(value):
-        raise ValueError(f"{value} has no Data General encoding")
-    if value == 0:
-        return bytes((frac_bits + 8) // 8)
-    exp2 = math.frexp(abs(value))[1]
-    exp = max(-(-exp2 // 4) + 64, 0)  # the fraction value / 16^(exp - 64) lies in [1/16, 1)
-    mantissa = round(Fraction(abs(value)) * Fraction(16) ** (64 - exp) * (1 << frac_bits))  # RNE
-    if mantissa == 1 << frac_bits:  # rounding carried into the next hex digit
-        mantissa >>= 4
-        exp += 1
-    if exp > 127 or mantissa == 0:
-        raise ValueError(f"{value} is outside the Data General range")
-    sign = 1 if value < 0 else 0
-    return ((sign << (frac_bits + 7)) | (exp << frac_bits) | mantissa).to_bytes((frac_bits + 8) // 8, "big")
-
-
-def encode_dg_single(value: float) -> bytes:
-    """The DG single nearest to ``value`` (RNE on the 24-bit fraction), as stored."""
-    return _dg_encode(value, 24)
-
-
-def encode_dg_double(value: float) -> bytes:
-    """``value`` as a DG double (56-bit fraction: every binary64 in range is exact)."""
-    return _dg_encode(value, 56)
-
-
-def _vax_encode(value: float, size: int, exp_bits: int) -> bytes:
-    """Sign, excess-2^(exp_bits-1) exponent, hidden-bit fraction (0.1f convention), with the
-    16-bit words stored little-endian, most significant first (host-floats.md 2.1)."""
-    if not math.isfinite(value):
-        raise ValueError(f"{value} has no VAX encoding")
-    if value == 0:
-        return bytes(size)
-    bits = size * 8
-    precision = bits - exp_bits  # significant bits, the hidden one included: 24, 56 or 53
-    fraction, exp2 = math.frexp(abs(value))  # value = fraction * 2^exp2, fraction in [0.5, 1)
-    exp = exp2 + (1 << (exp_bits - 1))
-    mantissa = round(Fraction(fraction) * (1 << precision))  # RNE (exact for D and G)
-    if mantissa == 1 << precision:
-        mantissa >>= 1
-        exp += 1
-    if not 1 <= exp < 1 << exp_bits:
-        raise ValueError(f"{value} is outside the VAX range of this type")
-    sign = 1 if value < 0 else 0
-    logical = (sign << (bits - 1)) | (exp << (precision - 1)) | (mantissa & ((1 << (precision - 1)) - 1))
-    big = logical.to_bytes(size, "big")
-    return bytes(big[i ^ 1] for i in range(size))
-
-
-def encode_vax_f(value: float) -> bytes:
-    """The VAX F_floating nearest to ``value`` (RNE on the 24-bit significand), as stored."""
-    return _vax_encode(value, 4, 8)
-
-
-def encode_vax_d(value: float) -> bytes:
-    """``value`` as VAX D_floating (56-bit significand: exact in the F range)."""
-    return _vax_encode(value, 8, 8)
-
-
-def encode_vax_g(value: float) -> bytes:
-    """``value`` as VAX G_floating (exact from 2^-1024, binary64 subnormals included)."""
-    return _vax_encode(value, 8, 11)
-
-
-def reserved_operand(size: int) -> bytes:
-    """The VAX reserved operand (sign 1, exponent 0, fraction 0) in ``size`` bytes, as stored."""
-    return b"\x00\x80" + bytes(size - 2)
 
 
 # --------------------------------------------------------------------------- the type registry
