@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydicom.dataset import Dataset
 
+import gateway.formats.ge.genesis  # noqa: F401  (registers the ge_uid field type)
 from gateway.errors import DecodeError
-from gateway.formats.engine.fieldtable import F, FieldType, Table, To, Used, clean_text, register_type
+from gateway.formats.engine.fieldtable import TYPES, F, FieldType, Table, To, Used, clean_text, register_type
 
 # A header mixing every family of host type; offsets as a .tpl would list them.
 HDR = Table("test header", size=64, fields=[
@@ -176,8 +180,8 @@ def test_write_is_read_inverse_for_the_mixed_header():
     values = {name: record[name] for name in HDR.by_name}
     again = HDR.read(bytes(HDR.write(values)))
     assert {name: again[name] for name in HDR.by_name} == values
-    # The canonical bytes come back exactly (ident had garbage after its NUL; name a control
-    # character: text is written as read, so only those bytes differ).
+    # The numbers come back byte for byte; the text differs only after its end (ident had
+    # garbage after its NUL, name blank padding; write pads with NULs by default).
     written = HDR.write(values)
     assert written[8:40] == _bytes()[8:40] and written[56:] == _bytes()[56:]
 
@@ -237,13 +241,6 @@ def test_write_vax_reserved_operand_from_none():
 # each type's own domain, built from the notes' formulas (host-floats.md 1.1, 2.1) with
 # ``math.ldexp``, not from our readers. A type registered without a strategy here fails
 # ``test_every_registered_type_has_a_strategy``.
-import math  # noqa: E402
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from gateway.formats.engine.fieldtable import TYPES  # noqa: E402
-import gateway.formats.ge.genesis  # noqa: E402,F401  (registers ge_uid)
 
 
 def _ints(bits: int, signed: bool):
