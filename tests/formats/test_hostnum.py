@@ -270,15 +270,75 @@ def test_read_number_bounds():
     assert hostnum.read_number("dg_single", b"\x00\x41\x10\x00\x00", 1) == 1.0
 
 
-def _normalised(p) -> bool:
-    type_name, data, exact, _ = p.values
-    if type_name not in ("dg_single", "vax_f") or exact == RESERVED or exact == 0:
+# --------------------------------------------------------------------------- encoders
+# Checked against the notes' bytes, not against our readers: each row the notes give as a
+# canonical encoding (1.1, 2.1: DG fraction normalised, VAX exponent non-zero, zero as all-zero
+# bytes) must come out of the encoder byte for byte.
+
+def _canonical(type_name: str, data: bytes, exact) -> bool:
+    if exact == RESERVED:
         return False
-    return not (type_name == "dg_single" and data[1] >> 4 == 0)  # DG #13 is an unnormalised 1/16
+    if exact == 0:
+        return data == bytes(len(data))  # not DG #14 (sign set) nor a VAX dirty zero
+    if type_name.startswith("dg"):
+        return data[1] >> 4 != 0  # leading hex digit of the fraction (DG #13 is unnormalised)
+    return True  # VAX: every non-zero, non-reserved row has a non-zero exponent
 
 
-@pytest.mark.parametrize("type_name, data, exact, nearest", [p for p in ROWS if _normalised(p)])
-def test_encoders_reproduce_normalised_vectors(type_name, data, exact, nearest):
-    """The simulator's encoders give the notes' bytes for every normalised, ordinary vector."""
-    encode = hostnum.encode_dg_single if type_name == "dg_single" else hostnum.encode_vax_f
-    assert encode(float(exact)) == data
+ENCODE = {name: hostnum.NUMBER_TYPES[name].encode for name in TABLES}
+
+
+@pytest.mark.parametrize("type_name, data, exact, nearest",
+                         [p for p in ROWS if _canonical(p.values[0], p.values[1], p.values[2])
+                          and float(p.values[2]) == p.values[2]])
+def test_encoders_give_the_notes_bytes(type_name, data, exact, nearest):
+    """Every canonical row whose exact value is a binary64 encodes to the notes' bytes."""
+    assert ENCODE[type_name](float(exact)) == data
+    assert hostnum.NUMBER_TYPES[type_name].encode is getattr(hostnum, f"encode_{type_name}")
+
+
+@pytest.mark.parametrize("type_name, literal, row", [
+    ("dg_single", 0.1, "40 19 99 9A"),  # 1.6 #12: "0.1 rounded up in 24 bits"
+    ("vax_f", 3.14159, "49 41 D0 0F"),  # 2.5 #4-#7: "binary32 nearest to" the literal (24 bits)
+    ("vax_f", 1e37, "F0 7D C2 BD"),
+    ("vax_f", 1e-37, "08 03 EA 1C"),
+    ("vax_f", 1.23456789, "9E 40 52 06"),
+    ("vax_f", 2.0125, "00 41 CD CC"),  # 2.5 #16: "2.0125 rounded in 24 bits"
+    ("vax_d", 1.23456789012345, "9E 40 52 06 62 14 E8 CE"),  # 2.6 #7 (X4)
+    ("vax_g", 1.23456789012345, "13 40 CA C0 8C 42 DD 59"),  # 2.7 #7 (X4)
+])
+def test_encoders_round_decimal_literals_as_the_notes_do(type_name, literal, row):
+    assert ENCODE[type_name](literal) == bytes.fromhex(row)
+
+
+@pytest.mark.parametrize("type_name, data, exact, nearest",
+                         [p for p in ROWS if p.values[2] != RESERVED and float(p.values[2]) != p.values[2]])
+def test_rounded_rows_write_back_their_nearest_value(type_name, data, exact, nearest):
+    """Rows the reader rounds (DG double #7-#9, VAX D #10-#13, G #13): the nearest binary64
+    writes back to bytes that read as it, except where rounding left the type's range."""
+    if (type_name, data.hex()) in (("dg_double", "7fffffffffffffff"), ("vax_d", "ff7fffffffffffff")):
+        with pytest.raises(ValueError, match="range"):  # RNE carried past the largest value
+            ENCODE[type_name](nearest)
+        return
+    assert hostnum.NUMBER_TYPES[type_name].scalar(ENCODE[type_name](nearest)) == nearest
+
+
+def test_reserved_operand_is_the_notes_bytes():
+    assert hostnum.reserved_operand(4) == bytes.fromhex("00 80 00 00")  # 2.5 #12
+    assert hostnum.reserved_operand(8) == bytes.fromhex("00 80 00 00 00 00 00 00")  # 2.6 #9, 2.7 #10
+
+
+@pytest.mark.parametrize("type_name, value", [
+    ("dg_single", math.nan), ("dg_double", math.inf), ("vax_f", -math.inf), ("vax_g", math.nan),
+    ("dg_single", 1e76), ("dg_single", 1e-95),  # beyond (1-16^-6)*16^63; rounds to zero
+    ("vax_f", 2.0 ** 127), ("vax_f", 2.0 ** -129), ("vax_d", 2.0 ** 127), ("vax_g", 2.0 ** 1023), ("vax_g", 2.0 ** -1025),
+    ("int16_be", 32768), ("uint16_le", -1), ("int8", 1.5), ("uint32_be", True), ("float32_le", 1e39),
+])
+def test_encoders_refuse_what_the_type_cannot_hold(type_name, value):
+    with pytest.raises(ValueError):
+        hostnum.NUMBER_TYPES[type_name].encode(value)
+
+
+def test_encoders_write_unnormalised_dg_below_the_normal_range():
+    """1.1: a fraction below 1/16 at exponent 0 is valid; 2^-280 is `00 00 00 01`."""
+    assert ENCODE["dg_single"](2.0 ** -280) == bytes.fromhex("00 00 00 01")

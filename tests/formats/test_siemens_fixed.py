@@ -18,7 +18,8 @@ from gateway.capture import Capture, Origin
 from gateway.formats.siemens.somatom_plus import BINARY, dmy_date, patient_orientation
 from gateway.pipeline import convert
 from gateway.simulate import SimOptions, generate
-from gateway.formats.siemens.simulate import vax_f_bytes
+from gateway.formats.engine.fieldtable import F, Table
+from gateway.formats.siemens import somatom_plus, vision_ima
 from gateway.delivery.spool import encode
 from tests.support.peers import dciodvfy_errors
 
@@ -69,9 +70,34 @@ def test_somatom_header_with_known_vax_values(tmp_path):
     assert dciodvfy_errors(out) == []
 
 
-@pytest.mark.parametrize("value,hexbytes", [(1.0, "80 40 00 00"), (-1.0, "80 C0 00 00"), (3.5, "60 41 00 00"), (100.0, "C8 43 00 00"), (2.0125, "00 41 CD CC"), (0.0, "00 00 00 00")])
-def test_simulator_vax_encoder_matches_the_notes(value, hexbytes):
-    assert vax_f_bytes(value) == bytes.fromhex(hexbytes)
+def _moved(table: Table, name: str, offset: int) -> Table:
+    """``table`` with field ``name`` declared at ``offset`` instead (a free stretch)."""
+    return Table(table.name, [F(offset, f.type, f.name, f.target, note=f.note) if f.name == name else f
+                              for f in table.fields], size=table.size)
+
+
+@pytest.mark.parametrize("module,table,name,offset,keyword", [
+    (somatom_plus, "BINARY", "kv", 1100, "KVP"),  # 1092-1139: no declared field
+    (somatom_plus, "BINARY", "acquisition_time_s", 1104, "ExposureTime"),
+    (somatom_plus, "TEXT", "patient_id", 320, "PatientID"),  # after the comment (273-312)
+    (vision_ima, "HEADER", "weight_kg", 868, "PatientWeight"),  # 868-1051: no declared field
+    (vision_ima, "HEADER", "tr_ms", 1648, "RepetitionTime"),  # 1647-1711: no declared field
+])
+def test_one_table_change_moves_simulator_and_decoder(monkeypatch, tmp_path, module, table, name, offset, keyword):
+    """The simulators write every header field through the decoders' tables: moving a field
+    in the table moves it in the simulated file too, and the decoder still finds the value."""
+    original = getattr(module, table)
+    before = sample(module.__name__.rsplit(".", 1)[1].replace("_", "-"))
+    ds_before, _ = finished(before, tmp_path)
+    monkeypatch.setattr(module, table, _moved(original, name, offset))
+    after = sample(module.__name__.rsplit(".", 1)[1].replace("_", "-"))
+    base = module.TEXT_BASE if table == "TEXT" else 0
+    old_at, new_at = base + original.by_name[name].offset, base + offset
+    size = original.by_name[name].size
+    assert after[new_at:new_at + size] == before[old_at:old_at + size] != bytes(size)
+    assert after[old_at:old_at + size] != before[old_at:old_at + size]
+    ds_after, _ = finished(after, tmp_path)
+    assert ds_after[keyword].value == ds_before[keyword].value
 
 
 def test_somatom_plus_output(tmp_path):
@@ -148,3 +174,14 @@ def test_vision_mosaic_is_not_given_a_false_geometry(tmp_path):
 def test_each_simulated_format_is_identified_as_itself(fmt, name):
     for sim in generate(fmt, 3, SimOptions(), seed=11):
         assert formats.identify(sim.data).name == name
+
+
+@pytest.mark.parametrize("fmt,tables", [
+    ("somatom-plus", [somatom_plus.BINARY, somatom_plus.TEXT]), ("vision-ima", [vision_ima.HEADER]),
+])
+def test_dump_shows_every_table_field(fmt, tables):
+    """Fields added for the simulator (the 'GT' label) are dumped like the decoder's own."""
+    rows = formats.get(fmt).dump(sample(fmt))
+    assert [row.name for row in rows] == [f"{t.name}.{f.name}" for t in tables for f in t.fields]
+    if fmt == "somatom-plus":
+        assert {row.name: row.value for row in rows}["Somatom Plus text header.gantry_tilt_label"] == "'GT'"

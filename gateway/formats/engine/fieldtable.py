@@ -18,6 +18,7 @@ How to declare a header (one field a line, like dicom3tools' .tpl templates)::
     record["fov_mm"]                       # -> 240.0
     IMAGE.apply(record, dataset)           # sets every field whose target is a keyword / To
     IMAGE.dump(data, base=5120)            # -> [DumpRow(offset, name, type, value, target)]
+    IMAGE.write({"fov_mm": 240.0}, into=buf, base=5120, pad=b" ")  # the inverse (simulators)
 
 * ``offset`` is relative to the table's start; ``read(data, base)`` adds ``base`` (a header
   found through a pointer, or a fixed block such as Signa's 3072). Every read is bounds
@@ -39,6 +40,11 @@ How to declare a header (one field a line, like dicom3tools' .tpl templates)::
 * ``note`` records decisions where sources disagree, next to the field; ``dump`` does not
   print it, the code review reads it.
 * A VAX reserved operand has no value: the field reads as None (``dump`` shows it).
+* ``write`` is ``read``'s inverse, for simulators and tests: each type's encoder sits next to
+  its reader, and every value ``read`` can return writes back to bytes that read as that
+  value (``char`` fields are padded with ``pad``; text that ``read`` could not return, such
+  as trailing blanks or a NUL, is refused). Unknown names and values that do not fit raise
+  ``ValueError`` naming the table, field and offset.
 * In the decoder's own code: ``record.error(name, message)`` makes the DecodeError for a bad
   value (naming field and absolute offset); ``set_value(ds, keyword, value)`` applies the VR
   rules (text cleaning, DS formatting, None/"" left out) and ``put`` sets a value already
@@ -52,6 +58,7 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import math
+import numbers
 import re
 import struct
 from dataclasses import dataclass, field
@@ -67,7 +74,7 @@ from pydicom.valuerep import DSfloat
 
 from gateway.formats import DumpRow
 from gateway.errors import DecodeError
-from gateway.formats.engine.hostnum import NUMBER_TYPES, ReservedOperand
+from gateway.formats.engine.hostnum import NUMBER_TYPES, ReservedOperand, reserved_operand
 
 __all__ = [
     "FieldType",
@@ -93,11 +100,13 @@ __all__ = [
 
 @dataclass(frozen=True)
 class FieldType:
-    """How to read one kind of field.
+    """How to read (and write) one kind of field.
 
     ``size`` is the byte size, or None for a sized type (``char[n]``), whose ``read`` then
     receives exactly ``n`` bytes. ``read`` gets the field's bytes and returns the value.
-    ``show`` renders a value for ``dump``.
+    ``show`` renders a value for ``dump``. ``write`` is ``read``'s inverse: ``write(value)``
+    for a fixed size, ``write(value, n, pad)`` for a sized type (``pad``: the fill byte the
+    format uses after text); ValueError when the value does not fit.
     """
 
     name: str
@@ -105,6 +114,7 @@ class FieldType:
     read: Callable[[bytes], Any]
     show: Callable[[Any], str] = repr
     fmt: str | None = None  # a ``struct`` format reading the value straight from the buffer
+    write: Callable[..., bytes] | None = None
 
 
 TYPES: dict[str, FieldType] = {}
@@ -120,6 +130,7 @@ def register_type(ftype: FieldType) -> FieldType:
 
 def _number_type(name: str) -> FieldType:
     t = NUMBER_TYPES[name]
+    vax = name.startswith("vax_")
 
     def read(b: bytes) -> Any:
         try:
@@ -127,11 +138,40 @@ def _number_type(name: str) -> FieldType:
         except ReservedOperand:
             return None
 
-    return FieldType(name, t.size, read, lambda v: "reserved operand" if v is None else repr(v), t.fmt)
+    def write(value: Any) -> bytes:
+        if value is None and vax:
+            return reserved_operand(t.size)  # what reads as None
+        if not isinstance(value, numbers.Real) or isinstance(value, bool):
+            raise ValueError(f"{value!r} is not a number")
+        return t.encode(value)
+
+    return FieldType(name, t.size, read, lambda v: "reserved operand" if v is None else repr(v), t.fmt, write)
 
 
 def _read_char(b: bytes) -> str:
     return b.split(b"\0", 1)[0].decode("latin-1").rstrip(" ")
+
+
+def _write_char(value: Any, size: int, pad: bytes) -> bytes:
+    """Latin-1 text, then ``pad``; refused if ``_read_char`` would not give it back."""
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not text")
+    if "\0" in value or value != value.rstrip(" "):
+        raise ValueError(f"{value!r}: a NUL or trailing blanks do not survive reading")
+    try:
+        raw = value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError(f"{value!r} is not Latin-1 text") from None
+    if len(raw) > size:
+        raise ValueError(f"{value!r} is longer than {size} characters")
+    return raw + pad * (size - len(raw))
+
+
+def _write_bytes(value: Any, size: int, pad: bytes) -> bytes:
+    """Raw bytes, exactly ``size`` of them (``read`` returns them all)."""
+    if not isinstance(value, (bytes, bytearray)) or len(value) != size:
+        raise ValueError(f"{value!r} is not {size} bytes")
+    return bytes(value)
 
 
 def _unix_time(fmt: str) -> Callable[[bytes], _dt.datetime]:
@@ -143,16 +183,32 @@ def _unix_time(fmt: str) -> Callable[[bytes], _dt.datetime]:
     return read
 
 
+def _unix_time_writer(number: str) -> Callable[[_dt.datetime], bytes]:
+    encode = NUMBER_TYPES[number].encode
+
+    def write(value: _dt.datetime) -> bytes:
+        """An aware datetime on a whole second (naive ones say no time zone: refused)."""
+        if not isinstance(value, _dt.datetime) or value.utcoffset() is None:
+            raise ValueError(f"{value!r} is not a datetime with a time zone")
+        seconds = value.timestamp()
+        if seconds != int(seconds):
+            raise ValueError(f"{value} is not on a whole second")
+        return encode(int(seconds))
+
+    return write
+
+
 def _show_time(v: _dt.datetime) -> str:
     return f"{int(v.timestamp())} ({v:%Y-%m-%d %H:%M:%S} UTC)"
 
 
 for _name in NUMBER_TYPES:
     register_type(_number_type(_name))
-register_type(FieldType("char", None, _read_char, repr))
-register_type(FieldType("bytes", None, bytes, lambda v: v.hex(" ") if len(v) <= 32 else v[:32].hex(" ") + " ..."))
-register_type(FieldType("unix_time_be", 4, _unix_time(">i"), _show_time))
-register_type(FieldType("unix_time_le", 4, _unix_time("<i"), _show_time))
+register_type(FieldType("char", None, _read_char, repr, write=_write_char))
+register_type(FieldType("bytes", None, bytes, lambda v: v.hex(" ") if len(v) <= 32 else v[:32].hex(" ") + " ...",
+                        write=_write_bytes))
+register_type(FieldType("unix_time_be", 4, _unix_time(">i"), _show_time, write=_unix_time_writer("int32_be")))
+register_type(FieldType("unix_time_le", 4, _unix_time("<i"), _show_time, write=_unix_time_writer("int32_le")))
 
 _SPEC = re.compile(r"^([a-z_0-9]+)(?:\[(\d+)\])?$")
 
@@ -247,6 +303,20 @@ class Field:
         if self.count is None:
             return self.ftype.show(value)
         return "[" + ", ".join(self.ftype.show(v) for v in value) + "]"
+
+    def encode(self, value: Any, pad: bytes = b"\0") -> bytes:
+        """``value`` as the field's ``size`` bytes (a sequence of ``count`` for an array);
+        ValueError (the reason alone: the table adds where) when it does not fit."""
+        write = self.ftype.write
+        if write is None:
+            raise ValueError(f"field type {self.ftype.name} has no encoder")
+        if self.ftype.size is None:
+            return write(value, self.size, pad)
+        if self.count is None:
+            return write(value)
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != self.count:
+            raise ValueError(f"{value!r} is not a sequence of {self.count} values")
+        return b"".join(write(v) for v in value)
 
 
 def F(offset: int, type: str, name: str, target: Target = None, *, note: str = "") -> Field:  # noqa: A002
@@ -353,6 +423,35 @@ class Table:
             if target.convert is not None and value is not None:
                 value = target.convert(value)
             set_value(ds, target.keyword, value)
+
+    def write(self, values: Mapping[str, Any], into: bytearray | None = None, base: int = 0,
+              pad: bytes = b"\0") -> bytearray:
+        """Write each named value at its field's offset (+ ``base``) with its type's encoder:
+        the inverse of ``read``, for simulators and tests. ``into`` defaults to a new zeroed
+        header of ``size`` bytes; ``pad`` fills ``char`` fields after the text (b" " or b"\0",
+        as the format's host did). Fields not named keep their bytes. Returns the buffer.
+
+        ValueError for a name the table lacks, a value that does not fit its type (naming the
+        field and absolute offset) or a field beyond the end of ``into``."""
+        buf = bytearray(base + self.size) if into is None else into
+        if len(pad) != 1:
+            raise ValueError(f"pad must be one byte, not {pad!r}")
+        for name, value in values.items():
+            f = self.by_name.get(name)
+            if f is None:
+                raise ValueError(f"{self.name} has no field {name!r}")
+            start = base + f.offset
+            if base < 0 or start + f.size > len(buf):
+                raise ValueError(f"{self.name}: field {name} ({f.size} bytes at {start}) lies beyond the "
+                                 f"end of the {len(buf)}-byte buffer")
+            try:
+                raw = f.encode(value, pad)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"{self.name}: field {name} ({f.type}) at offset {start}: {exc}") from None
+            if len(raw) != f.size:  # a registered type's encoder gave the wrong size
+                raise ValueError(f"{self.name}: field {name}: encoder of {f.type} gave {len(raw)} bytes, not {f.size}")
+            buf[start:start + f.size] = raw
+        return buf
 
     def dump(self, data: bytes | bytearray | memoryview, base: int = 0) -> list[DumpRow]:
         """Every field as a ``DumpRow`` (absolute offset); fields beyond the data say so."""

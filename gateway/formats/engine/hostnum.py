@@ -18,13 +18,14 @@ Defined behaviour at the edges (host-floats.md 1.1 and 2.2):
     ``ReservedOperand``; array readers give NaN (``vax_reserved`` says where), so one bad
     element never hides the others.
 
-Each type is a ``NumberType`` (name, size, scalar reader, array reader) in ``NUMBER_TYPES``;
+Each type is a ``NumberType`` (name, size, scalar reader, array reader, encoder) in ``NUMBER_TYPES``;
 the field-table engine (gateway.formats.engine.fieldtable) uses these names as field types.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 import struct
 from dataclasses import dataclass
 from fractions import Fraction
@@ -47,6 +48,12 @@ __all__ = [
     "vax_d_array",
     "vax_g_array",
     "vax_reserved",
+    "encode_dg_single",
+    "encode_dg_double",
+    "encode_vax_f",
+    "encode_vax_d",
+    "encode_vax_g",
+    "reserved_operand",
     "read_number",
     "read_numbers",
 ]
@@ -130,6 +137,89 @@ def vax_d(b: bytes | bytearray | memoryview) -> float:
 def vax_g(b: bytes | bytearray | memoryview) -> float:
     """VAX G_floating, 8 bytes; exact except in binary64's subnormal range (RNE)."""
     return _vax_scalar(b, 8, 11)
+
+
+# --------------------------------------------------------------------------- encoders
+# The inverse of each reader, for simulated files and tests (decoders never write host
+# numbers). Each returns the bytes as stored, or raises ValueError for a value the type
+# cannot hold: not finite, out of its range, or (below the smallest value) rounding to zero.
+# DG single and VAX F have fewer significant bits than binary64: the nearest value is written
+# (RNE). DG double, VAX D and VAX G hold every binary64 value of their normal range exactly.
+# Whatever an encoder accepts, the reader gives back: ``read(encode(x)) == x`` for every value
+# a reader returns, except the few that RNE carried past the type's largest value (DG double
+# and VAX D with every fraction bit set, host-floats.md 1.7 #9, 2.6 #13), which are refused.
+
+
+def _dg_encode(value: float, frac_bits: int) -> bytes:
+    """Sign, excess-64 hex exponent, ``frac_bits`` fraction; normalised where the exponent
+    allows, else the unnormalised fraction at exponent 0 (host-floats.md 1.1)."""
+    if not math.isfinite(value):
+        raise ValueError(f"{value} has no Data General encoding")
+    if value == 0:
+        return bytes((frac_bits + 8) // 8)
+    exp2 = math.frexp(abs(value))[1]
+    exp = max(-(-exp2 // 4) + 64, 0)  # the fraction value / 16^(exp - 64) lies in [1/16, 1)
+    mantissa = round(Fraction(abs(value)) * Fraction(16) ** (64 - exp) * (1 << frac_bits))  # RNE
+    if mantissa == 1 << frac_bits:  # rounding carried into the next hex digit
+        mantissa >>= 4
+        exp += 1
+    if exp > 127 or mantissa == 0:
+        raise ValueError(f"{value} is outside the Data General range")
+    sign = 1 if value < 0 else 0
+    return ((sign << (frac_bits + 7)) | (exp << frac_bits) | mantissa).to_bytes((frac_bits + 8) // 8, "big")
+
+
+def encode_dg_single(value: float) -> bytes:
+    """The DG single nearest to ``value`` (RNE on the 24-bit fraction), as stored."""
+    return _dg_encode(value, 24)
+
+
+def encode_dg_double(value: float) -> bytes:
+    """``value`` as a DG double (56-bit fraction: exact in the normal range)."""
+    return _dg_encode(value, 56)
+
+
+def _vax_encode(value: float, size: int, exp_bits: int) -> bytes:
+    """Sign, excess-2^(exp_bits-1) exponent, hidden-bit fraction (0.1f convention), with the
+    16-bit words stored little-endian, most significant first (host-floats.md 2.1)."""
+    if not math.isfinite(value):
+        raise ValueError(f"{value} has no VAX encoding")
+    if value == 0:
+        return bytes(size)
+    bits = size * 8
+    precision = bits - exp_bits  # significant bits, the hidden one included: 24, 56 or 53
+    fraction, exp2 = math.frexp(abs(value))  # value = fraction * 2^exp2, fraction in [0.5, 1)
+    exp = exp2 + (1 << (exp_bits - 1))
+    mantissa = round(Fraction(fraction) * (1 << precision))  # RNE (exact for D and G)
+    if mantissa == 1 << precision:
+        mantissa >>= 1
+        exp += 1
+    if not 1 <= exp < 1 << exp_bits:
+        raise ValueError(f"{value} is outside the VAX range of this type")
+    sign = 1 if value < 0 else 0
+    logical = (sign << (bits - 1)) | (exp << (precision - 1)) | (mantissa & ((1 << (precision - 1)) - 1))
+    big = logical.to_bytes(size, "big")
+    return bytes(big[i ^ 1] for i in range(size))
+
+
+def encode_vax_f(value: float) -> bytes:
+    """The VAX F_floating nearest to ``value`` (RNE on the 24-bit significand), as stored."""
+    return _vax_encode(value, 4, 8)
+
+
+def encode_vax_d(value: float) -> bytes:
+    """``value`` as VAX D_floating (56-bit significand: exact in the F range)."""
+    return _vax_encode(value, 8, 8)
+
+
+def encode_vax_g(value: float) -> bytes:
+    """``value`` as VAX G_floating (exact from 2^-1024, binary64 subnormals included)."""
+    return _vax_encode(value, 8, 11)
+
+
+def reserved_operand(size: int) -> bytes:
+    """The VAX reserved operand (sign 1, exponent 0, fraction 0) in ``size`` bytes, as stored."""
+    return b"\x00\x80" + bytes(size - 2)
 
 
 # --------------------------------------------------------------------------- arrays
@@ -220,79 +310,30 @@ def vax_reserved(data: bytes | bytearray | memoryview | np.ndarray, kind: str) -
     return ((first & 0x8000) != 0) & ((first & exp_mask) == 0)
 
 
-# --------------------------------------------------------------------------- encoders
-# For simulated files and tests only: decoders never write host numbers.
-
-
-def encode_dg_single(value: float) -> bytes:
-    """The normalised DG single nearest to ``value`` (RNE on the 24-bit fraction)."""
-    if value == 0 or not math.isfinite(value):
-        if value != value or math.isinf(value):
-            raise ValueError(f"{value} has no Data General encoding")
-        return bytes(4)
-    frac = Fraction(abs(value))
-    exp = 64
-    while frac >= 1:
-        frac /= 16
-        exp += 1
-    while frac < Fraction(1, 16):
-        frac *= 16
-        exp -= 1
-    mantissa = round(frac * (1 << 24))  # Fraction rounding: ties to even
-    if mantissa == 1 << 24:  # rounding carried into the next hex digit
-        mantissa >>= 4
-        exp += 1
-    if not 0 <= exp <= 127:
-        raise ValueError(f"{value} is outside the Data General range")
-    return (((1 if value < 0 else 0) << 31) | (exp << 24) | mantissa).to_bytes(4, "big")
-
-
-def encode_vax_f(value: float) -> bytes:
-    """The VAX F_floating nearest to ``value`` (RNE on the 24-bit significand), as stored."""
-    if value == 0:
-        return bytes(4)
-    if not math.isfinite(value):
-        raise ValueError(f"{value} has no VAX encoding")
-    frac = Fraction(abs(value))
-    exp = 128
-    while frac >= 1:
-        frac /= 2
-        exp += 1
-    while frac < Fraction(1, 2):
-        frac *= 2
-        exp -= 1
-    mantissa = round(frac * (1 << 24))
-    if mantissa == 1 << 24:
-        mantissa >>= 1
-        exp += 1
-    if not 1 <= exp <= 255:
-        raise ValueError(f"{value} is outside the VAX F range")
-    logical = ((1 if value < 0 else 0) << 31) | (exp << 23) | (mantissa & ((1 << 23) - 1))
-    b = logical.to_bytes(4, "big")
-    return bytes((b[1], b[0], b[3], b[2]))
-
-
 # --------------------------------------------------------------------------- the type registry
 
 
 @dataclass(frozen=True)
 class NumberType:
-    """A host number type: its byte size, a scalar reader and a vectorised reader.
+    """A host number type: its byte size, a scalar reader, a vectorised reader, an encoder.
 
     ``scalar`` takes exactly ``size`` bytes; ``array`` takes a multiple of ``size`` bytes and
-    returns a NumPy array of the values.
+    returns a NumPy array of the values; ``encode`` is ``scalar``'s inverse (ValueError for a
+    value the type cannot hold).
     """
 
     name: str
     size: int
     scalar: Callable[[bytes], int | float]
     array: Callable[[bytes | np.ndarray], np.ndarray]
+    encode: Callable[[int | float], bytes]
     description: str
     fmt: str | None = None  # the ``struct`` format, for the types ``struct`` reads itself
 
 
 def _struct_type(name: str, fmt: str, dtype: str, description: str) -> NumberType:
-    unpack = struct.Struct(fmt).unpack
+    packer = struct.Struct(fmt)
+    unpack = packer.unpack
 
     def scalar(b: bytes) -> int | float:
         return unpack(bytes(b))[0]
@@ -300,7 +341,17 @@ def _struct_type(name: str, fmt: str, dtype: str, description: str) -> NumberTyp
     def array(data: bytes | np.ndarray) -> np.ndarray:
         return np.frombuffer(data, dtype=dtype).astype(np.dtype(dtype).newbyteorder("="))
 
-    return NumberType(name, struct.calcsize(fmt), scalar, array, description, fmt)
+    def encode(value: int | float) -> bytes:
+        """``struct`` packs it (IEEE floats rounded to nearest); out of range or not an
+        integer for an integer type: ValueError."""
+        if isinstance(value, bool) or (fmt[1] not in "fd" and not isinstance(value, numbers.Integral)):
+            raise ValueError(f"{value!r} is not an integer ({name})")
+        try:
+            return packer.pack(value)
+        except (struct.error, OverflowError, TypeError) as exc:
+            raise ValueError(f"{value!r} does not fit {name}: {exc}") from None
+
+    return NumberType(name, packer.size, scalar, array, encode, description, fmt)
 
 
 NUMBER_TYPES: dict[str, NumberType] = {
@@ -320,11 +371,11 @@ NUMBER_TYPES: dict[str, NumberType] = {
         _struct_type("float64_be", ">d", ">f8", "IEEE binary64 big-endian (SPARC)"),
         _struct_type("float32_le", "<f", "<f4", "IEEE binary32 little-endian"),
         _struct_type("float64_le", "<d", "<f8", "IEEE binary64 little-endian"),
-        NumberType("dg_single", 4, dg_single, dg_single_array, "Data General hex float (4 bytes)"),
-        NumberType("dg_double", 8, dg_double, dg_double_array, "Data General hex double (8 bytes)"),
-        NumberType("vax_f", 4, vax_f, vax_f_array, "VAX F_floating (4 bytes)"),
-        NumberType("vax_d", 8, vax_d, vax_d_array, "VAX D_floating (8 bytes)"),
-        NumberType("vax_g", 8, vax_g, vax_g_array, "VAX G_floating (8 bytes)"),
+        NumberType("dg_single", 4, dg_single, dg_single_array, encode_dg_single, "Data General hex float (4 bytes)"),
+        NumberType("dg_double", 8, dg_double, dg_double_array, encode_dg_double, "Data General hex double (8 bytes)"),
+        NumberType("vax_f", 4, vax_f, vax_f_array, encode_vax_f, "VAX F_floating (4 bytes)"),
+        NumberType("vax_d", 8, vax_d, vax_d_array, encode_vax_d, "VAX D_floating (8 bytes)"),
+        NumberType("vax_g", 8, vax_g, vax_g_array, encode_vax_g, "VAX G_floating (8 bytes)"),
     ]
 }
 

@@ -57,7 +57,24 @@ _TEXT_UID_BYTES = b"0123456789.\0"
 _UID_NIBBLES = str.maketrans("123456789ab", "012345678" + "9.")
 
 
-register_type(FieldType("ge_uid", None, unpack_ge_uid, repr))
+def pack_ge_uid(uid: str, size: int, pad: bytes = b"\0") -> bytes:
+    """``unpack_ge_uid``'s inverse (simulators): digit d -> nibble d + 1, '.' -> 11, zero
+    nibbles after the end, in ``size`` bytes. ValueError for anything it would not read back
+    (not digits and dots, too long, or packed bytes that all look like text)."""
+    if not isinstance(uid, str) or uid.strip("0123456789."):
+        raise ValueError(f"{uid!r} is not a UID of digits and dots")
+    if len(uid) > 2 * size:
+        raise ValueError(f"UID of {len(uid)} characters does not pack into {size} bytes")
+    raw = bytes.fromhex(uid.translate(_UID_PACK).ljust(2 * size, "0"))
+    if uid and not raw.translate(None, _TEXT_UID_BYTES):
+        raise ValueError(f"packed {uid!r} would read as text")
+    return raw
+
+
+_UID_PACK = str.maketrans("0123456789.", "123456789ab")
+
+
+register_type(FieldType("ge_uid", None, unpack_ge_uid, repr, write=pack_ge_uid))
 
 
 # --------------------------------------------------------------------------- field tables

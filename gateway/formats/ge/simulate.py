@@ -27,61 +27,22 @@ import numpy as np
 from gateway.formats.ge import genesis as gen
 from gateway.formats.ge import signa4x as sig
 from gateway.formats.engine.fieldtable import Table
-from gateway.formats.engine.hostnum import encode_dg_single
 from gateway.simulate import SimFile, SimOptions, register_format
 
-_STRUCT = {
-    "int8": ">b", "uint8": ">B", "int16_be": ">h", "uint16_be": ">H", "int32_be": ">i", "uint32_be": ">I",
-    "float32_be": ">f", "float64_be": ">d", "unix_time_be": ">i",
-}
-
-
 class HeaderWriter:
-    """Writes named fields of a table into a buffer at ``base`` (the encoder side of the tables)."""
+    """Named fields of a table written into ``buf`` at ``base`` by the table's own encoders
+    (``Table.write``), one at a time as the scene is drawn; ``pad`` fills text fields."""
 
     def __init__(self, buf: bytearray, table: Table, base: int, pad: bytes = b"\0"):
         self.buf, self.table, self.base, self.pad = buf, table, base, pad
 
     def __setitem__(self, name: str, value: Any) -> None:
-        f = self.table.by_name[name]
-        start = self.base + f.offset
-        kind = f.ftype.name
-        if f.count is not None:
-            step = f.ftype.size
-            for i, v in enumerate(value):
-                self.buf[start + i * step:start + (i + 1) * step] = self._one(kind, step, v)
-            return
-        self.buf[start:start + f.size] = self._one(kind, f.size, value)
+        self.table.write({name: value}, into=self.buf, base=self.base, pad=self.pad)
 
     def maybe(self, name: str, value: Any) -> None:
         """Set a field the table may not have (padded tables omit some packed fields)."""
         if name in self.table.by_name:
             self[name] = value
-
-    def _one(self, kind: str, size: int, value: Any) -> bytes:
-        if kind in _STRUCT:
-            if kind == "unix_time_be" and isinstance(value, dt.datetime):
-                value = int(value.replace(tzinfo=dt.timezone.utc).timestamp())
-            return struct.pack(_STRUCT[kind], value)
-        if kind == "dg_single":
-            return encode_dg_single(value)
-        if kind == "char":
-            raw = str(value).encode("latin-1")[:size]
-            return raw + self.pad * (size - len(raw))
-        if kind == "ge_uid":
-            return pack_ge_uid(value, size)
-        if kind == "bytes":
-            return bytes(value)[:size].ljust(size, b"\0")
-        raise ValueError(f"no encoder for field type {kind}")
-
-
-def pack_ge_uid(uid: str, size: int = 32) -> bytes:
-    """GE's packed UID: digit d -> nibble d + 1, '.' -> 11, end -> 0; two a byte."""
-    nibbles = [11 if c == "." else int(c) + 1 for c in uid]
-    if len(nibbles) > 2 * size:
-        raise ValueError("UID too long to pack")
-    nibbles += [0] * (2 * size - len(nibbles))
-    return bytes((nibbles[i] << 4) | nibbles[i + 1] for i in range(0, 2 * size, 2))
 
 
 # --------------------------------------------------------------------------- shared scene
@@ -118,6 +79,13 @@ def _corners(rng: random.Random, rows: int, cols: int, pixel: tuple[float, float
            "brhc": tlhc + row * width + col * height, "center": centre}
     ras = lambda p: np.array([-p[0], -p[1], p[2]])  # noqa: E731
     return {k: ras(v) for k, v in lps.items()} | {"normal": ras(np.cross(row, col))}
+
+
+def _put_points(header: HeaderWriter, corners: dict[str, np.ndarray], prefixes: dict[str, str]) -> None:
+    """Each point of ``corners`` as the three fields ``<prefix>_r``, ``_a``, ``_s``."""
+    for point, prefix in prefixes.items():
+        for axis, v in zip("ras", corners[point]):
+            header[f"{prefix}_{axis}"] = float(v)
 
 
 def _raster(rng: random.Random, rows: int, cols: int, signed: bool, ct: bool) -> np.ndarray:
@@ -226,13 +194,7 @@ def signa4x(rng: random.Random, index: int, opts: SimOptions) -> SimFile:
     series["prep_flags"] = rng.choice([0, 1])
     image["image_number"] = str(1 + index % 100)
     corners = _corners(rng, rows, cols, (size, size), row, col)
-    for name in ("tlhc", "trhc", "blhc"):
-        for axis, v in zip("ras", corners[name]):
-            image[f"{name}_{axis}"] = float(v)
-    for axis, v in zip("ras", corners["center"]):
-        image[f"center_{axis}"] = float(v)
-    for axis, v in zip("ras", corners["normal"]):
-        image[f"normal_{axis}"] = float(v)
+    _put_points(image, corners, {"tlhc": "tlhc", "trhc": "trhc", "blhc": "blhc", "center": "center", "normal": "normal"})
     image["location"] = float(corners["center"][2])
     image["thickness"] = rng.choice([3.0, 5.0, 10.0])
     image["spacing_gap"] = rng.choice([0.0, 0.5, 1.5])
@@ -310,6 +272,7 @@ def genesis(rng: random.Random, index: int, opts: SimOptions) -> SimFile:
     cols, rows = rng.choice([(256, 256), (256, 256), (512, 512), (256, 192)])
     pixel = rng.choice([0.9375, 0.46875, 0.7])
     when, _ = rng.choice(_DATES)
+    when = when.replace(tzinfo=dt.timezone.utc)  # Genesis times are Unix seconds (UTC)
     names = _names(rng, index)
     plane, row, col = _rotation(rng)
     corners = _corners(rng, rows, cols, (pixel, pixel), row, col)
@@ -378,13 +341,7 @@ def genesis(rng: random.Random, index: int, opts: SimOptions) -> SimFile:
     image["dim_x"], image["dim_y"] = float(cols), float(rows // 2)
     image["pixsize_x"], image["pixsize_y"] = pixel, pixel
     image["location"] = float(corners["center"][2])
-    for name in ("tlhc", "trhc", "brhc"):
-        for axis, v in zip("ras", corners[name]):
-            image[f"{name}_{axis}"] = float(v)
-    for axis, v in zip("ras", corners["center"]):
-        image[f"ctr_{axis}"] = float(v)
-    for axis, v in zip("ras", corners["normal"]):
-        image[f"norm_{axis}"] = float(v)
+    _put_points(image, corners, {"tlhc": "tlhc", "trhc": "trhc", "brhc": "brhc", "center": "ctr", "normal": "norm"})
     if modality == "MR":
         image["tr_us"] = int(500_000 + 3_500_000 * extra["tr"])
         image["te_us"] = int(5_000 + 100_000 * extra["te"])
@@ -435,13 +392,13 @@ def genesis(rng: random.Random, index: int, opts: SimOptions) -> SimFile:
     # IMGF header + its blocks (unique id text, line map, compression control).
     blocks = [(b"MR Recon Y" + f"/{exam_number}/{series_number}/{image_number}".encode()).ljust(80, b"\0"),
               line_map, control]
-    imgf = bytearray(156)
+    imgf = bytearray(gen.IMGF.size)
     w = HeaderWriter(imgf, gen.IMGF, 0)
     w["magic"] = "IMGF"
     w["width"], w["height"], w["depth"], w["compress"] = cols, rows, 16, code
     w["dwindow"], w["dlevel"] = (400, 40) if modality == "CT" else (0, 0)
     w["version"] = 3
-    pos = 156
+    pos = gen.IMGF.size
     layout = bytearray()
     for (p_name, l_name), block in zip((("p_id", "l_id"), ("p_unpack", "l_unpack"), ("p_compress", "l_compress")), blocks):
         w[p_name], w[l_name] = (pos, len(block)) if block else (0, 0)

@@ -115,6 +115,7 @@ TEXT = Table("Somatom Plus text header", size=HEADER_SIZE - TEXT_BASE, fields=[
     F(160,  "char[9]",   "mas_text",            note="after 'mAs' at 157"),
     F(171,  "char[10]",  "kv_text",             note="after 'kV' at 169"),
     F(183,  "char[10]",  "slice_thickness_text", note="after 'SL' at 181"),
+    F(193,  "char[2]",   "gantry_tilt_label",   note="'GT'; not read by the decoder (the simulator writes it)"),
     F(195,  "char[10]",  "gantry_tilt",         To("GantryDetectorTilt", values.ds), note="after 'GT' at 193"),
     F(207,  "char[10]",  "zoom_text",           note="after 'ZO' at 205"),
     F(219,  "char[12]",  "zoom_centre_x",       note="after 'CE' at 217"),
