@@ -107,8 +107,41 @@ def _header_boundary(decoder: Decoder, data: bytes) -> int:
 @pytest.mark.parametrize("decoder", DECODERS, ids=_ids)
 def test_decoder_satisfies_protocol(decoder: Decoder):
     assert isinstance(decoder, Decoder)
-    for method in ("identify", "decode", "length", "dump"):
-        assert callable(getattr(decoder, method, None)), f"{decoder.name} has no {method}"
+    assert formats.protocol_problems(decoder) == []
+
+
+class _Partial:
+    """A format that forgot ``length`` and ``dump``."""
+
+    name, description, priority = "test-partial", "a decoder missing half the protocol", 1
+
+    def identify(self, data: bytes) -> bool:
+        return data.startswith(b"PARTIAL")
+
+    def decode(self, data: bytes):
+        raise DecodeError("never", offset=0)
+
+
+class _Whole(_Partial):
+    name = "test-whole"
+
+    def length(self, data: bytes) -> int | None:
+        return None
+
+    def dump(self, data: bytes) -> list:
+        return []
+
+
+def test_register_refuses_a_decoder_missing_part_of_the_protocol(monkeypatch):
+    monkeypatch.setattr(formats, "_REGISTRY", dict(formats._REGISTRY))
+    with pytest.raises(TypeError, match="no length; no dump"):
+        formats.register(_Partial())
+    assert "test-partial" not in formats._REGISTRY
+    broken = _Whole()
+    broken.priority = "first"
+    with pytest.raises(TypeError, match="priority is not a int"):
+        formats.register(broken)
+    assert formats.register(_Whole()).name in formats._REGISTRY
 
 
 @pytest.mark.parametrize("decoder", DECODERS, ids=_ids)
