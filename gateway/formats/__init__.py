@@ -1,9 +1,12 @@
 """The decoder registry: every vendor format is a module here with one ``Decoder`` object.
 
 Identification is by content only (never by a file name). Decoders are tried in the order of
-``priority`` (lower first); the first whose ``identify`` says yes decodes the capture. A format
-module registers itself when imported; ``_FORMAT_MODULES`` lists the modules to import, so
-adding a format means adding a module and one line there, never touching another decoder.
+``priority`` (lower first); the first whose ``identify`` says yes decodes the capture, but no
+format may claim another's files, so the order never decides between two formats. A format
+module registers itself when imported (``register`` refuses a decoder that is not a whole
+``Decoder``); ``_FORMAT_MODULES`` lists the modules to import, so adding a format means adding
+a module and one line there, and its files to ``tests/formats/test_contract.py``, which checks
+the contract for every registered decoder.
 """
 
 from __future__ import annotations
