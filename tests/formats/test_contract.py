@@ -30,8 +30,8 @@ SIMULATED: dict[str, list[tuple[str, SimOptions]]] = {
     + [("acrnema", SimOptions(variant="packed12")), ("acrnema", SimOptions(extra={"group_lengths": False}))],
     "siemens-spi": [("spi", SimOptions(byte_order=order)) for order in ("little", "big", "badbig")]
     + [("spi", SimOptions(extra={"group_lengths": False}))],
-    "somatom-plus": [("somatom-plus", SimOptions())],
-    "vision-ima": [("vision-ima", SimOptions())],
+    "somatom-plus": [("somatom-plus", SimOptions(extra={"size": size})) for size in (64, 256)],
+    "vision-ima": [("vision-ima", SimOptions(extra={"size": size})) for size in (64, 256)],
     "ge-genesis": [("genesis", SimOptions(variant=variant, compression=code))
                    for variant in ("disk", "tape", "aw") for code in (0, 1, 2, 3, 4)],
     "ge-signa4x": [("signa4x", SimOptions(variant=variant)) for variant in ("disk", "tape")],
@@ -61,8 +61,8 @@ def _simulated(name: str) -> tuple[tuple[str, bytes], ...]:
     files = []
     for simulator, options in SIMULATED.get(name, []):
         for sim in generate(simulator, 2, options, seed=12):
-            chosen = {"variant": options.variant, "byte order": options.byte_order,
-                      "compression": options.compression, "group lengths": options.extra.get("group_lengths")}
+            chosen = {"variant": options.variant, "byte order": options.byte_order, "compression": options.compression,
+                      "group lengths": options.extra.get("group_lengths"), "size": options.extra.get("size")}
             shown = ", ".join(f"{k} {v}" for k, v in chosen.items() if v is not None)
             files.append((f"simulated {sim.name} ({shown or 'defaults'})", sim.data))
     return tuple(files)
@@ -154,21 +154,26 @@ def test_identifies_its_own_files_and_only_those(decoder: Decoder, files):
             problems.append(f"{label}: the registry picks {formats.identify(data).name}")
         problems += [f"{other.name} claims {label}" for other in DECODERS
                      if other is not decoder and other.identify(data)]
+        problems += [f"{other.name} measures {label}: {other.length(data)}" for other in DECODERS
+                     if other is not decoder and other.length(data) is not None]
     assert not problems, "\n".join(problems)
 
 
 @pytest.mark.parametrize("decoder", DECODERS, ids=_ids)
-def test_length_of_whole_padded_and_truncated_files(decoder: Decoder, files):
+def test_length_of_whole_padded_followed_and_truncated_files(decoder: Decoder, files):
     problems = []
     for label, data in files:
         if (n := decoder.length(data)) != len(data):
             problems.append(f"{label}: whole file of {len(data)} bytes measured {n}")
-        if (n := decoder.length(data + PADDING)) != len(data):
-            problems.append(f"{label}: file of {len(data)} bytes followed by padding measured {n}")
+        for after, what in ((PADDING, "padding"), (data, "the next object")):
+            if (n := decoder.length(data + after)) != len(data):
+                problems.append(f"{label}: file of {len(data)} bytes followed by {what} measured {n}")
+        if (n := formats.object_length(data)) != len(data):
+            problems.append(f"{label}: the registry measured the whole file {n}")
         for cut in _cuts(data, _header_boundary(decoder, data)):
-            n = decoder.length(data[:cut])
-            if n is not None and not cut < n <= len(data):
-                problems.append(f"{label}: {cut}-byte prefix measured {n} (the file has {len(data)})")
+            for who, n in ((decoder.name, decoder.length(data[:cut])), ("registry", formats.object_length(data[:cut]))):
+                if n is not None and not cut < n <= len(data):
+                    problems.append(f"{label}: {who} measured a {cut}-byte prefix {n} (the file has {len(data)})")
     assert not problems, "\n".join(problems)
 
 
@@ -177,6 +182,11 @@ def test_truncated_files_raise_decode_error_naming_where(decoder: Decoder, files
     problems = []
     for label, data in files:
         for cut in _cuts(data, _header_boundary(decoder, data)):
+            for other in DECODERS:  # identify looks at any bytes and never raises
+                try:
+                    other.identify(data[:cut])
+                except Exception as exc:  # noqa: BLE001
+                    problems.append(f"{label} cut at {cut}: {other.name}.identify raised {type(exc).__name__}: {exc}")
             try:
                 decoder.decode(data[:cut])
             except DecodeError as exc:
