@@ -1,7 +1,8 @@
 """Drivers know their medium (folders, tapes, serial lines), never the vendor formats.
 
 A driver yields ``gateway.capture.Capture`` objects and releases its source only when told
-``ack``; it imports nothing else from ``gateway``.
+``ack``; it imports nothing else from ``gateway``. ``driver`` holds the ``Driver`` protocol
+every driver class inherits: what the service calls, and when.
 
 - ``folder``: an export folder (one closed file, one capture).
 - ``tape/``: tape drives and images: ``records`` (the record stream), ``device`` (SCSI

@@ -25,6 +25,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
+from drivers.driver import Driver
 from gateway.capture import Capture, Origin
 
 log = logging.getLogger("drivers.folder")
@@ -40,7 +41,7 @@ class _Seen:
     stable_since: float
 
 
-class FolderDriver(FileSystemEventHandler):
+class FolderDriver(FileSystemEventHandler, Driver):
     def __init__(
         self,
         name: str,
@@ -204,6 +205,9 @@ class FolderDriver(FileSystemEventHandler):
                 pass
         log.info("event=done source=%s file=%s action=%s sop=%s", self.name, capture.origin.location,
                  self.after_success, sop_instance_uid)
+
+    def defer(self, capture: Capture) -> None:
+        """Nothing to do: the file stays in the folder, and the next full scan offers it again."""
 
     def reject(self, capture: Capture, reason: str) -> None:
         path = Path(capture.origin.details["path"])

@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass, fields
 from typing import Any, Iterator
 
+from drivers.driver import Driver
 from drivers.serial.line import PARITIES, STOPBITS, Line, LineLost, PortSettings, Stopped
 from drivers.serial.session import Measure, Session, Verdict
 from gateway.capture import Capture
@@ -139,7 +140,7 @@ def _receiver(settings: SerialSettings):
     return getattr(importlib.import_module(module), cls)(settings)
 
 
-class SerialDriver:
+class SerialDriver(Driver):
     """A ``type: serial`` source: one port, one protocol, captures out, verdicts back."""
 
     wants_object_length = True  # gateway.service.sources hands us the decoder registry's length check

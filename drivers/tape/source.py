@@ -8,9 +8,8 @@ never reads or sends twice what is settled), then rewinds and, when configured, 
 not read again; the next tape is taken once the drive has been emptied (or the image file
 replaced).
 
-The driver has the shape the service expects (see ``drivers.folder``): ``from_options``,
-``start``, ``stop``, ``captures(stop_event)`` and the ``CaptureSink`` methods, plus ``defer``
-(a capture the spool could not take is offered again).
+The driver is a ``drivers.driver.Driver``; its ``defer`` offers a capture the spool could not
+take again.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
+from drivers.driver import Driver
 from drivers.tape.medium import open_tape
 from drivers.tape.records import ErrorPolicy, TapeError, TapeReader
 from drivers.tape.device import TapeDevice
@@ -33,7 +33,7 @@ from gateway.capture import Capture
 log = logging.getLogger("drivers.tape")
 
 
-class TapeDriver:
+class TapeDriver(Driver):
     uses_state_dir = True  # the service passes gateway.state_dir (where tape journals live)
 
     def __init__(self, name: str, device: str, state_dir: str | Path = "./var/state", format: str = "auto",

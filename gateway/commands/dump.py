@@ -1,7 +1,7 @@
 """Print every vendor header field of a file: offset, name, type, value and DICOM target.
 
 The rows come from the same field tables the decoder reads, so what ``dump`` shows is what
-the conversion uses. Formats without a field table say so.
+the conversion uses; tag streams and DICOM files show their elements.
 """
 
 from __future__ import annotations
@@ -31,12 +31,8 @@ def run(args: argparse.Namespace) -> int:
     if decoder is None:
         print(f"{args.file}: unknown format ({len(data)} bytes)", file=sys.stderr)
         return 1
-    dump = getattr(decoder, "dump", None)
-    if dump is None:
-        print(f"{args.file}: {decoder.name}: this format has no field dump")
-        return 0
     try:
-        rows = dump(data)
+        rows = decoder.dump(data)
     except DecodeError as exc:
         print(f"{args.file}: {decoder.name}: {exc}", file=sys.stderr)
         return 1

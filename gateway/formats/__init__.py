@@ -1,9 +1,12 @@
 """The decoder registry: every vendor format is a module here with one ``Decoder`` object.
 
 Identification is by content only (never by a file name). Decoders are tried in the order of
-``priority`` (lower first); the first whose ``identify`` says yes decodes the capture. A format
-module registers itself when imported; ``_FORMAT_MODULES`` lists the modules to import, so
-adding a format means adding a module and one line there, never touching another decoder.
+``priority`` (lower first); the first whose ``identify`` says yes decodes the capture, but no
+format may claim another's files, so the order never decides between two formats. A format
+module registers itself when imported (``register`` refuses a decoder that is not a whole
+``Decoder``); ``_FORMAT_MODULES`` lists the modules to import, so adding a format means adding
+a module and one line there, and its files to ``tests/formats/test_contract.py``, which checks
+the contract for every registered decoder.
 """
 
 from __future__ import annotations
@@ -73,41 +76,75 @@ class DumpRow:
 
 @runtime_checkable
 class Decoder(Protocol):
-    """The common signature of every format.
+    """The common signature of every format; ``register`` refuses a decoder that lacks a part.
 
-    ``identify`` must be cheap and must not raise: it looks at the bytes (normally the first
-    few KiB and the total size) and says whether this format claims them. ``decode`` is pure:
-    bytes in, ``Decoded`` out, or ``DecodeError`` naming field and offset.
-
-    Optionally ``length(data: bytes) -> int | None``: where the object of this format that
-    begins ``data`` ends, by the format's own fields (header and pixel lengths, a fixed file
-    size, data element lengths). ``data`` may be a prefix of the object, or the object followed
-    by padding or by other objects (serial lines deliver both). Return ``n <= len(data)`` when
-    the object is ``data[:n]`` and complete; ``n > len(data)`` when the bytes begin an object of
-    this format that needs at least ``n`` bytes; None when this format does not claim the bytes
-    (or cannot tell its length). Like ``identify``: cheap, never raises, never allocates by a
-    header field. See ``object_length``.
+    ``name`` is unique among formats (logs, ``dump``, the ``format`` of ``Decoded``);
+    ``priority`` orders identification (lower first) and breaks no ties between formats that
+    claim the same bytes: no format may claim another's files.
     """
 
     name: str
     description: str
     priority: int
 
-    def identify(self, data: bytes) -> bool: ...
+    def identify(self, data: bytes) -> bool:
+        """Whether this format claims ``data``. Cheap (normally the first few KiB and the total
+        size) and never raises."""
+        ...
 
-    def decode(self, data: bytes) -> Decoded: ...
+    def decode(self, data: bytes) -> Decoded:
+        """Pure: bytes in, ``Decoded`` out, or ``DecodeError`` naming field and offset."""
+        ...
 
+    def length(self, data: bytes) -> int | None:
+        """Where the object of this format that begins ``data`` ends, by the format's own
+        fields (header and pixel lengths, a fixed file size, data element lengths).
+
+        ``data`` may be a prefix of the object, or the object followed by padding or by other
+        objects (serial lines deliver both). Return ``n <= len(data)`` when the object is
+        ``data[:n]`` and complete; ``n > len(data)`` when the bytes begin an object of this
+        format that needs at least ``n`` bytes; None when this format does not claim the
+        bytes. A format that has no way to tell its length returns None always (serial raw
+        lines then cannot cut its objects out of a stream). Like ``identify``: cheap, never
+        raises, never allocates by a header field. See ``object_length``.
+        """
+        ...
+
+    def dump(self, data: bytes) -> list[DumpRow]:
+        """Every header field of ``data`` with its offset, as ``legacy-gateway dump`` prints
+        it: a vendor format's field-table rows, a tag stream's or DICOM file's elements.
+        Raises ``DecodeError`` where the header cannot be read."""
+        ...
+
+
+_MEMBERS = ("name", "description", "priority", "identify", "decode", "length", "dump")
+_METHODS = ("identify", "decode", "length", "dump")
 
 _REGISTRY: dict[str, Decoder] = {}
 _loaded = False
 
 
 def register(decoder: Decoder) -> Decoder:
-    """Add a decoder; a second decoder of the same name is a programming error."""
+    """Add a decoder. A decoder that does not satisfy ``Decoder``, or a second decoder of the
+    same name, is a programming error: it fails the import of its module, not a capture."""
+    problems = protocol_problems(decoder)
+    if problems:
+        raise TypeError(f"{type(decoder).__name__} is not a Decoder: {'; '.join(problems)}")
     if decoder.name in _REGISTRY and _REGISTRY[decoder.name] is not decoder:
         raise ValueError(f"decoder {decoder.name!r} registered twice")
     _REGISTRY[decoder.name] = decoder
     return decoder
+
+
+def protocol_problems(decoder: object) -> list[str]:
+    """What ``decoder`` lacks of the ``Decoder`` protocol (empty when it satisfies it)."""
+    problems = [f"no {member}" for member in _MEMBERS if not hasattr(decoder, member)]
+    problems += [f"{method} is not callable" for method in _METHODS
+                 if hasattr(decoder, method) and not callable(getattr(decoder, method))]
+    for member, kind in (("name", str), ("description", str), ("priority", int)):
+        if hasattr(decoder, member) and not isinstance(getattr(decoder, member), kind):
+            problems.append(f"{member} is not a {kind.__name__}")
+    return problems
 
 
 def _load() -> None:
@@ -155,15 +192,12 @@ def object_length(data: bytes) -> int | None:
     """The length of the object at the start of ``data`` by its own format (see ``Decoder``).
 
     Used by drivers that get objects without reliable boundaries: the serial driver trims
-    XMODEM's padding with it and cuts raw byte streams into objects. Decoders without a
-    ``length`` method are skipped; the first decoder (by priority) with an answer decides.
+    XMODEM's padding with it and cuts raw byte streams into objects. The first decoder (by
+    priority) with an answer decides.
     """
     for decoder in decoders():
-        measure = getattr(decoder, "length", None)
-        if measure is None:
-            continue
         try:
-            n = measure(data)
+            n = decoder.length(data)
         except Exception:  # a length bug must never take a line down with it
             continue
         if n is not None:

@@ -51,9 +51,7 @@ class SourceRunner(threading.Thread):
                     self.pipeline.handle(capture, self.driver, self.source.destinations)
                 except Exception:  # noqa: BLE001 - not durable, so not acknowledged
                     log.exception("event=capture_failed source=%s origin=%s", self.source.name, capture.origin)
-                    defer = getattr(self.driver, "defer", None)
-                    if defer:
-                        defer(capture)
+                    self.driver.defer(capture)
                     self.stop_event.wait(5.0)
         finally:
             self.driver.stop()

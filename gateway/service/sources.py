@@ -1,8 +1,7 @@
 """Source types to driver classes: the one place the gateway knows which drivers exist.
 
-Each driver class offers ``from_options(name, options)``, ``start()``, ``stop()``,
-``captures(stop_event)`` and the ``CaptureSink`` methods ``ack``/``reject``. A driver class
-with ``uses_state_dir = True`` also receives ``state_dir`` (gateway.state_dir) among its options.
+Each driver class is a ``drivers.driver.Driver`` (the protocol says what the service calls and
+when); a class that is not one is refused when it is loaded.
 """
 
 from __future__ import annotations
@@ -10,6 +9,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from drivers.driver import Driver, driver_problems
 from gateway import formats
 from gateway.config import Source
 
@@ -20,15 +20,25 @@ DRIVERS: dict[str, str] = {
 }
 
 
-def make_driver(source: Source, state_dir: Path | None = None):
+def driver_class(source_type: str) -> type[Driver]:
+    """The driver class of ``source_type``; one that does not satisfy ``Driver`` is a
+    programming error."""
+    module, _, name = DRIVERS[source_type].partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    problems = driver_problems(cls)
+    if problems:
+        raise TypeError(f"{DRIVERS[source_type]} is not a Driver: {'; '.join(problems)}")
+    return cls
+
+
+def make_driver(source: Source, state_dir: Path | None = None) -> Driver:
     """The driver of ``source``; drivers that keep state (tape journals) get ``state_dir``, and
     drivers that must find where objects end in a byte stream get the formats' length check
     (``wants_object_length``), so they never guess at a format themselves."""
-    module, _, cls = DRIVERS[source.type].partition(":")
-    driver = getattr(importlib.import_module(module), cls)
+    driver = driver_class(source.type)
     options = dict(source.options)
-    if getattr(driver, "uses_state_dir", False) and state_dir is not None:
+    if driver.uses_state_dir and state_dir is not None:
         options["state_dir"] = state_dir
-    if getattr(driver, "wants_object_length", False):
+    if driver.wants_object_length:
         return driver.from_options(source.name, options, object_length=formats.object_length)
     return driver.from_options(source.name, options)

@@ -56,23 +56,6 @@ def test_dump_prints_fields_from_the_tables(samples, capsys):
     assert any("MR image (packed).tr_us" in l and "14600" in l for l in out.splitlines())
 
 
-def test_dump_of_a_format_without_a_dump(tmp_path, capsys, monkeypatch):
-    class NoDump:
-        name, description, priority = "test-nodump", "a format without field tables", 1
-
-        def identify(self, data):
-            return data.startswith(b"NODUMP")
-
-        def decode(self, data):
-            raise NotImplementedError
-
-    monkeypatch.setitem(formats._REGISTRY, "test-nodump", NoDump())
-    path = tmp_path / "x.bin"
-    path.write_bytes(b"NODUMP....")
-    assert cli.main(["dump", str(path)]) == 0
-    assert "this format has no field dump" in capsys.readouterr().out
-
-
 def test_dump_of_an_unknown_file(tmp_path, capsys):
     path = tmp_path / "x.bin"
     path.write_bytes(b"\x00" * 100)

@@ -10,8 +10,7 @@ import threading
 import time
 
 from pydicom.dataset import Dataset
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pynetdicom import evt
 from pynetdicom.sop_class import StorageCommitmentPushModel
 
 from gateway.delivery.commitment import ReportHandler
@@ -19,6 +18,7 @@ from gateway.config import Commitment
 from gateway.delivery.spool import COMMITTING, DEAD, DELIVERED, QUEUED, Settlement, Spool
 from tests.support.forwarding import destination, forwarding, orthanc_uids, spool_instances, wait_until
 from tests.support.peers import Orthanc, free_port
+from tests.support.status_scp import storage_ae
 
 
 def test_storage_commitment_with_orthanc(tmp_path):
@@ -87,10 +87,7 @@ class _SameAssociationSCP:
 
     def __init__(self):
         self.port = free_port()
-        ae = AE("SYNCPACS")
-        for cx in AllStoragePresentationContexts:
-            ae.add_supported_context(cx.abstract_syntax, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
-        ae.add_supported_context(StorageCommitmentPushModel, [ImplicitVRLittleEndian, ExplicitVRLittleEndian])
+        ae = storage_ae("SYNCPACS", StorageCommitmentPushModel)
         self.server = ae.start_server(("127.0.0.1", self.port), block=False, evt_handlers=[
             (evt.EVT_C_STORE, lambda event: 0x0000), (evt.EVT_N_ACTION, self._on_action)])
 

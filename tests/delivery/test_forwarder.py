@@ -19,7 +19,7 @@ from tests.support.forwarding import (
 )
 from tests.support.instances import ct_instance
 from tests.support.peers import Orthanc, StoreSCP, free_port
-from tests.support.status_scp import StatusSCP
+from tests.support.status_scp import StatusSCP, storage_ae
 
 
 def _states(spool: Spool, dest: str) -> dict[str, dict]:
@@ -267,8 +267,7 @@ def test_a_batch_claimed_ahead_goes_back_unpenalised_when_the_association_is_los
     """The next batch is claimed while the last instance of a batch is on its way; the peer
     aborts the association instead of answering that one: the instance counts an attempt, the
     batch claimed ahead goes back as it was, and everything arrives."""
-    from pydicom.uid import ExplicitVRLittleEndian
-    from pynetdicom import AE, AllStoragePresentationContexts, evt
+    from pynetdicom import evt
     from pynetdicom.sop_class import Verification
 
     from gateway.delivery.forwarder import BATCH
@@ -282,10 +281,7 @@ def test_a_batch_claimed_ahead_goes_back_unpenalised_when_the_association_is_los
         return 0x0000
 
     port = free_port()
-    ae = AE("ABORTS")
-    for cx in AllStoragePresentationContexts:
-        ae.add_supported_context(cx.abstract_syntax, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
-    ae.add_supported_context(Verification)  # the probe after the abort
+    ae = storage_ae("ABORTS", Verification)  # Verification: the probe after the abort
     server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)])
     given_back: list[str] = []
 

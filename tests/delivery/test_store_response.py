@@ -10,8 +10,8 @@ import time
 
 import pytest
 from pydicom.dataset import Dataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
+from pynetdicom import evt
 from pynetdicom.dimse_messages import C_ECHO_RSP, C_STORE_RSP, N_EVENT_REPORT_RQ
 from pynetdicom.dimse_primitives import C_ECHO, C_STORE, N_EVENT_REPORT
 from pynetdicom.pdu import P_DATA_TF
@@ -23,7 +23,7 @@ from gateway.delivery.store_response import parse_c_store_rsp
 from gateway.delivery.spool import Spool
 from tests.support.forwarding import destination, spool_instances
 from tests.support.peers import free_port
-from tests.support.status_scp import StatusSCP
+from tests.support.status_scp import StatusSCP, storage_ae
 
 SOP_INSTANCE = "1.2.826.0.1.3680043.8.498.1"
 
@@ -130,10 +130,7 @@ class _Peer:
 
     def __init__(self, on_store):
         self.port = free_port()
-        ae = AE("PEER")
-        for cx in AllStoragePresentationContexts:
-            ae.add_supported_context(cx.abstract_syntax, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
-        ae.add_supported_context(StorageCommitmentPushModel, [ImplicitVRLittleEndian, ExplicitVRLittleEndian])
+        ae = storage_ae("PEER", StorageCommitmentPushModel)
         self.server = ae.start_server(("127.0.0.1", self.port), block=False,
                                       evt_handlers=[(evt.EVT_C_STORE, on_store)])
 

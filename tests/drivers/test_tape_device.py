@@ -5,12 +5,12 @@ delivers one record per ``read()`` and a zero-length read per filemark, as ``st`
 descriptor is not a tape, so every ioctl must be skipped. The ioctl numbers are checked
 against the system's ``<sys/mtio.h>`` through the C compiler. What a socket cannot do (ENOMEM
 for a short buffer, EIO for a bad block, the block counter of MTIOCGET, backspacing) is played
-by ``StDouble``, which follows st(4)'s documented semantics around the same reader code.
+by ``tests.support.tape_drive.StDouble``, which follows st(4)'s documented semantics around
+the same reader code.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 import socket
@@ -21,10 +21,9 @@ import pytest
 
 from drivers.tape import device as td
 from drivers.tape.records import BAD, END, FILEMARK, RECORD, ErrorPolicy, TapeError
-from drivers.tape.device import DriveStatus, TapeDevice
+from drivers.tape.device import TapeDevice
 from drivers.tape.files import TapeFiles
-
-FM = None  # a filemark in a scripted tape
+from tests.support.tape_drive import FM, StDouble
 
 
 def feed(sock: socket.socket, script: list[bytes | None]) -> threading.Thread:
@@ -104,60 +103,6 @@ def test_ioctl_numbers_match_the_system_header(tmp_path):
 
 
 # -- st's error semantics ---------------------------------------------------------------------
-
-
-class StDouble(TapeDevice):
-    """st(4) as documented, over a scripted tape: the same reader code on top.
-
-    A block larger than the read request fails with ENOMEM and is passed; a bad block fails
-    with EIO ``bad[i]`` times and is passed each time; MTBSR/MTFSR step one block back/forward;
-    MTIOCGET gives the file number and the block number counted from the last filemark.
-    """
-
-    def __init__(self, tape: list[bytes | None], bad: dict[int, int] | None = None, **kw):
-        self.tape, self.bad = tape, dict(bad or {})
-        self.pos, self.fileno, self.blkno = 0, 0, 0
-        self.ops: list[tuple[int, int]] = []
-        self.reads: list[int] = []
-        r, w = os.pipe()
-        os.close(w)
-        super().__init__("st-double", fd=r, **kw)
-
-    def status(self):
-        return DriveStatus(self.fileno, self.blkno, 0, True, False, self.pos == 0, False, False,
-                           self.pos >= len(self.tape), False)
-
-    def op(self, operation: int, count: int = 1) -> bool:
-        self.ops.append((operation, count))
-        for _ in range(count):
-            if operation == td.MTBSR:
-                assert self.tape[self.pos - 1] is not FM, "backspaced over a filemark"
-                self.pos, self.blkno = self.pos - 1, self.blkno - 1
-            elif operation == td.MTFSR:
-                self.pos, self.blkno = self.pos + 1, self.blkno + 1
-            elif operation == td.MTREW:
-                self.pos = self.fileno = self.blkno = 0
-            elif operation == td.MTFSF:
-                while self.tape[self.pos] is not FM:
-                    self.pos += 1
-                self.pos, self.fileno, self.blkno = self.pos + 1, self.fileno + 1, 0
-        return True
-
-    def _sysread(self, n: int) -> bytes:
-        self.reads.append(n)
-        if self.pos >= len(self.tape):
-            raise OSError(errno.EIO, "Input/output error")
-        item = self.tape[self.pos]
-        if item is FM:
-            self.pos, self.fileno, self.blkno = self.pos + 1, self.fileno + 1, 0
-            return b""
-        self.pos, self.blkno = self.pos + 1, self.blkno + 1
-        if self.bad.get(self.pos - 1, 0) > 0:
-            self.bad[self.pos - 1] -= 1
-            raise OSError(errno.EIO, "Input/output error")
-        if len(item) > n:
-            raise OSError(errno.ENOMEM, "Cannot allocate memory")
-        return item
 
 
 def test_enomem_grows_the_buffer_and_rereads_the_block():

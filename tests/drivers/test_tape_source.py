@@ -17,7 +17,7 @@ from gateway.delivery.spool import Spool, encode
 from tests.support.daemon import Daemon, wait_until
 from tests.support.helpers import ct_instance
 from tests.support.tape_bytes import as_records, simh_tape
-from tests.drivers.test_tape_device import FM, StDouble
+from tests.support.tape_drive import FM, StDouble
 
 
 def uid(blob: bytes) -> str:

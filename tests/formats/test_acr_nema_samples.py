@@ -56,9 +56,9 @@ def acr(samples, tmp_path_factory):
 
 def test_identification_by_content(samples):
     spi_raw, acr_raw = (samples / SPI).read_bytes(), (samples / ACR).read_bytes()
-    # The SPI file carries an SOP Class UID and no recognition code, so the headerless
-    # pass-through would claim it too: SPI must win on priority.
-    assert Headerless().identify(spi_raw)
+    # The SPI file carries an SOP Class UID and no recognition code, as headerless DICOM
+    # does; its SPI creators make it SPI's alone, whatever the priorities.
+    assert not Headerless().identify(spi_raw)
     assert formats.identify(spi_raw).name == "siemens-spi"
     assert not Headerless().identify(acr_raw)
     assert formats.identify(acr_raw).name == "acr-nema"

@@ -20,9 +20,10 @@ from hypothesis import strategies as st
 from gateway import formats
 from gateway.formats.ge import pixels as ge_pixels
 from gateway.formats.ge.genesis import GenesisDecoder, unpack_ge_uid
-from gateway.errors import DecodeError
-from gateway.dicom.normalize import normalize
 from gateway.simulate import SimOptions, generate
+from tests.support.decoding import as_list as _multi
+from tests.support.decoding import decode_error as _error
+from tests.support.decoding import normalized as _convert
 from tests.support.peers import dciodvfy_errors
 
 HEART = "ge_genesis/heart.1"  # uncompressed, IMGF version 3, oblique cardiac MR, 1994
@@ -34,21 +35,12 @@ def _read(samples, name: str) -> bytes:
     return (samples / name).read_bytes()
 
 
-def _convert(data: bytes) -> pydicom.Dataset:
-    return normalize(formats.decode(data), origin="test")
-
-
 def _pixels(ds: pydicom.Dataset) -> np.ndarray:
     return np.frombuffer(ds.PixelData, dtype="<i2").reshape(ds.Rows, ds.Columns)
 
 
 def _words(ds: pydicom.Dataset) -> np.ndarray:
     return _pixels(ds).view(np.uint16)
-
-
-def _multi(value) -> list:
-    """A DICOM value as a list, whether it holds one value or several."""
-    return [value] if isinstance(value, str) else list(value)
 
 
 def _vtk(path) -> tuple[np.ndarray, tuple[float, ...]]:
@@ -376,12 +368,6 @@ def test_synthetic_mr_and_ct_pass_dciodvfy(tmp_path, variant):
 
 
 # --------------------------------------------------------------------------- bad input
-
-
-def _error(data: bytes) -> DecodeError:
-    with pytest.raises(DecodeError) as info:
-        formats.decode(data)
-    return info.value
 
 
 def test_truncated_pixels(samples):

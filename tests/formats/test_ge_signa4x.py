@@ -11,15 +11,15 @@ from __future__ import annotations
 import struct
 
 import numpy as np
-import pydicom
 import pytest
 
 from gateway import formats
 from gateway.formats.ge.signa4x import signa_year
-from gateway.errors import DecodeError
 from gateway.formats.engine.hostnum import encode_dg_single
-from gateway.dicom.normalize import normalize
 from gateway.simulate import SimOptions, generate
+from tests.support.decoding import as_list as _multi
+from tests.support.decoding import decode_error as _error
+from tests.support.decoding import normalized as _convert
 from tests.support.peers import dciodvfy_errors
 
 
@@ -65,16 +65,8 @@ def vector_file(tlhc=(120.0, 120.0, 30.0), trhc=(-120.0, 120.0, 30.0), blhc=(120
     return b
 
 
-def _convert(data: bytes) -> pydicom.Dataset:
-    return normalize(formats.decode(bytes(data)), origin="test")
-
-
 def _floats(value) -> list[float]:
     return [float(v) for v in value]
-
-
-def _multi(value) -> list:
-    return [value] if isinstance(value, str) else list(value)
 
 
 def test_identified_and_vectors_decoded():
@@ -215,12 +207,6 @@ def test_tape_variant_is_the_disk_file():
 
 
 # --------------------------------------------------------------------------- bad input
-
-
-def _error(data) -> DecodeError:
-    with pytest.raises(DecodeError) as info:
-        formats.decode(bytes(data))
-    return info.value
 
 
 def test_wrong_size_for_the_matrix():

@@ -6,9 +6,11 @@ and with dciodvfy; nothing is compared with our own writer alone.
 
 import io
 import shutil
+import struct
 
 import pydicom
 import pytest
+from pydicom.datadict import tag_for_keyword
 from pydicom.uid import ImplicitVRLittleEndian
 
 from gateway import formats
@@ -94,3 +96,17 @@ def test_truncated_headerless_stream_is_a_decode_error(samples):
     raw = (samples / "dicom_vendor_nopreamble" / "prostate_Marconi_nopreamble.img").read_bytes()
     with pytest.raises(DecodeError, match="truncated"):
         convert(capture(raw[:-100]))
+
+
+@pytest.mark.parametrize("path", ["dicom_vendor/MR-SIEMENS-DICOM-WithOverlays.dcm", "dicom_vendor/DICOM_KNEE_GE_SignaHDxt.dcm",
+                                  "dicom_vendor_nopreamble/prostate_Marconi_nopreamble.img"])
+def test_dump_rows_sit_at_their_elements_tags(samples, path):
+    """Each dump row's offset is where its element's tag is written, nested items included
+    (pydicom counts those from their sequence's value; the dump must not)."""
+    raw = (samples / path).read_bytes()
+    rows = formats.identify(raw).dump(raw)
+    for row in rows:
+        tag = tag_for_keyword(row.name) or int(row.name.strip("()").replace(",", ""), 16)
+        assert struct.unpack_from("<HH", raw, row.offset) == (tag >> 16, tag & 0xFFFF), row
+    if path.startswith("dicom_vendor/"):  # both have Referenced Image Sequences
+        assert any(r.name == "ReferencedSOPInstanceUID" for r in rows), "rows from inside the sequences"

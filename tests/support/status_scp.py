@@ -23,6 +23,17 @@ from tests.support.peers import free_port
 Policy = Callable[[str, int], int]
 
 
+def storage_ae(aet: str, *services: str) -> AE:
+    """A pynetdicom AE that accepts every storage SOP class, and ``services`` (Verification,
+    Storage Commitment), in implicit or explicit VR little endian: a test's own small peer."""
+    ae = AE(ae_title=aet)
+    for cx in AllStoragePresentationContexts:
+        ae.add_supported_context(cx.abstract_syntax, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+    for service in services:
+        ae.add_supported_context(service, [ImplicitVRLittleEndian, ExplicitVRLittleEndian])
+    return ae
+
+
 @dataclass
 class StatusSCP:
     policy: Policy = lambda uid, seen: 0x0000
@@ -70,10 +81,7 @@ class StatusSCP:
 
     def start(self) -> "StatusSCP":
         self.port = self.port or free_port()
-        ae = AE(ae_title=self.aet)
-        for cx in AllStoragePresentationContexts:
-            ae.add_supported_context(cx.abstract_syntax, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
-        ae.add_supported_context(Verification)
+        ae = storage_ae(self.aet, Verification)
         ae.maximum_associations = self.max_associations
         handlers = [(evt.EVT_C_STORE, self._on_store), (evt.EVT_ESTABLISHED, self._on_open),
                     (evt.EVT_RELEASED, self._on_close), (evt.EVT_ABORTED, self._on_close)]

@@ -17,10 +17,13 @@ from pydicom.filereader import _read_file_meta_info, data_element_generator, rea
 
 from gateway.formats import Decoded, DumpRow, register
 from gateway.formats.tagstream.extent import dataset_length, part10_length
+from gateway.formats.tagstream.recognise import is_spi
 from gateway.errors import DecodeError
 
 _SOP_CLASS = 0x00080016
 _RECOGNITION_CODE = 0x00080010
+_ROWS = 0x00280010
+_PIXEL_TAGS = (0x7FE00008, 0x7FE00009, 0x7FE00010)  # Float, Double Float and (plain) Pixel Data
 _SCAN_LIMIT = 16384  # the identifying group 0008 elements sit well inside this
 
 
@@ -44,10 +47,12 @@ def walk_implicit_le(data: bytes, limit: int = _SCAN_LIMIT):
 
 
 def is_headerless_dicom(data: bytes) -> bool:
+    """An implicit-VR LE stream from group 0008 with an SOP Class UID, no ACR-NEMA recognition
+    code, and no SPI creator (SPI files may carry an SOP Class UID too: they are SPI's)."""
     tags = {t for t, *_ in walk_implicit_le(data)}
     if not tags or min(tags) >> 16 != 0x0008:
         return False
-    return _SOP_CLASS in tags and _RECOGNITION_CODE not in tags
+    return _SOP_CLASS in tags and _RECOGNITION_CODE not in tags and not is_spi(data)
 
 
 class Part10:
@@ -59,13 +64,15 @@ class Part10:
         return len(data) >= 132 and data[128:132] == b"DICM"
 
     def decode(self, data: bytes) -> Decoded:
+        if not self.identify(data):
+            raise DecodeError("no DICM prefix: not a Part-10 file", field="DICM prefix", offset=128)
         return Decoded(dataset=_read(data, headerless=False), format=self.name)
 
     def length(self, data: bytes) -> int | None:
         return part10_length(data)
 
     def dump(self, data: bytes) -> list[DumpRow]:
-        return _dump(_read(data, headerless=False))
+        return _dump(data, _read(data, headerless=False), headerless=False)
 
 
 class Headerless:
@@ -85,7 +92,7 @@ class Headerless:
         return dataset_length(data, 0, explicit=False, little=True)
 
     def dump(self, data: bytes) -> list[DumpRow]:
-        return _dump(_read(data, headerless=True))
+        return _dump(data, _read(data, headerless=True), headerless=True)
 
 
 def _read(data: bytes, headerless: bool):
@@ -119,6 +126,8 @@ def _check_complete(data: bytes, headerless: bool, ds) -> None:
     if syntax.is_deflated:
         return  # a deflated stream is checked by the inflater itself
     end = fp.tell()
+    if end == len(data):
+        raise DecodeError("no data set: the data ends before the first element", offset=end)
     for elem in data_element_generator(fp, implicit, little):
         start = end
         end = fp.tell()
@@ -129,10 +138,46 @@ def _check_complete(data: bytes, headerless: bool, ds) -> None:
             )
     if end != len(data):
         raise DecodeError(f"{len(data) - end} bytes of an incomplete element at the end", offset=end)
+    if _ROWS in ds and not any(tag in ds for tag in _PIXEL_TAGS):
+        # Cut at an element boundary before the pixels: whole elements, but not the object
+        # (``extent`` says the same: an object ends with its Pixel Data).
+        raise DecodeError("an image whose data ends before its Pixel Data", field="PixelData", offset=end)
 
 
-def _dump(ds) -> list[DumpRow]:
-    return [DumpRow(offset=-1, name=e.keyword or str(e.tag), type=e.VR, value=e.repval) for e in ds.iterall()]
+def _dump(data: bytes, ds, headerless: bool) -> list[DumpRow]:
+    """Every element, nested ones included, each at its offset in ``data``; a Part-10 file's
+    meta group first (a headerless stream's meta group is ours, not in the data)."""
+    little = ds.original_encoding[1] is not False
+    rows = [] if headerless else _rows(data, ds.file_meta, True, 0)
+    return rows + _rows(data, ds, little, 0)
+
+
+def _rows(data: bytes, ds, little: bool, base: int) -> list[DumpRow]:
+    """Rows of ``ds`` and its sequences. pydicom keeps where each value starts, counted from
+    ``base``: the file's start, or for items of a sequence of defined length (parsed from
+    the sequence's own bytes) the start of that sequence's value."""
+    rows = []
+    for elem in ds:
+        value_at = base + elem.file_tell if elem.file_tell is not None else None
+        rows.append(DumpRow(offset=_element_offset(data, elem.tag, value_at, little),
+                            name=elem.keyword or str(elem.tag), type=elem.VR, value=elem.repval))
+        if elem.VR == "SQ" and value_at is not None:
+            inner = base if elem.is_undefined_length else value_at
+            for item in elem.value:
+                rows += _rows(data, item, little, inner)
+    return rows
+
+
+def _element_offset(data: bytes, tag, value_at: int | None, little: bool) -> int:
+    """Where an element's header starts, 8 bytes (implicit VR, short explicit VRs) or 12
+    (long explicit VRs) before its value; the tag at the start tells which."""
+    if value_at is None:
+        return -1
+    packed = struct.pack("<HH" if little else ">HH", tag.group, tag.element)
+    for header in (8, 12):
+        if data[value_at - header:value_at - header + 4] == packed:
+            return value_at - header
+    return value_at  # not found: the value's own offset still points into the element
 
 
 register(Part10())

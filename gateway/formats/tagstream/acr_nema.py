@@ -3,7 +3,7 @@
 Identification (acr-nema.md 3.3): not Part-10, not explicit VR; the leading elements parse
 as a tag stream starting in group 0000 or 0008; and either a recognition code says
 ``ACR-NEMA`` (or LIBIDO), or there is no SOP Class UID (a headerless DICOM stream has one and
-is left to the pass-through). SPI streams are claimed first by the SPI decoder.
+is left to the pass-through). SPI streams (``recognise.is_spi``) are the SPI decoder's.
 """
 
 from __future__ import annotations
@@ -17,28 +17,14 @@ from gateway.dicom import values as acrvalues
 from gateway.formats.tagstream import siemens_shadow
 from gateway.formats.tagstream.convert import TEXT_VRS, Converted, ValueReader, convert
 from gateway.formats.tagstream.dictionary import RETIRED_SUCCESSORS, private_entry, standard_entry
-from gateway.formats.tagstream.stream import ByteOrder, Element, Stream, leading_elements, read_stream, tag_str
+from gateway.formats.tagstream.stream import ByteOrder, Stream, read_stream, tag_str
 from gateway.formats import Decoded, DumpRow, register
 from gateway.formats.tagstream.extent import dataset_length
+from gateway.formats.tagstream.recognise import is_spi, leading
 
 _SOP_CLASS_UID = 0x00080016
 _RECOGNITION_CODES = (0x00000010, 0x00080010)
 _DUMP_VALUE_LIMIT = 1024
-# A stream's first group is 0000, 0001 or 0008: its first two bytes in either byte order.
-_FIRST_GROUPS = {b"\x00\x00", b"\x01\x00", b"\x00\x01", b"\x08\x00", b"\x00\x08"}
-
-
-def leading(data: bytes, last_group: int = 0x0008, until: Callable[[Element], bool] | None = None) -> Stream | None:
-    """The leading elements (to ``last_group``, or to the first ``until`` accepts) of an
-    ACR-NEMA-style stream, or None."""
-    if data[:2] not in _FIRST_GROUPS:  # cheap refusal before any walk (any byte order)
-        return None
-    stream = leading_elements(data, last_group=last_group, until=until)
-    if stream is None or len(stream.elements) < 3:
-        return None
-    if stream.elements[0].group not in (0x0000, 0x0001, 0x0008):
-        return None
-    return stream
 
 
 def stream_length(data: bytes, stream: Stream) -> int | None:
@@ -135,7 +121,7 @@ class AcrNema:
 
     def identify(self, data: bytes) -> bool:
         stream = leading(data)
-        if stream is None:
+        if stream is None or is_spi(data):  # an SPI stream is SPI's, recognition code or not
             return False
         code = recognition_code(stream).upper()
         if code.startswith(("ACR-NEMA", "ACRNEMA")):

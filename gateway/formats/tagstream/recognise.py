@@ -1,0 +1,59 @@
+"""What kind of tag stream the bytes begin: shared by the three decoders that read tag streams.
+
+ACR-NEMA, SPI and headerless DICOM all start as implicit-VR element streams, so each decoder's
+``identify`` must know what the others claim: an SPI stream (an SPI-era private creator or the
+SPI recognition code) is SPI's alone, never ACR-NEMA's or the pass-through's, whatever the
+decoders' priorities. It lives apart from the decoders so that each can ask without importing
+another decoder.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from gateway.formats.tagstream.dictionary import SIEMENS_SPI_CREATORS
+from gateway.formats.tagstream.stream import Element, Stream, leading_elements
+
+_SPI_RECOGNITION = 0x00010010
+_OTHER_SPI_CREATORS = ("PHILIPS MR/PART", "SPI-P")
+_CREATOR_GROUPS_END = 0x0029  # SPI creators sit in the shadow groups 0009-0029
+# A stream's first group is 0000, 0001 or 0008: its first two bytes in either byte order.
+_FIRST_GROUPS = {b"\x00\x00", b"\x01\x00", b"\x00\x01", b"\x08\x00", b"\x00\x08"}
+
+
+def leading(data: bytes, last_group: int = 0x0008, until: Callable[[Element], bool] | None = None) -> Stream | None:
+    """The leading elements (to ``last_group``, or to the first ``until`` accepts) of an
+    ACR-NEMA-style stream, or None."""
+    if data[:2] not in _FIRST_GROUPS:  # cheap refusal before any walk (any byte order)
+        return None
+    stream = leading_elements(data, last_group=last_group, until=until)
+    if stream is None or len(stream.elements) < 3:
+        return None
+    if stream.elements[0].group not in (0x0000, 0x0001, 0x0008):
+        return None
+    return stream
+
+
+def spi_creators(stream: Stream) -> list[str]:
+    """SPI-era private creators (and the SPI command group's recognition code) in ``stream``."""
+    return [text for elem in stream.elements if (text := spi_creator(stream.data, elem))]
+
+
+def spi_creator(data: bytes, elem: Element) -> str:
+    """The text of ``elem`` if it is an SPI-era creator or SPI recognition code, else ""."""
+    group, number = elem.tag >> 16, elem.tag & 0xFFFF
+    is_creator = group & 1 and 0x10 <= number <= 0xFF and elem.length <= 64
+    if is_creator or elem.tag == _SPI_RECOGNITION:
+        text = data[elem.value_offset:elem.value_offset + elem.length].decode("latin-1").strip("\0 ")
+        if text in SIEMENS_SPI_CREATORS or text.upper().startswith("SPI") or text.startswith(_OTHER_SPI_CREATORS):
+            return text
+    return ""
+
+
+def is_spi(data: bytes) -> bool:
+    """Whether ``data`` begins an SPI stream. Never raises.
+
+    ``leading`` refuses non-ACR-NEMA starts at once; the walk stops at the first SPI creator,
+    or after the shadow groups (cheaper than searching the bytes for hints)."""
+    stream = leading(data, last_group=_CREATOR_GROUPS_END, until=lambda elem: bool(spi_creator(data, elem)))
+    return stream is not None and bool(spi_creators(stream))
