@@ -56,7 +56,7 @@ class ConsoleContext:
 class HttpListener:
     def __init__(self, host: str, port: int, context: ConsoleContext):
         self.host, self.port, self.context = host, port, context
-        self._server: ThreadingHTTPServer | None = None
+        self.httpd: ThreadingHTTPServer | None = None
 
     def start(self) -> None:
         context = self.context
@@ -65,11 +65,11 @@ class HttpListener:
             ctx = context
 
         try:
-            self._server = ThreadingHTTPServer((self.host, self.port), Handler)
+            self.httpd = ThreadingHTTPServer((self.host, self.port), Handler)
         except (OSError, OverflowError) as exc:
             raise listen_error("metrics and the console", self.host, self.port, exc) from None
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="http", daemon=True).start()
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, name="http", daemon=True).start()
         log.info("event=http_started address=%s:%d console=%s metrics=%s", self.host, self.port,
                  "on" if context.console else "off", "on" if context.metrics else "off")
 
@@ -78,10 +78,10 @@ class HttpListener:
         return f"http://{self.host}:{self.port}/"
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        if self.httpd is not None:
+            self.httpd.shutdown()
+            self.httpd.server_close()
+            self.httpd = None
 
 
 class _Handler(BaseHTTPRequestHandler):
