@@ -10,8 +10,10 @@ exponential backoff with full jitter, or dead-lettered with its reason; nothing 
 give-up age is retried.
 
 When the destination itself fails (connection refused, association rejected or lost, no
-response) the lanes stop and the supervisor probes it with C-ECHO on the same backoff; once it
-answers, everything waiting for it is due at once. Destinations share nothing but the spool,
+response) the lanes stop and the supervisor probes it with C-ECHO on the same backoff, but at
+least every ``PROBE_CAP`` seconds while instances wait for it (a refused or answered C-ECHO
+costs a few milliseconds; a PACS back after an hour must not wait for a backoff grown to ten
+minutes); once it answers, everything waiting for it is due at once. Destinations share nothing but the spool,
 so one that is down never delays another.
 """
 
@@ -40,6 +42,7 @@ BATCH = 32            # items a lane claims at a time
 POLL = 2.0            # look at the spool at least this often (work queued by other processes)
 IDLE_RELEASE = 5.0    # release an association unused this long (PACS drop idle ones anyway)
 SWEEP = 5.0           # how often old items and unconfirmed commitments are looked at
+PROBE_CAP = 2.0       # longest wait between probes of a down destination while items wait for it
 
 
 def backoff(attempts: int, initial: float, cap: float, rng: random.Random = random.Random()) -> float:
@@ -100,9 +103,17 @@ class DestinationRunner(threading.Thread):
     def backoff(self, attempts: int) -> float:
         return backoff(attempts, self.dest.retry.initial_delay, self.dest.retry.max_delay, self.rng)
 
+    def probe_delay(self, failures: int) -> float:
+        """The wait before the next probe: the backoff, capped at ``PROBE_CAP`` while anything
+        is queued for the destination (with nothing to send, a slow look is enough)."""
+        delay = self.backoff(failures)
+        if self.spool.next_due(self.dest.name) is not None:
+            delay = min(delay, PROBE_CAP)
+        return delay
+
     def destination_failed(self, detail: str) -> None:
         self.metrics.association_failures.labels(self.dest.name).inc()
-        if self.health.down(detail, self.backoff(0)):
+        if self.health.down(detail, self.probe_delay(0)):
             self.metrics.up[self.dest.name] = False
             log.warning("event=destination_down destination=%s detail=%r", self.dest.name, detail)
             self.wake()
@@ -142,9 +153,10 @@ class DestinationRunner(threading.Thread):
                         health.reason, detail, self.spool.pending(self.dest.name))
             self.wake()
             return
+        delay = self.probe_delay(health.failures + 1)
         with health.lock:
             health.failures += 1
-            health.next_probe = time.time() + self.backoff(health.failures)
+            health.next_probe = time.time() + delay
             wait = health.next_probe - time.time()
         self.metrics.association_failures.labels(self.dest.name).inc()
         log.info("event=probe_failed destination=%s detail=%r next_in=%.1fs", self.dest.name, detail, wait)
