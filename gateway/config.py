@@ -8,9 +8,10 @@ working directory (the README runs from the checkout; a systemd unit uses absolu
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from gateway.errors import ConfigError
 from gateway.dicom.normalize import SiteRules
@@ -51,6 +52,8 @@ _DESTINATION = Map(
         "retry": _RETRY,
         "storage_commitment": Bool(default=False),
         "commitment_timeout": Duration(default=3600.0, minimum=1),
+        "commitment_ae": Str(doc="AE title the PACS sends commitment reports from; default called_ae", **AE_TITLE),
+        "commitment_hosts": List(Str(), doc="addresses commitment reports may come from; default any"),
         "enabled": Bool(default=True),
     }
 )
@@ -171,7 +174,8 @@ _METRICS = Map(
 # association; only started when a destination has storage_commitment: true.
 _COMMITMENT = Map(
     {
-        "host": Str(default="0.0.0.0", doc="listening address the PACS can reach"),
+        "host": Str(doc="listening address; default loopback, or all addresses when a destination "
+                        "using commitment is on another host"),
         "port": Int(default=11113, minimum=1, maximum=65535, doc="listening port, registered at the PACS"),
     },
 )
@@ -221,6 +225,8 @@ class Destination:
     storage_commitment: bool = False
     commitment_timeout: float = 3600.0
     enabled: bool = True
+    commitment_ae: str | None = None          # reports come from this AE title (default called_ae)
+    commitment_hosts: tuple[str, ...] = ()    # ... and from these addresses (default any)
 
 
 @dataclass(frozen=True)
@@ -250,8 +256,26 @@ class Metrics:
 
 @dataclass(frozen=True)
 class Commitment:
-    host: str = "0.0.0.0"
+    host: str | None = None  # None: see listen_host
     port: int = 11113
+
+    def listen_host(self, destinations: Iterable[Destination]) -> str:
+        """Where the report listener binds: the configured host, else loopback when every
+        destination using commitment is on this machine, else every address (a remote PACS
+        must reach us; the listener accepts only the destinations' AE titles and addresses)."""
+        if self.host:
+            return self.host
+        remote = [d for d in destinations if d.storage_commitment and not _is_loopback(d.host)]
+        return "0.0.0.0" if remote else "127.0.0.1"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -351,6 +375,8 @@ def _build(raw: dict, path: str) -> Config:
             storage_commitment=d["storage_commitment"],
             commitment_timeout=d["commitment_timeout"],
             enabled=d["enabled"],
+            commitment_ae=d.get("commitment_ae"),
+            commitment_hosts=tuple(d.get("commitment_hosts") or ()),
         )
         for d in raw["destinations"]
     )

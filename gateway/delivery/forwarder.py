@@ -26,9 +26,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable
 
-from pydicom.uid import generate_uid
-
-from gateway.delivery.commitment import Listener, ReportHandler
+from gateway.delivery.commitment import Listener, ReportHandler, new_transaction_uid
 from gateway.config import Commitment, Destination
 from gateway.delivery.association import Link, LinkError, NotProposed, Sent, echo
 from gateway.delivery.metrics import Metrics
@@ -217,7 +215,8 @@ class Lane(threading.Thread):
         self.runner = runner
         self.dest = runner.dest
         self.spool = runner.spool
-        self.link = Link(runner.dest, runner.ae_title, on_report=runner.reports)
+        reports = runner.reports.for_destination(runner.dest.name) if runner.reports else None
+        self.link = Link(runner.dest, runner.ae_title, on_report=reports)
         self.connecting = False
         self.excess_until = 0.0  # the peer refused this extra association: wait before asking again
         self.excess_failures = 0
@@ -403,7 +402,7 @@ class Lane(threading.Thread):
                 self._settle([Settlement(i, QUEUED, "not sent", "could not open an association",
                                          time.time(), count_attempt=False) for i in items])
                 return
-        transaction = generate_uid() if commitment else None
+        transaction = new_transaction_uid() if commitment else None
         settlements: list[Settlement] = []
         for index, item in enumerate(items):
             if self.runner.stopping.is_set():
@@ -470,19 +469,20 @@ class Lane(threading.Thread):
         except LinkError as exc:
             sent = Sent(exc.rule, "", exc.detail)
             self.link.abort()
+        # The Transaction UID is what a report must name: DEBUG only (see commitment.py).
+        log.debug("event=commitment_transaction destination=%s transaction=%s", self.dest.name, transaction)
         if sent.rule.outcome is Outcome.DELIVERED:
-            log.info("event=commitment_requested destination=%s transaction=%s count=%d",
-                     self.dest.name, transaction, len(items))
+            log.info("event=commitment_requested destination=%s count=%d", self.dest.name, len(items))
             return
         permanent = sent.rule.outcome is Outcome.PERMANENT
         again = time.time() + self.runner.backoff(min(i.attempts for i in items))
         self.spool.commitment_failed(
             transaction, [(i.sop_instance_uid, sent.status or sent.rule.meaning, sent.detail, permanent) for i in items],
-            next_attempt=again)
+            [self.dest.name], next_attempt=again)
         counter = self.runner.metrics.dead_lettered if permanent else self.runner.metrics.retried
         counter.labels(self.dest.name).inc(len(items))
-        log.error("event=commitment_request_failed destination=%s transaction=%s count=%d detail=%r",
-                  self.dest.name, transaction, len(items), sent.detail)
+        log.error("event=commitment_request_failed destination=%s count=%d detail=%r",
+                  self.dest.name, len(items), sent.detail)
 
 
 class Forwarder:
@@ -502,7 +502,7 @@ class Forwarder:
         enabled = [d for d in destinations if d.enabled]
         for gone in set(self.metrics.up) - {d.name for d in enabled}:
             del self.metrics.up[gone]
-        self.reports = ReportHandler(spool, on_result=self._commitment_result)
+        self.reports = ReportHandler(spool, enabled, on_result=self._commitment_result)
         self._progress = threading.Condition()
         self._settled = 0  # batches of outcomes recorded so far
         self.workers = {d.name: DestinationRunner(d, spool, ae_title, self.metrics, self.reports, self._on_settled)
@@ -512,7 +512,7 @@ class Forwarder:
         self._waiter: threading.Thread | None = None
         if any(d.storage_commitment for d in enabled):
             c = commitment or Commitment()
-            self.listener = Listener(self.reports, ae_title, c.host, c.port)
+            self.listener = Listener(self.reports, ae_title, c.listen_host(enabled), c.port)
 
     def _commitment_result(self, destination: str, sop_instance_uid: str, committed: bool) -> None:
         if committed:

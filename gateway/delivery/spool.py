@@ -148,11 +148,15 @@ def _unlink_all(paths: list[Path]) -> None:
             path.unlink()
 
 
-def _committing(db: sqlite3.Connection, uid: str, transaction_uid: str) -> tuple[str] | None:
-    """(destination,) of the delivery of ``uid`` awaiting ``transaction_uid``'s commitment."""
+def _committing(db: sqlite3.Connection, uid: str, transaction_uid: str,
+                destinations: Iterable[str]) -> tuple[str] | None:
+    """(destination,) of the delivery of ``uid`` to one of ``destinations`` awaiting
+    ``transaction_uid``'s commitment."""
+    names = list(destinations)
     return db.execute(
-        "SELECT destination FROM deliveries WHERE sop_instance_uid=? AND transaction_uid=? AND state=?",
-        (uid, transaction_uid, COMMITTING)).fetchone()
+        f"""SELECT destination FROM deliveries WHERE sop_instance_uid=? AND transaction_uid=? AND state=?
+            AND destination IN ({','.join('?' * len(names))})""",
+        (uid, transaction_uid, COMMITTING, *names)).fetchone()
 
 
 def encode(ds: Dataset) -> bytes:
@@ -467,38 +471,52 @@ class Spool:
 
     # -- storage commitment ---------------------------------------------------------------
 
-    def committed(self, transaction_uid: str, uids: Iterable[str]) -> list[tuple[str, str]]:
-        """The destination confirmed these instances: they are delivered. Returns the
+    def transaction(self, transaction_uid: str) -> dict[str, set[str]]:
+        """The instances sent under ``transaction_uid``, per destination: those waiting for its
+        report and those it already settled (a row keeps its transaction until sent again)."""
+        members: dict[str, set[str]] = {}
+        with self._lock:
+            for uid, dest in self._db.execute(
+                    "SELECT sop_instance_uid, destination FROM deliveries WHERE transaction_uid=?", (transaction_uid,)):
+                members.setdefault(dest, set()).add(uid)
+        return members
+
+    def committed(self, transaction_uid: str, uids: Iterable[str],
+                  destinations: Iterable[str]) -> list[tuple[str, str]]:
+        """One of ``destinations`` confirmed these instances of ``transaction_uid``: they are
+        delivered. Rows of other destinations or transactions are never touched. Returns the
         (instance, destination) rows that changed."""
         now = time.time()
+        names = list(destinations)
         changed: list[tuple[str, str]] = []
         with self._tx() as db:
             for uid in uids:
-                row = _committing(db, uid, transaction_uid)
+                row = _committing(db, uid, transaction_uid, names)
                 if row is None:
                     continue
                 db.execute(
-                    """UPDATE deliveries SET state=?, updated=?, last_status='committed', reason=NULL,
-                       transaction_uid=NULL WHERE sop_instance_uid=? AND destination=?""",
+                    """UPDATE deliveries SET state=?, updated=?, last_status='committed', reason=NULL
+                       WHERE sop_instance_uid=? AND destination=?""",
                     (DELIVERED, now, uid, row[0]))
                 changed.append((uid, row[0]))
         self._drop_files(uid for uid, _ in changed)
         return changed
 
     def commitment_failed(self, transaction_uid: str, failures: Iterable[tuple[str, str, str, bool]],
-                          next_attempt: float | None = None) -> list[tuple[str, str]]:
-        """The destination did not commit these: (uid, status, reason, permanent) each. They are
-        sent again (or dead-lettered when the failure is permanent)."""
+                          destinations: Iterable[str], next_attempt: float | None = None) -> list[tuple[str, str]]:
+        """One of ``destinations`` did not commit these: (uid, status, reason, permanent) each.
+        They are sent again (or dead-lettered when the failure is permanent)."""
         now = time.time()
+        names = list(destinations)
         changed: list[tuple[str, str]] = []
         with self._tx() as db:
             for uid, status, reason, permanent in failures:
-                row = _committing(db, uid, transaction_uid)
+                row = _committing(db, uid, transaction_uid, names)
                 if row is None:
                     continue
                 db.execute(
-                    """UPDATE deliveries SET state=?, updated=?, next_attempt=?, last_status=?, reason=?,
-                       transaction_uid=NULL WHERE sop_instance_uid=? AND destination=?""",
+                    """UPDATE deliveries SET state=?, updated=?, next_attempt=?, last_status=?, reason=?
+                       WHERE sop_instance_uid=? AND destination=?""",
                     (DEAD if permanent else QUEUED, now, next_attempt or now, status, reason, uid, row[0]))
                 changed.append((uid, row[0]))
         return changed
