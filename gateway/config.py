@@ -8,11 +8,13 @@ working directory (the README runs from the checkout; a systemd unit uses absolu
 
 from __future__ import annotations
 
+import grp
 import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from gateway.delivery.space import Floor
 from gateway.errors import ConfigError
 from gateway.dicom.normalize import SiteRules
 from gateway.schema import Bool, Duration, Int, List, Map, Problems, Spec, Str, load
@@ -140,6 +142,9 @@ _GATEWAY = Map(
         "log_level": Str(default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
         "durable": Bool(default=True, doc="fsync spool files and directories"),
         "watchdog": Bool(default=True),
+        "min_free_mb": Int(default=500, minimum=0, doc="intake pauses below this much free space ..."),
+        "min_free_percent": Int(default=5, minimum=0, maximum=50, doc="... or this share, whichever is smaller"),
+        "file_group": Str(doc="group that may read spool, journal and archive files; default none"),
     },
 )
 
@@ -293,6 +298,13 @@ class Config:
     archive: Archive
     metrics: Metrics
     commitment: Commitment = Commitment()
+    min_free_mb: int = 500
+    min_free_percent: int = 5
+    file_group: str | None = None
+
+    def floor(self) -> Floor:
+        """Free space the spool's intake leaves for delivery (see ``gateway.delivery.space``)."""
+        return Floor(self.min_free_mb, self.min_free_percent)
 
     def destination(self, name: str) -> Destination:
         for dest in self.destinations:
@@ -351,6 +363,12 @@ def _cross_checks(raw: dict, path: str, text: str) -> list[str]:
         tls = dest.get("tls")
         if tls and bool(tls.get("cert")) != bool(tls.get("key")):
             problems.append(f"{path}:{_line_of(text, 'tls')}: destinations[{i}].tls: cert and key go together")
+    group = raw["gateway"].get("file_group")
+    if group:
+        try:
+            grp.getgrnam(group)
+        except KeyError:
+            problems.append(f"{path}:{_line_of(text, 'file_group')}: gateway.file_group: no group named {group!r}")
     root = raw["gateway"]["uid_root"]
     if not is_valid_uid(root) or len(root) > 52:
         problems.append(f"{path}:{_line_of(text, 'uid_root')}: gateway.uid_root: {root!r} is not a valid UID root of at most 52 characters")
@@ -405,4 +423,7 @@ def _build(raw: dict, path: str) -> Config:
         archive=Archive(**{**archive, "directory": Path(archive["directory"])}),
         metrics=Metrics(**metrics),
         commitment=Commitment(**raw["commitment"]),
+        min_free_mb=gw["min_free_mb"],
+        min_free_percent=gw["min_free_percent"],
+        file_group=gw.get("file_group"),
     )

@@ -33,9 +33,24 @@ class UnknownFormat(DecodeError):
         super().__init__(message)
 
 
+class StorageError(GatewayError):
+    """The spool could not make an instance durable (disk full, permissions, I/O): the capture
+    stays unacknowledged at its source and is offered again later. Never bad input."""
+
+
 class ConfigError(GatewayError):
     """An invalid configuration; ``problems`` lists every one found, each self-contained."""
 
     def __init__(self, problems: list[str]):
         self.problems = problems
         super().__init__("\n".join(problems))
+
+
+class IntakePaused(StorageError):
+    """The spool takes no new instance for now: its file system is at the free-space floor
+    (``gateway.min_free_mb``/``min_free_percent``) or full. ``reason`` says which and how much
+    is free; intake resumes by itself once delivery or the operator frees space."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)

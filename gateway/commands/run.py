@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gateway import logs
+from gateway import logs, private
 from gateway.config import load_config
 from gateway.errors import ConfigError
 from gateway.service.daemon import Service
@@ -25,11 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_or_report(path: str):
     try:
-        return load_config(path)
+        config = load_config(path)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return None
+    private.configure(config.file_group)  # the group that may read what this process writes
+    return config
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,5 +1,5 @@
-"""Per destination: queued, in flight, delivered, dead-lettered, awaiting storage commitment,
-oldest waiting, last error."""
+"""Whether intake is paused for want of disk space, then per destination: queued, in flight,
+delivered, dead-lettered, awaiting storage commitment, oldest waiting, last error."""
 
 from __future__ import annotations
 
@@ -38,11 +38,20 @@ def _row(name: str, st) -> str:
             f"{_age(st.oldest_waiting):>8}  {st.last_error or '-'}")
 
 
+def _intake(spool: Spool) -> str:
+    room = spool.space.room()
+    if room.free < room.floor:
+        return (f"intake: PAUSED: {room.describe()}; sources are not acknowledged until delivery "
+                f"or the operator frees space")
+    return f"intake: open ({room.describe()})"
+
+
 def run(args: argparse.Namespace) -> int:
     config = load_or_report(args.config)
     if config is None:
         return 2
-    spool = Spool(config.spool_dir, durable=config.durable)
+    spool = Spool(config.spool_dir, durable=config.durable, floor=config.floor())
+    print(_intake(spool))
     rows = {s.destination: s for s in spool.status()}
     print(f"{'destination':<16} {'queued':>8} {'in flight':>9} {'delivered':>10} {'dead':>6} {'committing':>10} "
           f"{'oldest':>8}  last error")

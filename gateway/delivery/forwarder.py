@@ -31,6 +31,7 @@ from gateway.config import Commitment, Destination
 from gateway.delivery.association import Link, LinkError, NotProposed, Sent, echo
 from gateway.delivery.metrics import Metrics
 from gateway.delivery.outcomes import Outcome
+from gateway.delivery.space import is_full
 from gateway.delivery.spool import COMMITTING, DEAD, DELIVERED, QUEUED, Item, Settlement, Spool, SpoolBusy
 
 log = logging.getLogger("gateway.delivery.forwarder")
@@ -40,6 +41,7 @@ BATCH = 32            # items a lane claims at a time
 POLL = 2.0            # look at the spool at least this often (work queued by other processes)
 IDLE_RELEASE = 5.0    # release an association unused this long (PACS drop idle ones anyway)
 SWEEP = 5.0           # how often old items and unconfirmed commitments are looked at
+FULL_PAUSE = 5.0      # a lane's pause after the spool's file system was full
 PROBE_CAP = 2.0       # longest wait between probes of a down destination while items wait for it
 
 
@@ -232,11 +234,10 @@ class Lane(threading.Thread):
                 generation = runner.generation
                 try:
                     worked = self.step()
-                except Exception:  # noqa: BLE001 - a lane must outlive any one failure
-                    log.exception("event=forward_error destination=%s", self.dest.name)
+                except Exception as exc:  # noqa: BLE001 - a lane must outlive any one failure
+                    self.failed("forward_error", exc)
                     self.link.abort()
                     worked = False
-                    runner.stopping.wait(1.0)
                 if not worked and not self.recorded():
                     self.idle(generation)
         finally:
@@ -253,10 +254,20 @@ class Lane(threading.Thread):
         again at once: some of it may be due now)."""
         try:
             return self.record()
-        except Exception:  # noqa: BLE001 - kept for the next attempt (see record)
-            log.exception("event=record_failed destination=%s", self.dest.name)
-            self.runner.stopping.wait(1.0)
+        except Exception as exc:  # noqa: BLE001 - kept for the next attempt (see record)
+            self.failed("record_failed", exc)
             return False
+
+    def failed(self, event: str, exc: Exception) -> None:
+        """Log a failure of the lane itself and pause before going on. A full spool file
+        system is a known state (see ``space``), not a bug: one line, no traceback, and a
+        longer pause while delivery elsewhere or the operator frees room."""
+        if is_full(exc):
+            log.warning("event=%s destination=%s error=%r", event, self.dest.name, f"spool file system full: {exc}")
+            self.runner.stopping.wait(FULL_PAUSE)
+            return
+        log.exception("event=%s destination=%s", event, self.dest.name)
+        self.runner.stopping.wait(1.0)
 
     def record(self, background: bool = False) -> bool:
         """Hand the last batch's outcomes to the spool, in the recorder thread if ``background``

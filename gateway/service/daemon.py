@@ -77,7 +77,7 @@ class Service:
         if self.spool is None or self.spool.directory != Path(cfg.spool_dir):
             if self.spool is not None:
                 self.spool.close()
-            self.spool = Spool(cfg.spool_dir, durable=cfg.durable)
+            self.spool = Spool(cfg.spool_dir, durable=cfg.durable, floor=cfg.floor())
         if cfg.archive.enabled and self.archive is None:
             a = cfg.archive
             self.archive = Archive(a.directory, a.ae_title, a.host, a.port)
