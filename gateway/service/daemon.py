@@ -108,6 +108,9 @@ class Service:
         parts = []
         for st in self.spool.status() if self.spool else []:
             parts.append(f"{st.destination}: {st.queued + st.in_flight} waiting, {st.delivered} delivered, {st.dead} dead")
+        paused = self.spool.intake_paused if self.spool else None
+        if paused:
+            parts.insert(0, f"INTAKE PAUSED ({paused})")
         return "; ".join(parts) or "idle"
 
     def reload(self) -> None:
