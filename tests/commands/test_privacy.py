@@ -115,3 +115,27 @@ def test_the_formatter_withholds_pydicom_values_everywhere_and_keeps_library_lin
     assert "SECRET" not in failed and "Traceback" in failed
     library = line("pynetdicom.assoc", "Association Aborted\nreason: 'DOE^SECRET'")
     assert "\n" not in library and "SECRET" not in library and "event=library" in library
+
+
+def test_ingest_tape_journal_and_extracted_files_are_private_whatever_the_umask(tmp_path, storescp):
+    import subprocess
+    import sys
+
+    from tests.support.daemon import ROOT
+    from tests.support.tape_bytes import as_records, simh_tape
+
+    tape = tmp_path / "box.tap"
+    tape.write_bytes(simh_tape([as_records(encode(ct_instance(i))) for i in range(2)]))
+    cfg = tmp_path / "gw.yaml"
+    cfg.write_text(f"gateway:\n  spool_dir: {tmp_path / 'var' / 'spool'}\n  state_dir: {tmp_path / 'var' / 'state'}\n"
+                   f"destinations:\n  - name: pacs\n    host: 127.0.0.1\n    port: {storescp.port}\n"
+                   f"    called_ae: {storescp.aet}\narchive:\n  enabled: false\n")
+    done = subprocess.run([sys.executable, "-m", "gateway", "ingest-tape", str(tape), "-c", str(cfg), "--to", "pacs",
+                           "--no-progress", "--extract", str(tmp_path / "var" / "raw")],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, preexec_fn=lambda: os.umask(0))
+    assert done.returncode == 0, done.stdout + done.stderr
+    modes = _modes(tmp_path / "var")
+    assert any(p.endswith(".jsonl") and "/state/" in p for p in modes)  # the journal
+    assert any("/raw/" in p for p in modes)                             # the extracted tape files
+    assert {path: oct(mode) for path, mode in modes.items() if mode & 0o077} == {}

@@ -181,7 +181,8 @@ def test_status_command_reports_per_destination(tmp_path, orthanc):
         daemon.stop()
     out = subprocess.run([sys.executable, "-m", "gateway", "status", "-c", str(daemon.config)], capture_output=True,
                          text=True, cwd=ROOT, check=True).stdout
-    header, row = out.strip().splitlines()
+    intake, header, row = out.strip().splitlines()
+    assert intake.startswith("intake: open (") and "MB free on the spool's file system" in intake
     assert header.split()[:2] == ["destination", "queued"]
     assert row.split()[:6] == ["orthanc", "0", "0", "1", "0", "0"]
 
