@@ -13,8 +13,8 @@ When the destination itself fails (connection refused, association rejected or l
 response) the lanes stop and the supervisor probes it with C-ECHO on the same backoff, but at
 least every ``PROBE_CAP`` seconds while instances wait for it (a refused or answered C-ECHO
 costs a few milliseconds; a PACS back after an hour must not wait for a backoff grown to ten
-minutes); once it answers, everything waiting for it is due at once. Destinations share nothing but the spool,
-so one that is down never delays another.
+minutes); once it answers, everything waiting for it is due at once. Destinations share
+nothing but the spool, so one that is down never delays another.
 """
 
 from __future__ import annotations
