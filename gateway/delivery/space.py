@@ -74,6 +74,7 @@ class SpaceGuard:
         self.floor = floor or Floor()
         self.reserve = directory / "reserve"
         self.paused: str | None = None  # why intake is paused, None while it is open
+        self._reserve_failed = False     # said once; tried again only once intake resumes
         self._lock = threading.Lock()
 
     def room(self) -> Room:
@@ -95,6 +96,7 @@ class SpaceGuard:
                 if self.paused:
                     log.warning("event=intake_resumed detail=%r", room.describe())
                     self.paused = None
+                    self._reserve_failed = False
                 self._keep_reserve(room)
                 return
             self._pause(f"{room.describe()}: intake paused until space is freed")
@@ -118,7 +120,7 @@ class SpaceGuard:
     def _keep_reserve(self, room: Room) -> None:
         """(Re)create the reserve while there is room for it above the floor."""
         size = self._reserve_size(room)
-        if size <= 0 or self.reserve.exists() or room.free - size < room.floor:
+        if size <= 0 or self._reserve_failed or self.reserve.exists() or room.free - size < room.floor:
             return
         tmp = self.reserve.with_name("reserve.tmp")
         try:
@@ -131,7 +133,8 @@ class SpaceGuard:
         except OSError as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink()
-            log.info("event=reserve_not_kept error=%r", str(exc))
+            self._reserve_failed = True
+            log.warning("event=reserve_not_kept error=%r", str(exc))
 
     def ensure_headroom(self) -> None:
         """Before a delivery transaction: if free space is short, give the reserve back, so
