@@ -302,9 +302,28 @@ def _move(src: Path, dest: Path) -> Path | None:
         os.replace(src, candidate)
     except FileNotFoundError:
         return None
+    _private(candidate)
     _fsync_dir(candidate.parent)
     _fsync_dir(src.parent)
     return candidate
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (other threads may be creating files)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    return 0o077
+
+
+def _private(path: Path) -> None:
+    """A file taken into done/ or quarantine/ keeps the mode the scanner gave it: give it the
+    service's (the gateway sets a private umask, see gateway.private)."""
+    try:
+        os.chmod(path, 0o666 & ~_umask())
+    except OSError as exc:
+        log.warning("event=chmod_failed file=%s error=%s", path.name, exc.strerror)
 
 
 def _remove(path: Path) -> None:

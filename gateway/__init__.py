@@ -12,6 +12,8 @@ The path of one image, and where each step lives::
     gateway/service/    the daemon: sources, systemd notify
     gateway/console/    the HTTP listener: metrics, web console, the data status also prints
     gateway/cli.py      the command line; one module per sub-command in gateway/commands/
+    gateway/logs.py     one line per event; library lines and pydicom's quoted values tamed
+    gateway/private.py  files with patient data are the owner's (or a group's) only
     gateway/simulate/   simulated files on media (each format's writer lives with its format)
 """
 

@@ -8,12 +8,15 @@ working directory (the README runs from the checkout; a systemd unit uses absolu
 
 from __future__ import annotations
 
+import grp
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
+from gateway.delivery.space import Floor
 from gateway.errors import ConfigError
 from gateway.dicom.normalize import SiteRules
 from gateway.schema import Bool, Duration, Int, List, Map, Problems, Spec, Str, load
@@ -56,6 +59,8 @@ _DESTINATION = Map(
         "retry": _RETRY,
         "storage_commitment": Bool(default=False),
         "commitment_timeout": Duration(default=3600.0, minimum=1),
+        "commitment_ae": Str(doc="AE title the PACS sends commitment reports from; default called_ae", **AE_TITLE),
+        "commitment_hosts": List(Str(), doc="addresses commitment reports may come from; default any"),
         "enabled": Bool(default=True),
     }
 )
@@ -142,6 +147,9 @@ _GATEWAY = Map(
         "log_level": Str(default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
         "durable": Bool(default=True, doc="fsync spool files and directories"),
         "watchdog": Bool(default=True),
+        "min_free_mb": Int(default=500, minimum=0, doc="intake pauses below this much free space ..."),
+        "min_free_percent": Int(default=5, minimum=0, maximum=50, doc="... or this share, whichever is smaller"),
+        "file_group": Str(doc="group that may read spool, journal and archive files; default none"),
     },
 )
 
@@ -185,7 +193,8 @@ _CONSOLE = Map(
 # association; only started when a destination has storage_commitment: true.
 _COMMITMENT = Map(
     {
-        "host": Str(default="0.0.0.0", doc="listening address the PACS can reach"),
+        "host": Str(doc="listening address; default loopback, or all addresses when a destination "
+                        "using commitment is on another host"),
         "port": Int(default=11113, minimum=1, maximum=65535, doc="listening port, registered at the PACS"),
     },
 )
@@ -236,6 +245,8 @@ class Destination:
     storage_commitment: bool = False
     commitment_timeout: float = 3600.0
     enabled: bool = True
+    commitment_ae: str | None = None          # reports come from this AE title (default called_ae)
+    commitment_hosts: tuple[str, ...] = ()    # ... and from these addresses (default any)
 
 
 @dataclass(frozen=True)
@@ -276,8 +287,26 @@ class Console:
 
 @dataclass(frozen=True)
 class Commitment:
-    host: str = "0.0.0.0"
+    host: str | None = None  # None: see listen_host
     port: int = 11113
+
+    def listen_host(self, destinations: Iterable[Destination]) -> str:
+        """Where the report listener binds: the configured host, else loopback when every
+        destination using commitment is on this machine, else every address (a remote PACS
+        must reach us; the listener accepts only the destinations' AE titles and addresses)."""
+        if self.host:
+            return self.host
+        remote = [d for d in destinations if d.storage_commitment and not _is_loopback(d.host)]
+        return "0.0.0.0" if remote else "127.0.0.1"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -296,6 +325,13 @@ class Config:
     metrics: Metrics
     commitment: Commitment = Commitment()
     console: Console = Console()
+    min_free_mb: int = 500
+    min_free_percent: int = 5
+    file_group: str | None = None
+
+    def floor(self) -> Floor:
+        """Free space the spool's intake leaves for delivery (see ``gateway.delivery.space``)."""
+        return Floor(self.min_free_mb, self.min_free_percent)
 
     def destination(self, name: str) -> Destination:
         for dest in self.destinations:
@@ -354,6 +390,12 @@ def _cross_checks(raw: dict, path: str, text: str) -> list[str]:
         tls = dest.get("tls")
         if tls and bool(tls.get("cert")) != bool(tls.get("key")):
             problems.append(f"{path}:{_line_of(text, 'tls')}: destinations[{i}].tls: cert and key go together")
+    group = raw["gateway"].get("file_group")
+    if group:
+        try:
+            grp.getgrnam(group)
+        except KeyError:
+            problems.append(f"{path}:{_line_of(text, 'file_group')}: gateway.file_group: no group named {group!r}")
     root = raw["gateway"]["uid_root"]
     if not is_valid_uid(root) or len(root) > 52:
         problems.append(f"{path}:{_line_of(text, 'uid_root')}: gateway.uid_root: {root!r} is not a valid UID root of at most 52 characters")
@@ -373,7 +415,8 @@ def _listeners(raw: dict) -> list[tuple[str, str, int]]:
     if raw["metrics"]["enabled"] or raw["console"]["enabled"]:
         out.append(("metrics", raw["metrics"]["host"], raw["metrics"]["port"]))
     if any(d["storage_commitment"] and d["enabled"] for d in raw["destinations"]):
-        out.append(("commitment", raw["commitment"]["host"], raw["commitment"]["port"]))
+        # without a host it binds to loopback or every address (Commitment.listen_host): assume the wider
+        out.append(("commitment", raw["commitment"]["host"] or "0.0.0.0", raw["commitment"]["port"]))
     return out
 
 
@@ -459,6 +502,8 @@ def _build(raw: dict, path: str) -> Config:
             storage_commitment=d["storage_commitment"],
             commitment_timeout=d["commitment_timeout"],
             enabled=d["enabled"],
+            commitment_ae=d.get("commitment_ae"),
+            commitment_hosts=tuple(d.get("commitment_hosts") or ()),
         )
         for d in raw["destinations"]
     )
@@ -488,4 +533,7 @@ def _build(raw: dict, path: str) -> Config:
         metrics=Metrics(**metrics),
         console=Console(**raw["console"]),
         commitment=Commitment(**raw["commitment"]),
+        min_free_mb=gw["min_free_mb"],
+        min_free_percent=gw["min_free_percent"],
+        file_group=gw.get("file_group"),
     )

@@ -35,6 +35,11 @@ class UnknownFormat(DecodeError):
         super().__init__(message)
 
 
+class StorageError(GatewayError):
+    """The spool could not make an instance durable (disk full, permissions, I/O): the capture
+    stays unacknowledged at its source and is offered again later. Never bad input."""
+
+
 class ConfigError(GatewayError):
     """An invalid configuration; ``problems`` lists every one found, each self-contained."""
 
@@ -63,3 +68,13 @@ def listen_error(what: str, host: str, port: int, exc: BaseException) -> ListenE
     }
     hint = hints.get(getattr(exc, "errno", None), "")
     return ListenError(f"cannot listen for {what} on {host}:{port}: {reason}" + (f" ({hint})" if hint else ""))
+
+
+class IntakePaused(StorageError):
+    """The spool takes no new instance for now: its file system is at the free-space floor
+    (``gateway.min_free_mb``/``min_free_percent``) or full. ``reason`` says which and how much
+    is free; intake resumes by itself once delivery or the operator frees space."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)

@@ -1,15 +1,57 @@
 """One line per event, machine-parsable: ``time level logger event=... key=value``.
 
 Patient names, IDs and birth dates are never passed to a log call at INFO or above; events
-name SOP Instance UIDs and source locations instead.
+name SOP Instance UIDs and source locations instead. Libraries do not follow that rule:
+pydicom logs (and warns with) the raw value of an element it finds invalid, "Invalid value
+for VR PN: b'DOE^JOHN'", and that text also travels inside exceptions our own events report.
+So every line goes through ``Formatter``, which
+
+- removes any element value pydicom quotes in its messages, from every logger's lines and
+  from tracebacks;
+- puts other libraries' lines (pydicom, pynetdicom, Python warnings, which are routed to the
+  ``py.warnings`` logger) into our one-line form, ``event=library detail='...'``, with every
+  quoted literal in them replaced, as their wording is not ours to vouch for.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
+DATEFMT = "%Y-%m-%dT%H:%M:%S%z"
+OURS = ("gateway", "drivers")
+REDACTED = "<value withheld>"
+
+_QUOTED = r"""b?'(?:[^'\\\n]|\\.)*'|b?"(?:[^"\\\n]|\\.)*\""""
+# pydicom's wording for a value it rejects (valuerep.validate_*), wherever that text ends up.
+_PYDICOM_VALUE = re.compile(r"(Invalid value for VR \w+: )(?:" + _QUOTED + r"|\S+)")
+_ANY_QUOTED = re.compile(_QUOTED)
+
+
+def redact(text: str) -> str:
+    """``text`` without the element values pydicom quotes."""
+    return _PYDICOM_VALUE.sub(lambda m: m.group(1) + REDACTED, text)
+
+
+def _ours(name: str) -> bool:
+    return name.split(".", 1)[0] in OURS or name == "root"
+
+
+class Formatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__(FORMAT, DATEFMT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        if _ours(record.name):
+            return redact(super().format(record))
+        detail = record.getMessage()
+        if record.exc_info:
+            detail += " | " + self.formatException(record.exc_info)
+        detail = _ANY_QUOTED.sub(REDACTED, redact(detail)).strip()
+        return (f"{self.formatTime(record, self.datefmt)} level={record.levelname} logger={record.name} "
+                f"event=library detail={detail!r}")
 
 
 def setup(level: str = "INFO") -> None:
@@ -17,8 +59,14 @@ def setup(level: str = "INFO") -> None:
     for handler in list(root.handlers):
         root.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(FORMAT, "%Y-%m-%dT%H:%M:%S%z"))
+    handler.setFormatter(Formatter())
     root.addHandler(handler)
     root.setLevel(level)
+    logging.captureWarnings(True)  # warnings.warn (pydicom warns what it logs) become log lines
+    for library in ("pydicom", "pynetdicom", "py.warnings"):
+        logger = logging.getLogger(library)
+        for own in [h for h in logger.handlers if not isinstance(h, logging.NullHandler)]:
+            logger.removeHandler(own)  # a debug_logger() left behind: its lines would bypass ours
+        logger.propagate = True
     for noisy in ("pynetdicom", "watchdog"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

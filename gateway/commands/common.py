@@ -18,6 +18,7 @@ import re
 import sys
 from pathlib import Path
 
+from gateway import private
 from gateway.config import AE_TITLE, load_config
 from gateway.errors import ConfigError
 
@@ -61,11 +62,13 @@ def load_or_report(path: str | Path | None):
         print(f"no configuration at {path}: give -c PATH or set {CONFIG_ENV}", file=sys.stderr)
         return None
     try:
-        return load_config(path)
+        config = load_config(path)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return None
+    private.configure(config.file_group)  # the group that may read what this process writes
+    return config
 
 
 def port_number(text: str) -> int:

@@ -24,7 +24,7 @@ import sys
 import threading
 from pathlib import Path
 
-from gateway import logs
+from gateway import logs, private
 
 from gateway import formats
 from gateway.config import Config, load_config
@@ -64,13 +64,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _config(args: argparse.Namespace) -> Config | None:
     try:
-        return load_config(args.config)
+        config = load_config(args.config)
     except ConfigError as exc:
         if args.dry_run and not Path(args.config).exists():
             return None  # a dry run needs no configuration
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         raise SystemExit(2) from None
+    private.configure(config.file_group)
+    return config
 
 
 def run(args: argparse.Namespace) -> int:
@@ -134,7 +136,7 @@ class _Ingest:
             except KeyError as exc:
                 raise _Usage(str(exc.args[0])) from None
         self.destinations = tuple(d.name for d in chosen)
-        self.spool = Spool(cfg.spool_dir, durable=cfg.durable)
+        self.spool = Spool(cfg.spool_dir, durable=cfg.durable, floor=cfg.floor())
         self.forwarder = Forwarder(chosen, self.spool, cfg.ae_title)
         self.forwarder.start()
         self.pipeline = Pipeline(self.spool, self.rules, on_spooled=self.forwarder.notify)

@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_or_report(args.config)
     if config is None:
         return 2
-    spool = Spool(config.spool_dir, durable=config.durable)
+    spool = Spool(config.spool_dir, durable=config.durable, floor=config.floor())
     try:
         if args.action == "list":
             return _list(spool, args)

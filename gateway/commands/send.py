@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyError as exc:
         print(exc.args[0])
         return 2
-    spool = Spool(config.spool_dir, durable=config.durable)
+    spool = Spool(config.spool_dir, durable=config.durable, floor=config.floor())
     forwarder = Forwarder([dest], spool, config.ae_title, commitment=config.commitment) if dest.enabled else None
     try:
         if forwarder is not None:

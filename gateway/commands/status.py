@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_or_report(args.config)
     if config is None:
         return EXIT_UNUSABLE
-    spool = Spool(config.spool_dir, durable=config.durable)
+    spool = Spool(config.spool_dir, durable=config.durable, floor=config.floor())
     try:
         view = overview(config, spool, read_service_state(config.state_dir))
     finally:
@@ -73,7 +73,7 @@ def _print(view: dict) -> None:
     for s in view["sources"]:
         print(f"source {s['name']}: {s['state']}" + (f" ({s['detail']})" if s.get("detail") else ""))
     intake = view["intake"]
-    print("intake: paused: " + intake["reason"] if intake["paused"] else "intake: running")
+    print(("intake: PAUSED: " if intake["paused"] else "intake: open (") + intake["reason"] + ("" if intake["paused"] else ")"))
     for q in view["quarantine"]:
         print(f"quarantine of {q['source']}: {q['count']} capture(s) in {q['folder']}")
     for t in view["tapes"][:5]:

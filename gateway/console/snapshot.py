@@ -220,6 +220,16 @@ def _alive(pid: Any) -> bool:
     return True
 
 
+def _intake(spool: Spool) -> dict[str, Any]:
+    """Whether the spool takes new instances: paused at the free-space floor (read from the disk,
+    so it is true whether or not a service runs)."""
+    room = spool.space.room()
+    paused = room.free < room.floor
+    return {"paused": paused, "free_bytes": room.free, "floor_bytes": room.floor,
+            "reason": (room.describe() + "; sources are not acknowledged until space is freed") if paused
+            else room.describe()}
+
+
 # -- all of it ------------------------------------------------------------------------------------
 
 
@@ -239,7 +249,7 @@ def overview(config: Config, spool: Spool, service: dict[str, Any] | None) -> di
     for s in (service or {}).get("sources", []):
         if s.get("state") not in ("running", "watching", "idle", "reading"):
             attention.append(f"source {s['name']} is {s.get('state')}" + (f": {s['detail']}" if s.get("detail") else ""))
-    intake = (service or {}).get("intake") or {"paused": False, "reason": ""}
+    intake = _intake(spool)
     if intake.get("paused"):
         attention.append(f"intake is paused: {intake.get('reason', '')}")
     for q in quarantined:

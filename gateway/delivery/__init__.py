@@ -1,6 +1,7 @@
 """What happens after the spool: durable storage and delivery to every destination.
 
 - ``spool``: Part-10 files plus one SQLite row per (instance, destination); durable first.
+- ``space``: the free-space floor that pauses intake, and the reserve that keeps delivery going.
 - ``forwarder``: per destination, lanes that claim due rows, send, and settle outcomes.
 - ``association``: one reused association to one destination.
 - ``store_request``: a C-STORE request written from its spool file onto the socket.

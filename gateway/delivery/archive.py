@@ -21,6 +21,7 @@ from pydicom.uid import (
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 from pynetdicom.sop_class import Verification
 
+from gateway import private
 from gateway.dicom.uids import is_valid_uid
 from gateway.errors import listen_error
 
@@ -45,12 +46,14 @@ class Archive:
         study = _safe(str(ds.get("StudyInstanceUID", "")))
         sop = _safe(str(ds.get("SOPInstanceUID", "")))
         folder = self.directory / study
-        folder.mkdir(parents=True, exist_ok=True)
         final = folder / f"{sop}.dcm"
         tmp = folder / f".{sop}.{os.getpid()}.tmp"
         try:
-            ds.save_as(tmp, enforce_file_format=True)
-            with open(tmp, "rb+") as f:
+            if not folder.is_dir():
+                private.make_dir(folder)
+            with os.fdopen(private.open_file(tmp, os.O_WRONLY | os.O_TRUNC), "wb") as f:
+                ds.save_as(f, enforce_file_format=True)
+                f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, final)
         except Exception as exc:  # noqa: BLE001 - tell the sender, keep serving
@@ -60,7 +63,7 @@ class Archive:
         return 0x0000
 
     def start(self, block: bool = False):
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private.make_dir(self.directory)
         ae = AE(ae_title=self.ae_title)
         for context in AllStoragePresentationContexts:
             ae.add_supported_context(context.abstract_syntax, SYNTAXES)

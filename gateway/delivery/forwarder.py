@@ -10,9 +10,11 @@ exponential backoff with full jitter, or dead-lettered with its reason; nothing 
 give-up age is retried.
 
 When the destination itself fails (connection refused, association rejected or lost, no
-response) the lanes stop and the supervisor probes it with C-ECHO on the same backoff; once it
-answers, everything waiting for it is due at once. Destinations share nothing but the spool,
-so one that is down never delays another.
+response) the lanes stop and the supervisor probes it with C-ECHO on the same backoff, but at
+least every ``PROBE_CAP`` seconds while instances wait for it (a refused or answered C-ECHO
+costs a few milliseconds; a PACS back after an hour must not wait for a backoff grown to ten
+minutes); once it answers, everything waiting for it is due at once. Destinations share
+nothing but the spool, so one that is down never delays another.
 """
 
 from __future__ import annotations
@@ -24,13 +26,12 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable
 
-from pydicom.uid import generate_uid
-
-from gateway.delivery.commitment import Listener, ReportHandler
+from gateway.delivery.commitment import Listener, ReportHandler, new_transaction_uid
 from gateway.config import Commitment, Destination
 from gateway.delivery.association import Link, LinkError, NotProposed, Sent, echo
 from gateway.delivery.metrics import Metrics
 from gateway.delivery.outcomes import Outcome
+from gateway.delivery.space import is_full
 from gateway.delivery.spool import COMMITTING, DEAD, DELIVERED, QUEUED, Item, Settlement, Spool, SpoolBusy
 
 log = logging.getLogger("gateway.delivery.forwarder")
@@ -40,6 +41,8 @@ BATCH = 32            # items a lane claims at a time
 POLL = 2.0            # look at the spool at least this often (work queued by other processes)
 IDLE_RELEASE = 5.0    # release an association unused this long (PACS drop idle ones anyway)
 SWEEP = 5.0           # how often old items and unconfirmed commitments are looked at
+FULL_PAUSE = 5.0      # a lane's pause after the spool's file system was full
+PROBE_CAP = 2.0       # longest wait between probes of a down destination while items wait for it
 
 
 def backoff(attempts: int, initial: float, cap: float, rng: random.Random = random.Random()) -> float:
@@ -100,9 +103,17 @@ class DestinationRunner(threading.Thread):
     def backoff(self, attempts: int) -> float:
         return backoff(attempts, self.dest.retry.initial_delay, self.dest.retry.max_delay, self.rng)
 
+    def probe_delay(self, failures: int) -> float:
+        """The wait before the next probe: the backoff, capped at ``PROBE_CAP`` while anything
+        is queued for the destination (with nothing to send, a slow look is enough)."""
+        delay = self.backoff(failures)
+        if self.spool.next_due(self.dest.name) is not None:
+            delay = min(delay, PROBE_CAP)
+        return delay
+
     def destination_failed(self, detail: str) -> None:
         self.metrics.association_failures.labels(self.dest.name).inc()
-        if self.health.down(detail, self.backoff(0)):
+        if self.health.down(detail, self.probe_delay(0)):
             self.metrics.up[self.dest.name] = False
             log.warning("event=destination_down destination=%s detail=%r", self.dest.name, detail)
             self.wake()
@@ -142,9 +153,10 @@ class DestinationRunner(threading.Thread):
                         health.reason, detail, self.spool.pending(self.dest.name))
             self.wake()
             return
+        delay = self.probe_delay(health.failures + 1)
         with health.lock:
             health.failures += 1
-            health.next_probe = time.time() + self.backoff(health.failures)
+            health.next_probe = time.time() + delay
             wait = health.next_probe - time.time()
         self.metrics.association_failures.labels(self.dest.name).inc()
         log.info("event=probe_failed destination=%s detail=%r next_in=%.1fs", self.dest.name, detail, wait)
@@ -205,7 +217,8 @@ class Lane(threading.Thread):
         self.runner = runner
         self.dest = runner.dest
         self.spool = runner.spool
-        self.link = Link(runner.dest, runner.ae_title, on_report=runner.reports)
+        reports = runner.reports.for_destination(runner.dest.name) if runner.reports else None
+        self.link = Link(runner.dest, runner.ae_title, on_report=reports)
         self.connecting = False
         self.excess_until = 0.0  # the peer refused this extra association: wait before asking again
         self.excess_failures = 0
@@ -221,11 +234,10 @@ class Lane(threading.Thread):
                 generation = runner.generation
                 try:
                     worked = self.step()
-                except Exception:  # noqa: BLE001 - a lane must outlive any one failure
-                    log.exception("event=forward_error destination=%s", self.dest.name)
+                except Exception as exc:  # noqa: BLE001 - a lane must outlive any one failure
+                    self.failed("forward_error", exc)
                     self.link.abort()
                     worked = False
-                    runner.stopping.wait(1.0)
                 if not worked and not self.recorded():
                     self.idle(generation)
         finally:
@@ -242,10 +254,20 @@ class Lane(threading.Thread):
         again at once: some of it may be due now)."""
         try:
             return self.record()
-        except Exception:  # noqa: BLE001 - kept for the next attempt (see record)
-            log.exception("event=record_failed destination=%s", self.dest.name)
-            self.runner.stopping.wait(1.0)
+        except Exception as exc:  # noqa: BLE001 - kept for the next attempt (see record)
+            self.failed("record_failed", exc)
             return False
+
+    def failed(self, event: str, exc: Exception) -> None:
+        """Log a failure of the lane itself and pause before going on. A full spool file
+        system is a known state (see ``space``), not a bug: one line, no traceback, and a
+        longer pause while delivery elsewhere or the operator frees room."""
+        if is_full(exc):
+            log.warning("event=%s destination=%s error=%r", event, self.dest.name, f"spool file system full: {exc}")
+            self.runner.stopping.wait(FULL_PAUSE)
+            return
+        log.exception("event=%s destination=%s", event, self.dest.name)
+        self.runner.stopping.wait(1.0)
 
     def record(self, background: bool = False) -> bool:
         """Hand the last batch's outcomes to the spool, in the recorder thread if ``background``
@@ -391,7 +413,7 @@ class Lane(threading.Thread):
                 self._settle([Settlement(i, QUEUED, "not sent", "could not open an association",
                                          time.time(), count_attempt=False) for i in items])
                 return
-        transaction = generate_uid() if commitment else None
+        transaction = new_transaction_uid() if commitment else None
         settlements: list[Settlement] = []
         for index, item in enumerate(items):
             if self.runner.stopping.is_set():
@@ -458,19 +480,20 @@ class Lane(threading.Thread):
         except LinkError as exc:
             sent = Sent(exc.rule, "", exc.detail)
             self.link.abort()
+        # The Transaction UID is what a report must name: DEBUG only (see commitment.py).
+        log.debug("event=commitment_transaction destination=%s transaction=%s", self.dest.name, transaction)
         if sent.rule.outcome is Outcome.DELIVERED:
-            log.info("event=commitment_requested destination=%s transaction=%s count=%d",
-                     self.dest.name, transaction, len(items))
+            log.info("event=commitment_requested destination=%s count=%d", self.dest.name, len(items))
             return
         permanent = sent.rule.outcome is Outcome.PERMANENT
         again = time.time() + self.runner.backoff(min(i.attempts for i in items))
         self.spool.commitment_failed(
             transaction, [(i.sop_instance_uid, sent.status or sent.rule.meaning, sent.detail, permanent) for i in items],
-            next_attempt=again)
+            [self.dest.name], next_attempt=again)
         counter = self.runner.metrics.dead_lettered if permanent else self.runner.metrics.retried
         counter.labels(self.dest.name).inc(len(items))
-        log.error("event=commitment_request_failed destination=%s transaction=%s count=%d detail=%r",
-                  self.dest.name, transaction, len(items), sent.detail)
+        log.error("event=commitment_request_failed destination=%s count=%d detail=%r",
+                  self.dest.name, len(items), sent.detail)
 
 
 class Forwarder:
@@ -490,7 +513,7 @@ class Forwarder:
         enabled = [d for d in destinations if d.enabled]
         for gone in set(self.metrics.up) - {d.name for d in enabled}:
             del self.metrics.up[gone]
-        self.reports = ReportHandler(spool, on_result=self._commitment_result)
+        self.reports = ReportHandler(spool, enabled, on_result=self._commitment_result)
         self._progress = threading.Condition()
         self._settled = 0  # batches of outcomes recorded so far
         self.workers = {d.name: DestinationRunner(d, spool, ae_title, self.metrics, self.reports, self._on_settled)
@@ -500,7 +523,7 @@ class Forwarder:
         self._waiter: threading.Thread | None = None
         if any(d.storage_commitment for d in enabled):
             c = commitment or Commitment()
-            self.listener = Listener(self.reports, ae_title, c.host, c.port)
+            self.listener = Listener(self.reports, ae_title, c.listen_host(enabled), c.port)
 
     def _commitment_result(self, destination: str, sop_instance_uid: str, committed: bool) -> None:
         if committed:

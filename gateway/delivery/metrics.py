@@ -1,8 +1,9 @@
 """Prometheus metrics for the forwarder (served over HTTP by ``gateway.console.server``).
 
 Events are counted as they happen (per destination): instances received, delivered, retried,
-dead-lettered, association failures, bytes sent. Queue depth per state and the age of the
-oldest waiting instance are read from the spool at scrape time, so they are right even for
+dead-lettered, association failures, bytes sent. Queue depth per state, the age of the
+oldest waiting instance, and the spool's free space, floor and paused intake are read from the
+spool at scrape time, so they are right even for
 work queued by another process (``legacy-gateway send``). Each ``Metrics`` has its own
 registry: a reloaded service keeps its counters, and tests do not collide.
 """
@@ -42,6 +43,21 @@ class _SpoolCollector:
         yield depth
         yield oldest
         yield up
+        if spool is not None:
+            yield from _space(spool)
+
+
+def _space(spool):
+    """Free space, the intake floor, and whether intake is paused (1) for want of space."""
+    room = spool.space.room()
+    paused = spool.intake_paused is not None or room.free < room.floor
+    for name, doc, value in (
+            ("spool_free_bytes", "Free space on the spool's file system", room.free),
+            ("spool_floor_bytes", "Free space below which intake pauses", room.floor),
+            ("intake_paused", "1 while intake is paused for want of free space on the spool", float(paused))):
+        gauge = GaugeMetricFamily(f"{PREFIX}_{name}", doc)
+        gauge.add_metric([], value)
+        yield gauge
 
 
 class Metrics:

@@ -35,6 +35,9 @@ from typing import Iterable, Iterator
 
 from pydicom.dataset import Dataset
 
+from gateway import private
+from gateway.delivery.space import Floor, SpaceGuard, is_full
+
 QUEUED, IN_FLIGHT, COMMITTING, DELIVERED, DEAD = "queued", "in_flight", "committing", "delivered", "dead"
 STATES = (QUEUED, IN_FLIGHT, COMMITTING, DELIVERED, DEAD)
 WAITING = (QUEUED, IN_FLIGHT, COMMITTING)  # not yet confirmed by the destination
@@ -143,17 +146,31 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _unlink_all(paths: list[Path]) -> None:
     for path in paths:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
 
 
-def _committing(db: sqlite3.Connection, uid: str, transaction_uid: str) -> tuple[str] | None:
-    """(destination,) of the delivery of ``uid`` awaiting ``transaction_uid``'s commitment."""
+def _committing(db: sqlite3.Connection, uid: str, transaction_uid: str,
+                destinations: Iterable[str]) -> tuple[str] | None:
+    """(destination,) of the delivery of ``uid`` to one of ``destinations`` awaiting
+    ``transaction_uid``'s commitment."""
+    names = list(destinations)
     return db.execute(
-        "SELECT destination FROM deliveries WHERE sop_instance_uid=? AND transaction_uid=? AND state=?",
-        (uid, transaction_uid, COMMITTING)).fetchone()
+        f"""SELECT destination FROM deliveries WHERE sop_instance_uid=? AND transaction_uid=? AND state=?
+            AND destination IN ({','.join('?' * len(names))})""",
+        (uid, transaction_uid, COMMITTING, *names)).fetchone()
 
 
 def encode(ds: Dataset) -> bytes:
@@ -168,7 +185,10 @@ class SpoolBusy(RuntimeError):
 
 
 class Spool:
-    def __init__(self, directory: str | Path, durable: bool = True):
+    """Files and database private to the gateway (``gateway.private``); intake held above a
+    free-space floor so delivery can always record and free (``gateway.delivery.space``)."""
+
+    def __init__(self, directory: str | Path, durable: bool = True, floor: Floor | None = None):
         self.directory = Path(directory)
         self.files = self.directory / "files"
         self.tmp = self.directory / "tmp"
@@ -176,15 +196,37 @@ class Spool:
         self.durable = durable
         self._deleter: ThreadPoolExecutor | None = None
         for d in (self.directory, self.files, self.tmp, self.gone):
-            d.mkdir(parents=True, exist_ok=True)
+            private.make_dir(d)
+        self.space = SpaceGuard(self.directory, floor)
+        self.space.ensure_headroom()  # a full disk must not keep the database from opening
+        self._sweep_tmp()
         self._lock = threading.RLock()
         self._lock_fd: int | None = None
-        self._db = sqlite3.connect(self.directory / "spool.db", timeout=30, check_same_thread=False,
-                                   isolation_level=None)
+        db = self.directory / "spool.db"
+        os.close(private.open_file(db, os.O_RDWR))  # SQLite gives -wal and -shm the same mode
+        self._db = sqlite3.connect(db, timeout=30, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
         self._db.execute("PRAGMA busy_timeout=30000")
+        for suffix in ("-wal", "-shm"):
+            private.protect(db.with_name(db.name + suffix))
         self._migrate()
+
+    def _sweep_tmp(self) -> None:
+        """Remove partial files that writers which are gone left in ``tmp/`` (their names carry
+        their process id; a live process's files are its own business)."""
+        for path in self.tmp.iterdir():
+            parts = path.name.split(".")
+            pid = int(parts[-3]) if len(parts) >= 4 and parts[-3].isdigit() else None
+            if pid is not None and pid != os.getpid() and _alive(pid):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    @property
+    def intake_paused(self) -> str | None:
+        """Why this process's intake is paused (None while it takes instances)."""
+        return self.space.paused
 
     def _migrate(self) -> None:
         with self._tx() as db:
@@ -211,14 +253,26 @@ class Spool:
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction. A full file system gives the reserve back first (see
+        ``space``), so the next attempt can record what it must."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            self.space.ensure_headroom()
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                if is_full(exc):
+                    if self._db.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            self._db.execute("ROLLBACK")
+                    self.space.release_reserve(f"spool database: {exc}")
                 raise
-            self._db.execute("COMMIT")
 
     # -- intake ---------------------------------------------------------------------------
 
@@ -228,6 +282,8 @@ class Spool:
 
     def add_bytes(self, data: bytes, ds: Dataset, destinations: Iterable[str], source: str = "",
                   origin: str = "") -> Added:
+        """Raises ``IntakePaused`` (nothing stored) when the spool's file system is at its floor
+        or full; a file written but not recorded is removed again."""
         uid = str(ds.SOPInstanceUID)
         digest = hashlib.sha256(data).hexdigest()
         rel = self._relpath(uid, digest)
@@ -240,22 +296,31 @@ class Spool:
                 return Added(uid, ())  # every destination has it, or will: nothing is sent twice
             kept = same and row[1] and (self.directory / row[1]).exists()
             if not kept:
+                self.space.admit(len(data))
                 self._write(rel, data)
-            with self._tx() as db:
-                if same:
-                    db.execute("UPDATE instances SET path=? WHERE sop_instance_uid=?", (row[1] if kept else rel, uid))
-                else:
-                    db.execute(
-                        "INSERT OR REPLACE INTO instances VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                        (uid, str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID),
-                         str(ds.get("StudyInstanceUID", "")), str(ds.get("SeriesInstanceUID", "")),
-                         rel, len(data), digest, source, origin, now),
+            try:
+                with self._tx() as db:
+                    if same:
+                        db.execute("UPDATE instances SET path=? WHERE sop_instance_uid=?",
+                                   (row[1] if kept else rel, uid))
+                    else:
+                        db.execute(
+                            "INSERT OR REPLACE INTO instances VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                            (uid, str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID),
+                             str(ds.get("StudyInstanceUID", "")), str(ds.get("SeriesInstanceUID", "")),
+                             rel, len(data), digest, source, origin, now),
+                        )
+                    db.executemany(
+                        """INSERT OR REPLACE INTO deliveries (sop_instance_uid, destination, state, attempts,
+                           queued_at, next_attempt, updated) VALUES (?,?,?,0,?,?,?)""",
+                        [(uid, dest, QUEUED, now, now, now) for dest in queued],
                     )
-                db.executemany(
-                    """INSERT OR REPLACE INTO deliveries (sop_instance_uid, destination, state, attempts,
-                       queued_at, next_attempt, updated) VALUES (?,?,?,0,?,?,?)""",
-                    [(uid, dest, QUEUED, now, now, now) for dest in queued],
-                )
+            except sqlite3.OperationalError as exc:
+                if not is_full(exc):
+                    raise
+                if not kept and (row is None or row[1] != rel):
+                    self._unlink(rel)  # recorded nowhere: nothing may be left behind
+                raise self.space.full(exc) from exc
             if row is not None and row[1] and not kept and row[1] != rel:
                 self._unlink(row[1])  # a changed object replaces the old file
         return Added(uid, tuple(queued))
@@ -270,15 +335,25 @@ class Spool:
         return f"files/{digest[:2]}/{uid}.{digest[:8]}.dcm"
 
     def _write(self, rel: str, data: bytes) -> None:
+        """Write under a temporary name, fsync, rename: a partial file never has its final
+        name, and is removed at once when the write fails (``_sweep_tmp`` after a crash)."""
         final = self.directory / rel
-        final.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.tmp / f"{final.name}.{os.getpid()}.{threading.get_ident()}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
-            if self.durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, final)
+        try:
+            if not final.parent.is_dir():
+                private.make_dir(final.parent)
+            with os.fdopen(private.open_file(tmp, os.O_WRONLY | os.O_TRUNC), "wb") as f:
+                f.write(data)
+                if self.durable:
+                    f.flush()
+                    os.fsync(f.fileno())
+            os.replace(tmp, final)
+        except OSError as exc:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            if is_full(exc):
+                raise self.space.full(exc) from exc
+            raise
         if self.durable:
             _fsync_dir(final.parent)
 
@@ -294,14 +369,16 @@ class Spool:
         with self._lock:
             if self._lock_fd is not None:
                 return
-            fd = os.open(self.directory / "forwarder.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            self.space.ensure_headroom()
+            fd = private.open_file(self.directory / "forwarder.lock", os.O_RDWR)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
                 raise SpoolBusy(f"another process forwards from {self.directory}") from None
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
+            with contextlib.suppress(OSError):  # the pid is for people; the flock is the lock
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
             self._lock_fd = fd
 
     def release_forwarding(self) -> None:
@@ -468,38 +545,52 @@ class Spool:
 
     # -- storage commitment ---------------------------------------------------------------
 
-    def committed(self, transaction_uid: str, uids: Iterable[str]) -> list[tuple[str, str]]:
-        """The destination confirmed these instances: they are delivered. Returns the
+    def transaction(self, transaction_uid: str) -> dict[str, set[str]]:
+        """The instances sent under ``transaction_uid``, per destination: those waiting for its
+        report and those it already settled (a row keeps its transaction until sent again)."""
+        members: dict[str, set[str]] = {}
+        with self._lock:
+            for uid, dest in self._db.execute(
+                    "SELECT sop_instance_uid, destination FROM deliveries WHERE transaction_uid=?", (transaction_uid,)):
+                members.setdefault(dest, set()).add(uid)
+        return members
+
+    def committed(self, transaction_uid: str, uids: Iterable[str],
+                  destinations: Iterable[str]) -> list[tuple[str, str]]:
+        """One of ``destinations`` confirmed these instances of ``transaction_uid``: they are
+        delivered. Rows of other destinations or transactions are never touched. Returns the
         (instance, destination) rows that changed."""
         now = time.time()
+        names = list(destinations)
         changed: list[tuple[str, str]] = []
         with self._tx() as db:
             for uid in uids:
-                row = _committing(db, uid, transaction_uid)
+                row = _committing(db, uid, transaction_uid, names)
                 if row is None:
                     continue
                 db.execute(
-                    """UPDATE deliveries SET state=?, updated=?, last_status='committed', reason=NULL,
-                       transaction_uid=NULL WHERE sop_instance_uid=? AND destination=?""",
+                    """UPDATE deliveries SET state=?, updated=?, last_status='committed', reason=NULL
+                       WHERE sop_instance_uid=? AND destination=?""",
                     (DELIVERED, now, uid, row[0]))
                 changed.append((uid, row[0]))
         self._drop_files(uid for uid, _ in changed)
         return changed
 
     def commitment_failed(self, transaction_uid: str, failures: Iterable[tuple[str, str, str, bool]],
-                          next_attempt: float | None = None) -> list[tuple[str, str]]:
-        """The destination did not commit these: (uid, status, reason, permanent) each. They are
-        sent again (or dead-lettered when the failure is permanent)."""
+                          destinations: Iterable[str], next_attempt: float | None = None) -> list[tuple[str, str]]:
+        """One of ``destinations`` did not commit these: (uid, status, reason, permanent) each.
+        They are sent again (or dead-lettered when the failure is permanent)."""
         now = time.time()
+        names = list(destinations)
         changed: list[tuple[str, str]] = []
         with self._tx() as db:
             for uid, status, reason, permanent in failures:
-                row = _committing(db, uid, transaction_uid)
+                row = _committing(db, uid, transaction_uid, names)
                 if row is None:
                     continue
                 db.execute(
-                    """UPDATE deliveries SET state=?, updated=?, next_attempt=?, last_status=?, reason=?,
-                       transaction_uid=NULL WHERE sop_instance_uid=? AND destination=?""",
+                    """UPDATE deliveries SET state=?, updated=?, next_attempt=?, last_status=?, reason=?
+                       WHERE sop_instance_uid=? AND destination=?""",
                     (DEAD if permanent else QUEUED, now, next_attempt or now, status, reason, uid, row[0]))
                 changed.append((uid, row[0]))
         return changed

@@ -83,7 +83,7 @@ class Service:
         if self.spool is None or self.spool.directory != Path(cfg.spool_dir):
             if self.spool is not None:
                 self.spool.close()
-            self.spool = Spool(cfg.spool_dir, durable=cfg.durable)
+            self.spool = Spool(cfg.spool_dir, durable=cfg.durable, floor=cfg.floor())
         if cfg.archive.enabled and self.archive is None:
             a = cfg.archive
             self.archive = Archive(a.directory, a.ae_title, a.host, a.port)
@@ -140,7 +140,6 @@ class Service:
             "destinations": {name: {"up": w.health.up, "reason": w.health.reason} for name, w in workers.items()},
             "sources": [{"name": r.source.name, "type": r.source.type,
                          "state": "running" if r.is_alive() else "stopped", "detail": ""} for r in self.sources],
-            "intake": {"paused": False, "reason": ""},
         }
 
     def _stop_workers(self) -> None:
@@ -159,6 +158,9 @@ class Service:
         parts = []
         for st in self.spool.status() if self.spool else []:
             parts.append(f"{st.destination}: {st.queued + st.in_flight} waiting, {st.delivered} delivered, {st.dead} dead")
+        paused = self.spool.intake_paused if self.spool else None
+        if paused:
+            parts.insert(0, f"INTAKE PAUSED ({paused})")
         return "; ".join(parts) or "idle"
 
     def reload(self) -> None:

@@ -116,3 +116,16 @@ def test_check_config_command_lists_every_problem(tmp_path):
     ok = subprocess.run([sys.executable, "-m", "gateway", "check-config", str(SHIPPED)], capture_output=True, text=True,
                         cwd=ROOT)
     assert ok.returncode == 0, ok.stderr
+
+
+def test_commitment_listener_binds_to_loopback_unless_a_remote_destination_needs_it():
+    local = parse_config(GOOD.replace("called_ae: PACS", "called_ae: PACS\n    storage_commitment: true"))
+    assert local.commitment.listen_host(local.destinations) == "127.0.0.1"
+    remote = parse_config(GOOD.replace("host: 127.0.0.1", "host: 10.1.2.3").replace(
+        "called_ae: PACS", "called_ae: PACS\n    storage_commitment: true\n    commitment_ae: PACSCOMMIT\n"
+        "    commitment_hosts: [10.1.2.3]"))
+    assert remote.commitment.listen_host(remote.destinations) == "0.0.0.0"
+    (dest,) = remote.destinations
+    assert (dest.commitment_ae, dest.commitment_hosts) == ("PACSCOMMIT", ("10.1.2.3",))
+    chosen = parse_config(GOOD + "commitment:\n  host: 192.0.2.7\n")
+    assert chosen.commitment.listen_host(chosen.destinations) == "192.0.2.7"

@@ -187,6 +187,8 @@ def test_status_command_reports_per_destination(tmp_path, orthanc):
     assert lines[header + 1].split()[:7] == ["orthanc", "up", "0", "0", "1", "0", "0"], run.stdout
     assert "service: not running on this spool" in run.stdout  # it was stopped above
     assert run.returncode == 1  # ... which needs attention
+    intake = next(line for line in lines if line.startswith("intake:"))
+    assert intake.startswith("intake: open (") and "MB free on the spool's file system" in intake
 
 
 def test_systemd_unit_verifies(tmp_path):

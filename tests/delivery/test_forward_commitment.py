@@ -17,6 +17,7 @@ from gateway.delivery.commitment import ReportHandler
 from gateway.config import Commitment
 from gateway.delivery.spool import COMMITTING, DEAD, DELIVERED, QUEUED, Settlement, Spool
 from tests.support.forwarding import destination, forwarding, orthanc_uids, spool_instances, wait_until
+from tests.support.instances import ct_instance
 from tests.support.peers import Orthanc, free_port
 from tests.support.status_scp import storage_ae
 
@@ -141,7 +142,7 @@ def test_report_failures_are_resent_or_dead_lettered_by_reason(tmp_path):
         f.FailureReason = reason
         failed.append(f)
     info.FailedSOPSequence = failed
-    assert ReportHandler(spool).handle(2, info) == 0x0000
+    assert ReportHandler(spool).handle(2, info, {"pacs"}) == 0x0000
     rows = {r["sop_instance_uid"]: r for r in spool.rows("pacs")}
     assert sorted(rows) == sorted(uids)
     assert rows[items[0].sop_instance_uid]["state"] == DELIVERED
@@ -153,6 +154,76 @@ def test_report_failures_are_resent_or_dead_lettered_by_reason(tmp_path):
     other = Dataset()
     other.TransactionUID = "9.9.9"
     other.ReferencedSOPSequence = [ok]
-    assert ReportHandler(spool).handle(1, other) == 0x0000
+    assert ReportHandler(spool).handle(1, other, {"pacs"}) == 0x0000
     assert spool.rows("pacs", uids=[items[1].sop_instance_uid])[0]["state"] == QUEUED
     assert len(spool.files_on_disk()) == 2  # the committed one's file is gone, the others kept
+
+
+def _forge(port: int, ae_title: str, transaction: str, refs: list[tuple[str, str]],
+           bind: str = "127.0.0.1") -> int | None:
+    """Send an N-EVENT-REPORT to our listener as ``ae_title`` from ``bind``: its status, or
+    None when the association itself is refused."""
+    ae = AE(ae_title)
+    ae.add_requested_context(StorageCommitmentPushModel, [ImplicitVRLittleEndian])
+    assoc = ae.associate("127.0.0.1", port, ae_title="LEGACYGW", bind_address=(bind, 0))
+    if not assoc.is_established:
+        return None
+    try:
+        info = Dataset()
+        info.TransactionUID = transaction
+        seq = []
+        for sop_class, sop_instance in refs:
+            ref = Dataset()
+            ref.ReferencedSOPClassUID, ref.ReferencedSOPInstanceUID = sop_class, sop_instance
+            seq.append(ref)
+        info.ReferencedSOPSequence = seq
+        status, _ = assoc.send_n_event_report(info, 1, StorageCommitmentPushModel, "1.2.840.10008.1.20.1.1")
+        return int(status.Status) if "Status" in status else None
+    finally:
+        assoc.release()
+
+
+def test_forged_commitment_reports_change_nothing(tmp_path):
+    # Orthanc's own reports go nowhere: every report the listener gets comes from the test.
+    pacs = Orthanc(tmp_path / "orthanc",
+                   extra={"DicomModalities": {"gateway": ["LEGACYGW", "127.0.0.1", free_port()]}}).start()
+    listen = free_port()
+    try:
+        spool = Spool(tmp_path / "spool")
+        uids = spool_instances(spool, 4, ["pacs"])
+        # A second destination that uses commitment too: its AE title may associate, but it may
+        # not settle what was sent to Orthanc. Its instances sit queued (nothing listens there).
+        others = [spool.add(ct_instance(100 + i), ["other"]).sop_instance_uid for i in range(2)]
+        dests = [destination("pacs", pacs.dicom_port, called_ae="ORTHANC", storage_commitment=True,
+                             commitment_hosts=("127.0.0.1",)),
+                 destination("other", free_port(), called_ae="OTHERPACS", storage_commitment=True)]
+        with forwarding(spool, dests, commitment=Commitment("127.0.0.1", listen)) as fwd:
+            assert wait_until(lambda: {r["state"] for r in spool.rows("pacs")} == {COMMITTING}, 15)
+            rows = spool.rows("pacs")
+            (transaction,) = {r["transaction_uid"] for r in rows}
+            assert transaction.startswith("2.25.") and len(transaction) >= 40
+            refs = [(r["sop_class_uid"], r["sop_instance_uid"]) for r in rows]
+            outside = [(r["sop_class_uid"], r["sop_instance_uid"]) for r in spool.rows("other")]
+            # an unknown AE title (even knowing the transaction) cannot associate
+            assert _forge(listen, "FORGER", transaction, refs) is None
+            # the other destination did not receive this transaction
+            assert _forge(listen, "OTHERPACS", transaction, refs) == 0x0110
+            # Orthanc's AE title from an address that is not Orthanc's
+            assert _forge(listen, "ORTHANC", transaction, refs, bind="127.0.0.2") == 0x0110
+            # a transaction we never issued
+            assert _forge(listen, "ORTHANC", "2.25.1234567890", refs) == 0x0000
+            # instances outside the transaction, alone or beside the real ones
+            assert _forge(listen, "ORTHANC", transaction, outside) == 0x0110
+            assert _forge(listen, "ORTHANC", transaction, refs + outside[:1]) == 0x0110
+            time.sleep(0.5)
+            assert {r["state"] for r in spool.rows("pacs")} == {COMMITTING}
+            assert {r["state"] for r in spool.rows("other")} == {QUEUED}
+            assert len(spool.files_on_disk()) == len(uids) + len(others)
+            assert fwd.metrics.delivered.labels("pacs")._value.get() == 0
+            # The destination's own report, as Orthanc would send it, is taken.
+            assert _forge(listen, "ORTHANC", transaction, refs) == 0x0000
+            assert wait_until(lambda: spool.pending("pacs") == 0, 5)
+        assert {r["state"] for r in spool.rows("pacs")} == {DELIVERED}
+        assert len(spool.files_on_disk()) == len(others)
+    finally:
+        pacs.stop()

@@ -74,7 +74,7 @@ def test_file_removed_only_when_every_destination_has_it(tmp_path):
     (b,) = spool.claim("b", 1)
     spool.settle([Settlement(b, COMMITTING, "0x0000", transaction_uid="1.2.3")])
     assert len(spool.files_on_disk()) == 1  # sent, not yet committed
-    spool.committed("1.2.3", [b.sop_instance_uid])
+    spool.committed("1.2.3", [b.sop_instance_uid], ["b"])
     assert spool.files_on_disk() == []
     assert spool.rows(uids=[a.sop_instance_uid])[0]["path"] is None
 

@@ -1,0 +1,158 @@
+"""A full disk never wedges delivery: intake pauses at the floor (sources are not
+acknowledged), delivery still records outcomes and frees space, intake resumes by itself.
+
+On a real small file system: a 16 MB tmpfs mounted by the fixture (the tests run as root
+here). Where mounting is not permitted they are skipped, saying so.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from prometheus_client import generate_latest
+
+from gateway.capture import Capture, Origin
+from gateway.commands.status import _intake
+from gateway.delivery.metrics import Metrics
+from gateway.delivery.space import MB, Floor
+from gateway.delivery.spool import Spool, encode
+from gateway.dicom.normalize import SiteRules
+from gateway.errors import IntakePaused
+from gateway.pipeline import Pipeline
+from tests.support.forwarding import destination, forwarding, wait_until
+from tests.support.instances import ct_instance
+from tests.support.peers import StoreSCP
+
+SIZE_MB = 16
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    mount = tmp_path / "fs"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={SIZE_MB}m", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+class Sink:
+    """A driver's verdicts, as a source would hear them."""
+
+    def __init__(self):
+        self.acked: list[str] = []
+        self.rejected: list[str] = []
+
+    def ack(self, capture: Capture, sop_instance_uid: str) -> None:
+        self.acked.append(capture.origin.location)
+
+    def reject(self, capture: Capture, reason: str) -> None:
+        self.rejected.append(capture.origin.location)
+
+
+def _capture(index: int) -> Capture:
+    """A 512 x 512 CT slice (~0.5 MB) as a DICOM file arriving at a source."""
+    return Capture(encode(ct_instance(index, size=512)), Origin("export", f"slice{index}.dcm"))
+
+
+def _fill(path: Path) -> None:
+    """Another writer takes every byte that is left (the scanner's export, a log ...)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for chunk in (1 << 16, 512, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * chunk)
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+
+
+def test_full_disk_pauses_intake_while_delivery_frees_space_then_intake_resumes(small_fs, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    spool = Spool(small_fs / "spool", floor=Floor(mb=4, percent=50))  # 4 MB of 16
+    sink = Sink()
+    pipeline = Pipeline(spool, SiteRules())
+    accepted = 0
+    paused_at = None
+    for index in range(100):
+        try:
+            pipeline.handle(_capture(index), sink, ("pacs",))
+        except IntakePaused as exc:
+            paused_at = index
+            assert "floor" in exc.reason
+            break
+        accepted += 1
+    assert paused_at is not None and accepted >= 10
+    assert len(sink.acked) == accepted and not sink.rejected  # the paused capture: no verdict at all
+    assert spool.space.room().free >= 4 * MB - 600_000  # stopped at the floor, not at the wall
+    assert spool.intake_paused
+
+    # Something else takes the rest of the disk, down to the last byte.
+    _fill(small_fs / "hog")
+    assert os.statvfs(small_fs).f_bavail < 2
+    with pytest.raises(IntakePaused):
+        pipeline.handle(_capture(paused_at), sink, ("pacs",))
+    assert list((small_fs / "spool" / "tmp").iterdir()) == []  # no partial file left behind
+    assert len(sink.acked) == accepted
+    # status and the metrics say so, and why
+    assert _intake(spool).startswith("intake: PAUSED: 0.0 MB free on the spool's file system, floor 4.0 MB")
+    metrics = Metrics()
+    metrics.spool = spool
+    scraped = generate_latest(metrics.registry).decode()
+    assert "legacy_gateway_intake_paused 1.0" in scraped
+    assert "legacy_gateway_spool_floor_bytes 4.194304e+06" in scraped
+
+    # Delivery to a real storescp still records its outcomes and frees the spool files.
+    pacs = StoreSCP(tmp_path / "storescp").start()
+    try:
+        with forwarding(spool, [destination("pacs", pacs.port, called_ae="STORESCP")]):
+            assert wait_until(lambda: spool.pending("pacs") == 0, 60), spool.status()
+            assert wait_until(lambda: spool.files_on_disk() == [], 10)
+    finally:
+        pacs.stop()
+    assert len(pacs.received()) == accepted
+    assert spool.space.room().free > 4 * MB
+
+    # Intake resumes by itself: the capture refused twice is taken now.
+    pipeline.handle(_capture(paused_at), sink, ("pacs",))
+    assert len(sink.acked) == accepted + 1
+    assert spool.intake_paused is None
+    assert _intake(spool).startswith("intake: open")
+    assert "legacy_gateway_intake_paused 0.0" in generate_latest(metrics.registry).decode()
+
+    events = [r.getMessage() for r in caplog.records]
+    assert sum("event=intake_paused" in m for m in events) == 1  # said once, not per capture
+    assert any("event=intake_resumed" in m for m in events)
+    assert any("event=reserve_released" in m for m in events)
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert tracebacks == [], [r.getMessage() for r in tracebacks]
+    spool.close()
+
+
+def test_partial_temp_files_of_dead_writers_are_removed_at_start(tmp_path):
+    spool = Spool(tmp_path / "spool")
+    spool.close()
+    dead = _dead_pid()
+    stale = tmp_path / "spool" / "tmp" / f"1.2.3.abcdef12.dcm.{dead}.1.tmp"
+    stale.write_bytes(b"partial")
+    live = tmp_path / "spool" / "tmp" / f"1.2.4.abcdef12.dcm.{os.getppid()}.1.tmp"
+    live.write_bytes(b"being written")
+    Spool(tmp_path / "spool").close()
+    assert not stale.exists()
+    assert live.exists()  # a live writer's file is its own
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
