@@ -39,12 +39,38 @@ def _ours(name: str) -> bool:
     return name.split(".", 1)[0] in OURS or name == "root"
 
 
+# A printf conversion in a log message; the ones right after "key=" are values.
+_CONVERSION = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[diouxXeEfFgGcrsa%]")
+_BARE = re.compile(r"^[^\s'\"=]+$")
+
+
+def quote_values(record: logging.LogRecord) -> None:
+    """``key=%s`` values that are empty or hold spaces, quotes or ``=`` become quoted (``repr``), so
+    every line still splits into key=value pairs: a path with a space, a reason sentence."""
+    if not isinstance(record.args, tuple) or not record.args:
+        return
+    args, index = list(record.args), 0
+    for match in _CONVERSION.finditer(record.msg if isinstance(record.msg, str) else ""):
+        if match.group() == "%%":
+            continue
+        if index >= len(args):
+            break
+        value = args[index]
+        if match.group() == "%s" and record.msg[:match.start()].endswith("=") and not isinstance(value, (int, float)):
+            text = str(value)
+            if not _BARE.match(text):
+                args[index] = repr(text)
+        index += 1
+    record.args = tuple(args)
+
+
 class Formatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__(FORMAT, DATEFMT)
 
     def format(self, record: logging.LogRecord) -> str:
         if _ours(record.name):
+            quote_values(record)
             return redact(super().format(record))
         detail = record.getMessage()
         if record.exc_info:
@@ -54,6 +80,14 @@ class Formatter(logging.Formatter):
                 f"event=library detail={detail!r}")
 
 
+def set_level(level: str) -> None:
+    """The configured level, now (start-up, and a reload that changed ``log_level``)."""
+    root = logging.getLogger()
+    root.setLevel(level)
+    for noisy in ("pynetdicom", "watchdog"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
 def setup(level: str = "INFO") -> None:
     root = logging.getLogger()
     for handler in list(root.handlers):
@@ -61,12 +95,10 @@ def setup(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(Formatter())
     root.addHandler(handler)
-    root.setLevel(level)
     logging.captureWarnings(True)  # warnings.warn (pydicom warns what it logs) become log lines
     for library in ("pydicom", "pynetdicom", "py.warnings"):
         logger = logging.getLogger(library)
         for own in [h for h in logger.handlers if not isinstance(h, logging.NullHandler)]:
             logger.removeHandler(own)  # a debug_logger() left behind: its lines would bypass ours
         logger.propagate = True
-    for noisy in ("pynetdicom", "watchdog"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    set_level(level)

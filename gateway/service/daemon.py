@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+from gateway import logs
 from gateway.console.preview import thumbnail
 from gateway.console.server import ConsoleContext, HttpListener
 from gateway.console.snapshot import SERVICE_FILE, Arrival, Arrivals, write_service_state
@@ -172,6 +173,7 @@ class Service:
                 log.error("event=reload_refused problem=%r", problem)
             self.notifier.ready(f"reload refused, old configuration kept: {len(exc.problems)} problem(s)")
             return
+        logs.set_level(new.log_level)
         log.info("event=reloading config=%s", self.config.path)
         self._stop_workers()
         if self.archive is not None and new.archive != self.config.archive:
