@@ -33,6 +33,7 @@ debs:
 	fi
 
 test: debs install-test
+	$(BIN)/ruff check gateway drivers tests bench
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

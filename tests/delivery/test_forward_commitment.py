@@ -10,7 +10,8 @@ import threading
 import time
 
 from pydicom.dataset import Dataset
-from pynetdicom import evt
+from pydicom.uid import ImplicitVRLittleEndian
+from pynetdicom import AE, evt
 from pynetdicom.sop_class import StorageCommitmentPushModel
 
 from gateway.delivery.commitment import ReportHandler
