@@ -36,6 +36,7 @@ from pynetdicom import AE, evt
 from pynetdicom.sop_class import StorageCommitmentPushModel, Verification
 
 from gateway.config import Destination
+from gateway.errors import listen_error
 from gateway.delivery.outcomes import Outcome, classify_commitment_failure
 from gateway.delivery.spool import Spool
 
@@ -173,8 +174,11 @@ class Listener:
         ae.require_called_aet = False
         # Only the destinations' own AE titles may even associate (the handler checks the rest).
         ae.require_calling_aet = self.handler.calling_aes() or ["-NO-DESTINATION-"]
-        self.server = ae.start_server((self.host, self.port), block=False,
-                                      evt_handlers=[(evt.EVT_N_EVENT_REPORT, self.handler)])
+        try:
+            self.server = ae.start_server((self.host, self.port), block=False,
+                                          evt_handlers=[(evt.EVT_N_EVENT_REPORT, self.handler)])
+        except (OSError, OverflowError) as exc:
+            raise listen_error("storage commitment reports", self.host, self.port, exc) from None
         log.info("event=commitment_listener_started ae=%s address=%s:%d", self.ae_title, self.host, self.port)
 
     def stop(self) -> None:
