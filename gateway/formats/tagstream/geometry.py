@@ -78,13 +78,3 @@ def from_labels(patient_orientation: list[str], slice_location: float) -> Geomet
     if not any(normal):
         raise ValueError("Patient Orientation names the same axis twice")
     return list(scale(normal, slice_location)), check_orientation([*row, *col])
-
-
-def labels(iop: list[float]) -> list[str]:
-    """The main-axis letters of the row and column directions (for Patient Orientation)."""
-    out = []
-    for v in (iop[:3], iop[3:]):
-        axis = max(range(3), key=lambda i: abs(v[i]))
-        letter = "LPH"[axis] if v[axis] > 0 else "RAF"[axis]
-        out.append(letter)
-    return out
