@@ -126,7 +126,7 @@ def decimal_string(x: float) -> str:
         if "e" in text:
             mantissa, exp = text.split("e")
             text = f"{mantissa}e{int(exp)}"
-        if len(text) <= 16:
+        if len(text) <= 16 and (abs(x) < 1e300 or math.isfinite(float(text))):  # not rounded past the double range
             return text
     return f"{x:.6g}"[:16]
 

@@ -235,7 +235,9 @@ class SomatomPlus:
         study = (self.name,) + get("ManufacturerModelName", "InstitutionName", "PatientID", "PatientName", "StudyDate", "StudyTime")
         study += (binary["uid1"], binary["uid2"])
         series = study + get("StudyDescription")
-        instance = series + get("InstanceNumber", "ContentDate", "ContentTime", "SliceLocation")
+        # The table position as the header's integer, written as the release before issue 12
+        # wrote its DS text ("-40.0"): the SOP Instance UID must not change with DS formatting.
+        instance = series + get("InstanceNumber", "ContentDate", "ContentTime") + (str(float(binary["table_position_mm"])),)
         return {"study": study, "series": series, "instance": instance}
 
     def dump(self, data: bytes) -> list[DumpRow]:
