@@ -24,6 +24,24 @@ OBLIQUE_COSINE = 1e-4
 _LETTERS = (("L", "R"), ("P", "A"), ("H", "F"))
 
 
+def letter_direction(letter: str) -> tuple[float, float, float] | None:
+    """The LPS unit vector a single letter names (``R`` -> (-1, 0, 0)), None for another text."""
+    for axis, pair in enumerate(_LETTERS):
+        if letter in pair:
+            v = [0.0, 0.0, 0.0]
+            v[axis] = 1.0 if letter == pair[0] else -1.0
+            return (v[0], v[1], v[2])
+    return None
+
+
+def opposite(letter: str) -> str:
+    """The letter of the opposite direction (``A`` -> ``P``)."""
+    for pair in _LETTERS:
+        if letter in pair:
+            return pair[1] if letter == pair[0] else pair[0]
+    raise ValueError(f"{letter!r} is not an anatomical direction letter")
+
+
 def direction_letters(v: Sequence[float]) -> str:
     """The anatomical letters of one direction (PS3.3 C.7.6.1.1.1): the principal axis first,
     then up to two refinements for an oblique direction, each component above

@@ -109,6 +109,16 @@ def test_direction_letters(direction, letters):
     assert geometry.direction_letters(direction) == letters
 
 
+@pytest.mark.parametrize("letter", list("LRPAHF"))
+def test_letters_directions_and_opposites_agree(letter):
+    """One table of letters (PS3.3 C.7.6.1.1.1: L/R, P/A, H/F along +x, +y, +z) serves the
+    letters of a direction, the direction of a letter (tag-stream labels) and the opposite
+    edge (Somatom's top-edge label)."""
+    v = geometry.letter_direction(letter)
+    assert geometry.direction_letters(v) == letter
+    assert geometry.letter_direction(geometry.opposite(letter)) == tuple(-c + 0.0 for c in v)
+
+
 def _oblique_plane():
     """An oblique plane in LPS: rows 3-4-5 between left and posterior, columns to the feet."""
     row, col = (0.6, 0.8, 0.0), (0.0, 0.0, -1.0)

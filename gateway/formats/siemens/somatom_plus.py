@@ -21,6 +21,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from gateway.dicom import values
+from gateway.dicom.geometry import opposite
 from gateway.dicom.pixels import Dimension, image_bytes, plausible, put_image_pixel
 from gateway.formats import Decoded, DumpRow, register
 from gateway.errors import DecodeError
@@ -127,7 +128,6 @@ TEXT = Table("Somatom Plus text header", size=HEADER_SIZE - TEXT_BASE, fields=[
 
 _MONTHS = {m: i + 1 for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split())}
 _LABEL = {"LEFT": "L", "RIGHT": "R", "ANTERIOR": "A", "POSTERIOR": "P", "HEAD": "H", "FEET": "F"}
-_OPPOSITE = {"L": "R", "R": "L", "A": "P", "P": "A", "H": "F", "F": "H"}
 
 
 def dmy_date(text: str) -> str | None:
@@ -153,7 +153,7 @@ def patient_orientation(right_edge: str, top_edge: str) -> list[str] | None:
     top = _LABEL.get(top_edge.strip().upper())
     if row is None or top is None:
         return None
-    return [row, _OPPOSITE[top]]
+    return [row, opposite(top)]
 
 
 def _header(data: bytes) -> tuple[Record, Record]:
