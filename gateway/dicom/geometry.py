@@ -8,7 +8,7 @@ direction cosines on, there is one way to write them.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from gateway.dicom.values import decimal_string
 from gateway.formats.engine.fieldtable import Elements, put

@@ -126,16 +126,30 @@ def _oblique_plane():
     return row, col, first
 
 
+def lps(*terms):
+    return tuple(sum(t[i] for t in terms) for i in range(3))
+
+
+def times(v, k):
+    return tuple(k * c for c in v)
+
+
+def ras(p):
+    """LPS to GE's R/A/S."""
+    return (-p[0], -p[1], p[2])
+
+
+def siemens(p):
+    """LPS to Siemens' +L+A+F."""
+    return (p[0], -p[1], -p[2])
+
+
 def test_oblique_plane_same_through_ge_and_siemens_paths():
     """One plane, given as GE R/A/S edge corners and as Siemens +L+A+F centre and vectors,
     gives one Image Position/Orientation text and one Patient Orientation (PS3.3
     C.7.6.1.1.1, C.7.6.2.1.1)."""
     row, col, first = _oblique_plane()
     n, s = 4, 2.0
-    lps = lambda *terms: tuple(sum(t[i] for t in terms) for i in range(3))  # noqa: E731
-    times = lambda v, k: tuple(k * c for c in v)  # noqa: E731
-    ras = lambda p: (-p[0], -p[1], p[2])  # noqa: E731
-    siemens = lambda p: (p[0], -p[1], -p[2])  # noqa: E731
     tlhc = lps(first, times(row, -s / 2), times(col, -s / 2))  # outer corner (GE stores edges)
     trhc = lps(tlhc, times(row, n * s))
     brhc = lps(trhc, times(col, n * s))

@@ -16,13 +16,12 @@ from typing import Any
 from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
 
-from gateway.formats.tagstream import geometry as acrgeometry
-
 from gateway.dicom import values as acrvalues
-from gateway.formats.tagstream.convert import Converted
-from gateway.formats.tagstream.dictionary import PRIVATE
 from gateway.dicom.geometry import put_plane
 from gateway.formats.engine.fieldtable import put
+from gateway.formats.tagstream import geometry as acrgeometry
+from gateway.formats.tagstream.convert import Converted
+from gateway.formats.tagstream.dictionary import PRIVATE
 
 CMS = "SIEMENS CM VA0  CMS"
 MR_GEN = "SIEMENS MR VA0  GEN"
