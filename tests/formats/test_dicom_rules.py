@@ -77,6 +77,18 @@ def test_cleaned_text_passes_dciodvfy(tmp_path):
     assert dciodvfy_errors(path) == []
 
 
+def test_tag_stream_text_follows_the_same_rule(tmp_path):
+    """Standard text of an ACR-NEMA stream gets the same control rule as the engine's text:
+    TAB and VT are no characters of LO or LT (PS3.5 6.2), CR LF stay in LT."""
+    elements = [(0x00080010, "LO", "ACR-NEMA 2.0"), (0x00080060, "CS", "CT"), (0x0008103E, "LO", "two\tparts"),
+                (0x00204000, "LT", "line\r\nnext\x0b"), (0x00280010, "US", 2), (0x00280011, "US", 2),
+                (0x00280100, "US", 16), (0x7FE00010, "OB", bytes(8))]
+    ds = formats.get("acr-nema").decode(encode_stream(elements, ByteOrder.LITTLE)).dataset
+    assert ds.SeriesDescription == "two parts"
+    assert ds.ImageComments == "line\r\nnext"
+    assert values.is_valid("LT", ds.ImageComments) and values.is_valid("LO", ds.SeriesDescription)
+
+
 @given(st.floats(allow_nan=False, allow_infinity=False, width=64))
 def test_decimal_string_fits_sixteen_bytes(x):
     """PS3.5 6.2: DS is at most 16 bytes; twelve significant digits kept when they fit

@@ -237,6 +237,9 @@ def _conform_standard(elem: Element, vr: str, value: Any, out: Converted) -> tup
     for v in value:
         if vr in ("LO", "SH", "ST", "LT", "PN", "AE"):
             v = v.strip() if vr in ("LO", "SH", "PN", "AE") else v.rstrip()
+            if acrvalues.forbidden_controls(vr).search(v):
+                out.notes.append(f"{tag_str(elem.tag)} control characters {vr} does not allow: made spaces")
+                v = acrvalues.forbidden_controls(vr).sub(" ", v)
             if len(v) > acrvalues.MAX_LENGTH[vr]:
                 out.notes.append(f"{tag_str(elem.tag)} value longer than {vr} allows: truncated")
                 out.truncated[elem.tag] = v
