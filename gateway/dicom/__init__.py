@@ -2,6 +2,8 @@
 
 - ``values``: text values made conformant to their value representation.
 - ``vectors``: three-vectors for image geometry.
+- ``geometry``: Patient Orientation letters and the Image Plane attributes of an LPS plane.
+- ``pixels``: the Image Pixel module and the one image size check before allocation.
 - ``iods``: what each IOD we write must contain.
 - ``uids``: deterministic UIDs from a vendor identity.
 - ``normalize``: a decoder's result made a complete, valid instance (DESIGN step 4).

@@ -12,10 +12,16 @@ from __future__ import annotations
 import math
 import re
 
+from pydicom import config
 from pydicom.charset import convert_encodings
 from pydicom.dataset import Dataset
+from pydicom.valuerep import DSfloat
 
-MAX_LENGTH = {"AE": 16, "CS": 16, "SH": 16, "LO": 64, "ST": 1024, "LT": 10240, "PN": 64, "UI": 64, "UT": 2**32 - 2}
+# Maximum value lengths in characters (PS3.5 6.2, Table 6.2-1); PN is per component group,
+# TM is 14 since the fractional part has at most 6 digits (HHMMSS.FFFFFF), UC and UT are
+# bounded only by the 32-bit length field.
+MAX_LENGTH = {"AE": 16, "AS": 4, "CS": 16, "DA": 8, "DS": 16, "DT": 26, "IS": 12, "LO": 64, "LT": 10240,
+              "PN": 64, "SH": 16, "ST": 1024, "TM": 14, "UC": 2**32 - 2, "UI": 64, "UT": 2**32 - 2}
 
 _DA_RE = re.compile(r"^(\d{4})[.\-/]?(\d{2})[.\-/]?(\d{2})$")
 _TM_DICOM_RE = re.compile(r"^(\d{2})(\d{2})?(\d{2})?(\.\d{1,6})?$")
@@ -25,7 +31,28 @@ _AS_RE = re.compile(r"^\d{3}[DWMY]$")
 _DS_RE = re.compile(r"^[ ]*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?[ ]*$")
 _IS_RE = re.compile(r"^[ ]*[+-]?\d+[ ]*$")
 _UI_RE = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f]")  # controls but TAB LF FF CR ESC
+
+# Control characters (PS3.5 6.1.3, 6.2): the text VRs ST, LT and UT may hold CR, LF, FF and
+# ESC; LO, SH, PN and UC only ESC (the start of an ISO 2022 escape sequence); every other VR
+# none. TAB is in none of these lists (dciodvfy rejects it in LO and in LT alike). DEL and
+# the C1 controls (0x7F-0x9F) are not graphic characters of ISO_IR 100 either.
+_TEXT_CONTROLS = "\r\n\f\x1b"
+_ALLOWED_CONTROLS = {"ST": _TEXT_CONTROLS, "LT": _TEXT_CONTROLS, "UT": _TEXT_CONTROLS,
+                     "LO": "\x1b", "SH": "\x1b", "PN": "\x1b", "UC": "\x1b"}
+_ALL_CONTROLS = "".join(map(chr, [*range(0x20), *range(0x7F, 0xA0)]))
+
+
+def _forbidden(vr: str) -> re.Pattern[str]:
+    allowed = _ALLOWED_CONTROLS.get(vr, "")
+    return re.compile("[" + re.escape("".join(c for c in _ALL_CONTROLS if c not in allowed)) + "]")
+
+
+_FORBIDDEN = {vr: _forbidden(vr) for vr in MAX_LENGTH}
+
+
+def forbidden_controls(vr: str) -> re.Pattern[str]:
+    """The control characters a value of ``vr`` must not contain (one rule, PS3.5 6.1.3/6.2)."""
+    return _FORBIDDEN.get(vr) or _forbidden(vr)
 
 
 def ready_to_write(ds: Dataset) -> None:
@@ -83,16 +110,30 @@ def number(value: str) -> float | None:
 
 
 def decimal_string(x: float) -> str:
-    """The shortest plain DS text (at most 16 characters) for ``x``; never ``-0``."""
-    x = x + 0.0  # -0.0 becomes 0.0
+    """The DS text for ``x`` (PS3.5 6.2: at most 16 bytes): up to 12 significant digits,
+    fewer only when 16 characters cannot hold them; no trailing zeros; never ``-0``.
+
+    Twelve digits is more than any pre-DICOM header carries (32-bit floats hold about 7,
+    decimal texts 7-8), so nothing measured is lost, and float noise beyond it
+    (0.30000000000000004) is not written. The text is part of the instance identity of the
+    tag-stream and Vision formats (Image Position), so it must not change between releases.
+    """
+    x = float(x) + 0.0  # -0.0 becomes 0.0
+    if not math.isfinite(x):
+        raise ValueError(f"{x} has no DS form")
     for digits in range(12, 0, -1):
         text = f"{x:.{digits}g}"
         if "e" in text:
             mantissa, exp = text.split("e")
             text = f"{mantissa}e{int(exp)}"
-        if len(text) <= 16:
+        if len(text) <= 16 and (abs(x) < 1e300 or math.isfinite(float(text))):  # not rounded past the double range
             return text
     return f"{x:.6g}"[:16]
+
+
+def ds_number(x: float) -> DSfloat:
+    """``decimal_string(x)`` as the DS value pydicom keeps (for ``fieldtable.put``)."""
+    return DSfloat(decimal_string(x), validation_mode=config.IGNORE)
 
 
 def ds(value: str) -> str | None:
@@ -142,7 +183,7 @@ def is_valid(vr: str, value: str) -> bool:
     if vr == "UI":
         return uid(value) == value
     if vr in MAX_LENGTH:
-        return len(value) <= MAX_LENGTH[vr] and not _CONTROL_RE.search(value)
+        return len(value) <= MAX_LENGTH[vr] and not forbidden_controls(vr).search(value)
     return True
 
 
@@ -164,7 +205,7 @@ def all_valid(vr: str, values: list[str]) -> bool:
     if vr == "IS":  # nine characters at most: always inside the 32-bit range
         return longest <= 9 and _ALL_IS.fullmatch("\\".join(values)) is not None
     if vr in ("LO", "SH", "ST", "LT", "PN", "AE"):
-        return longest <= MAX_LENGTH[vr] and not _CONTROL_RE.search("".join(values))
+        return longest <= MAX_LENGTH[vr] and not forbidden_controls(vr).search("".join(values))
     return False
 
 

@@ -98,16 +98,20 @@ def test_spi_mr_values_normalised(spi):
 
 
 def test_spi_mr_geometry(spi, samples):
-    """The file has DICOM geometry of its own: kept as written (siemens-spi.md 6).
+    """Image Position (Patient) is the centre of the first pixel (PS3.3 C.7.6.2.1.1).
 
     Image Orientation (0,1,0 / 0,0,−1): rows run to posterior, columns to the feet, a sagittal
     slice, matching Patient Orientation P\\F. Siemens' private centre and row/column vectors
     (+L+A+F) converted to LPS with the (N−1)/2 rule give the scanner's retired ACR-NEMA Image
-    Position (0020,0030) exactly, half a pixel away from its (0020,0032); we keep (0020,0032).
+    Position (0020,0030) exactly; the file's own (0020,0032) is half a pixel further out along
+    both in-plane axes (the image's outer corner, siemens-spi.md 6), so it is not kept.
     """
     _, _, ds, _ = spi
     src = source(samples / SPI)
-    assert floats(ds.ImagePositionPatient) == pytest.approx([-13.30335, -80.82192, 119.17808])
+    assert floats(ds.ImagePositionPatient) == pytest.approx(floats(src[0x0020, 0x0030].value), abs=1e-4)
+    stored = floats(src[0x0020, 0x0032].value)
+    half_pixel = 0.78125 / 2
+    assert [a - b for a, b in zip(floats(ds.ImagePositionPatient), stored)] == pytest.approx([0, half_pixel, -half_pixel])
     assert floats(ds.ImageOrientationPatient) == pytest.approx([0, 1, 0, 0, 0, -1])
     assert list(ds.PatientOrientation) == ["P", "F"]
     centre = floats(src[0x0021, 0x1160].value)

@@ -72,6 +72,7 @@ from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID
 from pydicom.valuerep import DSfloat
 
+from gateway.dicom.values import MAX_LENGTH, ds_number, forbidden_controls
 from gateway.formats import DumpRow
 from gateway.errors import DecodeError
 from gateway.formats.engine.hostnum import NUMBER_TYPES, ReservedOperand, reserved_operand
@@ -474,10 +475,6 @@ class Table:
 # bookkeeping, which it does not need: no private blocks, no pixel array cached yet).
 Elements = Dataset | dict
 
-# Maximum value lengths of the text VRs (PS3.5 6.2); PN is per component group.
-_MAX_LEN = {"AE": 16, "CS": 16, "SH": 16, "LO": 64, "PN": 64, "ST": 1024, "LT": 10240, "UT": 2**32 - 2,
-            "DS": 16, "IS": 12, "DA": 8, "TM": 16, "AS": 4, "UI": 64}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _PLAIN = re.compile(r"[ -\[\]-~]*")  # printable ASCII but backslash: nothing to replace
 _CS_PLAIN = re.compile(r"[A-Z0-9 _]*")
 _SHORT_TEXT = frozenset(("AE", "AS", "CS", "DA", "DT", "LO", "PN", "SH", "TM", "UC"))
@@ -492,10 +489,9 @@ def clean_text(value: str, vr: str) -> str:
             text = re.sub(r"[^A-Z0-9 _]", "_", text)
         elif vr == "PN":
             text = text.replace("=", " ")
-        return text.strip(" ")[: _MAX_LEN.get(vr, 64)].rstrip(" ")
-    keep_newlines = vr in ("ST", "LT", "UT")
-    text = value if not keep_newlines else value.replace("\r\n", "\n")
-    text = _CONTROL.sub(lambda m: m.group(0) if keep_newlines and m.group(0) in "\n\r\t\f" else " ", text)
+        return text.strip(" ")[: MAX_LENGTH.get(vr, 64)].rstrip(" ")
+    text = value if vr not in ("ST", "LT", "UT") else value.replace("\r\n", "\n")
+    text = forbidden_controls(vr).sub(" ", text)
     if vr not in ("ST", "LT", "UT"):
         text = text.replace("\\", "/")
     if vr == "CS":
@@ -503,12 +499,7 @@ def clean_text(value: str, vr: str) -> str:
     if vr == "PN":
         text = text.replace("=", " ")
     text = text.strip(" ")
-    return text[: _MAX_LEN.get(vr, 64)].rstrip(" ")
-
-
-def ds_number(value: float) -> DSfloat:
-    """A DS value that fits the 16-character limit (rounded as little as possible)."""
-    return DSfloat(float(value), auto_format=True)
+    return text[: MAX_LENGTH.get(vr, 64)].rstrip(" ")
 
 
 @functools.lru_cache(maxsize=None)
@@ -583,7 +574,7 @@ def _one(vr: str, value: Any) -> Any:
         return int(value)
     if vr in ("FL", "FD"):
         return float(value)
-    if vr in _MAX_LEN and vr not in ("DS", "IS", "UI"):
+    if vr in MAX_LENGTH and vr not in ("DS", "IS", "UI"):
         return clean_text(value if isinstance(value, str) else str(value), vr)
     return value
 

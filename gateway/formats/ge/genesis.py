@@ -25,6 +25,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from gateway.formats import Decoded, DumpRow, register
+from gateway.dicom.pixels import Dimension, image_bytes, plausible, put_image_pixel
 from gateway.formats.ge import pixels as ge_pixels
 from gateway.errors import DecodeError
 from gateway.formats.engine.fieldtable import (F, Elements, FieldType, Record, Table, To, Used, ds_number, finite, put, register_type,
@@ -34,7 +35,6 @@ from gateway.dicom.iods import CT_IMAGE_STORAGE, MR_IMAGE_STORAGE
 from gateway.dicom.uids import is_valid_uid
 
 MAGIC = b"IMGF"
-MAX_DIM = 8192  # AFNI's sanity limit; no Genesis matrix comes near it
 MANUFACTURER = "GE MEDICAL SYSTEMS"  # as GE's own DICOM writes it
 
 
@@ -465,10 +465,7 @@ def decode_pixels(data: bytes, h: Headers) -> np.ndarray:
     """The full rows x cols int16 raster, whatever the compression code."""
     imgf, lay = h.imgf, h.layout
     rows, cols = imgf["height"], imgf["width"]
-    if not (0 < rows <= MAX_DIM):
-        raise imgf.error("height", f"{rows} rows is not a plausible image height")
-    if not (0 < cols <= MAX_DIM):
-        raise imgf.error("width", f"{cols} columns is not a plausible image width")
+    image_bytes(Dimension(rows, "height", imgf.offset("height")), Dimension(cols, "width", imgf.offset("width")), 16)
     if imgf["depth"] != 16:
         raise imgf.error("depth", f"{imgf['depth']} bits per pixel: only 16 is supported")
     code = imgf["compress"]
@@ -488,7 +485,7 @@ def _object_end(data: bytes, variant: str, base: int, imgf: Record) -> int | Non
     """Where the file ends: pixel offset plus the pixel bytes by compression code. A prefix
     gets the bytes still needed (or one more than it has, while a DPCM stream is cut off)."""
     rows, cols, hdr = imgf["height"], imgf["width"], imgf["hdr_length"]
-    if hdr < 124 or imgf["depth"] != 16 or not (0 < rows <= MAX_DIM and 0 < cols <= MAX_DIM):
+    if hdr < 124 or imgf["depth"] != 16 or not plausible(rows, cols):
         return None
     pixels = base + hdr
     if variant == "dat":  # a byte count precedes the pixels
@@ -649,18 +646,11 @@ def _map_geometry(ds: Elements, h: Headers, notes: list[str]) -> None:
 
 def _map_pixels(ds: Elements, h: Headers, pixels: np.ndarray, notes: list[str]) -> None:
     imgf = h.imgf
-    put(ds, "Rows", pixels.shape[0])
-    put(ds, "Columns", pixels.shape[1])
     if (h.image["matrix_y"], h.image["matrix_x"]) != pixels.shape:
         notes.append(f"image-header matrix {h.image['matrix_x']}x{h.image['matrix_y']} differs from "
                      f"IMGF {pixels.shape[1]}x{pixels.shape[0]}; IMGF used")
-    put(ds, "SamplesPerPixel", 1)
-    put(ds, "PhotometricInterpretation", "MONOCHROME2")
-    put(ds, "BitsAllocated", 16)
-    put(ds, "BitsStored", 16)
-    put(ds, "HighBit", 15)
-    put(ds, "PixelRepresentation", 1)  # signed, as dicom3tools writes Genesis pixels
-    put(ds, "PixelData", pixels.astype("<i2", copy=False).tobytes(), vr="OW")
+    # signed, as dicom3tools writes Genesis pixels
+    put_image_pixel(ds, *pixels.shape, pixels.astype("<i2", copy=False).tobytes(), signed=True)
     if imgf["dwindow"] > 0:
         put(ds, "WindowCenter", ds_number(imgf["dlevel"]))
         put(ds, "WindowWidth", ds_number(imgf["dwindow"]))

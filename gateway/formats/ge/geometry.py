@@ -21,7 +21,8 @@ import math
 from dataclasses import dataclass
 
 from gateway.errors import DecodeError
-from gateway.formats.engine.fieldtable import Elements, ds_number, put
+from gateway.dicom import geometry as dicom_geometry
+from gateway.formats.engine.fieldtable import Elements
 from gateway.dicom.vectors import Vector, add, cross, dot, norm, scale, sub
 
 # A plane whose row and column directions are further from perpendicular than this is not
@@ -110,21 +111,6 @@ def _clean(v: Vector) -> Vector:
     return tuple(0.0 if abs(x) < 1e-9 else round(x, 9) for x in v)  # type: ignore[return-value]
 
 
-def patient_orientation(plane: Plane) -> list[str]:
-    """(0020,0020): for the row and the column direction, the letters of each axis with a
-    component above 0.0001, strongest first (x: L/R, y: P/A, z: H/F)."""
-    return [_letters(plane.row), _letters(plane.column)]
-
-
-def _letters(v: Vector) -> str:
-    names = (("R", "L"), ("A", "P"), ("F", "H"))
-    order = sorted(range(3), key=lambda i: -abs(v[i]))
-    return "".join(names[i][0] if v[i] < 0 else names[i][1] for i in order if abs(v[i]) > 0.0001)
-
-
 def put_plane(ds: Elements, plane: "Plane", row_spacing: float, column_spacing: float) -> None:
     """The Image Plane attributes (and Patient Orientation) of a plane found from corners."""
-    put(ds, "ImagePositionPatient", [ds_number(v) for v in plane.position])
-    put(ds, "ImageOrientationPatient", [ds_number(v) for v in plane.orientation])
-    put(ds, "PixelSpacing", [ds_number(row_spacing), ds_number(column_spacing)])
-    put(ds, "PatientOrientation", patient_orientation(plane))
+    dicom_geometry.put_plane(ds, plane.position, plane.orientation, (row_spacing, column_spacing), labels=True)

@@ -22,12 +22,12 @@ from pydicom.dataset import Dataset
 from gateway.formats import Decoded, DumpRow, register
 from gateway.errors import DecodeError
 from gateway.formats.engine.fieldtable import F, Record, Table, To, Used, ds_number, finite, put, set_value
+from gateway.dicom.pixels import Dimension, image_bytes, plausible, put_image_pixel
 from gateway.formats.ge.geometry import plane_from_corners, put_plane
 from gateway.dicom.iods import MR_IMAGE_STORAGE
 
 HEADER_SIZE = 14336  # 28 blocks of 512 bytes
 STUDY_BASE, SERIES_BASE, IMAGE_BASE = 3072, 4096, 5120
-MAX_DIM = 1024  # Signa 4.x matrices are 256 or 512 (notes 1)
 MANUFACTURER = "GE MEDICAL SYSTEMS"
 
 
@@ -323,10 +323,7 @@ def _shape(data: bytes, h: Headers, notes: list[str]) -> tuple[int, int]:
     images, against the corner distances (the only evidence of which dimension is the width)."""
     image = h.image
     dim_x, dim_y = image["dim_x"], image["dim_y"]
-    if not (0 < dim_x <= MAX_DIM):
-        raise image.error("dim_x", f"X pixel dimension {dim_x} is not plausible")
-    if not (0 < dim_y <= MAX_DIM):
-        raise image.error("dim_y", f"Y pixel dimension {dim_y} is not plausible")
+    image_bytes(Dimension(dim_x, "dim_x", image.offset("dim_x")), Dimension(dim_y, "dim_y", image.offset("dim_y")), 16)
     need = HEADER_SIZE + 2 * dim_x * dim_y
     if len(data) != need:
         raise image.error("dim_x", f"{dim_x} x {dim_y} pixels need a {need}-byte file, this one has {len(data)} bytes")
@@ -381,7 +378,7 @@ class Signa4xDecoder:
         except DecodeError:
             return None
         dim_x, dim_y = image["dim_x"], image["dim_y"]
-        if not (0 < dim_x <= MAX_DIM and 0 < dim_y <= MAX_DIM):
+        if not plausible(dim_y, dim_x):
             return None
         return HEADER_SIZE + 2 * dim_x * dim_y
 
@@ -479,16 +476,8 @@ def _map_pixels(ds: Dataset, image: Record, words: np.ndarray) -> None:
     """Magnitude images are unsigned (a magnitude cannot be negative); phase, real and
     imaginary images are signed two's complement, as ITK reads every Signa word. 16 bits are
     always stored: dicom3tools' 12 would silently drop bits 12-15 (notes 5)."""
-    put(ds, "Rows", words.shape[0])
-    put(ds, "Columns", words.shape[1])
-    put(ds, "SamplesPerPixel", 1)
-    put(ds, "PhotometricInterpretation", "MONOCHROME2")
-    put(ds, "BitsAllocated", 16)
-    put(ds, "BitsStored", 16)
-    put(ds, "HighBit", 15)
     signed = image["image_type"] in (1, 2, 3)
-    put(ds, "PixelRepresentation", 1 if signed else 0)
-    put(ds, "PixelData", words.astype("<u2").tobytes(), vr="OW")
+    put_image_pixel(ds, *words.shape, words.astype("<u2").tobytes(), signed=signed)
     if image["window"] > 0:
         put(ds, "WindowCenter", ds_number(image["level"]))
         put(ds, "WindowWidth", ds_number(image["window"]))

@@ -21,6 +21,8 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from gateway.dicom import values
+from gateway.dicom.geometry import opposite
+from gateway.dicom.pixels import Dimension, image_bytes, plausible, put_image_pixel
 from gateway.formats import Decoded, DumpRow, register
 from gateway.errors import DecodeError
 from gateway.formats.engine.fieldtable import F, Record, Table, To, Used
@@ -28,7 +30,6 @@ from gateway.dicom.iods import SECONDARY_CAPTURE_STORAGE
 
 HEADER_SIZE = 4096
 TEXT_BASE = 3072
-MAX_MATRIX = 1024
 
 
 def single(value: float | None) -> float | None:
@@ -128,7 +129,6 @@ TEXT = Table("Somatom Plus text header", size=HEADER_SIZE - TEXT_BASE, fields=[
 
 _MONTHS = {m: i + 1 for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split())}
 _LABEL = {"LEFT": "L", "RIGHT": "R", "ANTERIOR": "A", "POSTERIOR": "P", "HEAD": "H", "FEET": "F"}
-_OPPOSITE = {"L": "R", "R": "L", "A": "P", "P": "A", "H": "F", "F": "H"}
 
 
 def dmy_date(text: str) -> str | None:
@@ -154,7 +154,7 @@ def patient_orientation(right_edge: str, top_edge: str) -> list[str] | None:
     top = _LABEL.get(top_edge.strip().upper())
     if row is None or top is None:
         return None
-    return [row, _OPPOSITE[top]]
+    return [row, opposite(top)]
 
 
 def _header(data: bytes) -> tuple[Record, Record]:
@@ -175,7 +175,7 @@ class SomatomPlus:
             )
         except DecodeError:
             return False
-        return block == 512 and header_blocks == 8 and pixel_block == 9 and 0 < matrix <= MAX_MATRIX
+        return block == 512 and header_blocks == 8 and pixel_block == 9 and plausible(matrix, matrix)
 
     def length(self, data: bytes) -> int | None:
         """The 4096-byte header plus matrix² 16-bit pixels (registry contract)."""
@@ -186,9 +186,8 @@ class SomatomPlus:
     def decode(self, data: bytes) -> Decoded:
         binary, text = _header(data)
         matrix = binary["matrix"]
-        if not 0 < matrix <= MAX_MATRIX:
-            raise binary.error("matrix", f"matrix size {matrix} is not a plausible image size")
-        need = HEADER_SIZE + matrix * matrix * 2
+        side = Dimension(matrix, "matrix", binary.offset("matrix"))
+        need = HEADER_SIZE + image_bytes(side, side, 16)
         if len(data) < need:
             raise DecodeError(
                 f"pixel data truncated: {len(data) - HEADER_SIZE} bytes after the header, {matrix}x{matrix} needs {need - HEADER_SIZE}",
@@ -205,12 +204,8 @@ class SomatomPlus:
         ds.ConversionType = "DI"  # digital interface: converted from the vendor file
         ds.SeriesNumber = 1
         ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-        ds.Rows = ds.Columns = matrix
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+        put_image_pixel(ds, matrix, matrix, data[HEADER_SIZE:need])  # little endian already, as DICOM wants
         ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = "-1000", "1", "HU"
-        ds.add_new(0x7FE00010, "OW", data[HEADER_SIZE:need])  # little endian already, as DICOM wants
         notes.append("rescale −1000/1 is dicom3tools' constant, not read from the file")
         values.ready_to_write(ds)
         return Decoded(ds, self.name, identity=self._identity(ds, binary), vendor_header=data[:HEADER_SIZE], notes=notes)
@@ -241,7 +236,9 @@ class SomatomPlus:
         study = (self.name,) + get("ManufacturerModelName", "InstitutionName", "PatientID", "PatientName", "StudyDate", "StudyTime")
         study += (binary["uid1"], binary["uid2"])
         series = study + get("StudyDescription")
-        instance = series + get("InstanceNumber", "ContentDate", "ContentTime", "SliceLocation")
+        # The table position as the header's integer, written as the release before issue 12
+        # wrote its DS text ("-40.0"): the SOP Instance UID must not change with DS formatting.
+        instance = series + get("InstanceNumber", "ContentDate", "ContentTime") + (str(float(binary["table_position_mm"])),)
         return {"study": study, "series": series, "instance": instance}
 
     def dump(self, data: bytes) -> list[DumpRow]:

@@ -16,14 +16,14 @@ from pydicom.dataset import Dataset
 from gateway.formats.tagstream import geometry as acrgeometry
 
 from gateway.dicom import values
-from gateway.formats.tagstream.mapping import set_geometry
+from gateway.dicom.geometry import put_plane
+from gateway.dicom.pixels import Dimension, image_bytes, plausible, put_image_pixel
 from gateway.formats import Decoded, DumpRow, register
 from gateway.errors import DecodeError
 from gateway.formats.engine.fieldtable import F, Record, Table, To, Used
 from gateway.dicom.iods import CT_IMAGE_STORAGE, MR_IMAGE_STORAGE, SECONDARY_CAPTURE_STORAGE
 
 HEADER_SIZE = 6144
-MAX_MATRIX = 1024
 MAGIC = b"SIEMENS\0"
 
 
@@ -137,7 +137,7 @@ def _matrix(data: bytes) -> int | None:
         n = HEADER.read_field("display_matrix", data)
     except DecodeError:
         return None
-    return n if 0 < n <= MAX_MATRIX else None
+    return n if plausible(n, n) else None
 
 
 class VisionIma:
@@ -161,9 +161,8 @@ class VisionIma:
             raise DecodeError("no 'SIEMENS' at offset 96: not a Vision IMA file", field="manufacturer", offset=96)
         rec = HEADER.read(data)
         rows, cols = rec["rows"], rec["columns"]
-        if not (0 < rows <= MAX_MATRIX and 0 < cols <= MAX_MATRIX):
-            raise rec.error("rows", f"image size {rows}x{cols} is not plausible")
-        need = HEADER_SIZE + 2 * rows * cols
+        need = HEADER_SIZE + image_bytes(Dimension(rows, "rows", rec.offset("rows")),
+                                         Dimension(cols, "columns", rec.offset("columns")), 16)
         if len(data) < need:
             raise DecodeError(f"pixel data truncated: {rows}x{cols} needs {need} bytes, file has {len(data)}", field="PixelData", offset=HEADER_SIZE)
         ds = Dataset()
@@ -202,15 +201,11 @@ class VisionIma:
             ds.SeriesNumber = rec["study_number"]  # Siemens numbers series by the study (antodc)
 
     def _pixels(self, ds: Dataset, rec: Record, raw: bytes) -> None:
-        ds.Rows, ds.Columns = rec["rows"], rec["columns"]
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        stored, high = rec["bits_stored"], rec["high_bit"]
-        if not (0 < stored <= 16 and high == stored - 1):
-            stored, high = 12, 11  # dicom3tools' vsntopgm uses maxval 4095
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, stored, high
-        ds.PixelRepresentation = 1 if rec["pixel_representation"] == 1 else 0
-        ds.add_new(0x7FE00010, "OW", np.frombuffer(raw, dtype=">u2").astype("<u2").tobytes())
+        stored = rec["bits_stored"]
+        if not (0 < stored <= 16 and rec["high_bit"] == stored - 1):
+            stored = 12  # dicom3tools' vsntopgm uses maxval 4095
+        put_image_pixel(ds, rec["rows"], rec["columns"], np.frombuffer(raw, dtype=">u2").astype("<u2").tobytes(),
+                        bits_stored=stored, signed=rec["pixel_representation"] == 1)
 
     def _kind(self, ds: Dataset, rec: Record, notes: list[str]) -> None:
         """SOP class, modality details and geometry; SC when geometry cannot be stated."""
@@ -238,9 +233,7 @@ class VisionIma:
             return
         ds.SOPClassUID = MR_IMAGE_STORAGE if modality == "MR" else CT_IMAGE_STORAGE
         ds.Laterality = None  # type 2C: the header does not say (empty = unknown)
-        ds.PixelSpacing = [values.decimal_string(v) for v in spacing]
-        set_geometry(ds, geometry)
-        ds.PatientOrientation = acrgeometry.labels(geometry[1])
+        put_plane(ds, *geometry, spacing, labels=True)
 
     def _identity(self, ds: Dataset) -> dict[str, tuple[str, ...]]:
         def get(*keywords: str) -> tuple[str, ...]:

@@ -22,9 +22,10 @@ from pydicom.tag import BaseTag
 
 from gateway.dicom import values as acrvalues
 from gateway.formats.tagstream.dictionary import Entry, private_entry, standard_entry
-from gateway.formats.tagstream.stream import PIXEL_DATA, ByteOrder, Element, Stream, tag_str
+from gateway.formats.tagstream.stream import ByteOrder, Element, Stream, tag_str
 from gateway.errors import DecodeError
 from gateway.formats.tagstream.packed12 import packed_length, unpack12
+from gateway.dicom.pixels import Dimension, image_bytes, put_image_pixel
 from gateway.formats.engine.fieldtable import put
 
 TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UI", "UT", "UC", "UR"})
@@ -39,6 +40,7 @@ _SPECIFIC_CHARACTER_SET = 0x00080005
 _PLANES = 0x00280012
 _COMPRESSION_CODE = 0x00280060
 _IMAGE_LOCATION = 0x00280200
+_ROWS, _COLUMNS = 0x00280010, 0x00280011
 _ILLEGAL_PRIVATE_GROUPS = {0x0001, 0x0003, 0x0005, 0x0007, 0xFFFF}
 _STRIPPED = frozenset({"DA", "TM", "CS", "AS", "UI"})  # private values of these are trimmed and conformed
 
@@ -235,6 +237,9 @@ def _conform_standard(elem: Element, vr: str, value: Any, out: Converted) -> tup
     for v in value:
         if vr in ("LO", "SH", "ST", "LT", "PN", "AE"):
             v = v.strip() if vr in ("LO", "SH", "PN", "AE") else v.rstrip()
+            if acrvalues.forbidden_controls(vr).search(v):
+                out.notes.append(f"{tag_str(elem.tag)} control characters {vr} does not allow: made spaces")
+                v = acrvalues.forbidden_controls(vr).sub(" ", v)
             if len(v) > acrvalues.MAX_LENGTH[vr]:
                 out.notes.append(f"{tag_str(elem.tag)} value longer than {vr} allows: truncated")
                 out.truncated[elem.tag] = v
@@ -370,32 +375,27 @@ def _pixel_module(stream: Stream, out: Converted, pixel: Element, order: ByteOrd
     compression = out.retired.get(_COMPRESSION_CODE)
     if compression and str(compression[0]).strip().upper() not in ("", "NONE"):
         raise DecodeError(f"ACR-NEMA compressed pixel data ({compression[0]!r}) is not supported", field="CompressionCode")
-    for keyword in ("Rows", "Columns"):
-        if not isinstance(ds.get(keyword), int) or ds.get(keyword) <= 0:
-            raise DecodeError(f"{keyword} missing or zero", field=keyword)
+    where = {e.tag: e.offset for e in stream.elements if e.tag in (_ROWS, _COLUMNS)}
+    rows = Dimension(ds.get("Rows"), "Rows", where.get(_ROWS))
+    cols = Dimension(ds.get("Columns"), "Columns", where.get(_COLUMNS))
     recognition = out.retired.get(_RECOGNITION_CODE) or [""]
     if str(recognition[0]).startswith("ACRNEMA_LIBIDO"):  # LIBIDO wrote them swapped (3.2)
-        ds.Rows, ds.Columns = ds.Columns, ds.Rows
-    rows, cols = ds.Rows, ds.Columns
+        rows, cols = cols, rows
     if ds.get("SamplesPerPixel", 1) != 1:
         raise DecodeError(f"Samples per Pixel {ds.SamplesPerPixel}: only single-sample images are supported", field="SamplesPerPixel")
-    allocated = _bits_allocated(ds, pixel.length, rows * cols)
+    image_bytes(rows, cols, 16)  # the one size check, before anything is allocated
+    count = rows.value * cols.value
+    allocated = _bits_allocated(ds, pixel.length, count)
     stored = ds.get("BitsStored") or (12 if allocated == 12 else allocated)
     high = ds.get("HighBit")
     if not isinstance(high, int) or high >= max(allocated, 16) or high < 0:
         high = stored - 1
     if stored > 16 or stored < 1 or high >= 16:
         raise DecodeError(f"Bits Stored {stored} / High Bit {high} not supported", field="BitsStored")
-    pixels = _read_pixels(stream.data, pixel, rows * cols, allocated, order, out)
-    put(ds, "SamplesPerPixel", 1)
-    if not ds.get("PhotometricInterpretation"):
-        put(ds, "PhotometricInterpretation", "MONOCHROME2")
-    put(ds, "BitsAllocated", 16 if allocated in (12, 16) else 8)
-    put(ds, "BitsStored", stored)
-    put(ds, "HighBit", high)
-    if ds.get("PixelRepresentation") not in (0, 1):
-        put(ds, "PixelRepresentation", 0)
-    ds.add(element(PIXEL_DATA, "OW" if ds.BitsAllocated == 16 else "OB", pixels))
+    pixels = _read_pixels(stream.data, pixel, count, allocated, order, out)
+    put_image_pixel(ds, rows.value, cols.value, pixels, bits_allocated=16 if allocated in (12, 16) else 8,
+                    bits_stored=stored, high_bit=high, signed=ds.get("PixelRepresentation") == 1,
+                    photometric=ds.get("PhotometricInterpretation") or "MONOCHROME2")
     out.pixel_offset = pixel.offset
 
 

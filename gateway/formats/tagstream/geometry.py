@@ -16,12 +16,11 @@ Three sources, most trustworthy first (acr-nema.md 8.3, siemens-spi.md 6):
 
 from __future__ import annotations
 
+from gateway.dicom.geometry import letter_direction
 from gateway.dicom.vectors import Vector, cross, dot, scale, sub, unit, vec
 
 Geometry = tuple[list[float], list[float]]  # (Image Position (Patient), Image Orientation (Patient))
 
-_AXIS = {"L": (1.0, 0.0, 0.0), "R": (-1.0, 0.0, 0.0), "P": (0.0, 1.0, 0.0), "A": (0.0, -1.0, 0.0),
-         "H": (0.0, 0.0, 1.0), "F": (0.0, 0.0, -1.0)}
 
 
 def check_orientation(iop: list[float]) -> list[float]:
@@ -71,20 +70,11 @@ def from_retired(position: list[float], orientation: list[float], patient_positi
 
 def from_labels(patient_orientation: list[str], slice_location: float) -> Geometry:
     """Orthogonal plane from Patient Orientation letters; position along the normal only."""
-    if len(patient_orientation) != 2 or any(len(x) != 1 or x not in _AXIS for x in patient_orientation):
+    axes = [letter_direction(x) if len(x) == 1 else None for x in patient_orientation]
+    if len(axes) != 2 or None in axes:
         raise ValueError("Patient Orientation does not name an orthogonal plane")
-    row, col = _AXIS[patient_orientation[0]], _AXIS[patient_orientation[1]]
+    row, col = axes
     normal = cross(row, col)
     if not any(normal):
         raise ValueError("Patient Orientation names the same axis twice")
     return list(scale(normal, slice_location)), check_orientation([*row, *col])
-
-
-def labels(iop: list[float]) -> list[str]:
-    """The main-axis letters of the row and column directions (for Patient Orientation)."""
-    out = []
-    for v in (iop[:3], iop[3:]):
-        axis = max(range(3), key=lambda i: abs(v[i]))
-        letter = "LPH"[axis] if v[axis] > 0 else "RAF"[axis]
-        out.append(letter)
-    return out

@@ -19,6 +19,7 @@ from gateway.formats.tagstream import geometry as acrgeometry
 from gateway.dicom import values as acrvalues
 from gateway.formats.tagstream.convert import Converted
 from gateway.dicom.iods import SECONDARY_CAPTURE_STORAGE
+from gateway.dicom.geometry import patient_orientation, put_plane
 from gateway.formats.engine.fieldtable import put
 
 _IMAGE_POSITION = 0x00200030
@@ -116,14 +117,8 @@ def _geometry(conv: Converted) -> None:
             conv.notes.append("no image geometry in the source: written as Secondary Capture")
         put(ds, "SOPClassUID", SECONDARY_CAPTURE_STORAGE)
         return
-    set_geometry(ds, geometry)
+    put_plane(ds, *geometry)
     _check_labels(conv, geometry[1])
-
-
-def set_geometry(ds: Dataset, geometry: acrgeometry.Geometry) -> None:
-    position, orientation = geometry
-    put(ds, "ImagePositionPatient", [acrvalues.decimal_string(round(v, 6)) for v in position])
-    put(ds, "ImageOrientationPatient", [acrvalues.decimal_string(round(v, 8)) for v in orientation])
 
 
 def _retired_geometry(conv: Converted) -> acrgeometry.Geometry | None:
@@ -162,8 +157,8 @@ def _label_geometry(conv: Converted) -> acrgeometry.Geometry | None:
 def _check_labels(conv: Converted, iop: list[float]) -> None:
     labels = conv.dataset.get("PatientOrientation")
     if labels and len(labels) == 2:
-        expected = acrgeometry.labels(iop)
-        if [str(x)[:1] for x in labels] != expected:
+        expected = patient_orientation(iop)
+        if [str(x)[:1] for x in labels] != [x[:1] for x in expected]:
             conv.notes.append(f"Patient Orientation {list(labels)} disagrees with the image orientation ({expected})")
 
 

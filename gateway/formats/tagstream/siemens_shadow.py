@@ -16,13 +16,12 @@ from typing import Any
 from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
 
-from gateway.formats.tagstream import geometry as acrgeometry
-
 from gateway.dicom import values as acrvalues
+from gateway.dicom.geometry import put_plane
+from gateway.formats.engine.fieldtable import put
+from gateway.formats.tagstream import geometry as acrgeometry
 from gateway.formats.tagstream.convert import Converted
 from gateway.formats.tagstream.dictionary import PRIVATE
-from gateway.formats.tagstream.mapping import set_geometry
-from gateway.formats.engine.fieldtable import put
 
 CMS = "SIEMENS CM VA0  CMS"
 MR_GEN = "SIEMENS MR VA0  GEN"
@@ -87,16 +86,38 @@ def _geometry(conv: Converted) -> None:
     except (ValueError, AttributeError) as exc:
         conv.notes.append(f"Siemens private geometry unusable: {exc}")
         return
-    if "ImagePositionPatient" in ds and "ImageOrientationPatient" in ds:
-        # The scanner's own DICOM geometry is kept as written; say when it differs.
-        try:
-            own = [float(v) for v in ds.ImagePositionPatient]
-        except (TypeError, ValueError):
-            own = []
-        if len(own) == 3 and max(abs(a - b) for a, b in zip(own, geometry[0])) > 1e-3:
-            conv.notes.append("Image Position (Patient) differs from Siemens' private image centre by up to half a pixel")
+    if "ImagePositionPatient" in ds and "ImageOrientationPatient" in ds and not _same_plane(conv, geometry):
         return
-    set_geometry(ds, geometry)
+    put_plane(ds, *geometry)
+
+
+def _same_plane(conv: Converted, geometry: acrgeometry.Geometry) -> bool:
+    """Whether the file's own Image Position/Orientation (Patient) describe the plane of the
+    private geometry; a stored position off by half a pixel is then replaced.
+
+    The Vision SPI sample holds both: its (0020,0032) lies exactly half the field of view
+    (N/2 pixels) from Siemens' image centre, i.e. at the outer corner of the image, while its
+    retired (0020,0030) and MINC's (N-1)/2 rule give the centre of the first pixel, which is
+    what DICOM defines (PS3.3 C.7.6.2.1.1; siemens-spi.md 6). So a file with and without a stored position gets
+    the same one. A stored orientation that differs is another plane (a modified image):
+    then the file's own geometry is kept as written.
+    """
+    ds = conv.dataset
+    try:
+        own_position = [float(v) for v in ds.ImagePositionPatient]
+        own_orientation = [float(v) for v in ds.ImageOrientationPatient]
+    except (TypeError, ValueError):
+        return True
+    position, orientation = geometry
+    if len(own_orientation) != 6 or max(abs(a - b) for a, b in zip(own_orientation, orientation)) > 1e-3:
+        conv.notes.append("Image Orientation (Patient) differs from Siemens' private geometry: the file's own kept")
+        return False
+    if len(own_position) == 3:
+        shift = max(abs(a - b) for a, b in zip(own_position, position))
+        if shift > 1e-3:
+            conv.notes.append(f"stored Image Position (Patient) is {shift:.4f} mm from the first pixel's centre "
+                              "computed from Siemens' image centre (siemens-spi.md 6): the centre written")
+    return True
 
 
 def _slice_location(conv: Converted) -> None:
