@@ -67,22 +67,34 @@ def _blocks(n: int) -> int:
 def ge9800(rng: random.Random, index: int, opts: SimOptions) -> SimFile:
     if opts.compression not in (None, 0) or opts.variant not in (None, "disk"):
         raise ValueError("GE 9800 files have one encoding (the byte code) and one variant (disk)")
+    # Exam and series values repeat for every image of the exam / series (index // 12 and
+    # (index // 4) % 3), drawn from generators keyed by the run and the exam / series.
+    if "_ge9800_run" not in opts.extra:
+        opts.extra["_ge9800_run"] = rng.getrandbits(32)
+    run = opts.extra["_ge9800_run"]
+    exam_number = 1000 + index // 12
+    exam_rng = random.Random(f"{run}/{exam_number}")
+    (year, month, day), year_field = exam_rng.choice(_DATES)
+    hour, minute = exam_rng.randint(7, 18), exam_rng.randint(0, 58)
+    station = exam_rng.choice([1, 2, 7])
+    position = (exam_rng.choice([1, 1, 1, 2]), exam_rng.choice([2, 2, 2, 1, 3, 4]))
+    patient = exam_rng.randint(1, 999)
+    series = 1 + (index // 4) % 3
+    series_rng = random.Random(f"{run}/{exam_number}/{series}")
+    series_group = series_rng.choice([3, 3, 4, 5])
+    series_size = series_rng.choice([256, 256, 320, 512])
+    fov = series_rng.choice([250.0, 350.0, 480.0])
+
     kind = rng.choice(_KINDS)
     scout = kind == "scout"
-    group_type = 2 if scout else rng.choice([3, 3, 4, 5])
+    group_type = 2 if scout else series_group
     file_type = {"scout": 2, "retro": 3, "screensave": 5}.get(kind, 1)
     if scout:
         rows, cols, use_map = rng.choice([256, 400]), rng.choice([368, 512]), False
     else:
-        rows = cols = rng.choice([256, 256, 320, 512])
+        rows = cols = series_size
         use_map = rng.random() < 0.8
     layout = rng.choice(["defaults", "explicit", "moved"])
-    (year, month, day), year_field = rng.choice(_DATES)
-    hour, minute = rng.randint(7, 18), rng.randint(0, 59)
-    exam_number = 1000 + index // 12
-    station = rng.choice([1, 2, 7])
-    position = (rng.choice([1, 1, 1, 2]), rng.choice([2, 2, 2, 1, 3, 4]))
-    fov = rng.choice([250.0, 350.0, 480.0])
 
     # Pixels: the phantom (12-bit stored values; 1024 is water), 0 outside the round field.
     stored = phantom(rng, rows, cols).astype(np.int64)
@@ -115,7 +127,7 @@ def ge9800(rng: random.Random, index: int, opts: SimOptions) -> SimFile:
     g = HeaderWriter(buf, c98.GLOBAL, 0, b" ")
     g["membership_id"] = "9800"
     g["revision"], g["format_code"], g["user_revision"] = "A3", "IM", "01"
-    g["created_mdyhms"] = (month, day, year_field, hour, minute + 1 if minute < 59 else 0, 12)
+    g["created_mdyhms"] = (month, day, year_field, hour, minute + 1, 12)
     g["station_id"] = station
     g["file_name"] = f"{exam_number:05d}{index % 1000:03d}.YV"
     g["global_pointer"] = 1
@@ -132,8 +144,8 @@ def ge9800(rng: random.Random, index: int, opts: SimOptions) -> SimFile:
     e["station_id"] = station
     e["exam_number"] = exam_number
     e["exam_number_text"] = str(exam_number)
-    e["patient_id"] = f"SIM{index % 7:05d}"
-    e["patient_name"] = f"SIMULATED^PATIENT{index % 7}"
+    e["patient_id"] = f"SIM{patient:05d}"
+    e["patient_name"] = f"SIMULATED^PATIENT{patient}"
     e["referring"] = "SIM^REFERRER"
     e["hospital"] = "SIMULATED HOSPITAL"
     e["diagnostician"] = "SIM^READER"
@@ -145,8 +157,7 @@ def ge9800(rng: random.Random, index: int, opts: SimOptions) -> SimFile:
     e["source_detector_mm"], e["source_centre_mm"] = 1099.0, 630.0
 
     i = HeaderWriter(buf, c98.IMAGE1, at["image1"], b" ")
-    series = 1 + (index // 4) % 5
-    image_number = 1 + index % 40
+    image_number = 1 + index % 12
     i["revision"] = "A3"
     i["station_id"], i["exam_number"] = station, exam_number
     i["group_type"], i["group_number"] = group_type, series
@@ -177,7 +188,7 @@ def ge9800(rng: random.Random, index: int, opts: SimOptions) -> SimFile:
     i["target_x_centre"], i["target_y_centre"] = (12.5, -30.0) if off else (0.0, 0.0)
     i["target_mag"] = 1.0
     i["window"], i["level"] = rng.choice([(400, 40), (2000, 300), (-1, 0)])
-    i["recon_mdyhms"] = (month, day, year_field, hour, minute + 1 if minute < 59 else minute, 2)
+    i["recon_mdyhms"] = (month, day, year_field, hour, minute + 1, 2)
     i["use_map"] = 1 if use_map else 2
     i["pixel_size_mm"] = fov / cols
     i["file_type"] = file_type
