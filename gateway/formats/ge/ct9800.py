@@ -255,6 +255,8 @@ def decode_pixels(data: bytes, h: Headers) -> np.ndarray:
     """The rows x cols raster of 12-bit stored values (uint16)."""
     left, width = _spans(data, h)
     values = px.decode_stream(memoryview(data), h.data_at, int(width.sum()), h.data_end)
+    if h.map_at is None:
+        return values.reshape(h.rows, h.cols)
     return px.scatter(values, left, width, h.rows, h.cols)
 
 

@@ -11,6 +11,9 @@ tilted and off-centre reconstructions and screen saves (Secondary Capture); 256/
 matrices with and without the line map; pointers left 0 (the defaults, both group-type
 layouts), written out, or moved (exam and image header swapped, a gap before the pixels);
 all four patient positions and both entries; year fields 86-99, 100, 0 and 1.
+
+Options (``extra``): ``kind`` (axial, retro, scout, tilted, offcentre, screensave), ``size``
+(the matrix of non-scout images) and ``map`` (True/False: the line map), for benchmarks.
 """
 
 from __future__ import annotations
@@ -86,14 +89,20 @@ def ge9800(rng: random.Random, index: int, opts: SimOptions) -> SimFile:
     fov = series_rng.choice([250.0, 350.0, 480.0])
 
     kind = rng.choice(_KINDS)
+    kind = opts.extra.get("kind", kind)  # drawn first either way: the same seed, the same rest
+    if kind not in _KINDS:
+        raise ValueError(f"GE 9800 kinds: {', '.join(sorted(set(_KINDS)))}")
     scout = kind == "scout"
     group_type = 2 if scout else series_group
     file_type = {"scout": 2, "retro": 3, "screensave": 5}.get(kind, 1)
     if scout:
         rows, cols, use_map = rng.choice([256, 400]), rng.choice([368, 512]), False
     else:
-        rows = cols = series_size
+        rows = cols = int(opts.extra.get("size", series_size))
         use_map = rng.random() < 0.8
+        use_map = bool(opts.extra.get("map", use_map))
+        if not 0 < rows <= c98.MAX_DIM:
+            raise ValueError(f"matrix size {rows} is outside 1-{c98.MAX_DIM}")
     layout = rng.choice(["defaults", "explicit", "moved"])
 
     # Pixels: the phantom (12-bit stored values; 1024 is water), 0 outside the round field.
