@@ -321,9 +321,11 @@ def test_identified_by_content():
     assert formats.identify(bytes(vector_file())).name == NAME
     for sim in _sims(3, seed=94):
         assert formats.identify(sim.data).name == NAME
+        assert formats.object_length(sim.data + b"\0" * 100) == len(sim.data)  # serial lines cut by it
         for other in formats.decoders():
             if other.name != NAME:
                 assert not other.identify(sim.data), other.name
+                assert getattr(other, "length", lambda d: None)(sim.data) is None, other.name
     b = vector_file()
     b[194:196] = struct.pack(">h", 256)  # the constant 512 is not there
     assert not formats.get(NAME).identify(bytes(b))
