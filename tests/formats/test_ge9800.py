@@ -280,7 +280,8 @@ def test_truncated_stream_without_block_count():
 
 
 def test_truncated_headers():
-    assert (_error(vector_file()[:700]).field, _error(vector_file()[:700]).offset) == ("exam_pointer", 68)
+    err = _error(vector_file()[:700])
+    assert (err.field, err.offset) == ("exam_pointer", 68)
     err = _error(vector_file()[:1300])
     assert (err.field, err.offset) == ("image1_pointer", 70)
 

@@ -75,7 +75,7 @@ GLOBAL = Table("global header", size=BLOCK, fields=[
 EXAM = Table("exam header", size=BLOCK, fields=[
     F(0,   "char[2]",  "revision",       "SoftwareVersions"),
     F(2,   "int16_be", "system_number"),
-    F(4,   "int16_be", "station_id",     To("StationName", str)),
+    F(4,   "int16_be", "station_id",     To("StationName", lambda v: str(v) if v > 0 else None)),
     F(6,   "int16_be", "exam_number",    To("StudyID", str)),
     F(8,   "char[14]", "exam_number_text", Used("identity")),
     F(22,  "char[12]", "patient_id",     "PatientID"),
@@ -212,16 +212,11 @@ def _part(glob: Record, n: int, name: str, default: int, need: int) -> int:
 
 def _shape(image: Record) -> tuple[int, int]:
     """(rows, cols): views x detectors for scouts, image size squared otherwise (notes 3.2)."""
-    if image["file_type"] == 2:
-        (rows, rname), (cols, cname) = (image["views_per_scan"], "views_per_scan"), \
-            (image["detectors_per_view"], "detectors_per_view")
-    else:
-        rows = cols = image["image_size"]
-        rname = cname = "image_size"
-    for value, name in ((rows, rname), (cols, cname)):
-        if not 0 < value <= MAX_DIM:
-            raise image.error(name, f"{value} is not a plausible image dimension")
-    return rows, cols
+    names = ("views_per_scan", "detectors_per_view") if image["file_type"] == 2 else ("image_size", "image_size")
+    for name in names:
+        if not 0 < image[name] <= MAX_DIM:
+            raise image.error(name, f"{image[name]} is not a plausible image dimension")
+    return image[names[0]], image[names[1]]
 
 
 def read_headers(data: bytes) -> Headers:
@@ -405,7 +400,7 @@ def _map(ds: Elements, h: Headers, stored: np.ndarray, notes: list[str]) -> None
     put(ds, "Manufacturer", MANUFACTURER)
     put(ds, "ManufacturerModelName", "CT 9800")
     put(ds, "Laterality", None)  # 2C; the header names no body part or side
-    if not exam["station_id"] and h.glob["station_id"]:
+    if exam["station_id"] <= 0 < h.glob["station_id"]:
         put(ds, "StationName", str(h.glob["station_id"]))
     for (date_kw, time_kw), values in ((("StudyDate", "StudyTime"), _exam_mdyhms(exam)),
                                        (("AcquisitionDate", "AcquisitionTime"), image["scan_mdyhms"]),
