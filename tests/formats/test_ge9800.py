@@ -14,11 +14,13 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from gateway import formats
 from gateway.dicom.iods import CT_IMAGE_STORAGE, SECONDARY_CAPTURE_STORAGE
 from gateway.dicom.normalize import normalize
 from gateway.errors import DecodeError, UnknownFormat
+from gateway.formats.ge import ct9800_pixels
 from gateway.simulate import SimOptions, formats as sim_formats, generate
 from tests.support.peers import dciodvfy_errors
 
@@ -95,6 +97,25 @@ def read_per_notes(data: bytes) -> dict:
         "window": (_i16(data, image + 320), _i16(data, image + 322)),
         "pointers": [_i16(data, 68 + 2 * k) for k in range(5)],
     }
+
+
+def codes_per_notes(stream: bytes, count: int) -> list[int] | None:
+    """Notes 4, one byte at a time: the ``count`` pixel values, or None if the bytes run out."""
+    out, pos, p = [], 0, 0
+    for _ in range(count):
+        if pos >= len(stream):
+            return None
+        b0 = stream[pos]
+        pos += 1
+        if b0 & 0x80:
+            p += (b0 - 256) if b0 & 0x40 else (b0 & 0x3F)
+        else:
+            if pos >= len(stream):
+                return None
+            p = (b0 << 8) | stream[pos]
+            pos += 1
+        out.append(p & 0x0FFF)
+    return out
 
 
 def _year(field: int) -> int:
@@ -186,6 +207,24 @@ def test_length_by_block_count_and_by_walking_the_codes():
         assert len(data) - 512 < end <= len(data)
         assert decoder.length(bytes(no_count[:end - 1])) > end - 1  # a prefix asks for more
         assert np.array_equal(_hu(_convert(bytes(no_count[:end]))), theirs["hu"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300), st.integers(min_value=1, max_value=200), st.sampled_from([0x00, 0x40, 0x80, 0xC0]))
+def test_byte_code_equals_the_notes_on_any_bytes(raw, count, bias):
+    """The vectorised code-start search against the plain loop, on streams rich in the runs
+    of bytes below 0x80 that make it hard (``bias`` sets the top two bits of half the bytes)."""
+    stream = bytes(b | bias if i % 2 else b for i, b in enumerate(raw))
+    expected = codes_per_notes(stream, count)
+    if expected is None:
+        with pytest.raises(DecodeError):
+            ct9800_pixels.decode_stream(stream, 0, count, len(stream))
+        assert ct9800_pixels.stream_length(stream, 0, count) is None
+    else:
+        assert ct9800_pixels.decode_stream(stream, 0, count, len(stream)).tolist() == expected
+        size = ct9800_pixels.stream_length(stream, 0, count)
+        assert codes_per_notes(stream[:size], count) == expected
+        assert codes_per_notes(stream[:size - 1], count) is None
 
 
 # --------------------------------------------------------------------------- the notes' vectors

@@ -82,9 +82,9 @@ def _is_start(stream: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _first_codes(data: memoryview | bytes, offset: int, count: int,
-                 limit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(stream, first bytes of its first ``count`` codes, positions of the absolute codes
-    among them); the stream ends at ``limit`` at most."""
+                 limit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(stream, first bytes of its first ``count`` codes, which of those codes are absolute,
+    where in the stream those begin); the stream ends at ``limit`` at most."""
     if offset < 0 or offset > limit:
         raise DecodeError("pixel data starts outside the file", field="pixel data", offset=offset)
     end = min(limit, offset + 2 * count)  # a code is at most 2 bytes
@@ -95,10 +95,11 @@ def _first_codes(data: memoryview | bytes, offset: int, count: int,
         raise DecodeError(f"pixel data ends after {first.size} of {count} pixels", field="pixel data",
                           offset=offset + stream.size)
     first = first[:count]
-    absolute = absolute[:int(np.count_nonzero(first < 0x80))]  # those among the first ``count``
+    at = np.flatnonzero(first < 0x80)
+    absolute = absolute[:at.size]  # those among the first ``count`` codes
     if absolute.size and absolute[-1] + 1 >= stream.size:
         raise DecodeError("pixel data ends inside its last code", field="pixel data", offset=offset + int(absolute[-1]))
-    return stream, first, absolute
+    return stream, first, at, absolute
 
 
 def decode_stream(data: memoryview | bytes, offset: int, count: int, limit: int) -> np.ndarray:
@@ -106,10 +107,9 @@ def decode_stream(data: memoryview | bytes, offset: int, count: int, limit: int)
     ``limit``; DecodeError naming "pixel data" and the byte where the stream ran out."""
     if count == 0:
         return np.zeros(0, dtype=np.uint16)
-    stream, first, absolute = _first_codes(data, offset, count, limit)
+    stream, first, at, absolute = _first_codes(data, offset, count, limit)
     delta = _deltas(first)
-    if absolute.size:
-        at = np.flatnonzero(first < 0x80)
+    if at.size:
         delta[at] = 0
         value = (stream.take(absolute).astype(np.int32) << 8) | stream.take(absolute + 1)
         # P just before each absolute code, from the running sums of the deltas between
@@ -129,7 +129,7 @@ def stream_length(data: memoryview | bytes, offset: int, count: int) -> int | No
     if count <= 0:
         return 0 if count == 0 else None
     try:
-        stream, first, _ = _first_codes(data, offset, count, len(data))
+        stream, _, _, _ = _first_codes(data, offset, count, len(data))
     except DecodeError:
         return None
     last = int(np.flatnonzero(_is_start(stream)[0])[count - 1])
