@@ -241,8 +241,8 @@ def read_headers(data: bytes) -> Headers:
 def _spans(data: bytes, h: Headers) -> tuple[np.ndarray, np.ndarray]:
     if h.map_at is None:
         return np.zeros(h.rows, dtype=np.intp), np.full(h.rows, h.cols, dtype=np.intp)
-    record = map_table(h.rows).read(data, h.map_at)
-    half = np.array(record["half_lengths"], dtype=np.intp)
+    map_table(h.rows).read(data, h.map_at)  # bounds checked by the table (a DecodeError naming the field)
+    half = np.frombuffer(data, dtype=">i2", count=h.rows, offset=h.map_at)  # the field, without a tuple of ints
     return px.spans(half, h.cols, h.map_at)
 
 
@@ -356,6 +356,9 @@ _AXIAL_IOP = {
     "HFS": (1, 0, 0, 0, 1, 0), "HFP": (-1, 0, 0, 0, -1, 0), "FFS": (-1, 0, 0, 0, 1, 0), "FFP": (1, 0, 0, 0, -1, 0),
     "HFDL": (0, -1, 0, 1, 0, 0), "HFDR": (0, 1, 0, -1, 0, 0), "FFDL": (0, 1, 0, 1, 0, 0), "FFDR": (0, -1, 0, -1, 0, 0),
 }
+# DS values made once (DSfloat is immutable; formatting one costs more than the lookup).
+_IOP_DS = {position: tuple(ds_number(v) for v in iop) for position, iop in _AXIAL_IOP.items()}
+_DS_0, _DS_1, _DS_INTERCEPT = ds_number(0), ds_number(1), ds_number(RESCALE_INTERCEPT)
 _IMAGE_TYPE = {
     1: ["ORIGINAL", "PRIMARY", "AXIAL"], 2: ["ORIGINAL", "PRIMARY", "LOCALIZER"],
     3: ["DERIVED", "SECONDARY", "AXIAL"], 4: ["DERIVED", "SECONDARY", "AXIAL"],
@@ -420,7 +423,7 @@ def _map(ds: Elements, h: Headers, stored: np.ndarray, notes: list[str]) -> None
         notes.append(f"Secondary Capture: {why}")
         size = image["pixel_size_mm"]
         if image["file_type"] != 2 and finite(size) and 0 < size < 10:
-            put(ds, "PixelSpacing", [ds_number(size), ds_number(size)])
+            put(ds, "PixelSpacing", [ds_number(size)] * 2)
     _map_ct(ds, image)
     _map_pixels(ds, image, stored)
 
@@ -430,18 +433,18 @@ def _map_plane(ds: Elements, image: Record, position: str, rows: int, cols: int)
     head first (the table moves the patient feet-wards through the plane), + for feet first."""
     size = float(image["pixel_size_mm"])
     iop = _AXIAL_IOP[position]
-    row, col = np.array(iop[:3], float), np.array(iop[3:], float)
     z = float(image["table_location"]) * (-1 if position.startswith("HF") else 1)
-    ipp = np.array([0.0, 0.0, z]) - row * size * (cols - 1) / 2 - col * size * (rows - 1) / 2
-    put(ds, "ImageOrientationPatient", [ds_number(v) for v in iop])
-    put(ds, "ImagePositionPatient", [ds_number(v + 0.0) for v in ipp])
-    put(ds, "PixelSpacing", [ds_number(size), ds_number(size)])
-    put(ds, "GantryDetectorTilt", ds_number(0))
+    half_row, half_col = size * (cols - 1) / 2, size * (rows - 1) / 2
+    ipp = [-iop[k] * half_row - iop[3 + k] * half_col + (z if k == 2 else 0.0) + 0.0 for k in range(3)]
+    put(ds, "ImageOrientationPatient", list(_IOP_DS[position]))
+    put(ds, "ImagePositionPatient", [ds_number(v) for v in ipp])
+    put(ds, "PixelSpacing", [ds_number(size)] * 2)
+    put(ds, "GantryDetectorTilt", _DS_0)
 
 
 def _map_ct(ds: Elements, image: Record) -> None:
-    put(ds, "RescaleIntercept", ds_number(RESCALE_INTERCEPT))
-    put(ds, "RescaleSlope", ds_number(1))
+    put(ds, "RescaleIntercept", _DS_INTERCEPT)
+    put(ds, "RescaleSlope", _DS_1)
     put(ds, "RescaleType", "HU")
     location = image["table_location"]
     if finite(location):

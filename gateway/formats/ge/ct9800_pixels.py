@@ -112,11 +112,9 @@ def decode_stream(data: memoryview | bytes, offset: int, count: int, limit: int)
     if at.size:
         delta[at] = 0
         value = (stream.take(absolute).astype(np.int32) << 8) | stream.take(absolute + 1)
-        # P just before each absolute code, from the running sums of the deltas between
-        # them; the delta put at the code makes one running sum land on its value.
-        segments = np.add.reduceat(delta, np.concatenate(([0], at)), dtype=np.int32)
-        before = np.cumsum(segments, dtype=np.int32)[:-1]  # delta sums up to each code
-        target = value - before  # what the deltas must add at each code, from 0
+        # The deltas' running sum at each absolute code (0 there), then the delta that makes a
+        # second running sum land on the code's value.
+        target = value - np.cumsum(delta, dtype=np.int32).take(at)
         step = target.copy()
         step[1:] -= target[:-1]
         delta[at] = step
