@@ -14,14 +14,16 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway import formats
 from gateway.dicom.iods import CT_IMAGE_STORAGE, SECONDARY_CAPTURE_STORAGE
 from gateway.dicom.normalize import normalize
 from gateway.errors import DecodeError, UnknownFormat
 from gateway.formats.ge import ct9800_pixels
-from gateway.simulate import SimOptions, formats as sim_formats, generate
+from gateway.simulate import SimOptions, generate
+from gateway.simulate import formats as sim_formats
 from tests.support.peers import dciodvfy_errors
 
 NAME = "ge-ct9800"

@@ -21,17 +21,26 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 from pydicom.dataset import Dataset
 
-from gateway.errors import DecodeError
 from gateway.dicom.iods import CT_IMAGE_STORAGE, SECONDARY_CAPTURE_STORAGE
+from gateway.errors import DecodeError
 from gateway.formats import Decoded, DumpRow, register
-from gateway.formats.engine.fieldtable import (Elements, F, Record, Table, To, Used, ds_number, finite, put,
-                                               set_value)
+from gateway.formats.engine.fieldtable import (
+    Elements,
+    F,
+    Record,
+    Table,
+    To,
+    Used,
+    ds_number,
+    finite,
+    put,
+    set_value,
+)
 from gateway.formats.ge import ct9800_pixels as px
 from gateway.formats.ge.signa4x import signa_year
 
@@ -454,9 +463,9 @@ def _map_ct(ds: Elements, image: Record) -> None:
         put(ds, "GantryDetectorTilt", ds_number(tilt))
     seconds = image["scan_time_s"]
     if finite(seconds) and 0 < seconds < 1e5:
-        put(ds, "ExposureTime", int(round(seconds * 1000)))
+        put(ds, "ExposureTime", round(seconds * 1000))
         if 0 < image["ma"]:
-            put(ds, "Exposure", int(round(seconds * image["ma"])))
+            put(ds, "Exposure", round(seconds * image["ma"]))
     scan = [v for v in (image["scan_x_diameter"], image["scan_y_diameter"]) if finite(v) and v > 0]
     if scan:
         put(ds, "DataCollectionDiameter", ds_number(max(scan)))

@@ -27,7 +27,7 @@ import numpy as np
 
 from gateway.errors import DecodeError
 
-__all__ = ["spans", "decode_stream", "stream_length", "scatter"]
+__all__ = ["decode_stream", "scatter", "spans", "stream_length"]
 
 
 def spans(half: np.ndarray, cols: int, offset: int) -> tuple[np.ndarray, np.ndarray]:

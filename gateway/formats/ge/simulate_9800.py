@@ -18,7 +18,6 @@ Options (``extra``): ``kind`` (axial, retro, scout, tilted, offcentre, screensav
 
 from __future__ import annotations
 
-import math
 import random
 
 import numpy as np
@@ -77,7 +76,7 @@ def ge9800(rng: random.Random, index: int, opts: SimOptions) -> SimFile:
     run = opts.extra["_ge9800_run"]
     exam_number = 1000 + index // 12
     exam_rng = random.Random(f"{run}/{exam_number}")
-    (year, month, day), year_field = exam_rng.choice(_DATES)
+    (_year, month, day), year_field = exam_rng.choice(_DATES)
     hour, minute = exam_rng.randint(7, 18), exam_rng.randint(0, 58)
     station = exam_rng.choice([1, 2, 7])
     position = (exam_rng.choice([1, 1, 1, 2]), exam_rng.choice([2, 2, 2, 1, 3, 4]))
