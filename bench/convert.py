@@ -59,6 +59,7 @@ ENTRIES = [
     Entry("ge-genesis raster (heart.1)", _sample("ge_genesis/heart.1")),
     Entry("ge-genesis DPCM+packed 256x256 (simulated)", _simulated("genesis", compression=4)),
     Entry("ge-signa4x 256x256 (simulated)", _simulated("signa4x")),
+    Entry("ge-ct9800 512 byte code + map (simulated)", _simulated("ge9800", extra={"kind": "axial", "size": 512, "map": True})),
     Entry("acr-nema CT 512 (CT-MONO2-12-lomb-an2.acr)", _sample("acr_nema/CT-MONO2-12-lomb-an2.acr")),
     Entry("siemens-spi MR 256 (mr.001)", _sample("siemens_spi_acrnema/mr.001")),
     Entry("acr-nema 512 big-endian (simulated)", _simulated("acrnema", byte_order="big", extra={"size": 512})),

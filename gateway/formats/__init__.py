@@ -41,6 +41,7 @@ _FORMAT_MODULES: list[str] = [
     "gateway.formats.siemens.vision_ima",
     "gateway.formats.ge.genesis",
     "gateway.formats.ge.signa4x",
+    "gateway.formats.ge.ct9800",
 ]
 
 

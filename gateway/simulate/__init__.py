@@ -18,6 +18,7 @@ _FORMAT_MODULES: list[str] = [
     "gateway.formats.tagstream.simulate",
     "gateway.formats.siemens.simulate",
     "gateway.formats.ge.simulate",
+    "gateway.formats.ge.simulate_9800",
 ]
 
 
