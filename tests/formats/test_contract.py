@@ -35,6 +35,8 @@ SIMULATED: dict[str, list[tuple[str, SimOptions]]] = {
     "ge-genesis": [("genesis", SimOptions(variant=variant, compression=code))
                    for variant in ("disk", "tape", "aw") for code in (0, 1, 2, 3, 4)],
     "ge-signa4x": [("signa4x", SimOptions(variant=variant)) for variant in ("disk", "tape")],
+    "ge-ct9800": [("ge9800", SimOptions(extra={"size": 256, "kind": kind})) for kind in ("axial", "scout", "tilted")]
+    + [("ge9800", SimOptions(extra={"size": 256, "map": False}))],
 }
 
 # Real samples per decoder: folders of shared/samples.
