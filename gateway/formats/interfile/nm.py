@@ -87,7 +87,6 @@ def apply(ds: Dataset, header: Header, lay: Layout, nm_kind: str, notes: list[st
         vectors["TimeSlotVector"] = _repeat(windows, [i + 1 for size in groups for i in range(size)])
         counts["NumberOfRRIntervals"] = len(groups)
         counts["NumberOfTimeSlots"] = max(groups)
-        put(ds, "BeatRejectionFlag", "N")
     elif nm_kind == "TOMO":
         vectors["RotationVector"] = [1] * n
         vectors["AngularViewVector"] = _repeat(windows, list(range(1, per_window + 1)))
@@ -95,7 +94,8 @@ def apply(ds: Dataset, header: Header, lay: Layout, nm_kind: str, notes: list[st
         _rotation(ds, header, per_window)
     elif nm_kind == "RECON TOMO":
         vectors = {"SliceVector": list(range(1, n + 1))}
-        counts = {"NumberOfSlices": n}
+        counts = {"NumberOfSlices": n, "NumberOfRotations": 1}
+        put(ds, "RotationInformationSequence", Sequence())  # type 2: the acquisition is not described
         _reconstruction(ds, header)
     for keyword, vector in vectors.items():
         put(ds, keyword, vector)
@@ -109,6 +109,11 @@ def apply(ds: Dataset, header: Header, lay: Layout, nm_kind: str, notes: list[st
                     "PatientOrientationCodeSequence", "PatientGantryRelationshipCodeSequence", "AcquisitionContextSequence"):
         put(ds, keyword, Sequence())
     put(ds, "CountsAccumulated", None)
+    if nm_kind == "STATIC":  # type 1C for static images; 0 where the header states no duration
+        duration = _ms(header.number("image duration (sec)"))
+        if duration is None:
+            notes.append("image duration (sec) not given: Actual Frame Duration 0")
+        put(ds, "ActualFrameDuration", duration or 0)
 
 
 def _int(text: str) -> int | None:
