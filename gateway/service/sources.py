@@ -23,12 +23,17 @@ DRIVERS: dict[str, str] = {
 def make_driver(source: Source, state_dir: Path | None = None):
     """The driver of ``source``; drivers that keep state (tape journals) get ``state_dir``, and
     drivers that must find where objects end in a byte stream get the formats' length check
-    (``wants_object_length``), so they never guess at a format themselves."""
+    (``wants_object_length``), and drivers with a file system the formats' companion files
+    (``wants_companions``: an Interfile header's data file), so they never guess at a format
+    themselves."""
     module, _, cls = DRIVERS[source.type].partition(":")
     driver = getattr(importlib.import_module(module), cls)
     options = dict(source.options)
     if getattr(driver, "uses_state_dir", False) and state_dir is not None:
         options["state_dir"] = state_dir
+    extra = {}
     if getattr(driver, "wants_object_length", False):
-        return driver.from_options(source.name, options, object_length=formats.object_length)
-    return driver.from_options(source.name, options)
+        extra["object_length"] = formats.object_length
+    if getattr(driver, "wants_companions", False):
+        extra["companions"] = formats.companions
+    return driver.from_options(source.name, options, **extra)
