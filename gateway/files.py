@@ -8,6 +8,7 @@ benchmarks; the folder driver does the same with its own settle rules (``drivers
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ def read_capture(path: Path, source: str, details: dict[str, Any] | None = None)
     parts: dict[str, bytes] = {}
     named = companion_paths(path, data)
     for name, companion in named.items():
-        if companion.resolve() == path.resolve():
+        if _same(companion, path):
             parts[name] = data
         elif companion.is_file():
             parts[name] = companion.read_bytes()
@@ -40,3 +41,8 @@ def claimed_paths(capture: Capture) -> list[Path]:
     own = Path(capture.origin.location).resolve()
     named = (Path(p).resolve() for p in capture.origin.details.get("companions", {}).values())
     return [p for p in named if p != own]
+
+
+def _same(a: Path, b: Path) -> bool:
+    """The same file name (without asking the file system: this is on every file's path)."""
+    return os.path.normpath(os.path.abspath(a)) == os.path.normpath(os.path.abspath(b))

@@ -11,6 +11,7 @@ comment. A trailing ``[n]`` is an index (``energy window lower level [1]``). The
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -111,8 +112,12 @@ def key_label(name: str, index: int | None = None) -> str:
     return name if index is None else f"{name} [{index}]"
 
 
+@functools.lru_cache(maxsize=4)
 def parse(data: bytes) -> Header:
-    """Parse the header at the start of ``data``; ``DecodeError`` if it is not Interfile."""
+    """Parse the header at the start of ``data``; ``DecodeError`` if it is not Interfile.
+
+    Cached: a driver asks for the companions and the decoder then reads the same bytes (the
+    result is never changed by its users)."""
     if not is_interfile(data):
         raise DecodeError("no '!INTERFILE :=' at the start: not an Interfile header", field="!INTERFILE", offset=0)
     end = _text_end(data)

@@ -177,19 +177,20 @@ def _rescaled(v: np.ndarray, data_file: str) -> Pixels:
     """Unsigned 16-bit values q with v ~ q * slope + intercept, |error| <= slope (one quantum)."""
     if v.size == 0:
         return Pixels(b"", signed=False, slope="1", intercept="0")
-    work = v.astype(np.float64)
-    finite = np.isfinite(work)
-    if not finite.all():
-        bad = int(np.argmin(finite))
+    lo, hi = float(v.min()), float(v.max())  # NaN and infinities show here: no separate pass
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        bad = int(np.argmin(np.isfinite(v)))
         raise DecodeError(f"data file {data_file!r} holds a NaN or infinite value at pixel {bad}", field=DATA_FILE,
                           offset=bad * v.dtype.itemsize)
-    lo, hi = float(work.min()), float(work.max())
     intercept_text = values.decimal_string(lo)
     intercept = float(intercept_text)
     span = hi - intercept
     slope_text = values.decimal_string(span / 65535.0) if span > 0 else "1"
     slope = float(slope_text)  # DS keeps 12 digits: the rounding moves no value by a quantum
-    q = np.rint((work - intercept) / slope)
+    q = v.astype(np.float64)  # the one copy; the rest works in place
+    q -= intercept
+    q *= 1.0 / slope
+    np.rint(q, out=q)
     np.clip(q, 0, 65535, out=q)
     return Pixels(q.astype("<u2").tobytes(), signed=False, slope=slope_text, intercept=intercept_text, minimum=lo, maximum=hi)
 
