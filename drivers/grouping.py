@@ -14,7 +14,8 @@ alone this module decides, per settled file:
   ``orphan_time`` for a header to name them, and only then go (to be rejected as an orphan).
 
 A file is read once when it is first judged; a file waiting is not read again until it
-changes or its wait ends.
+changes or its wait ends. One thread uses a ``Grouping``: the one iterating the driver's
+captures, which in the service also delivers the verdicts (``ack``/``reject``).
 """
 
 from __future__ import annotations
@@ -95,7 +96,9 @@ class Grouping:
         paths = [Path(p) for p in capture.origin.details.get("companions", {}).values()]
         self._in_flight.difference_update(paths)
         for path in paths:
-            self._released[path] = _key(path)  # kept in place (after_success: keep): not taken again
+            key = _key(path)
+            if key is not None:  # kept in place (after_success: keep): not taken again
+                self._released[path] = key
         return paths
 
     # -- inside ---------------------------------------------------------------------------

@@ -266,3 +266,10 @@ def test_cli_convert_of_a_header_reads_its_data_file(samples, tmp_path, capsys):
     assert dciodvfy_errors(written) == []
     assert cli.main(["convert", str(tmp_path), "-o", str(tmp_path / "out2")]) == 0  # init.v is its data file, no failure
     assert "init.v: data file of" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("written,taken", [("init.v", "init.v"), ("sub/init.v", "sub/init.v"), ("C:\\scans\\init.v", "init.v"),
+                                           ("/data/pet/init.v", "init.v"), ("../../etc/passwd", "passwd")])
+def test_the_data_file_is_looked_for_beside_the_header_only(written, taken):
+    header = f"!INTERFILE :=\nname of data file := {written}\n!END OF INTERFILE :=\n".encode()
+    assert formats.companions(header) == [taken]

@@ -43,7 +43,6 @@ _TEXT_TARGETS = {
     "datadescription": "SeriesDescription",
     "originalinstitution": "InstitutionName",
     "originatingsystem": "ManufacturerModelName",
-    "radiopharmaceutical": "",
 }
 _USED = {
     "patientdob": "PatientBirthDate", "patientsex": "PatientSex", "studydate": "StudyDate",
@@ -58,8 +57,9 @@ _USED = {
 def data_file_name(header: Header) -> str | None:
     """The data file as a path relative to the header, or None when the header names none.
 
-    Backslashes are taken as separators; a drive letter or an absolute path is reduced to its
-    last component, since the writing machine's folders do not exist here."""
+    Backslashes are taken as separators; a drive letter, an absolute path or a path leading out
+    of the header's folder is reduced to its last component: the writing machine's folders do
+    not exist here, and a header must not make a reader take files from elsewhere."""
     name = header.text(DATA_FILE).strip().strip('"').strip()
     if not name or name.upper() == "<NULL>":
         return None
@@ -67,12 +67,14 @@ def data_file_name(header: Header) -> str | None:
     if posixpath.isabs(name) or (len(name) > 1 and name[1] == ":"):
         name = posixpath.basename(name)
     name = posixpath.normpath(name)
+    if name == ".." or name.startswith("../"):
+        name = posixpath.basename(name)
     return name if name not in (".", "..", "") else None
 
 
 class Interfile:
     name = "interfile"
-    description = "Interfile 3.3 header with its data file (nuclear medicine, PET; STIR and Siemens headers)"
+    description = "Interfile 3.3 header and data file (NM, PET; STIR and Siemens headers)"
     priority = 20
 
     def identify(self, data: bytes) -> bool:
@@ -118,8 +120,9 @@ class Interfile:
 
     def _common(self, ds: Dataset, header: Header, lay: Layout, px: Pixels, modality: str) -> None:
         for key, keyword in _TEXT_TARGETS.items():
-            if keyword:
-                set_value(ds, keyword, header.text(key))
+            value = header.text(key)
+            if value.lower() not in ("unknown", "<null>"):
+                set_value(ds, keyword, value)
         put(ds, "Modality", modality)
         set_value(ds, "Manufacturer", _manufacturer(header))
         for keys, keyword in ((("study date", "study date (yyyy:mm:dd)"), "StudyDate"), (("patient dob",), "PatientBirthDate")):
@@ -193,12 +196,8 @@ def _modality(header: Header) -> str:
 
 
 def _manufacturer(header: Header) -> str:
-    system = header.text("originating system").strip()
-    if header.find("SMS-MI header name space"):
-        return "SIEMENS"
-    if header.text("version of keys").upper().startswith("STIR"):
-        return "STIR"
-    return "" if system.lower() in ("", "unknown") else ""
+    """SIEMENS for the scanner's own headers (their ``%SMS-MI`` keys); 3.3 names no manufacturer."""
+    return "SIEMENS" if header.find("SMS-MI header name space") else ""
 
 
 def _patient_position(header: Header) -> str | None:

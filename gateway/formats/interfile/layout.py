@@ -40,6 +40,7 @@ class Layout:
     dtype: np.dtype
     offset: int
     labels: tuple[str, ...]
+    keys: tuple[str, ...] = ()  # the header key of each size, for messages
 
     @property
     def columns(self) -> int:
@@ -58,18 +59,22 @@ class Layout:
         return math.prod(self.sizes) * self.dtype.itemsize
 
 
-def layout(header: Header, frames_hint: int | None = None) -> Layout:
+def layout(header: Header, frames_hint: tuple[int, str] | None = None) -> Layout:
     """The layout the header states; ``DecodeError`` naming the key that is missing or wrong.
 
     ``frames_hint`` is the image count of headers that give only two matrix sizes (3.3 NM
     headers count images with type-specific keys)."""
     sizes = _sizes(header)
+    keys = tuple(key_label("matrix size", i + 1) for i in range(len(sizes)))
     if frames_hint is not None and len(sizes) == 2:
-        sizes = sizes + (frames_hint,)
+        count, key = frames_hint
+        if count <= 0:
+            raise DecodeError(f"{key} := {count} is not a positive count", field=key, offset=header.offset_of(key))
+        sizes, keys = sizes + (count,), keys + (key,)
     dtype = _dtype(header)
     offset = _offset(header)
     labels = tuple(header.text("matrix axis label", index=i + 1) for i in range(len(sizes)))
-    result = Layout(sizes, dtype, offset, labels)
+    result = Layout(sizes, dtype, offset, labels, keys)
     if result.rows > MAX_EDGE or result.columns > MAX_EDGE:
         raise DecodeError(f"matrix {result.columns} x {result.rows} is larger than DICOM allows", field="matrix size [1]",
                           offset=header.offset_of("matrix size", index=1))
@@ -133,7 +138,7 @@ def _offset(header: Header) -> int:
 
 def check_size(header: Header, lay: Layout, data_file: str, available: int) -> None:
     """The data file must hold exactly the pixels the header describes after its offset."""
-    keys = " x ".join(f"matrix size [{i + 1}] ({n})" for i, n in enumerate(lay.sizes))
+    keys = " x ".join(f"{key} ({n})" for key, n in zip(lay.keys, lay.sizes))
     need = lay.nbytes
     have = available - lay.offset
     if have != need:

@@ -39,24 +39,23 @@ def kind(header: Header) -> str | None:
     return data if data in ("STATIC", "DYNAMIC", "GATED") else None
 
 
-def frames_hint(header: Header, nm_kind: str | None) -> int | None:
-    """How many images a header with only two matrix sizes holds (3.3 counts them per study kind)."""
+def frames_hint(header: Header, nm_kind: str | None) -> tuple[int, str] | None:
+    """How many images a header with only two matrix sizes holds, and the key that says so
+    (3.3 counts them per study kind)."""
     total = header.integer("total number of images")
     if total is not None:
-        return total
-    if nm_kind == "DYNAMIC":
-        counts = [_int(e.value) for e in header.every("number of images this frame group")]
-        return sum(counts) if counts and all(c is not None for c in counts) else None
-    if nm_kind == "GATED":
-        counts = [_int(e.value) for e in header.every("number of images in window")]
-        return sum(counts) if counts and all(c is not None for c in counts) else None
-    if nm_kind == "TOMO":
-        return header.integer("number of projections")
-    if nm_kind == "RECON TOMO":
-        return header.integer("number of slices")
+        return total, "total number of images"
+    if nm_kind in ("DYNAMIC", "GATED"):
+        key = "number of images this frame group" if nm_kind == "DYNAMIC" else "number of images in window"
+        counts = [_int(e.value) for e in header.every(key)]
+        return (sum(counts), key) if counts and all(c is not None for c in counts) else None  # type: ignore[arg-type]
+    for kind_, key in (("TOMO", "number of projections"), ("RECON TOMO", "number of slices")):
+        if nm_kind == kind_:
+            n = header.integer(key)
+            return (n, key) if n is not None else None
     if nm_kind == "STATIC":
         per = header.integer("number of images/energy window", "number of images")
-        return per * _windows(header) if per is not None else None
+        return (per * _windows(header), "number of images/energy window") if per is not None else None
     return None
 
 
