@@ -112,19 +112,20 @@ def key_label(name: str, index: int | None = None) -> str:
     return name if index is None else f"{name} [{index}]"
 
 
-@functools.lru_cache(maxsize=4)
 def parse(data: bytes) -> Header:
-    """Parse the header at the start of ``data``; ``DecodeError`` if it is not Interfile.
-
-    Cached: a driver asks for the companions and the decoder then reads the same bytes (the
-    result is never changed by its users)."""
+    """Parse the header at the start of ``data``; ``DecodeError`` if it is not Interfile."""
     if not is_interfile(data):
         raise DecodeError("no '!INTERFILE :=' at the start: not an Interfile header", field="!INTERFILE", offset=0)
-    end = _text_end(data)
+    return _parse_text(data[:_text_end(data)])
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_text(text: bytes) -> Header:
+    """Cached by the header text alone (never the data after it): a driver asks for the
+    companions and the decoder then reads the same header; nobody changes the result."""
     entries: list[Entry] = []
     offset = 0
-    text = data[:end]
-    length = end
+    length = len(text)
     for raw in text.splitlines(keepends=True):
         line_offset, offset = offset, offset + len(raw)
         line = raw.decode("latin-1").split(";", 1)[0].strip()
