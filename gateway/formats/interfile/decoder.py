@@ -114,7 +114,7 @@ class Interfile:
         if use_nm:
             nm.apply(ds, header, lay, kind, notes)
         else:
-            self._secondary_capture(ds, header, lay, px, modality)
+            self._secondary_capture(ds, lay, px)
         values.ready_to_write(ds)
         return Decoded(ds, self.name, identity=_identity(header, data), vendor_header=data[: header.length], notes=notes)
 
@@ -152,7 +152,7 @@ class Interfile:
         put(ds, "PixelData", px.data, vr="OW")
         put(ds, "InstanceNumber", 1)
 
-    def _secondary_capture(self, ds: Dataset, header: Header, lay: Layout, px: Pixels, modality: str) -> None:
+    def _secondary_capture(self, ds: Dataset, lay: Layout, px: Pixels) -> None:
         put(ds, "SOPClassUID", MULTIFRAME_WORD_SC)
         put(ds, "ConversionType", "WSD")
         put(ds, "ImageType", ["DERIVED", "SECONDARY"])
