@@ -9,6 +9,9 @@ conversion at most 2x the floor, for every format; the issues name the GE DPCM s
 ACR-NEMA and SPI samples).
 
 Adding a format is one more ``Entry`` in ``ENTRIES`` (a name and a function returning the bytes).
+An object of several files (an Interfile header and its data file) gives ``companions``: each
+copy then has its own data file, which the floor reads too and the conversion reads the way
+``convert`` does (``gateway.files.read_capture``: the header names it).
 
     python bench/convert.py [--copies 200] [--only NAME] [--repeat 3]
 """
@@ -29,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gateway import formats  # noqa: E402
 from gateway.dicom.normalize import SiteRules, normalize  # noqa: E402
+from gateway.files import read_capture  # noqa: E402
 
 SAMPLES = next((p / "shared" / "samples" for p in Path(__file__).resolve().parents
                 if (p / "shared" / "samples").is_dir()), Path("shared/samples"))
@@ -39,6 +43,7 @@ class Entry:
     name: str
     source: Callable[[], bytes]
     target_ratio: float | None = 2.0  # issues #6 and #7: every format at most 2x the floor
+    companions: Callable[[], dict[str, bytes]] | None = None  # data file name in the header -> bytes
 
 
 def _sample(relative: str) -> Callable[[], bytes]:
@@ -54,6 +59,15 @@ def _simulated(fmt: str, **options) -> Callable[[], bytes]:
     return make
 
 
+def _interfile(header: str) -> tuple[Callable[[], bytes], float, Callable[[], dict[str, bytes]]]:
+    path = SAMPLES / "interfile" / "stir" / header
+
+    def companions() -> dict[str, bytes]:
+        return {name: (path.parent / name).read_bytes() for name in formats.companions(path.read_bytes()) or []}
+
+    return (lambda: path.read_bytes()), 2.0, companions
+
+
 ENTRIES = [
     Entry("ge-genesis DPCM (E07733S002I009.MR)", _sample("ge_genesis/E07733S002I009.MR")),
     Entry("ge-genesis raster (heart.1)", _sample("ge_genesis/heart.1")),
@@ -67,18 +81,37 @@ ENTRIES = [
     Entry("acr-nema 512 packed 12-bit BE (simulated)", _simulated("acrnema", byte_order="big", variant="packed12", extra={"size": 512})),
     Entry("somatom-plus 512 (simulated)", _simulated("somatom-plus", extra={"size": 512})),
     Entry("vision-ima 256 (simulated)", _simulated("vision-ima", extra={"size": 256})),
+    Entry("interfile PET 60x60x31 float (init.hv+.v)", *_interfile("examples/recon_demo/init.hv")),
 ]
 
 
 def _convert(path: Path, out: Path, rules: SiteRules) -> None:
-    data = path.read_bytes()
-    ds = normalize(formats.decode(data), rules, origin=str(path))
+    capture = read_capture(path, "bench")  # the object and the companion files it names
+    ds = normalize(formats.decode(capture.data, capture.parts), rules, origin=str(path))
     ds.save_as(out / f"{path.name}.dcm", enforce_file_format=True)
 
 
-def _floor(path: Path, out: Path, finished) -> None:
-    path.read_bytes()
-    finished.save_as(out / f"{path.name}.dcm", enforce_file_format=True)
+def _floor(paths: list[Path], out: Path, finished) -> None:
+    for p in paths:
+        p.read_bytes()
+    finished.save_as(out / f"{paths[0].name}.dcm", enforce_file_format=True)
+
+
+def _copies(entry: Entry, data: bytes, src: Path, copies: int) -> list[list[Path]]:
+    """Per copy, its files (the object first); a companion is renamed per copy in the header."""
+    parts = entry.companions() if entry.companions else {}
+    result = []
+    for i in range(copies):
+        body, files = data, []
+        for name, blob in parts.items():
+            own = f"copy{i:04d}-{name}"
+            body = body.replace(name.encode(), own.encode())
+            files.append(src / own)
+            files[-1].write_bytes(blob)
+        main = src / f"copy{i:04d}"
+        main.write_bytes(body)
+        result.append([main] + files)
+    return result
 
 
 def run_entry(entry: Entry, copies: int, repeat: int) -> tuple[float, float, float]:
@@ -93,21 +126,20 @@ def run_entry(entry: Entry, copies: int, repeat: int) -> tuple[float, float, flo
         src, out_floor, out_conv = Path(tmp) / "in", Path(tmp) / "floor", Path(tmp) / "conv"
         for d in (src, out_floor, out_conv):
             d.mkdir()
-        paths = [src / f"copy{i:04d}" for i in range(copies)]
-        for p in paths:
-            p.write_bytes(data)
-        finished = normalize(formats.decode(data), rules, origin="bench")  # also warms caches
+        groups = _copies(entry, data, src, copies)
+        first = read_capture(groups[0][0], "bench")
+        finished = normalize(formats.decode(first.data, first.parts), rules, origin="bench")  # also warms caches
         floors, converts, ratios = [], [], []
-        for p in paths:  # one uncounted round: file cache, allocator and CPU warmed alike
-            _floor(p, out_floor, finished)
-            _convert(p, out_conv, rules)
+        for g in groups:  # one uncounted round: file cache, allocator and CPU warmed alike
+            _floor(g, out_floor, finished)
+            _convert(g[0], out_conv, rules)
         for _ in range(repeat):
             floor = convert = 0.0
-            for p in paths:
+            for g in groups:
                 t0 = time.perf_counter()
-                _floor(p, out_floor, finished)
+                _floor(g, out_floor, finished)
                 t1 = time.perf_counter()
-                _convert(p, out_conv, rules)
+                _convert(g[0], out_conv, rules)
                 t2 = time.perf_counter()
                 floor += t1 - t0
                 convert += t2 - t1

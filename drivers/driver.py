@@ -16,7 +16,7 @@ from gateway.capture import Capture
 
 # Every member a driver class must have (the switches come with ``Driver`` itself).
 _METHODS = ("from_options", "start", "stop", "captures", "ack", "reject", "defer")
-_SWITCHES = ("uses_state_dir", "wants_object_length")
+_SWITCHES = ("uses_state_dir", "wants_object_length", "wants_companions")
 
 
 class Driver(Protocol):
@@ -32,6 +32,9 @@ class Driver(Protocol):
     # The service passes ``object_length=`` (the decoder registry's length check) to
     # ``from_options``: for drivers that must find where objects end in a byte stream.
     wants_object_length: ClassVar[bool] = False
+    # The service passes ``companions=`` (the registry's companion-file names): for drivers with
+    # a file system, so an object of several files (an Interfile pair) is taken together.
+    wants_companions: ClassVar[bool] = False
 
     name: str
 

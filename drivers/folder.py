@@ -7,6 +7,10 @@ the folder only after the pipeline's verdict: ``ack`` (instance durable in the s
 to ``done/`` (or deletes or keeps it), ``reject`` moves it to ``quarantine/`` beside a
 ``.reason.txt``. inotify is the default; shares (NFS, CIFS) need the polling observer because
 changes made by other hosts raise no inotify events.
+
+Objects of several files (an Interfile header and its data file) are grouped by
+``drivers.grouping`` with a callable the service gives (``companions``): the group is taken
+once every file of it has settled and leaves the folder as one, on ack or reject.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
 from drivers.driver import Driver
+from drivers.grouping import Companions, Grouping
 from gateway.capture import Capture, Origin
 
 log = logging.getLogger("drivers.folder")
@@ -42,6 +47,8 @@ class _Seen:
 
 
 class FolderDriver(FileSystemEventHandler, Driver):
+    wants_companions = True  # the service passes ``companions`` (gateway.formats.companions)
+
     def __init__(
         self,
         name: str,
@@ -53,6 +60,8 @@ class FolderDriver(FileSystemEventHandler, Driver):
         after_success: str = "move",
         done_dir: str | Path | None = None,
         quarantine_dir: str | Path | None = None,
+        orphan_time: float = 60.0,
+        companions: Companions | None = None,
     ):
         super().__init__()
         self.name = name
@@ -69,10 +78,11 @@ class FolderDriver(FileSystemEventHandler, Driver):
         self._lock = threading.Lock()
         self._changed = threading.Event()
         self._observer = None
+        self._groups = Grouping(companions, orphan_time) if companions is not None else None
 
     @classmethod
-    def from_options(cls, name: str, options: dict) -> "FolderDriver":
-        return cls(name, **options)
+    def from_options(cls, name: str, options: dict, companions: Companions | None = None) -> "FolderDriver":
+        return cls(name, **options, companions=companions)
 
     # -- watching -------------------------------------------------------------------------
 
@@ -134,10 +144,11 @@ class FolderDriver(FileSystemEventHandler, Driver):
         last_scan = time.monotonic()
         tick = max(0.05, min(self.poll_interval, self.settle_time or self.poll_interval) / 2)
         while not stop.is_set():
-            for path in self._ready():
+            ready = self._ready()
+            for path in ready:
                 if stop.is_set():
                     return
-                capture = self._read(path)
+                capture = self._read(path) if self._groups is None else self._groups.take(path, ready, self)
                 if capture is not None:
                     yield capture
             if time.monotonic() - last_scan > RESCAN_INTERVAL:
@@ -190,6 +201,8 @@ class FolderDriver(FileSystemEventHandler, Driver):
     # -- verdicts -------------------------------------------------------------------------
 
     def ack(self, capture: Capture, sop_instance_uid: str) -> None:
+        for companion in self._companions(capture):  # the files of a group leave together
+            self._after_success(companion)
         path = Path(capture.origin.details["path"])
         if self.after_success == "delete":
             _remove(path)
@@ -209,7 +222,31 @@ class FolderDriver(FileSystemEventHandler, Driver):
     def defer(self, capture: Capture) -> None:
         """Nothing to do: the file stays in the folder, and the next full scan offers it again."""
 
+    def _after_success(self, path: Path) -> None:
+        """What ``after_success`` does to a companion file (the header's own line logs the group)."""
+        if self.after_success == "delete":
+            _remove(path)
+        elif self.after_success == "move":
+            _move(path, self.done_dir / path.relative_to(self.path))
+        else:
+            try:
+                st = path.stat()
+                self._kept[path] = (st.st_size, st.st_mtime_ns)
+            except FileNotFoundError:
+                pass
+
+    def _companions(self, capture: Capture) -> list[Path]:
+        """The other files of ``capture``'s group (none for a single file)."""
+        return self._groups.release(capture) if self._groups is not None else []
+
     def reject(self, capture: Capture, reason: str) -> None:
+        companions = self._companions(capture)
+        for companion in companions:
+            _move(companion, self.quarantine_dir / companion.relative_to(self.path))
+        if companions:
+            reason += "\nwith: " + ", ".join(str(p.relative_to(self.path)) for p in companions)
+        if "orphan" in capture.origin.details:
+            reason += f"\norphan: {capture.origin.details['orphan']}"
         path = Path(capture.origin.details["path"])
         dest = _move(path, self.quarantine_dir / capture.origin.location)
         if dest is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Mapping, Protocol
 
 
 @dataclass(frozen=True)
@@ -32,10 +32,17 @@ class Origin:
 
 @dataclass(frozen=True)
 class Capture:
-    """The bytes of one object as the medium delimited it; no format is assumed."""
+    """The bytes of one object as the medium delimited it; no format is assumed.
+
+    ``parts`` holds the companion files an object of several files needs (an Interfile
+    header's data file), keyed by the name the object gives them, relative to it; a driver
+    that reads them gets their names from the formats (``gateway.formats.companions``) and
+    releases them together with ``data`` on ack or reject.
+    """
 
     data: bytes
     origin: Origin
+    parts: Mapping[str, bytes] = field(default_factory=dict)
 
     @property
     def size(self) -> int:

@@ -76,6 +76,8 @@ SOURCE_OPTIONS: dict[str, dict[str, Spec]] = {
         "after_success": Str(default="move", choices=("move", "delete", "keep")),
         "done_dir": Str(),
         "quarantine_dir": Str(),
+        "orphan_time": Duration(default=60.0, minimum=0.0,
+                                doc="how long a file no format claims waits for a header naming it as its data file"),
     },
     "serial": {
         "port": Str(required=True, doc="device (/dev/ttyUSB0) or pyserial URL (rfc2217://host:port)"),

@@ -15,9 +15,10 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-from gateway.capture import Capture, Origin
 from gateway.commands.common import load_or_report
-from gateway.errors import DecodeError
+from gateway.errors import DecodeError, UnknownFormat
+from gateway.capture import Capture
+from gateway.files import claimed_paths, read_capture
 from gateway.dicom.normalize import SiteRules
 from gateway.pipeline import convert
 
@@ -46,8 +47,13 @@ def _files(inputs: list[Path]) -> Iterator[Path]:
 
 
 def convert_one(path: Path, output: Path, rules: SiteRules) -> tuple[Path, str]:
-    """Convert one file; returns (written path, format name). Raises DecodeError / OSError."""
-    capture = Capture(path.read_bytes(), Origin("convert", str(path), {"file": str(path)}))
+    """Convert one file (with the companion files it names); returns (written path, format name).
+    Raises DecodeError / OSError."""
+    return convert_capture(read_capture(path, "convert", {"file": str(path)}), output, rules)
+
+
+def convert_capture(capture: Capture, output: Path, rules: SiteRules) -> tuple[Path, str]:
+    """Convert one capture read from a file (``gateway.files.read_capture``) and write it."""
     ds, fmt = convert(capture, rules)  # the service's own path: identify, decode, normalise
     target = output / f"{ds.SOPInstanceUID}.dcm"
     tmp = target.with_suffix(".part")
@@ -80,9 +86,19 @@ def run(args: argparse.Namespace) -> int:
         return 2
     args.output.mkdir(parents=True, exist_ok=True)
     done = failed = 0
+    unknown: list[tuple[Path, str]] = []  # judged at the end: a data file is not a failure
+    claimed: dict[Path, Path] = {}  # companion file -> the file that named it
     for path in _files(args.inputs):
+        if path.resolve() in claimed:
+            print(f"{path}: data file of {claimed[path.resolve()]}")
+            continue
         try:
-            target, fmt = convert_one(path, args.output, rules)
+            capture = read_capture(path, "convert", {"file": str(path)})
+            for companion in claimed_paths(capture):
+                claimed.setdefault(companion, path)
+            target, fmt = convert_capture(capture, args.output, rules)
+        except UnknownFormat as exc:
+            unknown.append((path, str(exc)))
         except DecodeError as exc:
             failed += 1
             print(f"{path}: FAILED: {exc}", file=sys.stderr)
@@ -92,6 +108,13 @@ def run(args: argparse.Namespace) -> int:
         else:
             done += 1
             print(f"{path}: {fmt} -> {target}")
+    for path, reason in unknown:
+        owner = claimed.get(path.resolve())
+        if owner is not None:
+            print(f"{path}: data file of {owner}")
+            continue
+        failed += 1
+        print(f"{path}: FAILED: {reason}", file=sys.stderr)
     if done + failed == 0:
         print("no input files found", file=sys.stderr)
         return 1

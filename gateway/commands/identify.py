@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from gateway import formats
+from gateway.files import companion_paths
 
 NAME = "identify"
 HELP = "name the format of each file (by content, never by name)"
@@ -29,5 +30,11 @@ def run(args: argparse.Namespace) -> int:
             unknown += 1
             print(f"{path}: unknown format ({len(data)} bytes)")
         else:
-            print(f"{path}: {decoder.name} ({decoder.description})")
+            print(f"{path}: {decoder.name} ({decoder.description}){_companions(path, data)}")
     return 1 if unknown else 0
+
+
+def _companions(path: Path, data: bytes) -> str:
+    """`` with data file x.v`` (or ``, data file x.v missing``) for formats of several files."""
+    found = companion_paths(path, data)
+    return "".join(f", data file {name}" + ("" if p.is_file() else " MISSING") for name, p in found.items())

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 from gateway import logs
-from gateway.capture import Capture, Origin
 from gateway.commands.common import add_config_argument, load_or_report
-from gateway.errors import DecodeError
+from gateway.errors import DecodeError, UnknownFormat
+from gateway.files import claimed_paths, read_capture
 from gateway.delivery.forwarder import Forwarder
 from gateway.pipeline import convert
 from gateway.delivery.spool import DEAD, DELIVERED, WAITING, Spool, SpoolBusy
@@ -76,14 +76,22 @@ def _send(args, config, dest: str, spool: Spool, forwarder: Forwarder | None) ->
     results: dict[Path, str] = {}
     uids: dict[Path, str] = {}
     already: set[str] = set()  # the destination had it (or was about to): nothing new queued
+    claimed: set[Path] = set()  # companion files (an Interfile data file) go with the file naming them
     for path in _files(args.paths):
+        if path.resolve() in claimed:
+            results.pop(path, None)
+            continue
         try:
-            data = path.read_bytes()
+            capture = read_capture(path, "send")
         except OSError as exc:
             results[path] = f"cannot read: {exc.strerror}"
             continue
+        claimed.update(claimed_paths(capture))
         try:
-            ds, _fmt = convert(Capture(data, Origin("send", str(path))), config.site)
+            ds, _fmt = convert(capture, config.site)
+        except UnknownFormat as exc:
+            results[path] = f"rejected: {exc}"  # dropped below if a later file names it as its data file
+            continue
         except DecodeError as exc:
             results[path] = f"rejected: {exc}"
             continue
@@ -96,6 +104,8 @@ def _send(args, config, dest: str, spool: Spool, forwarder: Forwarder | None) ->
             already.add(uid)
         elif forwarder is not None:
             forwarder.notify(added.queued)
+    for path in [p for p in results if p.resolve() in claimed]:
+        del results[path]
     deadline = time.monotonic() + args.timeout
     while uids and time.monotonic() < deadline:
         rows = spool.rows(dest, WAITING, list(uids.values()), limit=len(uids))

@@ -12,6 +12,10 @@ from typing import Any
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 SECONDARY_CAPTURE_STORAGE = "1.2.840.10008.5.1.4.1.1.7"
+MULTIFRAME_WORD_SC_STORAGE = "1.2.840.10008.5.1.4.1.1.7.3"
+NM_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.20"
+# IODs without a Frame of Reference module: normalisation derives no Frame of Reference UID.
+WITHOUT_FRAME_OF_REFERENCE = frozenset((SECONDARY_CAPTURE_STORAGE, MULTIFRAME_WORD_SC_STORAGE))
 
 SOP_CLASS_BY_MODALITY = {
     "MR": MR_IMAGE_STORAGE,
@@ -88,10 +92,17 @@ _SC_EQUIPMENT = [("ConversionType", 1, "WSD")]
 # 2C attributes whose conditions a secondary capture of unknown anatomy cannot rule out.
 _SC_IMAGE = [("Laterality", 2, None), ("PatientOrientation", 2, None)]
 
+_MULTIFRAME = [("NumberOfFrames", 1, REQUIRED), ("FrameIncrementPointer", 1, REQUIRED)]
+_GENERAL_SERIES_2C = [("Laterality", 2, None)]  # 2C: a decoder that cannot rule the condition out
+
 _COMMON = _PATIENT + _GENERAL_STUDY + _GENERAL_SERIES + _GENERAL_EQUIPMENT + _GENERAL_IMAGE
 
 IOD_ATTRIBUTES: dict[str, list[tuple[str, int, Any]]] = {
     MR_IMAGE_STORAGE: _COMMON + _FRAME_OF_REFERENCE + _IMAGE_PLANE + _IMAGE_PIXEL + _MR_IMAGE + _SOP_COMMON,
     CT_IMAGE_STORAGE: _COMMON + _FRAME_OF_REFERENCE + _IMAGE_PLANE + _IMAGE_PIXEL + _CT_IMAGE + _SOP_COMMON,
     SECONDARY_CAPTURE_STORAGE: _COMMON + _SC_EQUIPMENT + _SC_IMAGE + _IMAGE_PIXEL + _SOP_COMMON,
+    MULTIFRAME_WORD_SC_STORAGE: _COMMON + _SC_EQUIPMENT + _SC_IMAGE + _IMAGE_PIXEL + _MULTIFRAME + _SOP_COMMON,
+    NM_IMAGE_STORAGE: _COMMON + _GENERAL_SERIES_2C + _FRAME_OF_REFERENCE + [("PatientOrientation", 2, None)]
+    + _IMAGE_PIXEL + _MULTIFRAME
+    + _SOP_COMMON,
 }

@@ -18,7 +18,8 @@ from gateway import __version__
 from gateway.formats import Decoded
 from gateway.errors import DecodeError
 from gateway.formats.engine.fieldtable import element, put, tag_and_vr
-from gateway.dicom.iods import IOD_ATTRIBUTES, REQUIRED, SECONDARY_CAPTURE_STORAGE, SOP_CLASS_BY_MODALITY
+from gateway.dicom.iods import (IOD_ATTRIBUTES, REQUIRED, SECONDARY_CAPTURE_STORAGE, SOP_CLASS_BY_MODALITY,
+                                WITHOUT_FRAME_OF_REFERENCE)
 from gateway.dicom.uids import derive_uid, is_valid_uid
 
 IMPLEMENTATION_CLASS_UID = "2.25.226411372716939123385981532934016345105"
@@ -86,7 +87,7 @@ def normalize(decoded: Decoded, rules: SiteRules = SiteRules(), origin: str | No
 
 def _assign_uids(ds: Dataset, decoded: Decoded, root: str, sop_class: str) -> None:
     for keyword, level in _UID_LEVELS.items():
-        if level == "frame_of_reference" and sop_class == SECONDARY_CAPTURE_STORAGE:
+        if level == "frame_of_reference" and sop_class in WITHOUT_FRAME_OF_REFERENCE:
             continue
         if is_valid_uid(str(ds.get(keyword, ""))):
             continue

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
 from pydicom.dataset import Dataset
 
@@ -30,6 +30,7 @@ __all__ = [
     "identify",
     "decode",
     "object_length",
+    "companions",
 ]
 
 # Modules that define formats, in no particular order (priority decides).
@@ -42,6 +43,7 @@ _FORMAT_MODULES: list[str] = [
     "gateway.formats.ge.genesis",
     "gateway.formats.ge.signa4x",
     "gateway.formats.ge.ct9800",
+    "gateway.formats.interfile.decoder",
 ]
 
 
@@ -82,6 +84,11 @@ class Decoder(Protocol):
     ``name`` is unique among formats (logs, ``dump``, the ``format`` of ``Decoded``);
     ``priority`` orders identification (lower first) and breaks no ties between formats that
     claim the same bytes: no format may claim another's files.
+
+    One optional member, ``companions(data: bytes) -> list[str]``, for the formats whose object
+    is several files (Interfile: a header and the data file it names): the names of the other
+    files, relative to this one. Such a decoder's ``decode`` takes them as a second argument,
+    ``parts: Mapping[str, bytes]`` keyed by those names; it never opens a file itself.
     """
 
     name: str
@@ -181,12 +188,36 @@ def identify(data: bytes) -> Decoder | None:
     return None
 
 
-def decode(data: bytes) -> Decoded:
-    """Identify and decode; anything but a clean result becomes a ``DecodeError``."""
+def decode(data: bytes, parts: Mapping[str, bytes] | None = None) -> Decoded:
+    """Identify and decode; anything but a clean result becomes a ``DecodeError``.
+
+    ``parts`` are the companion files' bytes (see ``companions``), for the decoders that take them."""
     decoder = identify(data)
     if decoder is None:
         raise UnknownFormat()
+    if getattr(decoder, "companions", None) is not None:
+        return safe_decode(lambda d: decoder.decode(d, parts or {}), data, decoder.name)
     return safe_decode(decoder.decode, data, decoder.name)
+
+
+def companions(data: bytes) -> list[str] | None:
+    """The other files the object beginning ``data`` needs, as names relative to it.
+
+    For drivers that have a file system (the folder driver, ``convert``, ``send``): ``[]`` when
+    the bytes are a complete object of a known format (or of one that needs nothing else);
+    ``None`` when no format claims them at all, which a driver may read as "perhaps the data
+    file of a header still to come". Cheap for single-file formats; never raises.
+    """
+    decoder = identify(data)
+    if decoder is None:
+        return None
+    ask = getattr(decoder, "companions", None)
+    if ask is None:
+        return []
+    try:
+        return [str(name) for name in ask(data)]
+    except Exception:  # a bad header still decodes (and is rejected with its reason) alone
+        return []
 
 
 def object_length(data: bytes) -> int | None:

@@ -34,11 +34,16 @@ def driver_class(source_type: str) -> type[Driver]:
 def make_driver(source: Source, state_dir: Path | None = None) -> Driver:
     """The driver of ``source``; drivers that keep state (tape journals) get ``state_dir``, and
     drivers that must find where objects end in a byte stream get the formats' length check
-    (``wants_object_length``), so they never guess at a format themselves."""
+    (``wants_object_length``), and drivers with a file system the formats' companion files
+    (``wants_companions``: an Interfile header's data file), so they never guess at a format
+    themselves."""
     driver = driver_class(source.type)
     options = dict(source.options)
     if driver.uses_state_dir and state_dir is not None:
         options["state_dir"] = state_dir
+    extra = {}
     if driver.wants_object_length:
-        return driver.from_options(source.name, options, object_length=formats.object_length)
-    return driver.from_options(source.name, options)
+        extra["object_length"] = formats.object_length
+    if driver.wants_companions:
+        extra["companions"] = formats.companions
+    return driver.from_options(source.name, options, **extra)

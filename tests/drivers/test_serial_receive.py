@@ -43,20 +43,22 @@ def assert_padded(received: bytes, original: bytes, block: int) -> None:
 @pytest.mark.parametrize("sender,check", [("xmodem", "auto"), ("xmodem-1k", "auto"), ("xmodem", "checksum"),
                                           ("xmodem-1k", "crc")])
 def test_xmodem_from_sx_trims_padding_only_where_the_format_measures_the_object(tmp_path, files, sender, check):
-    names = put(tmp_path, files, "mr.001", "heart.1", "scatter_cylinder.hs")
+    names = put(tmp_path, files, "mr.001", "heart.1", "scatter_cylinder.hs", "init.v")
     with PtyLink(tmp_path) as link, Receiving(link, "xmodem", options={"xmodem_check": check}) as rx:
         for name in names:  # XMODEM has no batch: one sx per file
             result = run_peer([*SENDERS[sender], name], link.peer_path, tmp_path)
             assert result.returncode == 0, result.stderr[-300:]
-        rx.wait_for(3)
-    spi, genesis, interfile = (t.capture for t in rx.taken)
-    # SPI: its element lengths say where it ends; Genesis: its header and pixel lengths.
+        rx.wait_for(4)
+    spi, genesis, interfile, raw = (t.capture for t in rx.taken)
+    # SPI: its element lengths say where it ends; Genesis: its header and pixel lengths;
+    # an Interfile header: its END OF INTERFILE line.
     assert spi.data == files["mr.001"] and genesis.data == files["heart.1"]
-    assert "padding trimmed" in spi.origin.details["padding"]
-    assert "padding trimmed" in genesis.origin.details["padding"]
-    # No format measures an Interfile header: delivered as received, padding and all.
-    assert_padded(interfile.data, files["scatter_cylinder.hs"], 1024 if sender == "xmodem-1k" else 128)
-    assert "no format measured" in interfile.origin.details["padding"]
+    assert interfile.data == files["scatter_cylinder.hs"]
+    for capture in (spi, genesis, interfile):
+        assert "padding trimmed" in capture.origin.details["padding"]
+    # No format measures raw data (an Interfile data file): delivered as received, padding and all.
+    assert_padded(raw.data, files["init.v"], 1024 if sender == "xmodem-1k" else 128)
+    assert "no format measured" in raw.origin.details["padding"]
     expected_check = "checksum" if check == "checksum" else "crc"
     assert {t.capture.origin.details["check"] for t in rx.taken} == {expected_check}
 
@@ -230,19 +232,20 @@ def test_raw_stream_is_cut_by_the_formats_own_lengths_and_idle_gaps(tmp_path, fi
     caplog.set_level(logging.INFO, logger="drivers.serial")
     part10 = (samples / "dicom_vendor" / "MR-SIEMENS-DICOM-WithOverlays.dcm").read_bytes()
     interfile = files["scatter_cylinder.hs"]
+    raw = files["init.v"]
     partial = files["OT-MONO2-8-a7.dcm"][:100000]
     with PtyLink(tmp_path) as link, Receiving(link, "raw", options={"idle_gap": 0.6}) as rx:
-        cat_to_line(link, files["mr.001"], part10, files["OT-MONO2-8-a7.dcm"])  # back to back
-        rx.wait_for(3)
-        time.sleep(1.0)
-        cat_to_line(link, interfile)  # no format measures an Interfile header: the gap ends it
+        cat_to_line(link, files["mr.001"], part10, files["OT-MONO2-8-a7.dcm"], interfile)  # back to back
         rx.wait_for(4)
+        time.sleep(1.0)
+        cat_to_line(link, raw)  # no format measures raw data (an Interfile data file): the gap ends it
+        rx.wait_for(5)
         time.sleep(1.0)
         cat_to_line(link, partial)  # the line goes quiet inside a measured object
         time.sleep(1.5)
-    assert rx.data == [files["mr.001"], part10, files["OT-MONO2-8-a7.dcm"], interfile]
+    assert rx.data == [files["mr.001"], part10, files["OT-MONO2-8-a7.dcm"], interfile, raw]
     cuts = [t.capture.origin.details["cut_by"] for t in rx.taken]
-    assert cuts[:3] == ["its format's length"] * 3 and cuts[3].startswith("an idle gap")
+    assert cuts[:4] == ["its format's length"] * 4 and cuts[4].startswith("an idle gap")
     assert f"bytes={len(partial)} reason='partial" in caplog.text
 
 

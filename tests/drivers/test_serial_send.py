@@ -57,7 +57,7 @@ def test_rx_gets_the_file_with_xmodem_padding(tmp_path, protocol):
         # rx acknowledges the EOT and then, exiting, flushes its tty output: on a pseudo-terminal
         # that ACK is often gone before the relay reads it (strace shows write(ACK), TCSBRK,
         # TCFLSH TCIOFLUSH). A real UART sends it during the drain. Only that ACK may be missing.
-        assert result.returncode == 0 or "blocks were acknowledged, the end of transmission was not" in result.stdout
+        assert result.returncode == 0 or "blocks were acknowledged, the end of transmission was not" in result.stderr
         on_line = link.counts["to_peer"]
     got = (inbox / "received.bin").read_bytes()
     block = 1024 if protocol == "xmodem-1k" else 128
@@ -73,7 +73,7 @@ def test_sender_reports_a_refusal(tmp_path):
         rx.wait_for(1)
     assert result.returncode == 1
     assert rx.data == [next(generate("acrnema", 1, SimOptions(), 4)).data]  # trimmed by its own length
-    assert "all 70 blocks were acknowledged, the end of transmission was not" in result.stdout
+    assert "all 70 blocks were acknowledged, the end of transmission was not" in result.stderr
 
 
 def test_raw_sender_objects_are_cut_apart_by_the_gateway(tmp_path):

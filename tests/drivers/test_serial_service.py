@@ -56,7 +56,8 @@ def test_files_sent_over_serial_lines_arrive_in_orthanc(tmp_path, orthanc, sampl
     daemon = Daemon(config, tmp_path).start()
     try:
         wait_until(lambda: daemon.log_text().count("event=port_open") == 3, 30, what="three ports open")
-        # ZMODEM batch: three images, then a file no format knows (refused: the batch fails there).
+        # ZMODEM batch: three images, then an Interfile header whose data file a serial line cannot
+        # bring along (refused naming 'name of data file': the batch fails there).
         z = run_peer([*SENDERS["zmodem"], "mr.001", "E07733S002I009.MR", "OT-MONO2-8-a7.dcm", "notes.hs"],
                      zlink.peer_path, tmp_path, timeout=60)
         assert z.returncode != 0, "the refused file must fail the sender"

@@ -39,13 +39,16 @@ SIMULATED: dict[str, list[tuple[str, SimOptions]]] = {
     + [("ge9800", SimOptions(extra={"size": 256, "map": False}))],
 }
 
-# Real samples per decoder: folders of shared/samples.
+# Real samples per decoder: folders (or files) of shared/samples.
 REAL: dict[str, list[str]] = {
     "dicom": ["dicom_vendor"],
     "dicom-headerless": ["dicom_vendor_nopreamble"],
     "acr-nema": ["acr_nema"],
     "siemens-spi": ["siemens_spi_acrnema"],
     "ge-genesis": ["ge_genesis"],
+    # Interfile headers (their data files are no format of their own: the decoder takes them as parts)
+    "interfile": ["interfile/stir/examples/recon_demo/init.hv", "interfile/stir/examples/recon_demo/smalllong.hs",
+                  "interfile/stir/recon_test_pack/scatter_cylinder.hs"],
 }
 
 CUTS = 30  # evenly spread truncation points per file, besides the header boundary
@@ -72,8 +75,14 @@ def _simulated(name: str) -> tuple[tuple[str, bytes], ...]:
 
 @functools.cache
 def _real(name: str, root: Path) -> tuple[tuple[str, bytes], ...]:
-    return tuple((str(path.relative_to(root)), path.read_bytes())
-                 for folder in REAL.get(name, []) for path in sorted((root / folder).iterdir()) if path.is_file())
+    paths = [path for entry in REAL.get(name, [])
+             for path in ([root / entry] if (root / entry).is_file() else sorted((root / entry).iterdir()))]
+    found = tuple((str(path.relative_to(root)), path.read_bytes()) for path in paths if path.is_file())
+    for label, data in found:
+        names = formats.companions(data) or []
+        if names and all((root / label).with_name(n).is_file() for n in names):
+            _PARTS[data] = {n: (root / label).with_name(n).read_bytes() for n in names}
+    return found
 
 
 @pytest.fixture
@@ -94,10 +103,14 @@ def _cuts(data: bytes, boundary: int) -> list[int]:
     return sorted(n for n in spread | edges if 0 <= n < len(data))
 
 
+_PARTS: dict[bytes, dict[str, bytes]] = {}  # a real header's companion files, by the header's bytes
+
+
 def _header_boundary(decoder: Decoder, data: bytes) -> int:
     """Where the header ends and the pixels begin: the vendor header kept by the decoder, or
     (DICOM, which keeps none) the Pixel Data element's dump row."""
-    decoded = decoder.decode(data)
+    parts = _PARTS.get(data)
+    decoded = formats.decode(data, parts) if parts else decoder.decode(data)
     if decoded.vendor_header:
         assert data.startswith(decoded.vendor_header), "vendor_header must be the file's own leading bytes"
         return len(decoded.vendor_header)

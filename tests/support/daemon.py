@@ -22,7 +22,7 @@ def write_config(path: Path, *, destinations: list[dict], incoming: Path, spool:
                   f"    called_ae: {d.get('aet', 'ANY')}",
                   "    retry: {initial_delay: 200ms, max_delay: 1s}"]
     lines += ["sources:", "  - name: export", "    type: folder", f"    path: {incoming}",
-              f"    settle_time: {settle}", "    poll_interval: 200ms", extra_source,
+              f"    settle_time: {settle}", "    poll_interval: 200ms", "    orphan_time: 1s", extra_source,
               "archive:", "  enabled: false"]
     path.write_text("\n".join(lines) + "\n")
     return path

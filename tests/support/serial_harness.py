@@ -98,5 +98,8 @@ def sample_files(samples: Path) -> dict[str, bytes]:
         "mr.001": samples / "siemens_spi_acrnema" / "mr.001",
         "OT-MONO2-8-a7.dcm": samples / "dicom_vendor_nopreamble" / "OT-MONO2-8-a7_Philips_nopreamble.dcm",
         "scatter_cylinder.hs": samples / "interfile" / "stir" / "recon_test_pack" / "scatter_cylinder.hs",
+        # An Interfile data file: raw floats no format claims or measures (446400 bytes: not a
+        # multiple of 128, so XMODEM padding shows).
+        "init.v": samples / "interfile" / "stir" / "examples" / "recon_demo" / "init.v",
     }
     return {name: path.read_bytes() for name, path in picks.items()}
