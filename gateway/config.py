@@ -66,6 +66,8 @@ SOURCE_OPTIONS: dict[str, dict[str, Spec]] = {
         "after_success": Str(default="move", choices=("move", "delete", "keep")),
         "done_dir": Str(),
         "quarantine_dir": Str(),
+        "max_file_size": Int(default=2 << 30, minimum=1024,
+                             doc="bytes; a larger file is quarantined unread (nothing reads it into memory)"),
     },
     "serial": {
         "port": Str(required=True, doc="device (/dev/ttyUSB0) or pyserial URL (rfc2217://host:port)"),

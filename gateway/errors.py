@@ -33,6 +33,11 @@ class UnknownFormat(DecodeError):
         super().__init__(message)
 
 
+class StorageError(GatewayError):
+    """The spool could not make an instance durable (disk full, permissions, I/O): the capture
+    stays unacknowledged at its source and is offered again later. Never bad input."""
+
+
 class ConfigError(GatewayError):
     """An invalid configuration; ``problems`` lists every one found, each self-contained."""
 

@@ -17,7 +17,7 @@ from gateway.capture import Capture, Origin
 from gateway.commands.run import add_config_argument, load_or_report
 from gateway.errors import DecodeError
 from gateway.delivery.forwarder import Forwarder
-from gateway.pipeline import convert
+from gateway.pipeline import prepare
 from gateway.delivery.spool import DEAD, DELIVERED, WAITING, Spool, SpoolBusy
 
 NAME = "send"
@@ -83,14 +83,15 @@ def _send(args, config, dest: str, spool: Spool, forwarder: Forwarder | None) ->
             results[path] = f"cannot read: {exc.strerror}"
             continue
         try:
-            ds, _fmt = convert(Capture(data, Origin("send", str(path))), config.site)
+            instance = prepare(Capture(data, Origin("send", str(path))), config.site)
         except DecodeError as exc:
             results[path] = f"rejected: {exc}"
             continue
+        ds = instance.dataset
         uid = str(ds.SOPInstanceUID)
         if args.resend:
             spool.purge(dest, [DELIVERED, DEAD], [uid])
-        added = spool.add(ds, [dest], source="send", origin=str(path))
+        added = spool.add_bytes(instance.data, ds, [dest], source="send", origin=str(path))
         uids[path] = uid
         if not added.queued:
             already.add(uid)
