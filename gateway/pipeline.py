@@ -12,10 +12,12 @@ failure (``OSError`` or SQLite's) leaves a capture unacknowledged, for the drive
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 from dataclasses import dataclass, field
 from typing import Callable
 
+from pydicom.datadict import keyword_for_tag
 from pydicom.dataset import Dataset
 
 from gateway import formats
@@ -53,13 +55,42 @@ def prepare(capture: Capture, rules: SiteRules = SiteRules()) -> Instance:
         raise DecodeError(f"{decoded.format}: cannot build a valid instance: {type(exc).__name__}: {exc}") from exc
     fmt = decoded.format
     del decoded  # the vendor bytes and pixels: only the instance is kept from here on
+    _refuse_misplaced_groups(ds)
     try:
         data = encode(ds)
     except MemoryError:
         raise DecodeError("cannot encode the instance: too large") from None
     except Exception as exc:  # noqa: BLE001 - pydicom refuses the dataset: this capture's fault
-        raise DecodeError(f"cannot encode the instance as a DICOM file: {type(exc).__name__}: {exc}") from exc
+        raise _encode_error(exc) from exc
     return Instance(ds, data, fmt)
+
+
+_MISPLACED = {0x0000: "Command Set", 0x0002: "File Meta Information"}
+
+
+def _refuse_misplaced_groups(ds: Dataset) -> None:
+    """A Command Set or File Meta element inside the data set (a damaged group number reads
+    as one) cannot be written into a DICOM file: name it rather than let pydicom refuse."""
+    for tag in ds.keys():
+        if tag.group in _MISPLACED:
+            raise DecodeError(f"a {_MISPLACED[tag.group]} element {tag} inside the data set cannot be written "
+                              "into a DICOM file", field=str(tag))
+
+
+_TAG_IN_MESSAGE = re.compile(r"\(([0-9A-Fa-f]{4}),([0-9A-Fa-f]{4})\)")
+
+
+def _encode_error(exc: Exception) -> DecodeError:
+    """pydicom's refusal as a one-line reason naming the element. Only the first line is
+    kept: pydicom appends a traceback and the element with its value (which may be a
+    patient's name) to some of its messages."""
+    first = (str(exc).splitlines() or [""])[0]
+    match = _TAG_IN_MESSAGE.search(first)
+    name = None
+    if match:
+        tag = int(match.group(1) + match.group(2), 16)
+        name = keyword_for_tag(tag) or f"({match.group(1)},{match.group(2)})"
+    return DecodeError(f"cannot encode the instance as a DICOM file: {type(exc).__name__}: {first}", field=name)
 
 
 def convert(capture: Capture, rules: SiteRules = SiteRules()) -> tuple[Dataset, str]:

@@ -21,7 +21,6 @@ import struct
 import time
 import tracemalloc
 import warnings
-from pathlib import Path
 
 import pydicom
 import pytest
@@ -31,6 +30,7 @@ from gateway.capture import Capture, Origin
 from gateway.errors import DecodeError
 from gateway.formats.tagstream.stream import read_stream
 from gateway.pipeline import prepare
+from tests.support.poison import POISON
 from tests.support.samples import SAMPLES
 
 SAMPLE_DIRS = ("dicom_vendor", "dicom_vendor_nopreamble", "ge_genesis", "siemens_spi_acrnema", "acr_nema")
@@ -163,29 +163,6 @@ def test_every_decoder_on_every_seed_returns_or_raises_decode_error(decoder, tra
 # -- regressions found by the fuzzer on the unfixed code -------------------------------------
 
 
-def _dicom_group_set(sample: str, tag: int, group: int) -> bytes:
-    """The sample with the group number of its element ``tag`` (found by pydicom, an
-    independent reader) changed to ``group``: pydicom still reads the file, and writes it no
-    more (Command Set (0000) and File Meta (0002) elements are refused in a data set)."""
-    data = (SAMPLES / sample).read_bytes()
-    start = 132 if data[128:132] == b"DICM" else 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ds = pydicom.dcmread(io.BytesIO(data), force=True)
-    assert tag in ds
-    at = data.index(struct.pack("<HH", tag >> 16, tag & 0xFFFF), start)
-    return data[:at] + struct.pack("<H", group) + data[at + 2:]
-
-
-def _spi_with_matrix_over_65535() -> bytes:
-    """The SPI sample with its Fourier lines (0019,1220, text "000210") set to "070000": the
-    Acquisition Matrix (US) made of it cannot be written."""
-    data = (SAMPLES / "siemens_spi_acrnema" / "mr.001").read_bytes()
-    lines = read_stream(data).find(0x00191220)
-    assert lines is not None and data[lines.value_offset:lines.end] == b"000210"
-    return data[:lines.value_offset] + b"070000" + data[lines.end:]
-
-
 def _genesis_matrix_below_one() -> tuple[bytes, int]:
     """A simulated Genesis MR file whose acquisition matrix width (dim_x, float32 at image
     header + 42) is 0.25: it rounds to 0 samples, and PixelBandwidth divided by it."""
@@ -196,18 +173,9 @@ def _genesis_matrix_below_one() -> tuple[bytes, int]:
     return bytes(data), field.offset
 
 
-REGRESSIONS = {
-    "Command Set element in the data set": lambda: _dicom_group_set(
-        "dicom_vendor_nopreamble/prostate_Marconi_nopreamble.img", 0x00080020, 0x0000),
-    "File Meta element in the data set": lambda: _dicom_group_set(
-        "dicom_vendor/MR-SIEMENS-DICOM-WithOverlays.dcm", 0x00080020, 0x0002),
-    "SPI header giving a US value over 65535": _spi_with_matrix_over_65535,
-}
-
-
-@pytest.mark.parametrize("case", sorted(REGRESSIONS))
+@pytest.mark.parametrize("case", sorted(POISON))
 def test_found_inputs_are_rejected_with_a_reason(case):
-    data = REGRESSIONS[case]()
+    data = POISON[case]()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(DecodeError) as err:
