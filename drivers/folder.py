@@ -207,8 +207,11 @@ class FolderDriver(FileSystemEventHandler):
         origin = Origin(self.name, rel, {"path": str(path), "size": size, "mtime_ns": st.st_mtime_ns})
         capture = Capture(data, origin)
         if too_large:
-            self.reject(capture, f"file of {size} bytes is larger than max_file_size ({self.max_file_size} "
-                                 "bytes): not read")
+            try:
+                self.reject(capture, f"file of {size} bytes is larger than max_file_size ({self.max_file_size} "
+                                     "bytes): not read")
+            except OSError as exc:  # it stays; the next full look offers it again
+                log.error("event=quarantine_failed source=%s file=%s error=%r", self.name, rel, str(exc))
             return None
         return capture
 

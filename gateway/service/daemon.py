@@ -1,6 +1,10 @@
 """The daemon: every configured source and destination, run until told to stop.
 
-SIGTERM (and SIGINT) let each source finish the capture in hand, stop taking new ones, stop
+Every source's driver is started before readiness is reported: a source that cannot start
+(a folder path that is a file, a spool or folder another run holds) stops the service with one
+clear line and exit status 1, and no ``READY=1``. A source that runs but cannot take captures
+(a serial adapter unplugged) is degraded: logged, in ``STATUS=`` and the metrics, while the
+watchdog is still fed. SIGTERM (and SIGINT) let each source finish the capture in hand, stop taking new ones, stop
 the forwarder and exit 0. SIGHUP reloads the configuration; an invalid new one is refused and
 the old one kept. Under systemd (``Type=notify``) readiness, ``STATUS=`` lines and watchdog
 keep-alives go to ``$NOTIFY_SOCKET``; keep-alives stop if a worker thread has died, so systemd
@@ -199,7 +203,10 @@ class Service:
         return "; ".join(parts) or "idle"
 
     def _log_degraded(self, previous: list[str]) -> list[str]:
-        """Log each change of a source's degraded state once (not every status tick)."""
+        """Log each change of a source's degraded state once (not every status tick), and
+        keep the metric in step."""
+        for runner in self.sources:
+            self.metrics.source_degraded.labels(runner.source.name).set(1 if runner.degraded() else 0)
         now = self._degraded()
         for line in now:
             if line not in previous:
