@@ -286,3 +286,17 @@ def test_an_absent_device_runs_degraded_and_says_so_while_the_watchdog_is_fed(tm
     ready_at = next(i for i, m in enumerate(messages) if "READY=1" in m)
     assert sum("WATCHDOG=1" in m for m in messages[ready_at:]) >= 5
     assert "event=source_degraded source gone degraded" in daemon.log_text()
+
+
+@pytest.mark.parametrize("device, message", [("folder", "is a directory, not a tape drive or tape image"),
+                                             ("/dev/null", "is a character device but not a tape drive")])
+def test_a_tape_device_that_cannot_be_a_tape_fails_to_start(tmp_path, orthanc, device, message):
+    if device == "folder":
+        device = tmp_path / "a-folder"
+        device.mkdir()
+    extra = "\n".join(["  - name: tapes", "    type: tape", f"    device: {device}"])
+    _, _, daemon = _setup(tmp_path, orthanc, extra_source=extra)
+    run = _gateway("run", "-c", daemon.config, timeout=60)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert f"source 'tapes' cannot start: tape device {device} {message}" in run.stderr
+    assert "event=started" not in run.stdout + run.stderr and "Traceback" not in run.stderr
