@@ -49,10 +49,22 @@ def _seeds() -> dict[str, bytes]:
     for fmt in simulate.formats():
         sim = next(simulate.generate(fmt, 1, seed=7))
         seeds[f"simulated/{fmt}"] = sim.data
+    for fmt, label, options in VARIANTS:
+        seeds[f"simulated/{fmt}-{label}"] = next(simulate.generate(fmt, 1, options, seed=7)).data
     return seeds
 
 
+# Encodings the default simulated files do not use: every pixel compression of Genesis, its
+# Advantage Windows layout, and tag streams in the other byte orders and packed 12-bit.
+VARIANTS = [
+    *(("genesis", f"compression{code}", simulate.SimOptions(compression=code)) for code in (0, 1, 2, 3, 4)),
+    ("genesis", "aw", simulate.SimOptions(variant="aw")),
+    ("acrnema", "big", simulate.SimOptions(byte_order="big")),
+    ("spi", "badbig", simulate.SimOptions(byte_order="badbig")),
+    ("acrnema", "packed12", simulate.SimOptions(variant="packed12")),
+]
 SEEDS = _seeds()
+
 
 
 def _element_spans(data: bytes) -> list[tuple[int, int]]:
