@@ -241,8 +241,9 @@ class Service:
         signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
         try:
             self._start()
-            if not self._healthy():  # never READY=1 with a worker already dead
-                raise SourceFailed("a worker stopped at start: " + self._status_line())
+            dead = [r.source.name for r in self.sources if not r.is_alive()]
+            if dead:  # never READY=1 with a source thread already dead
+                raise SourceFailed(f"source {', '.join(dead)} stopped at start (see the log)")
         except SourceFailed as exc:
             return self._fail(str(exc))
         log.info("event=started config=%s sources=%d destinations=%d", self.config.path, len(self.sources),
