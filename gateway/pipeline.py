@@ -53,8 +53,6 @@ def prepare(capture: Capture, rules: SiteRules = SiteRules()) -> Instance:
         raise
     except Exception as exc:  # noqa: BLE001 - a normalisation bug rejects one capture only
         raise DecodeError(f"{decoded.format}: cannot build a valid instance: {type(exc).__name__}: {exc}") from exc
-    fmt = decoded.format
-    del decoded  # the vendor bytes and pixels: only the instance is kept from here on
     _refuse_misplaced_groups(ds)
     try:
         data = encode(ds)
@@ -62,7 +60,7 @@ def prepare(capture: Capture, rules: SiteRules = SiteRules()) -> Instance:
         raise DecodeError("cannot encode the instance: too large") from None
     except Exception as exc:  # noqa: BLE001 - pydicom refuses the dataset: this capture's fault
         raise _encode_error(exc) from exc
-    return Instance(ds, data, fmt)
+    return Instance(ds, data, decoded.format)
 
 
 _MISPLACED = {0x0000: "Command Set", 0x0002: "File Meta Information"}
