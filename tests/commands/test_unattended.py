@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ import pytest
 from gateway.delivery.spool import encode
 from tests.support.daemon import ROOT, Daemon, wait_until, write_config
 from tests.support.helpers import ct_instance
+from tests.support.peers import free_port
 from tests.support.poison import POISON
 from tests.support.tape_bytes import as_records, simh_tape
 
@@ -270,11 +272,16 @@ def test_an_absent_device_runs_degraded_and_says_so_while_the_watchdog_is_fed(tm
     extra = "\n".join(["  - name: gone", f"    type: {kind}", f"    {option}: {device}", "    poll_interval: 200ms"
                        if kind == "tape" else "    reopen_interval: 200ms"])
     incoming, _, daemon = _setup(tmp_path, orthanc, extra_source=extra)
+    port = free_port()
+    with open(daemon.config, "a") as f:
+        f.write(f"metrics:\n  enabled: true\n  host: 127.0.0.1\n  port: {port}\n")
     sock, path = _notify_socket(tmp_path)
     daemon.env = {"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "1000000"}
     daemon.start()
     try:
         messages = _messages(sock, 13)  # the status line is sent every 10 s
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            metrics = r.read().decode()
         (incoming / "a.dcm").write_bytes(encode(ct_instance(6, rows=64, columns=64)))
         wait_until(lambda: len(orthanc.get("/instances")) == 1, 30, what="the folder source still working")
     finally:
@@ -286,6 +293,8 @@ def test_an_absent_device_runs_degraded_and_says_so_while_the_watchdog_is_fed(tm
     ready_at = next(i for i, m in enumerate(messages) if "READY=1" in m)
     assert sum("WATCHDOG=1" in m for m in messages[ready_at:]) >= 5
     assert "event=source_degraded source gone degraded" in daemon.log_text()
+    assert 'legacy_gateway_source_degraded{source="gone"} 1.0' in metrics
+    assert 'legacy_gateway_source_degraded{source="export"} 0.0' in metrics
 
 
 @pytest.mark.parametrize("device, message", [("folder", "is a directory, not a tape drive or tape image"),
