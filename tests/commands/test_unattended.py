@@ -43,7 +43,7 @@ def _poison_names() -> list[str]:
 
 def _drop_poison(folder: Path) -> list[str]:
     names = _poison_names()
-    for name, make in zip(names, POISON.values()):
+    for name, make in zip(names, POISON.values(), strict=True):
         (folder / name).write_bytes(make())
     return names
 
