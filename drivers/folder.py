@@ -5,7 +5,10 @@ no process holding it open for writing. Hidden files, ``*.partial`` and ``*.tmp`
 taken. Files already present at start are taken too (catch-up after downtime). A file leaves
 the folder only after the pipeline's verdict: ``ack`` (instance durable in the spool) moves it
 to ``done/`` (or deletes or keeps it), ``reject`` moves it to ``quarantine/`` beside a
-``.reason.txt``. inotify is the default; shares (NFS, CIFS) need the polling observer because
+``.reason.txt`` (written first, so a crash never leaves a quarantined file without its reason;
+a start-up sweep gives one to any file an older version left without). A file larger than
+``max_file_size`` is quarantined unread; others are read one at a time and the bytes are let go
+once the verdict is in. inotify is the default; shares (NFS, CIFS) need the polling observer because
 changes made by other hosts raise no inotify events.
 
 Objects of several files (an Interfile header and its data file) are grouped by
@@ -36,6 +39,8 @@ from gateway.capture import Capture, Origin
 log = logging.getLogger("drivers.folder")
 
 SKIPPED_SUFFIXES = (".partial", ".tmp", ".reason.txt")
+REASON_SUFFIX = ".reason.txt"
+DEFAULT_MAX_FILE_SIZE = 2 << 30  # 2 GiB: far above any single image, far below a disk's worth
 RESCAN_INTERVAL = 30.0  # a full look even with inotify, in case an event was lost (queue overflow)
 
 
@@ -62,6 +67,7 @@ class FolderDriver(FileSystemEventHandler, Driver):
         quarantine_dir: str | Path | None = None,
         orphan_time: float = 60.0,
         companions: Companions | None = None,
+        max_file_size: int = DEFAULT_MAX_FILE_SIZE,
     ):
         super().__init__()
         self.name = name
@@ -73,6 +79,7 @@ class FolderDriver(FileSystemEventHandler, Driver):
         self.after_success = after_success
         self.done_dir = Path(done_dir) if done_dir else self.path / "done"
         self.quarantine_dir = Path(quarantine_dir) if quarantine_dir else self.path / "quarantine"
+        self.max_file_size = max_file_size
         self._candidates: dict[Path, _Seen | None] = {}
         self._kept: dict[Path, tuple[int, int]] = {}
         self._lock = threading.Lock()
@@ -119,8 +126,17 @@ class FolderDriver(FileSystemEventHandler, Driver):
             if p.is_file() and not p.is_symlink():
                 self._note(p)
 
+    @property
+    def exclusive_path(self) -> Path:
+        """What one process alone may watch (the service locks it)."""
+        return self.path
+
     def start(self) -> None:
+        """Watch the folder (created if missing); a path that is not a folder is an error."""
+        if self.path.exists() and not self.path.is_dir():
+            raise NotADirectoryError(f"folder path {self.path} exists but is not a directory")
         self.path.mkdir(parents=True, exist_ok=True)
+        self._sweep_quarantine()
         obs = PollingObserver(timeout=self.poll_interval) if self.observer_kind == "polling" else Observer()
         obs.schedule(self, str(self.path), recursive=self.recursive)
         obs.daemon = True
@@ -151,6 +167,7 @@ class FolderDriver(FileSystemEventHandler, Driver):
                 capture = self._read(path) if self._groups is None else self._groups.take(path, ready, self)
                 if capture is not None:
                     yield capture
+                    capture = None  # this frame waits below: it must not keep the bytes meanwhile
             if time.monotonic() - last_scan > RESCAN_INTERVAL:
                 self._scan()
                 last_scan = time.monotonic()
@@ -186,17 +203,29 @@ class FolderDriver(FileSystemEventHandler, Driver):
         return sorted(ready)
 
     def _read(self, path: Path) -> Capture | None:
+        """The file as one capture; a file over ``max_file_size`` is quarantined, never read."""
         try:
-            data = path.read_bytes()
-            st = path.stat()
+            with open(path, "rb") as f:
+                st = os.fstat(f.fileno())
+                too_large = st.st_size > self.max_file_size
+                data = b"" if too_large else f.read()
         except OSError as exc:
             log.warning("event=read_failed source=%s file=%s error=%s", self.name, path, exc.strerror)
             return None
         with self._lock:
             self._candidates.pop(path, None)
         rel = str(path.relative_to(self.path))
-        origin = Origin(self.name, rel, {"path": str(path), "size": len(data), "mtime_ns": st.st_mtime_ns})
-        return Capture(data, origin)
+        size = st.st_size if too_large else len(data)
+        origin = Origin(self.name, rel, {"path": str(path), "size": size, "mtime_ns": st.st_mtime_ns})
+        capture = Capture(data, origin)
+        if too_large:
+            try:
+                self.reject(capture, f"file of {size} bytes is larger than max_file_size ({self.max_file_size} "
+                                     "bytes): not read")
+            except OSError as exc:  # it stays; the next full look offers it again
+                log.error("event=quarantine_failed source=%s file=%s error=%r", self.name, rel, str(exc))
+            return None
+        return capture
 
     # -- verdicts -------------------------------------------------------------------------
 
@@ -220,7 +249,9 @@ class FolderDriver(FileSystemEventHandler, Driver):
                  self.after_success, sop_instance_uid)
 
     def defer(self, capture: Capture) -> None:
-        """Nothing to do: the file stays in the folder, and the next full scan offers it again."""
+        """Not durable (storage failed): the file stays and is offered again (the service waits
+        first, longer each time storage keeps failing)."""
+        self._note(Path(capture.origin.details["path"]))
 
     def _after_success(self, path: Path) -> None:
         """What ``after_success`` does to a companion file (the header's own line logs the group)."""
@@ -240,23 +271,53 @@ class FolderDriver(FileSystemEventHandler, Driver):
         return self._groups.release(capture) if self._groups is not None else []
 
     def reject(self, capture: Capture, reason: str) -> None:
+        """Quarantine the file: its reason is durable first, then the file moves beside it."""
         companions = self._companions(capture)
-        for companion in companions:
-            _move(companion, self.quarantine_dir / companion.relative_to(self.path))
+        for companion in companions:  # each with its own reason, written first like the main file's
+            where = companion.relative_to(self.path)
+            dest = _free_name(self.quarantine_dir / where)
+            _write_durably(_reason_path(dest), f"file: {where}\nsource: {self.name}\n"
+                           f"reason: companion of {capture.origin.location}: {reason}\n")
+            if _move(companion, dest) is None:
+                _remove(_reason_path(dest))
         if companions:
             reason += "\nwith: " + ", ".join(str(p.relative_to(self.path)) for p in companions)
         if "orphan" in capture.origin.details:
             reason += f"\norphan: {capture.origin.details['orphan']}"
         path = Path(capture.origin.details["path"])
-        dest = _move(path, self.quarantine_dir / capture.origin.location)
-        if dest is not None:
-            reason_file = dest.with_name(dest.name + ".reason.txt")
-            reason_file.write_text(
-                f"file: {capture.origin.location}\nsource: {self.name}\nsize: {capture.size}\n"
-                f"quarantined: {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\nreason: {reason}\n",
-                encoding="utf-8",
-            )
+        if not path.exists():
+            return
+        dest = _free_name(self.quarantine_dir / capture.origin.location)
+        size = capture.origin.details.get("size", capture.size)
+        _write_durably(_reason_path(dest),
+                       f"file: {capture.origin.location}\nsource: {self.name}\nsize: {size}\n"
+                       f"quarantined: {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\nreason: {reason}\n")
+        if _move(path, dest) is None:  # gone meanwhile (someone took it): its reason goes too
+            _remove(_reason_path(dest))
         log.warning("event=quarantined source=%s file=%s reason=%r", self.name, capture.origin.location, reason)
+
+    def _sweep_quarantine(self) -> None:
+        """Repair what a crash in the middle of ``reject`` left: a quarantined file without a
+        reason gets one saying so; a reason whose file never arrived (the file is still in the
+        folder and will be judged again) is removed."""
+        if not self.quarantine_dir.is_dir():
+            return
+        for root, _, names in os.walk(self.quarantine_dir):
+            present = set(names)
+            for name in names:
+                path = Path(root) / name
+                if name.endswith(REASON_SUFFIX):
+                    if name[: -len(REASON_SUFFIX)] not in present:
+                        _remove(path)
+                elif name.startswith("."):
+                    if name.endswith(".tmp"):
+                        _remove(path)  # a reason being written when the crash came
+                elif name + REASON_SUFFIX not in present:
+                    _write_durably(_reason_path(path),
+                                   f"file: {path.relative_to(self.quarantine_dir)}\nsource: {self.name}\n"
+                                   f"size: {path.stat().st_size}\nreason: unknown: the reason was lost in a crash "
+                                   "while this file was quarantined (found by the start-up sweep)\n")
+                    log.warning("event=quarantine_repaired source=%s file=%s", self.name, path)
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -328,13 +389,35 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _reason_path(path: Path) -> Path:
+    return path.with_name(path.name + REASON_SUFFIX)
+
+
+def _free_name(dest: Path) -> Path:
+    """``dest``, or ``dest.1``, ``dest.2``...: the first name no earlier file (nor its reason) has."""
+    candidate, n = dest, 1
+    while candidate.exists() or _reason_path(candidate).exists():
+        candidate = dest.with_name(f"{dest.name}.{n}")
+        n += 1
+    return candidate
+
+
+def _write_durably(path: Path, text: str) -> None:
+    """Write ``text`` under a temporary name, fsync, rename, fsync the folder: all or nothing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
 def _move(src: Path, dest: Path) -> Path | None:
     """Move without overwriting an earlier file of the same name; fsync both directories."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    candidate, n = dest, 1
-    while candidate.exists():
-        candidate = dest.with_name(f"{dest.name}.{n}")
-        n += 1
+    candidate = _free_name(dest) if dest.exists() else dest
     try:
         os.replace(src, candidate)
     except FileNotFoundError:

@@ -78,6 +78,8 @@ SOURCE_OPTIONS: dict[str, dict[str, Spec]] = {
         "quarantine_dir": Str(),
         "orphan_time": Duration(default=60.0, minimum=0.0,
                                 doc="how long a file no format claims waits for a header naming it as its data file"),
+        "max_file_size": Int(default=2 << 30, minimum=1024,
+                             doc="bytes; a larger file is quarantined unread (nothing reads it into memory)"),
     },
     "serial": {
         "port": Str(required=True, doc="device (/dev/ttyUSB0) or pyserial URL (rfc2217://host:port)"),

@@ -1,31 +1,51 @@
-"""The path of one capture: identify, decode, normalise, spool, then tell the driver.
+"""The path of one capture: identify, decode, normalise, encode, spool, then tell the driver.
 
-``convert`` is the pure part (bytes in, finished dataset out) that ``convert``, ``ingest-tape
---dry-run`` and the service share. ``Pipeline.handle`` adds the spool and the one rule that
-matters most: the driver hears ``ack`` only once the instance is durable, and ``reject`` (with
-the reason) for anything that cannot become one. A decoder bug is a rejected capture, never a
-dead service.
+``prepare`` is the pure part (bytes in, finished dataset and its Part-10 bytes out) that
+``convert``, ``send``, ``ingest-tape --dry-run`` and the service share; every failure in it,
+encoding the Part-10 file included, is a ``DecodeError`` of that one capture. ``Pipeline.handle``
+adds the spool and the one rule that matters most: the driver hears ``ack`` only once the
+instance is durable, and ``reject`` (with the reason) for anything that cannot become one. A
+decoder bug is a rejected capture, never a dead service and never a retry loop: only a storage
+failure (``OSError`` or SQLite's) leaves a capture unacknowledged, for the driver to offer again.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import sqlite3
 from dataclasses import dataclass, field
 from typing import Callable
 
+from pydicom.datadict import keyword_for_tag
 from pydicom.dataset import Dataset
 
 from gateway import formats
 from gateway.capture import Capture, CaptureSink
-from gateway.errors import DecodeError
+from gateway.errors import DecodeError, StorageError
 from gateway.dicom.normalize import SiteRules, normalize
-from gateway.delivery.spool import Spool
+from gateway.delivery.spool import Spool, encode
 
 log = logging.getLogger("gateway.pipeline")
 
 
-def convert(capture: Capture, rules: SiteRules = SiteRules()) -> tuple[Dataset, str]:
-    """Return the finished instance and the name of the format it came from."""
+@dataclass(frozen=True)
+class Instance:
+    """One finished instance: the dataset, its Part-10 bytes as the spool stores them, and the
+    name of the format it came from."""
+
+    dataset: Dataset
+    data: bytes = field(repr=False)
+    format: str
+
+
+def prepare(capture: Capture, rules: SiteRules = SiteRules()) -> Instance:
+    """Identify, decode, normalise and encode one capture; any failure is a ``DecodeError``.
+
+    Encoding belongs here, not in the spool: a dataset that pydicom refuses to write (a
+    Command Set or File Meta element in the data set, a value its VR cannot hold) is bad input
+    of this capture, and must be rejected like one rather than retried as if storage had failed.
+    """
     decoded = formats.decode(capture.data, capture.parts)
     try:
         ds = normalize(decoded, rules, origin=str(capture.origin))
@@ -33,7 +53,48 @@ def convert(capture: Capture, rules: SiteRules = SiteRules()) -> tuple[Dataset, 
         raise
     except Exception as exc:  # noqa: BLE001 - a normalisation bug rejects one capture only
         raise DecodeError(f"{decoded.format}: cannot build a valid instance: {type(exc).__name__}: {exc}") from exc
-    return ds, decoded.format
+    _refuse_misplaced_groups(ds)
+    try:
+        data = encode(ds)
+    except MemoryError:
+        raise DecodeError("cannot encode the instance: too large") from None
+    except Exception as exc:  # noqa: BLE001 - pydicom refuses the dataset: this capture's fault
+        raise _encode_error(exc) from exc
+    return Instance(ds, data, decoded.format)
+
+
+_MISPLACED = {0x0000: "Command Set", 0x0002: "File Meta Information"}
+
+
+def _refuse_misplaced_groups(ds: Dataset) -> None:
+    """A Command Set or File Meta element inside the data set (a damaged group number reads
+    as one) cannot be written into a DICOM file: name it rather than let pydicom refuse."""
+    for tag in ds.keys():
+        if tag.group in _MISPLACED:
+            raise DecodeError(f"a {_MISPLACED[tag.group]} element {tag} inside the data set cannot be written "
+                              "into a DICOM file", field=str(tag))
+
+
+_TAG_IN_MESSAGE = re.compile(r"\(([0-9A-Fa-f]{4}),([0-9A-Fa-f]{4})\)")
+
+
+def _encode_error(exc: Exception) -> DecodeError:
+    """pydicom's refusal as a one-line reason naming the element. Only the first line is
+    kept: pydicom appends a traceback and the element with its value (which may be a
+    patient's name) to some of its messages."""
+    first = (str(exc).splitlines() or [""])[0]
+    match = _TAG_IN_MESSAGE.search(first)
+    name = None
+    if match:
+        tag = int(match.group(1) + match.group(2), 16)
+        name = keyword_for_tag(tag) or f"({match.group(1)},{match.group(2)})"
+    return DecodeError(f"cannot encode the instance as a DICOM file: {type(exc).__name__}: {first}", field=name)
+
+
+def convert(capture: Capture, rules: SiteRules = SiteRules()) -> tuple[Dataset, str]:
+    """Return the finished instance and the name of the format it came from (see ``prepare``)."""
+    instance = prepare(capture, rules)
+    return instance.dataset, instance.format
 
 
 @dataclass(frozen=True)
@@ -57,19 +118,27 @@ class Pipeline:
         self.on_arrival = on_arrival  # the console's list of recent arrivals
 
     def handle(self, capture: Capture, sink: CaptureSink, destinations: tuple[str, ...]) -> Result:
+        """Spool ``capture`` and give the driver its verdict. Raises ``StorageError`` only when
+        the spool could not store it: then nothing was acknowledged and the driver offers the
+        capture again later. Every other failure is a rejection with the reason."""
         where = str(capture.origin)
         try:
-            ds, fmt = convert(capture, self.rules)
+            instance = prepare(capture, self.rules)
         except DecodeError as exc:
-            log.warning("event=rejected origin=%s size=%d reason=%r", where, capture.size, str(exc))
-            sink.reject(capture, str(exc))
-            return Result(False, reason=str(exc))
+            return self._reject(capture, sink, str(exc))
+        ds, fmt = instance.dataset, instance.format
         try:
-            added = self.spool.add(ds, destinations, source=capture.origin.source, origin=where)
-        except Exception as exc:
+            added = self.spool.add_bytes(instance.data, ds, destinations, source=capture.origin.source, origin=where)
+        except StorageError:
+            raise
+        except (OSError, sqlite3.Error) as exc:
             # Not durable, so not acknowledged: the driver keeps the source and tries again later.
             log.error("event=spool_failed origin=%s error=%r", where, f"{type(exc).__name__}: {exc}")
-            raise
+            raise StorageError(f"spool: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - not storage: this instance can never be stored
+            return self._reject(capture, sink, f"cannot spool the instance: {type(exc).__name__}: {exc}")
+        finally:
+            del instance  # the encoded bytes: nothing keeps them past this capture
         log.info("event=spooled origin=%s format=%s sop=%s queued=%s", where, fmt, added.sop_instance_uid,
                  ",".join(added.queued) or "-")
         sink.ack(capture, added.sop_instance_uid)
@@ -81,3 +150,9 @@ class Pipeline:
         if self.on_arrival:
             self.on_arrival(result, capture)
         return result
+
+    @staticmethod
+    def _reject(capture: Capture, sink: CaptureSink, reason: str) -> Result:
+        log.warning("event=rejected origin=%s size=%d reason=%r", capture.origin, capture.size, reason)
+        sink.reject(capture, reason)
+        return Result(False, reason=reason)

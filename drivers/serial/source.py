@@ -152,6 +152,7 @@ class SerialDriver(Driver):
         self.receiver = _receiver(settings)
         self._verdicts: dict[int, Verdict] = {}
         self._transfers = itertools.count(1)
+        self._unavailable: str | None = None  # why the port cannot be opened, while it cannot
 
     @classmethod
     def from_options(cls, name: str, options: dict, object_length: Measure | None = None) -> "SerialDriver":
@@ -160,6 +161,11 @@ class SerialDriver(Driver):
     def start(self) -> None:
         log.info("event=source_started source=%s port=%s protocol=%s line=%s", self.name,
                  self.settings.port, self.settings.protocol, self.settings.line.label)
+
+    def degraded(self) -> str | None:
+        """An unplugged adapter is not a failure to start: the port is tried again until it is
+        back, and meanwhile the service says why nothing can arrive."""
+        return self._unavailable
 
     def stop(self) -> None:
         """Nothing to do: closing the captures() generator ends children and closes the port."""
@@ -175,6 +181,7 @@ class SerialDriver(Driver):
             try:
                 line.open()
             except LineLost as exc:
+                self._unavailable = f"port {self.settings.port} unavailable: {exc}"
                 if not reported:
                     log.warning("event=port_unavailable source=%s port=%s error=%r retry_every=%.1fs",
                                 self.name, self.settings.port, str(exc), self.settings.reopen_interval)
@@ -188,7 +195,7 @@ class SerialDriver(Driver):
             else:
                 log.info("event=port_open source=%s port=%s line=%s", self.name, self.settings.port,
                          self.settings.line.label)
-            down_since, reported = None, False
+            down_since, reported, self._unavailable = None, False, None
             session = Session(self.name, self.settings.protocol, line, stop, self.object_length, self._verdicts,
                               self._transfers)  # transfer numbers go on across reopenings
             try:

@@ -60,7 +60,32 @@ class TapeDriver(Driver):
         return cls(name, **{k: v for k, v in options.items() if v is not None})
 
     def start(self) -> None:
+        """A device path that can never hold a tape is an error; a missing one (a drive not
+        yet attached, an image not yet copied) is waited for, and reported as degraded."""
+        if os.path.isdir(self.device):
+            raise IsADirectoryError(f"tape device {self.device} is a directory, not a tape drive or tape image")
+        if self._is_drive() and os.path.exists(self.device) and not self._answers_as_tape():
+            raise OSError(f"tape device {self.device} is a character device but not a tape drive "
+                          "(it does not answer the tape status request)")
         log.info("event=source_started source=%s device=%s eject=%s", self.name, self.device, self.eject)
+
+    def _answers_as_tape(self) -> bool:
+        try:
+            fd = os.open(self.device, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError:
+            return True  # busy or no medium: a drive, but not ours to judge now
+        try:
+            return TapeDevice(self.device, fd=fd, policy=self.policy).status() is not None
+        except TapeError:
+            return True  # a drive that failed to answer is still a drive
+        finally:
+            os.close(fd)
+
+    def degraded(self) -> str | None:
+        """Why no tape can be read now, if it is not the ordinary wait for the next tape."""
+        if not os.path.exists(self.device):
+            return f"tape device {self.device} does not exist"
+        return None
 
     def stop(self) -> None:
         with self._lock:

@@ -1,7 +1,7 @@
 """Convert vendor files to DICOM Part-10 files offline, whatever their (supported) format.
 
 Each input is identified by its content, decoded and normalised exactly as the service does
-(``gateway.pipeline.convert``), and written as ``OUTDIR/<SOP Instance UID>.dcm`` (the same
+(``gateway.pipeline.prepare``), and written as ``OUTDIR/<SOP Instance UID>.dcm`` (the same
 input always gives the same name). Folders are walked recursively. Every failure is reported per file with its reason; the exit
 status is 1 if any file failed, 0 otherwise.
 """
@@ -20,7 +20,7 @@ from gateway.errors import DecodeError, UnknownFormat
 from gateway.capture import Capture
 from gateway.files import claimed_paths, read_capture
 from gateway.dicom.normalize import SiteRules
-from gateway.pipeline import convert
+from gateway.pipeline import prepare
 
 NAME = "convert"
 HELP = "convert vendor files to DICOM files (offline)"
@@ -54,12 +54,12 @@ def convert_one(path: Path, output: Path, rules: SiteRules) -> tuple[Path, str]:
 
 def convert_capture(capture: Capture, output: Path, rules: SiteRules) -> tuple[Path, str]:
     """Convert one capture read from a file (``gateway.files.read_capture``) and write it."""
-    ds, fmt = convert(capture, rules)  # the service's own path: identify, decode, normalise
-    target = output / f"{ds.SOPInstanceUID}.dcm"
+    instance = prepare(capture, rules)  # the service's own path: identify, decode, normalise, encode
+    target = output / f"{instance.dataset.SOPInstanceUID}.dcm"
     tmp = target.with_suffix(".part")
-    ds.save_as(tmp, enforce_file_format=True)
+    tmp.write_bytes(instance.data)  # the very bytes the service would spool
     tmp.replace(target)
-    return target, fmt
+    return target, instance.format
 
 
 def _rules(args: argparse.Namespace) -> SiteRules | None:
@@ -105,6 +105,9 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             failed += 1
             print(f"{path}: FAILED: {exc.strerror or exc}", file=sys.stderr)
+        except Exception as exc:  # noqa: BLE001 - a bug on one file must not cost the others
+            failed += 1
+            print(f"{path}: FAILED: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         else:
             done += 1
             print(f"{path}: {fmt} -> {target}")

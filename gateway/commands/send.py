@@ -17,7 +17,7 @@ from gateway.commands.common import add_config_argument, load_or_report
 from gateway.errors import DecodeError, UnknownFormat
 from gateway.files import claimed_paths, read_capture
 from gateway.delivery.forwarder import Forwarder
-from gateway.pipeline import convert
+from gateway.pipeline import prepare
 from gateway.delivery.spool import DEAD, DELIVERED, WAITING, Spool, SpoolBusy
 
 NAME = "send"
@@ -88,17 +88,18 @@ def _send(args, config, dest: str, spool: Spool, forwarder: Forwarder | None) ->
             continue
         claimed.update(claimed_paths(capture))
         try:
-            ds, _fmt = convert(capture, config.site)
+            instance = prepare(capture, config.site)
         except UnknownFormat as exc:
             results[path] = f"rejected: {exc}"  # dropped below if a later file names it as its data file
             continue
         except DecodeError as exc:
             results[path] = f"rejected: {exc}"
             continue
+        ds = instance.dataset
         uid = str(ds.SOPInstanceUID)
         if args.resend:
             spool.purge(dest, [DELIVERED, DEAD], [uid])
-        added = spool.add(ds, [dest], source="send", origin=str(path))
+        added = spool.add_bytes(instance.data, ds, [dest], source="send", origin=str(path))
         uids[path] = uid
         if not added.queued:
             already.add(uid)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
 
 PREFIX = "legacy_gateway"
@@ -77,6 +77,9 @@ class Metrics:
                                             "Associations that could not be opened or were lost")
         self.bytes_sent = counter("bytes_sent", "Bytes of instances sent with C-STORE")
         self.registry.register(_SpoolCollector(lambda: self.spool, self.up))
+        self.source_degraded = Gauge(f"{PREFIX}_source_degraded",
+                                     "1 while a source runs without being able to take captures (port unplugged, "
+                                     "device missing)", ["source"], registry=self.registry)
 
     def touch(self, destination: str) -> None:
         """Create every counter of a destination at zero, so a scrape shows them all from the start."""

@@ -730,6 +730,9 @@ def _map_mr(ds: Elements, h: Headers) -> None:
     dim_x, dim_y = image["dim_x"], image["dim_y"]
     if finite(dim_x, dim_y) and 0 < dim_x < 65536 and 0 < dim_y < 65536:
         dx, dy = int(round(dim_x)), int(round(dim_y))
+        for name, n in (("dim_x", dx), ("dim_y", dy)):
+            if n < 1:  # 0 < dim < 0.5: a matrix of no samples (and PixelBandwidth would divide by it)
+                raise image.error(name, f"acquisition matrix size {image[name]} rounds to 0 samples")
         put(ds, "AcquisitionMatrix", [dx, 0, 0, dy] if freq == 1 else [0, dx, dy, 0])
         put(ds, "NumberOfPhaseEncodingSteps", dy)
         vbw = image["vbw_khz"]
