@@ -220,7 +220,7 @@ def _alive(pid: Any) -> bool:
     return True
 
 
-def _intake(spool: Spool) -> dict[str, Any]:
+def intake(spool: Spool) -> dict[str, Any]:
     """Whether the spool takes new instances: paused at the free-space floor (read from the disk,
     so it is true whether or not a service runs)."""
     room = spool.space.room()
@@ -249,9 +249,9 @@ def overview(config: Config, spool: Spool, service: dict[str, Any] | None) -> di
     for s in (service or {}).get("sources", []):
         if s.get("state") not in ("running", "watching", "idle", "reading"):
             attention.append(f"source {s['name']} is {s.get('state')}" + (f": {s['detail']}" if s.get("detail") else ""))
-    intake = _intake(spool)
-    if intake.get("paused"):
-        attention.append(f"intake is paused: {intake.get('reason', '')}")
+    paused = intake(spool)
+    if paused["paused"]:
+        attention.append(f"intake is paused: {paused['reason']}")
     for q in quarantined:
         if q["count"]:
             attention.append(f"source {q['source']} has {q['count']} quarantined capture(s)")
@@ -261,7 +261,7 @@ def overview(config: Config, spool: Spool, service: dict[str, Any] | None) -> di
         "destinations": dests,
         "sources": (service or {}).get("sources", [{"name": s.name, "type": s.type, "state": "unknown", "detail": ""}
                                                     for s in config.sources if s.enabled]),
-        "intake": intake,
+        "intake": paused,
         "quarantine": quarantined,
         "tapes": tapes(config.state_dir),
         "attention": attention,

@@ -16,7 +16,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from gateway.capture import Capture, Origin
-from gateway.commands.status import _intake
+from gateway.console.snapshot import intake
 from gateway.delivery.metrics import Metrics
 from gateway.delivery.space import MB, Floor
 from gateway.delivery.spool import Spool, encode
@@ -105,7 +105,8 @@ def test_full_disk_pauses_intake_while_delivery_frees_space_then_intake_resumes(
     assert list((small_fs / "spool" / "tmp").iterdir()) == []  # no partial file left behind
     assert len(sink.acked) == accepted
     # status and the metrics say so, and why
-    assert _intake(spool).startswith("intake: PAUSED: 0.0 MB free on the spool's file system, floor 4.0 MB")
+    state = intake(spool)
+    assert state["paused"] and state["reason"].startswith("0.0 MB free on the spool's file system, floor 4.0 MB")
     metrics = Metrics()
     metrics.spool = spool
     scraped = generate_latest(metrics.registry).decode()
@@ -127,7 +128,7 @@ def test_full_disk_pauses_intake_while_delivery_frees_space_then_intake_resumes(
     pipeline.handle(_capture(paused_at), sink, ("pacs",))
     assert len(sink.acked) == accepted + 1
     assert spool.intake_paused is None
-    assert _intake(spool).startswith("intake: open")
+    assert not intake(spool)["paused"]
     assert "legacy_gateway_intake_paused 0.0" in generate_latest(metrics.registry).decode()
 
     events = [r.getMessage() for r in caplog.records]
