@@ -33,6 +33,7 @@ sources:
     type: folder
     path: {incoming}
     settle_time: 200ms
+    orphan_time: 1s
     poll_interval: 200ms
 archive:
   enabled: true

@@ -260,7 +260,9 @@ def test_a_folder_path_that_is_a_file_fails_to_start_without_ready(tmp_path, ort
     messages = _messages(sock, 0.5)
     sock.close()
     assert proc.returncode == 2
-    assert f"cannot start: source 'export' cannot start: folder path {incoming} exists but is not a directory" in err
+    # check-config's own check refuses it before any source starts (the source's guard is the
+    # same for a path that turns into a file between the check and the start)
+    assert f"sources[0].path: {incoming} is a file, not a folder" in err
     assert "Traceback" not in err and "event=started" not in err
     assert not any("READY=1" in m for m in messages), messages
 

@@ -121,7 +121,8 @@ def test_a_pair_with_a_short_data_file_goes_to_quarantine_together(samples, tmp_
     (tmp_path / "init.v").write_bytes((samples / RECON / "init.v").read_bytes()[:1000])
     with Converting(driver(tmp_path)) as run:
         run.wait_for(1)
-    assert names(tmp_path / "quarantine") == ["init.hv", "init.hv.reason.txt", "init.v"]
+    assert names(tmp_path / "quarantine") == ["init.hv", "init.hv.reason.txt", "init.v", "init.v.reason.txt"]
+    assert "companion of init.hv" in (tmp_path / "quarantine" / "init.v.reason.txt").read_text()
     reason = (tmp_path / "quarantine" / "init.hv.reason.txt").read_text()
     assert "matrix size [1]" in reason and "with: init.v" in reason
 
