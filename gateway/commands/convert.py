@@ -19,6 +19,7 @@ from gateway.capture import Capture, Origin
 from gateway.commands.common import load_or_report
 from gateway.errors import DecodeError
 from gateway.dicom.normalize import SiteRules
+from gateway.dicom.repair import explain
 from gateway.pipeline import convert
 
 NAME = "convert"
@@ -32,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--uid-root", help="UID root for derived UIDs (default 2.25: UUID-based)")
     parser.add_argument("--patient-id-prefix", help="prefix added once to every converted Patient ID")
     parser.add_argument("--no-vendor-header", action="store_true", help="do not keep the vendor header bytes")
+    parser.add_argument("--explain", action="store_true",
+                        help="list each file's repairs (DICOM passed through: Original Attributes Sequence)")
 
 
 def _files(inputs: list[Path]) -> Iterator[Path]:
@@ -45,14 +48,17 @@ def _files(inputs: list[Path]) -> Iterator[Path]:
             yield path
 
 
-def convert_one(path: Path, output: Path, rules: SiteRules) -> tuple[Path, str]:
-    """Convert one file; returns (written path, format name). Raises DecodeError / OSError."""
+def convert_one(path: Path, output: Path, rules: SiteRules, explained: list[str] | None = None) -> tuple[Path, str]:
+    """Convert one file; returns (written path, format name). Raises DecodeError / OSError.
+    ``explained`` receives one line per recorded repair (``gateway.dicom.repair.explain``)."""
     capture = Capture(path.read_bytes(), Origin("convert", str(path), {"file": str(path)}))
     ds, fmt = convert(capture, rules)  # the service's own path: identify, decode, normalise
     target = output / f"{ds.SOPInstanceUID}.dcm"
     tmp = target.with_suffix(".part")
     ds.save_as(tmp, enforce_file_format=True)
     tmp.replace(target)
+    if explained is not None:
+        explained += explain(ds)
     return target, fmt
 
 
@@ -81,8 +87,9 @@ def run(args: argparse.Namespace) -> int:
     args.output.mkdir(parents=True, exist_ok=True)
     done = failed = 0
     for path in _files(args.inputs):
+        explained: list[str] | None = [] if args.explain else None
         try:
-            target, fmt = convert_one(path, args.output, rules)
+            target, fmt = convert_one(path, args.output, rules, explained)
         except DecodeError as exc:
             failed += 1
             print(f"{path}: FAILED: {exc}", file=sys.stderr)
@@ -92,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             done += 1
             print(f"{path}: {fmt} -> {target}")
+            if explained is not None:
+                print("\n".join(f"  {line}" for line in explained) if explained else "  no repairs")
     if done + failed == 0:
         print("no input files found", file=sys.stderr)
         return 1

@@ -82,13 +82,14 @@ def changes(ds: Dataset) -> list[tuple[str, str, str, str]]:
             continue
         for modified in item.get("ModifiedAttributesSequence", []):
             for element in modified:
-                now = ds[element.tag].value if element.tag in ds else None
+                now = _text(ds[element.tag].value, "(empty)") if element.tag in ds else "(removed)"
                 out.append((str(item.get("ReasonForTheAttributeModification", "")), element.keyword,
-                            _text(element.value), _text(now) if now is not None else "(removed)"))
+                            _text(element.value), now))
     return out
 
 
-def _text(value: Any) -> str:
+def _text(value: Any, empty: str = "(absent)") -> str:
+    """A previous value recorded empty was absent (PS3.3 C.12.1.1.9.2); a current one is empty."""
     if value is None or value == "":
-        return "(absent)"
+        return empty
     return str(value)
