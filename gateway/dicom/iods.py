@@ -112,8 +112,9 @@ _CT_IMAGE = [
     ("AcquisitionNumber", 2, None),
 ]
 # CR Series (C.8.1.1) and the General Image module's Patient Orientation (type 2C, required
-# when there is no Image Orientation (Patient), which a CR image never has).
-_CR_SERIES = [("BodyPartExamined", 2, None), ("ViewPosition", 2, None)]
+# when there is no Image Orientation (Patient), which a CR image never has). Laterality is 2C
+# (paired body parts), which a CR of unknown anatomy cannot rule out.
+_CR_SERIES = [("BodyPartExamined", 2, None), ("ViewPosition", 2, None), ("Laterality", 2, None)]
 _CR_IMAGE = [("PatientOrientation", 2, None)]
 _SC_EQUIPMENT = [("ConversionType", 1, "WSD")]
 # 2C attributes whose conditions a secondary capture of unknown anatomy cannot rule out.

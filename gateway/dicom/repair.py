@@ -68,7 +68,7 @@ def conform_values(ds: Dataset, record: Changes) -> None:
         fixed = [_conformed(elem.VR, t) for t in texts]
         if any(f is None for f in fixed) or fixed == texts:
             continue  # valid already, or not something a rule here can repair
-        record.note(ds, elem.keyword)
+        record.note(ds, elem.keyword, nonconforming=True)
         ds[elem.tag].value = fixed if multi else fixed[0]
 
 
