@@ -84,9 +84,9 @@ def _conformed(vr: str, text: str) -> str | None:
         return text
     if text == "" or (vr == "PN" and all(len(g) <= 64 for g in text.split("="))) or values.is_valid(vr, text):
         return text
-    fixed = values.conform(vr, text)
-    if fixed is not None and values.is_valid(vr, fixed):
-        return fixed
+    for candidate in (values.conform(vr, text), values.conform(vr, text.rstrip("\0 "))):  # NUL padding
+        if candidate is not None and values.is_valid(vr, candidate):
+            return candidate
     if vr in ("DA", "TM"):
         return ""  # unreadable: emptied; the record keeps what it said
     if vr == "PN":
