@@ -123,7 +123,7 @@ def _assign_uids(ds: Dataset, decoded: Decoded, root: str, sop_class: str, recor
                 raise DecodeError(f"no valid {keyword} and no vendor identity to derive one", field=keyword)
             else:
                 raise DecodeError(f"no {keyword}", field=keyword)
-        record_put(ds, keyword, derive_uid(level, identity, root), record)
+        record_put(ds, keyword, derive_uid(level, identity, root), record, nonconforming=bool(previous))
 
 
 def _separate_frame_of_reference(ds: Dataset, root: str, record: Changes | None = None) -> None:

@@ -40,10 +40,12 @@ _SAMPLES = {"MONOCHROME1": 1, "MONOCHROME2": 1, "PALETTE COLOR": 1, "RGB": 3,
             "YBR_FULL": 3, "YBR_FULL_422": 3, "YBR_ICT": 3, "YBR_RCT": 3}
 
 
-def record_put(ds: Dataset, keyword: str, value, record: Changes | None, reason: str = "CORRECT") -> None:
-    """``put``, with the previous value noted first when a recorder is given."""
+def record_put(ds: Dataset, keyword: str, value, record: Changes | None, reason: str = "CORRECT",
+               nonconforming: bool = False) -> None:
+    """``put``, with the previous value noted first when a recorder is given (``nonconforming``:
+    that value was not valid for its VR)."""
     if record is not None:
-        record.note(ds, keyword, reason)
+        record.note(ds, keyword, reason, nonconforming)
     put(ds, keyword, value)
 
 

@@ -231,3 +231,13 @@ def test_the_encoder_here_reproduces_the_samples(samples, name):
     streams above differ from real early files only by the mutation."""
     raw = (samples / "dicom_vendor_nopreamble" / name).read_bytes()
     assert stream(elements(raw)) == raw
+
+
+def test_an_invalid_uid_is_derived_from_its_old_text(samples, tmp_path):
+    elems = sample(samples, MARCONI_CT)
+    bad = "2.16.840.1.113662.02.2397298814474523980922174333949802268764"  # leading zero: not a UID
+    elems[0x00080018] = bad.encode()
+    ds, lines = pass_through(stream(elems), tmp_path)
+    assert ds.SOPInstanceUID != bad and ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+    assert previous(ds, "SOPInstanceUID") == bad
+    assert any(line.startswith(f"CORRECT SOPInstanceUID: {bad} -> {ds.SOPInstanceUID}") for line in lines)
