@@ -4,9 +4,9 @@ PS3.3 C.12.1.1.9: an attribute changed after the instance was created keeps its 
 in an item of the Original Attributes Sequence (0400,0561), with when, by which system, from
 which source and why (Reason for the Attribute Modification: ``CORRECT`` for a repair of a
 value that was wrong, ``COERCE`` for a value replaced to fit the receiving site, such as a
-mapped Patient ID). One item per reason (plus one per nonconforming value, below); an attribute that was absent is recorded empty, so a
-PACS administrator can see what was added as well as what was replaced (``convert --explain``
-and ``dump`` list them with ``changes``).
+mapped Patient ID). One item per reason (plus one per nonconforming value, below); an attribute
+that was absent is recorded empty, so a PACS administrator can see what was added as well as
+what was replaced (``convert --explain`` and ``dump`` list them with ``changes``).
 
 A previous value that did not conform to its VR (a ``1998.09.22`` date, an over-long LO) would
 make the record itself invalid. PS3.3 C.12.1.1.9.2 has a place for it: the attribute is listed

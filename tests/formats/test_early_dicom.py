@@ -9,6 +9,8 @@ elements; the checks use pydicom reading the written file and dciodvfy, never ou
 
 from __future__ import annotations
 
+import contextlib
+import io
 import struct
 
 import pydicom
@@ -80,9 +82,6 @@ def pass_through(raw: bytes, tmp_path, name: str = "early.dcm"):
 
 
 def explain_lines(path, outdir) -> list[str]:
-    import contextlib
-    import io
-
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         assert cli.main(["convert", "--explain", "-o", str(outdir), str(path)]) == 0
@@ -141,7 +140,8 @@ def test_dotted_dates_and_colon_times_become_dicom_da_and_tm(samples, tmp_path):
     elems[0x00080030] = b"17:43:33"
     elems[0x00080032] = b"17:43:33.50"
     ds, lines = pass_through(stream(elems), tmp_path)
-    assert (ds.StudyDate, ds.SeriesDate, ds.StudyTime, ds.AcquisitionTime) == ("19980922", "19980922", "174333", "174333.50")
+    assert (ds.StudyDate, ds.SeriesDate, ds.StudyTime, ds.AcquisitionTime) == (
+        "19980922", "19980922", "174333", "174333.50")
     assert [previous(ds, k) for k in ("StudyDate", "SeriesDate", "StudyTime", "AcquisitionTime")] == [
         "1998.09.22", "1998.09.22", "17:43:33", "17:43:33.50"]
     assert "CORRECT StudyDate: 1998.09.22 -> 19980922" in lines
