@@ -20,6 +20,7 @@ from gateway.errors import DecodeError, UnknownFormat
 from gateway.capture import Capture
 from gateway.files import claimed_paths, read_capture
 from gateway.dicom.normalize import SiteRules
+from gateway.dicom.repair import explain
 from gateway.pipeline import prepare
 
 NAME = "convert"
@@ -33,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--uid-root", help="UID root for derived UIDs (default 2.25: UUID-based)")
     parser.add_argument("--patient-id-prefix", help="prefix added once to every converted Patient ID")
     parser.add_argument("--no-vendor-header", action="store_true", help="do not keep the vendor header bytes")
+    parser.add_argument("--explain", action="store_true",
+                        help="list each file's repairs (DICOM passed through: Original Attributes Sequence)")
 
 
 def _files(inputs: list[Path]) -> Iterator[Path]:
@@ -46,19 +49,23 @@ def _files(inputs: list[Path]) -> Iterator[Path]:
             yield path
 
 
-def convert_one(path: Path, output: Path, rules: SiteRules) -> tuple[Path, str]:
+def convert_one(path: Path, output: Path, rules: SiteRules, explained: list[str] | None = None) -> tuple[Path, str]:
     """Convert one file (with the companion files it names); returns (written path, format name).
-    Raises DecodeError / OSError."""
-    return convert_capture(read_capture(path, "convert", {"file": str(path)}), output, rules)
+    Raises DecodeError / OSError. ``explained`` receives one line per recorded change."""
+    return convert_capture(read_capture(path, "convert", {"file": str(path)}), output, rules, explained)
 
 
-def convert_capture(capture: Capture, output: Path, rules: SiteRules) -> tuple[Path, str]:
-    """Convert one capture read from a file (``gateway.files.read_capture``) and write it."""
+def convert_capture(capture: Capture, output: Path, rules: SiteRules,
+                    explained: list[str] | None = None) -> tuple[Path, str]:
+    """Convert one capture read from a file (``gateway.files.read_capture``) and write it.
+    ``explained`` receives one line per recorded repair (``gateway.dicom.repair.explain``)."""
     instance = prepare(capture, rules)  # the service's own path: identify, decode, normalise, encode
     target = output / f"{instance.dataset.SOPInstanceUID}.dcm"
     tmp = target.with_suffix(".part")
     tmp.write_bytes(instance.data)  # the very bytes the service would spool
     tmp.replace(target)
+    if explained is not None:
+        explained += explain(instance.dataset)
     return target, instance.format
 
 
@@ -92,11 +99,12 @@ def run(args: argparse.Namespace) -> int:
         if path.resolve() in claimed:
             print(f"{path}: data file of {claimed[path.resolve()]}")
             continue
+        explained: list[str] | None = [] if args.explain else None
         try:
             capture = read_capture(path, "convert", {"file": str(path)})
             for companion in claimed_paths(capture):
                 claimed.setdefault(companion, path)
-            target, fmt = convert_capture(capture, args.output, rules)
+            target, fmt = convert_capture(capture, args.output, rules, explained)
         except UnknownFormat as exc:
             unknown.append((path, str(exc)))
         except DecodeError as exc:
@@ -111,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             done += 1
             print(f"{path}: {fmt} -> {target}")
+            if explained is not None:
+                print("\n".join(f"  {line}" for line in explained) if explained else "  no repairs")
     for path, reason in unknown:
         owner = claimed.get(path.resolve())
         if owner is not None:
