@@ -283,8 +283,10 @@ def judge(items: list[Item], status: int, reason: str, content_type: str, body: 
                 out.append((item, Sent(rule, f"0x{code:04X}", f"{where}: stored with {rule.meaning}", size)))
             else:
                 out.append((item, Sent(SUCCESS, where, "stored", size)))
-        elif http.outcome is Outcome.DELIVERED and listed.any:
-            # The server listed some instances but not this one: we cannot tell it was stored.
+        elif http.outcome is Outcome.DELIVERED and listed.read:
+            # The server answered with its lists, without this one: we cannot tell it was stored
+            # (Orthanc's plugin stops at an instance its Lua filter fails on, answers 200 and
+            # lists neither that instance nor those after it).
             rule = Rule(-1, -1, Outcome.RETRY, "not in the STOW-RS response")
             out.append((item, Sent(rule, where, f"{where}: not listed in the response", size)))
         elif http.outcome is Outcome.DELIVERED:
@@ -300,17 +302,18 @@ class Listed:
     def __init__(self) -> None:
         self.stored: dict[str, int | None] = {}
         self.failed: dict[str, int | None] = {}
-
-    @property
-    def any(self) -> bool:
-        return bool(self.stored or self.failed)
+        self.read = False  # a STOW-RS response was read (with either sequence, even empty)
 
 
 def parse_response(content_type: str, body: bytes) -> Listed:
     """Read the Referenced and Failed SOP Sequences from DICOM JSON (PS3.18 F) or DICOM XML
-    (PS3.19 A.1); anything else (an HTML error page, nothing) lists no instance."""
+    (PS3.19 A.1), by the Content-Type (or, without one, the first byte); anything else (an
+    HTML error page, nothing) lists no instance."""
     listed = Listed()
     kind = content_type.split(";")[0].strip().lower()
+    if not kind:  # Orthanc's plugin sends its 400/409 answers without a Content-Type
+        start = (body or b"").lstrip()[:1]
+        kind = "json" if start in (b"{", b"[") else "xml" if start == b"<" else ""
     try:
         if kind.endswith("json"):
             _from_json(json.loads(body or b"null"), listed)
@@ -334,6 +337,7 @@ def _from_json(doc: object, listed: Listed) -> None:
         return
     for tag, target, reason_tag in ((REFERENCED_SOP_SEQUENCE, listed.stored, WARNING_REASON),
                                     (FAILED_SOP_SEQUENCE, listed.failed, FAILURE_REASON)):
+        listed.read = listed.read or tag in doc
         for item in (doc.get(tag) or {}).get("Value") or []:
             uid = _json_value(item.get(REFERENCED_SOP_INSTANCE_UID))
             if uid:
@@ -362,6 +366,7 @@ def _from_xml(root: ET.Element, listed: Listed) -> None:
     for tag, target, reason_tag in ((REFERENCED_SOP_SEQUENCE, listed.stored, WARNING_REASON),
                                     (FAILED_SOP_SEQUENCE, listed.failed, FAILURE_REASON)):
         sequence = attribute(root, tag)
+        listed.read = listed.read or sequence is not None
         for item in (c for c in (sequence if sequence is not None else []) if local(c.tag) == "Item"):
             uid = value(item, REFERENCED_SOP_INSTANCE_UID)
             if uid:
