@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import urllib3
 from gateway.delivery.sender import probe
 from gateway.delivery.spool import DEAD, DELIVERED, QUEUED, Item, Spool
 from gateway.delivery.stow import MultipartBody, parse_response
-from tests.support.forwarding import forwarding, orthanc_uids, spool_instances, stow_destination, wait_until
+from tests.support.forwarding import black_hole, forwarding, orthanc_uids, spool_instances, stow_destination, wait_until
 from tests.support.instances import ct_instance
 from tests.support.peers import Orthanc, free_port
 from tests.support.pki import OPENSSL, make_ca, make_leaf, server_pem
@@ -127,6 +128,51 @@ def test_delivery_resumes_when_the_server_comes_back(tmp_path):
             assert sorted(orthanc_uids(peer)) == sorted(uids)
         finally:
             peer.stop()
+
+
+def test_server_errors_are_retried_and_the_server_probed_until_it_recovers(tmp_path):
+    """While a Lua HTTP filter fails, Orthanc answers every request (the probe's GET too) with
+    500: the batch is retried, not dead-lettered, and the server is probed until it answers."""
+    gate = tmp_path / "overloaded"
+    gate.write_text("")
+    lua = tmp_path / "filter.lua"
+    lua.write_text(f"""
+function IncomingHttpRequestFilter(method, uri, ip, username, httpHeaders)
+   local f = io.open("{gate}", "r")
+   if f ~= nil then f:close(); error("overloaded") end
+   return true
+end
+""")
+    peer = Orthanc(tmp_path / "orthanc", dicomweb=True, extra={"LuaScripts": [str(lua)]}).start()
+    try:
+        spool = Spool(tmp_path / "spool")
+        dest = stow_destination("web", peer.dicomweb_url, batch=8)
+        uids = spool_instances(spool, 5, ["web"])
+        with forwarding(spool, [dest]) as fwd:
+            assert wait_until(lambda: fwd.metrics.up["web"] is False, 10)
+            time.sleep(1.5)
+            rows = spool.rows("web")
+            assert {r["state"] for r in rows} == {QUEUED}
+            assert {r["last_status"] for r in rows} == {"HTTP 500 Internal Server Error"}
+            assert all(r["attempts"] == 1 for r in rows)  # sent once, then probed, not sent again
+            gate.unlink()
+            assert wait_until(lambda: spool.pending("web") == 0, 15)
+        assert sorted(orthanc_uids(peer)) == sorted(uids)
+    finally:
+        peer.stop()
+
+
+def test_a_server_that_never_answers_times_out_and_is_retried(tmp_path):
+    spool = Spool(tmp_path / "spool")
+    spool_instances(spool, 3, ["web"])
+    with black_hole() as port:
+        dest = replace(stow_destination("web", f"http://127.0.0.1:{port}/dicom-web"), timeout=1.0)
+        with forwarding(spool, [dest]) as fwd:
+            assert wait_until(lambda: fwd.metrics.up["web"] is False, 10)
+            time.sleep(0.5)
+    rows = spool.rows("web")
+    assert {r["state"] for r in rows} == {QUEUED}
+    assert all(r["attempts"] == 1 and "no response within 1s" in r["reason"] for r in rows)
 
 
 @pytest.fixture(scope="module")
