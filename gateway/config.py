@@ -308,7 +308,7 @@ class Destination:
         """Where it is, for people: ``AE@host:port`` or the STOW-RS URL."""
         if self.web is not None:
             return self.web.url
-        return f"{self.called_ae}@{self.host}:{self.port}{' (TLS)' if self.tls else ''}"
+        return f"{self.called_ae}@{self.host}:{self.port}"
 
 
 @dataclass(frozen=True)

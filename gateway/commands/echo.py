@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
             failed += 1
             continue
         ok, detail, seconds = probe(dest, config.ae_title)
-        where = dest.address
+        where = f"{dest.address}{' (TLS)' if dest.tls else ''}"
         print(f"{name}: {where}: {'OK' if ok else 'FAILED'}: {detail} ({seconds * 1000:.0f} ms)")
         failed += not ok
     return 1 if failed else 0

@@ -226,8 +226,8 @@ class StowSender:
             return batch
         finally:
             self.last_used = time.monotonic()
-            if meanwhile is not None:
-                meanwhile()
+        if meanwhile is not None:  # answered: the lane may claim its next batch
+            meanwhile()
         self.sent += len(present)
         batch.answered += judge(present, response.status, response.reason or "",
                                 response.headers.get("Content-Type", ""), response.data)
