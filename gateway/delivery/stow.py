@@ -5,14 +5,15 @@ its parts streamed from the spool files as they are (never decoded), with a Cont
 computed from the file sizes. The answer is judged per instance where the server lists it:
 in the Referenced SOP Sequence (stored; a Warning Reason is recorded), in the Failed SOP
 Sequence (its Failure Reason goes through the same status table as a C-STORE status: out of
-resources is retried, "cannot understand" dead-lettered, ...); an instance the response does
-not list is judged by the HTTP status (``outcomes.HTTP_RULES``). DICOM JSON and DICOM XML
-answers are both read, whichever the server sends.
+resources is retried, "cannot understand" dead-lettered, ...). An instance a success answer
+leaves out of its lists is retried, never taken as stored; otherwise the HTTP status decides
+for what is not listed (``outcomes.HTTP_RULES``). DICOM JSON and DICOM XML answers are both
+read, whichever the server sends.
 
 The HTTP client is urllib3: one connection pool per lane, kept alive across requests, with
 TLS through the same ``ssl.SSLContext`` as DICOM TLS (``gateway.delivery.tls``). The bearer
-token or basic password is read from its file when the pool is opened and only ever put in
-the Authorization header: never logged, never in a detail.
+token or basic password is read from its file for every request (a rotated token needs no
+restart) and only ever put in the Authorization header: never logged, never in a detail.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import urllib3
-from urllib3.exceptions import HTTPError, NewConnectionError, ProtocolError, ReadTimeoutError, SSLError
-from urllib3.exceptions import ConnectTimeoutError, InsecureRequestWarning, NameResolutionError
+from urllib3.exceptions import (ConnectTimeoutError, HTTPError, InsecureRequestWarning, NameResolutionError,
+                                NewConnectionError, ProtocolError, ReadTimeoutError, SSLError)
 
 from gateway.config import Destination, DicomWeb, TLSConfig
 from gateway.delivery.association import Sent
@@ -157,7 +158,6 @@ class StowSender:
         self.dest = dest
         self.web = dest.web
         self.http: urllib3.PoolManager | None = None
-        self.headers: dict[str, str] = {}
         self.sent = 0
         self.last_used = 0.0
 
@@ -169,8 +169,8 @@ class StowSender:
         return self.is_open  # any SOP class and transfer syntax goes as application/dicom
 
     def open(self, first: Iterable[Pair] = (), waiting: Iterable[Pair] = (), commitment: bool = False) -> None:
-        """Prepare the pool (connections are made by the first request); a secret file that
-        cannot be read is found out here, and the send then fails as a connection would."""
+        """Prepare the pool; connections are made by the first request (so a server that is
+        down is found out by the send, which gives the batch back unpenalised)."""
         self.close()
         self.http = _pool(self.dest)
         self.sent = 0
