@@ -5,6 +5,8 @@ with a CA the test makes, basic and bearer authentication."""
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -15,7 +17,8 @@ import urllib3
 from gateway.delivery.sender import probe
 from gateway.delivery.spool import DEAD, DELIVERED, QUEUED, Item, Spool
 from gateway.delivery.stow import MultipartBody, parse_response
-from tests.support.forwarding import black_hole, forwarding, orthanc_uids, spool_instances, stow_destination, wait_until
+from tests.support.forwarding import (black_hole, forwarding, orthanc_uids, spool_instances, stow_destination,
+                                      wait_until, write_config)
 from tests.support.instances import ct_instance
 from tests.support.peers import Orthanc, free_port
 from tests.support.pki import OPENSSL, make_ca, make_leaf, server_pem
@@ -297,3 +300,29 @@ def test_a_dicom_xml_answer_is_read_as_well(web_orthanc, tmp_path):
     assert r.status == 200 and r.headers["Content-Type"] == "application/dicom+xml"
     listed = parse_response(r.headers["Content-Type"], r.data)
     assert sorted(listed.stored) == sorted(uids) and not listed.failed
+
+
+def test_send_and_echo_from_the_command_line(web_orthanc, tmp_path):
+    """The configuration's ``type: dicomweb`` all the way through ``legacy-gateway echo`` and
+    ``send`` (the forwarder built from it, the credentials read from their file)."""
+    root = Path(__file__).resolve().parents[2]
+    token = _secret(tmp_path, "token", "not-checked-here")
+    config = write_config(tmp_path / "gateway.yaml", tmp_path / "spool", [
+        {"name": "web", "type": "dicomweb", "url": web_orthanc.dicomweb_url, "batch": 2,
+         "auth": {"bearer_file": token}, "retry": {"initial_delay": "100ms", "max_delay": "500ms"}}])
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        ct_instance(i).save_as(folder / f"img{i}.dcm", enforce_file_format=True)
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "gateway", *map(str, args)], cwd=root, capture_output=True,
+                              text=True, timeout=120)
+
+    echo = cli("echo", "-c", config, "web")
+    assert echo.returncode == 0 and f"web: {web_orthanc.dicomweb_url}: OK: HTTP 200 OK" in echo.stdout, echo.stdout
+    sent = cli("send", "-c", config, folder, "--to", "web")
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    assert "3 of 3 delivered to web" in sent.stdout
+    assert len(orthanc_uids(web_orthanc)) == 3
+    assert "not-checked-here" not in sent.stdout + sent.stderr + echo.stdout + echo.stderr
