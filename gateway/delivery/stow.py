@@ -377,14 +377,18 @@ def _from_xml(root: ET.Element, listed: Listed) -> None:
 
 
 def _code(value: object) -> int | None:
-    """A US reason code: a number (JSON), or decimal or hexadecimal text (servers differ)."""
+    """A US reason code: a number (JSON), or text: decimal as PS3.19 says, but some servers write
+    the code in hexadecimal ("A700", "0110"; older Orthanc plugins did), told apart by a hex
+    letter, a 0x, or a leading zero no decimal number has."""
     if value is None or value == "":
         return None
     if isinstance(value, int):
         return value
     text = str(value).strip()
+    lower = text.lower()
+    hexadecimal = lower.startswith("0x") or any(c in "abcdef" for c in lower) or (len(text) > 1 and text[0] == "0")
     try:
-        return int(text, 16) if text.lower().startswith("0x") or any(c in "abcdefABCDEF" for c in text) else int(text)
+        return int(text, 16) if hexadecimal else int(text)
     except ValueError:
         return None
 
