@@ -20,15 +20,19 @@ from gateway.capture import Capture, CaptureSink
 from gateway.errors import DecodeError
 from gateway.dicom.normalize import SiteRules, normalize
 from gateway.delivery.spool import Spool
+from gateway.routing import Routing
 
 log = logging.getLogger("gateway.pipeline")
 
 
-def convert(capture: Capture, rules: SiteRules = SiteRules()) -> tuple[Dataset, str]:
-    """Return the finished instance and the name of the format it came from."""
+def convert(capture: Capture, rules: SiteRules = SiteRules(), routing: Routing | None = None) -> tuple[Dataset, str]:
+    """Return the finished instance and the name of the format it came from; ``routing``'s
+    coercions for the capture's source are applied after normalisation."""
     decoded = formats.decode(capture.data)
     try:
         ds = normalize(decoded, rules, origin=str(capture.origin))
+        if routing is not None:
+            routing.coerce(ds, capture.origin.source, str(capture.origin))
     except DecodeError:
         raise
     except Exception as exc:  # noqa: BLE001 - a normalisation bug rejects one capture only
@@ -50,20 +54,22 @@ class Result:
 
 class Pipeline:
     def __init__(self, spool: Spool, rules: SiteRules, on_spooled: Callable[[tuple[str, ...]], None] | None = None,
-                 on_arrival: Callable[[Result, Capture], None] | None = None):
+                 on_arrival: Callable[[Result, Capture], None] | None = None, routing: Routing = Routing()):
         self.spool = spool
         self.rules = rules
+        self.routing = routing
         self.on_spooled = on_spooled
         self.on_arrival = on_arrival  # the console's list of recent arrivals
 
     def handle(self, capture: Capture, sink: CaptureSink, destinations: tuple[str, ...]) -> Result:
         where = str(capture.origin)
         try:
-            ds, fmt = convert(capture, self.rules)
+            ds, fmt = convert(capture, self.rules, self.routing)
         except DecodeError as exc:
             log.warning("event=rejected origin=%s size=%d reason=%r", where, capture.size, str(exc))
             sink.reject(capture, str(exc))
             return Result(False, reason=str(exc))
+        destinations = self.routing.destinations(ds, fmt, capture.origin.source, destinations)
         try:
             added = self.spool.add(ds, destinations, source=capture.origin.source, origin=where)
         except Exception as exc:

@@ -19,7 +19,9 @@ from gateway.capture import Capture, Origin
 from gateway.commands.common import load_or_report
 from gateway.errors import DecodeError
 from gateway.dicom.normalize import SiteRules
+from gateway.dicom.provenance import changes
 from gateway.pipeline import convert
+from gateway.routing import Routing
 
 NAME = "convert"
 HELP = "convert vendor files to DICOM files (offline)"
@@ -32,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--uid-root", help="UID root for derived UIDs (default 2.25: UUID-based)")
     parser.add_argument("--patient-id-prefix", help="prefix added once to every converted Patient ID")
     parser.add_argument("--no-vendor-header", action="store_true", help="do not keep the vendor header bytes")
+    parser.add_argument("--source", metavar="NAME", help="apply this configured source's coercions and routes "
+                                                          "(default: the global ones)")
+    parser.add_argument("--explain", action="store_true", help="list every recorded change and the route of each file")
 
 
 def _files(inputs: list[Path]) -> Iterator[Path]:
@@ -45,10 +50,11 @@ def _files(inputs: list[Path]) -> Iterator[Path]:
             yield path
 
 
-def convert_one(path: Path, output: Path, rules: SiteRules) -> tuple[Path, str]:
+def convert_one(path: Path, output: Path, rules: SiteRules, routing: Routing | None = None,
+                source: str = "convert") -> tuple[Path, str]:
     """Convert one file; returns (written path, format name). Raises DecodeError / OSError."""
-    capture = Capture(path.read_bytes(), Origin("convert", str(path), {"file": str(path)}))
-    ds, fmt = convert(capture, rules)  # the service's own path: identify, decode, normalise
+    capture = Capture(path.read_bytes(), Origin(source, str(path), {"file": str(path)}))
+    ds, fmt = convert(capture, rules, routing)  # the service's own path: identify, decode, normalise, coerce
     target = output / f"{ds.SOPInstanceUID}.dcm"
     tmp = target.with_suffix(".part")
     ds.save_as(tmp, enforce_file_format=True)
@@ -59,11 +65,18 @@ def convert_one(path: Path, output: Path, rules: SiteRules) -> tuple[Path, str]:
 def _rules(args: argparse.Namespace) -> SiteRules | None:
     """The configuration's site rules (if given), with the command line's options on top."""
     rules = SiteRules()
+    args.routing, args.default_route = Routing(), ()
     if args.config:
         config = load_or_report(args.config)
         if config is None:
             return None
         rules = config.site
+        args.routing = config.routing
+        sources = {s.name: s.destinations for s in config.sources}
+        args.default_route = sources.get(args.source, tuple(d.name for d in config.destinations if d.enabled))
+    if args.source and args.source not in (sources if args.config else {}):
+        print(f"--source {args.source}: no such source in {args.config or 'the configuration (give -c)'}", file=sys.stderr)
+        return None
     changes = {}
     if args.uid_root:
         changes["uid_root"] = args.uid_root
@@ -74,15 +87,26 @@ def _rules(args: argparse.Namespace) -> SiteRules | None:
     return dataclasses.replace(rules, **changes)
 
 
+def _explain(target: Path, fmt: str, routing: Routing, source: str, default: tuple[str, ...]) -> None:
+    """What the gateway changed (read back from the written file) and where the service would send it."""
+    from pydicom import dcmread
+
+    ds = dcmread(target, stop_before_pixels=True)
+    for reason, keyword, before, now in changes(ds):
+        print(f"  {reason.lower()}: {keyword}: {before} -> {now}")
+    print(f"  route: {', '.join(routing.destinations(ds, fmt, source, default)) or '(no configuration)'}")
+
+
 def run(args: argparse.Namespace) -> int:
     rules = _rules(args)
     if rules is None:
         return 2
+    source = args.source or "convert"
     args.output.mkdir(parents=True, exist_ok=True)
     done = failed = 0
     for path in _files(args.inputs):
         try:
-            target, fmt = convert_one(path, args.output, rules)
+            target, fmt = convert_one(path, args.output, rules, args.routing, source)
         except DecodeError as exc:
             failed += 1
             print(f"{path}: FAILED: {exc}", file=sys.stderr)
@@ -92,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             done += 1
             print(f"{path}: {fmt} -> {target}")
+            if args.explain:
+                _explain(target, fmt, args.routing, source, args.default_route)
     if done + failed == 0:
         print("no input files found", file=sys.stderr)
         return 1
