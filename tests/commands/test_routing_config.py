@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pydicom
 import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import CTImageStorage, MRImageStorage, SecondaryCaptureImageStorage
@@ -250,3 +251,39 @@ def test_check_config_command_reports_rule_problems(tmp_path):
     assert run.stderr.strip().splitlines() == [
         f"{config}:10: routes[0].to: no destination named 'nowhere'; configured: cardio, pacs, research, sc_archive",
         f"{config}:12: coerce.patient_ids.file: ids.csv:3: legacy repeats the one on line 2"]
+
+
+def test_convert_explain_shows_each_coercion_and_the_route(samples, tmp_path, capsys):
+    from gateway import cli
+
+    mr_file = samples / "dicom_vendor" / "MR-SIEMENS-DICOM-WithOverlays.dcm"
+    mr = pydicom.dcmread(mr_file)
+    (tmp_path / "ids.csv").write_text(f"legacy,mrn\n{mr.PatientID},MRN2002\n")
+    config = tmp_path / "gw.yaml"
+    config.write_text(DESTINATIONS + """\
+sources:
+  - name: mrroom
+    type: folder
+    path: /tmp/mrroom
+    routes:
+      - match: {manufacturer: "siemens*"}
+        to: [cardio]
+routes:
+  - match: {modality: MR, format: dicom}
+    to: [research]
+coerce:
+  institution_name: General Hospital
+  patient_ids: {file: %s, from_column: legacy, to_column: mrn}
+""" % (tmp_path / "ids.csv"))
+    for source, route in ((None, "research"), ("mrroom", "cardio")):
+        out = tmp_path / f"out-{source}"
+        extra = ["--source", source] if source else []
+        assert cli.main(["convert", "-c", str(config), "--explain", *extra, str(mr_file), "-o", str(out)]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[1:] == [f"  coerce: InstitutionName: {mr.InstitutionName} -> General Hospital",
+                             f"  coerce: PatientID: {mr.PatientID} -> MRN2002",
+                             f"  route: {route}"]
+        (written,) = out.iterdir()
+        assert pydicom.dcmread(written).PatientID == "MRN2002"
+    assert cli.main(["convert", "-c", str(config), "--source", "nosuch", str(mr_file), "-o", str(tmp_path / "x")]) == 2
+    assert "--source nosuch: no such source" in capsys.readouterr().err
