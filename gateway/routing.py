@@ -193,6 +193,11 @@ class Routing:
     def rules(self, source: str) -> Rules:
         return self.sources.get(source, self.default)
 
+    def coercions_only(self) -> "Routing":
+        """The same coercions without routes (a command whose operator chose the destinations)."""
+        return Routing(Rules((), self.default.coercion),
+                       {name: Rules((), rules.coercion) for name, rules in self.sources.items()})
+
     def destinations(self, ds: Dataset, fmt: str, source: str, default: tuple[str, ...]) -> tuple[str, ...]:
         return self.rules(source).destinations(ds, fmt, default)
 

@@ -3,15 +3,20 @@ mapped from a CSV file, every coercion kept in the Original Attributes Sequence.
 
 from __future__ import annotations
 
+import io
+import os
 import shutil
+import subprocess
+import sys
 
 import pydicom
 
 from gateway.delivery.spool import encode
 from gateway.dicom.provenance import COERCE
-from tests.support.daemon import Daemon, wait_until, write_config
+from tests.support.daemon import ROOT, Daemon, wait_until, write_config
 from tests.support.helpers import ct_instance
 from tests.support.peers import dciodvfy_errors
+from tests.support.tape_bytes import as_records, aws_tape
 
 ROUTES = """\
 routes:
@@ -92,3 +97,40 @@ def test_ct_to_one_mr_to_both_with_patient_ids_mapped(tmp_path, orthanc, storesc
     for secret in [*legacy.values(), *mrn.values(), "LEG-0003"]:
         assert secret not in log, secret
     assert sorted(p.name for p in (incoming / "done").iterdir()) == ["ct1.dcm", "ct2.dcm", "mr.dcm"]
+
+
+def test_a_tape_migration_maps_patient_ids_too(tmp_path, orthanc):
+    """ingest-tape applies the coercions (its --to chooses the destinations, so no routes)."""
+    cts = []
+    for index, legacy in enumerate(("TAPE-17", "TAPE-18")):
+        ds = ct_instance(index)
+        ds.PatientID = legacy
+        cts.append(ds)
+    tape = tmp_path / "box.aws"
+    tape.write_bytes(aws_tape([as_records(encode(ds), 32768) for ds in cts]))
+    (tmp_path / "ids.csv").write_text("legacy,mrn\nTAPE-17,MRN17\nTAPE-18,MRN18\n")
+    config = tmp_path / "gw.yaml"
+    config.write_text(f"""\
+gateway: {{spool_dir: {tmp_path / 'spool'}, state_dir: {tmp_path / 'state'}, log_level: INFO}}
+destinations:
+  - {{name: orthanc, host: 127.0.0.1, port: {orthanc.dicom_port}, called_ae: ORTHANC}}
+  - {{name: other, host: 127.0.0.1, port: 1, called_ae: OTHER}}
+routes:
+  - match: {{}}
+    to: [other]
+coerce:
+  patient_ids: {{file: {tmp_path / 'ids.csv'}, from_column: legacy, to_column: mrn}}
+archive: {{enabled: false}}
+""")
+    run = subprocess.run([sys.executable, "-m", "gateway", "ingest-tape", str(tape), "-c", str(config), "--to",
+                          "orthanc", "--no-progress"], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert run.returncode == 0, run.stdout + run.stderr
+    got = {}
+    for ds in cts:
+        stored = pydicom.dcmread(io.BytesIO(orthanc.file(str(ds.SOPInstanceUID))))
+        (item,) = stored.OriginalAttributesSequence
+        got[item.ModifiedAttributesSequence[0].PatientID] = stored.PatientID
+    assert got == {"TAPE-17": "MRN17", "TAPE-18": "MRN18"}
+    for secret in ("TAPE-17", "TAPE-18", "MRN17", "MRN18"):
+        assert secret not in run.stdout + run.stderr
