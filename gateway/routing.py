@@ -28,7 +28,7 @@ from pydicom.uid import UID
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from gateway.dicom.coercion import Coercion, PatientIdMap, read_id_map, value_problem
-from gateway.schema import List, Map, Problems, Spec, Str
+from gateway.schema import List, Map, Spec, Str
 
 log = logging.getLogger("gateway.routing")
 
@@ -245,8 +245,8 @@ def build(raw: dict, path: str) -> tuple[Routing, list[str]]:
     per_source = {}
     for i, src in enumerate(raw["sources"] or []):
         own = routes(src.get("routes"), f"sources[{i}].routes")
-        per_source[src["name"]] = Rules(own + global_rules.routes,
-                                        global_rules.coercion.merged(coercion(src.get("coerce"), f"sources[{i}].coerce")))
+        own_coercion = coercion(src.get("coerce"), f"sources[{i}].coerce")
+        per_source[src["name"]] = Rules(own + global_rules.routes, global_rules.coercion.merged(own_coercion))
     return Routing(global_rules, per_source), problems
 
 

@@ -75,7 +75,8 @@ def _rules(args: argparse.Namespace) -> SiteRules | None:
         sources = {s.name: s.destinations for s in config.sources}
         args.default_route = sources.get(args.source, tuple(d.name for d in config.destinations if d.enabled))
     if args.source and args.source not in (sources if args.config else {}):
-        print(f"--source {args.source}: no such source in {args.config or 'the configuration (give -c)'}", file=sys.stderr)
+        where = args.config or "the configuration (give -c)"
+        print(f"--source {args.source}: no such source in {where}", file=sys.stderr)
         return None
     changes = {}
     if args.uid_root:

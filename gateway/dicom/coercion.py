@@ -65,8 +65,11 @@ class PatientIdMap:
     """Legacy Patient ID -> today's, from a CSV file (read once per configuration load)."""
 
     file: str
-    ids: Mapping[str, str]
+    ids: Mapping[str, str]  # patient IDs: kept out of the repr below
     reject_unmapped: bool = False
+
+    def __repr__(self) -> str:
+        return f"PatientIdMap({self.file!r}, {len(self.ids)} IDs, reject_unmapped={self.reject_unmapped})"
 
     def lookup(self, legacy: str) -> str | None:
         return self.ids.get(legacy.strip())
@@ -96,7 +99,8 @@ def read_id_map(file: str, from_column: str, to_column: str, delimiter: str = ",
                 if not legacy or not new:
                     problems.append(f"{file}:{line}: empty {from_column if not legacy else to_column}")
                 elif len(new) > 64 or set(new) & _FORBIDDEN:
-                    problems.append(f"{file}:{line}: {to_column} is not a valid Patient ID (LO: 64 characters, no backslash)")
+                    problems.append(f"{file}:{line}: {to_column} is not a valid Patient ID "
+                                    "(LO: 64 characters, no backslash)")
                 elif legacy in first_line:
                     problems.append(f"{file}:{line}: {from_column} repeats the one on line {first_line[legacy]}")
                 else:
@@ -144,8 +148,8 @@ class Coercion:
         if new is None:
             if self.patient_ids.reject_unmapped:
                 # The ID itself stays out of the reason: reasons are logged.
-                raise DecodeError(f"Patient ID not in {Path(self.patient_ids.file).name} (patient_ids.unmapped: reject)",
-                                  field="PatientID")
+                name = Path(self.patient_ids.file).name
+                raise DecodeError(f"Patient ID not in {name} (patient_ids.unmapped: reject)", field="PatientID")
             return
         if new != legacy:
             changes.set(ds, "PatientID", new, COERCE)

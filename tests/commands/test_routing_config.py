@@ -94,7 +94,8 @@ def test_rule_table(source, modality, station, manufacturer, fmt, sop_class, exp
 
 
 def test_without_rules_every_source_keeps_its_destinations():
-    config = parse_config(DESTINATIONS + "sources:\n  - {name: a, type: folder, path: /tmp/a, destinations: [cardio]}\n")
+    source = "sources:\n  - {name: a, type: folder, path: /tmp/a, destinations: [cardio]}\n"
+    config = parse_config(DESTINATIONS + source)
     ds = instance("CT", "X", "Y", CTImageStorage)
     assert config.routing.destinations(ds, "dicom", "a", ("cardio",)) == ("cardio",)
     assert not config.routing.rules("a").coercion
@@ -189,7 +190,8 @@ def write_map(path: Path, text: str) -> Path:
 
 
 def test_patient_id_map_file_is_checked_line_by_line(tmp_path):
-    base = DESTINATIONS + SOURCE + "coerce:\n  patient_ids:\n    file: FILE\n    from_column: legacy\n    to_column: mrn\n"
+    base = DESTINATIONS + SOURCE + ("coerce:\n  patient_ids:\n    file: FILE\n"
+                                    "    from_column: legacy\n    to_column: mrn\n")
     missing = tmp_path / "missing.csv"
     assert problems(base.replace('FILE', str(missing))) == [
         f"broken.yaml:10: coerce.patient_ids.file: {missing}: cannot read: No such file or directory"]
@@ -210,6 +212,7 @@ def test_patient_id_map_file_is_checked_line_by_line(tmp_path):
     good = write_map(tmp_path / "good.csv", "\ufefflegacy;mrn\nA1;M1\n")  # Excel's BOM and semicolons
     config = parse_config(base.replace('FILE', str(good)) + "    delimiter: ';'\n")
     assert dict(config.routing.rules("export").coercion.patient_ids.ids) == {"A1": "M1"}
+    assert "A1" not in repr(config) and "M1" not in repr(config)  # a logged configuration shows no ID
 
 
 def test_a_source_coercion_overrides_the_global_one_key_by_key(tmp_path):
