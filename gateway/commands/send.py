@@ -83,7 +83,7 @@ def _send(args, config, dest: str, spool: Spool, forwarder: Forwarder | None) ->
             results[path] = f"cannot read: {exc.strerror}"
             continue
         try:
-            ds, _fmt = convert(Capture(data, Origin("send", str(path))), config.site)
+            ds, _fmt = convert(Capture(data, Origin("send", str(path))), config.site, config.routing)  # coerced too
         except DecodeError as exc:
             results[path] = f"rejected: {exc}"
             continue

@@ -134,3 +134,25 @@ archive: {{enabled: false}}
     assert got == {"TAPE-17": "MRN17", "TAPE-18": "MRN18"}
     for secret in ("TAPE-17", "TAPE-18", "MRN17", "MRN18"):
         assert secret not in run.stdout + run.stderr
+
+
+def test_send_applies_the_coercions_too(tmp_path, storescp):
+    """One-shot ``send`` spools through the same conversion, so what it delivers is coerced alike."""
+    from tests.support.forwarding import write_config as service_config
+
+    (tmp_path / "ids.csv").write_text("legacy,mrn\nSEND-1,MRN0001\n")
+    config = service_config(tmp_path / "gw.yaml", tmp_path / "spool", [
+        {"name": "pacs", "host": "127.0.0.1", "port": storescp.port, "called_ae": storescp.aet}],
+        coerce={"institution_name": "General Hospital",
+                "patient_ids": {"file": str(tmp_path / "ids.csv"), "from_column": "legacy", "to_column": "mrn"}})
+    ds = ct_instance(5)
+    ds.PatientID = "SEND-1"
+    (tmp_path / "a.dcm").write_bytes(encode(ds))
+    run = subprocess.run([sys.executable, "-m", "gateway", "send", "-c", str(config), str(tmp_path / "a.dcm"), "--to",
+                          "pacs"], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert run.returncode == 0, run.stdout + run.stderr
+    (received,) = map(pydicom.dcmread, storescp.received())
+    assert (received.PatientID, received.InstitutionName) == ("MRN0001", "General Hospital")
+    assert received.OriginalAttributesSequence[0].ModifiedAttributesSequence[0].PatientID == "SEND-1"
+    assert "SEND-1" not in run.stdout + run.stderr and "MRN0001" not in run.stdout + run.stderr
