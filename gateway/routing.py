@@ -21,7 +21,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Mapping
 
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
@@ -179,8 +179,9 @@ class Rules:
                 return route.to
         return default
 
-    def coerce(self, ds: Dataset, source: str) -> bool:
-        return self.coercion.apply(ds, source) if self.coercion else False
+    def coerce(self, ds: Dataset, origin: str) -> bool:
+        """Apply the coercion; ``origin`` is recorded as the source of the previous values."""
+        return self.coercion.apply(ds, origin) if self.coercion else False
 
 
 @dataclass(frozen=True)
@@ -206,9 +207,6 @@ class Routing:
 
 
 # -- from the validated configuration --------------------------------------------------------
-
-Where = Callable[[int], str]  # a line number -> "path:line"
-
 
 def build(raw: dict, path: str) -> tuple[Routing, list[str]]:
     """The routing from the schema-checked configuration, and the problems only the whole file
