@@ -22,6 +22,8 @@ from gateway.errors import ConfigError
 from gateway.dicom.normalize import SiteRules
 from gateway.schema import Bool, Duration, Int, List, Map, Problems, Spec, Str, load
 from gateway.dicom.uids import is_valid_uid
+from gateway import routing as _routing
+from gateway.routing import Routing
 
 # A DNS name or an IPv4/IPv6 address: letters, digits, dots, hyphens, colons, no spaces.
 _HOST_RE = re.compile(r"^[A-Za-z0-9._:%\[\]-]+$")
@@ -177,6 +179,8 @@ def _source_spec() -> Map:
             "type": Str(required=True, choices=tuple(sorted(SOURCE_OPTIONS))),
             "destinations": List(Str(), doc="destination names; default all"),
             "enabled": Bool(default=True),
+            "routes": _routing.ROUTES,
+            "coerce": _routing.COERCE,
         },
         extra=_source_options,
     )
@@ -255,6 +259,8 @@ def _top_spec() -> Map:
             "metrics": _METRICS,
             "console": _CONSOLE,
             "commitment": _COMMITMENT,
+            "routes": _routing.ROUTES,
+            "coerce": _routing.COERCE,
         }
     )
 
@@ -394,6 +400,7 @@ class Config:
     min_free_mb: int = 500
     min_free_percent: int = 5
     file_group: str | None = None
+    routing: Routing = Routing()  # routes and coercions (gateway.routing)
 
     def floor(self) -> Floor:
         """Free space the spool's intake leaves for delivery (see ``gateway.delivery.space``)."""
@@ -418,11 +425,14 @@ def load_config(path: str | Path) -> Config:
 
 def parse_config(text: str, path: str = "<config>") -> Config:
     raw, problems = load(text, path, _top_spec())
+    routing = Routing()
     if raw is not None and not problems:
         problems.extend(_cross_checks(raw, path, text))
+        routing, found = _routing.build(raw, path)  # reads the Patient ID maps: checked and loaded once
+        problems.extend(found)
     if problems or raw is None:
         raise ConfigError(problems)
-    return _build(raw, path)
+    return _build(raw, path, routing)
 
 
 def _line_of(text: str, needle: str) -> int:
@@ -605,7 +615,7 @@ def _destination(d: dict, ae_title: str) -> Destination:
     )
 
 
-def _build(raw: dict, path: str) -> Config:
+def _build(raw: dict, path: str, routing: Routing = Routing()) -> Config:
     gw, site, archive, metrics = raw["gateway"], raw["site"], raw["archive"], raw["metrics"]
     ae_title = gw["ae_title"]
     destinations = tuple(_destination(d, ae_title) for d in raw["destinations"])
@@ -638,4 +648,5 @@ def _build(raw: dict, path: str) -> Config:
         min_free_mb=gw["min_free_mb"],
         min_free_percent=gw["min_free_percent"],
         file_group=gw.get("file_group"),
+        routing=routing,
     )
