@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 CONFIG ?= etc/legacy-gateway.yaml
 # Debian packages the tests talk to: real peers and independent readers.
-TEST_DEBS = dcmtk orthanc dicom3tools lrzsz gkermit socat systemd openssl chromium chromium-driver
+TEST_DEBS = dcmtk orthanc orthanc-dicomweb dicom3tools lrzsz gkermit socat systemd openssl chromium chromium-driver
 
 .PHONY: run test install install-test debs bench clean
 

@@ -15,12 +15,15 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
+from urllib.parse import urlsplit
 
 from gateway.delivery.space import Floor
 from gateway.errors import ConfigError
 from gateway.dicom.normalize import SiteRules
 from gateway.schema import Bool, Duration, Int, List, Map, Problems, Spec, Str, load
 from gateway.dicom.uids import is_valid_uid
+from gateway import routing as _routing
+from gateway.routing import Routing
 
 # A DNS name or an IPv4/IPv6 address: letters, digits, dots, hyphens, colons, no spaces.
 _HOST_RE = re.compile(r"^[A-Za-z0-9._:%\[\]-]+$")
@@ -45,9 +48,27 @@ _TLS = Map(
     optional=True,
 )
 
-_DESTINATION = Map(
+# Keys every destination has, whatever its type.
+_DESTINATION_COMMON = {
+    "name": Str(required=True, pattern=r"^[A-Za-z0-9_.-]+$"),
+    "type": Str(default="dimse", choices=("dimse", "dicomweb"), doc="C-STORE, or STOW-RS over HTTP(S)"),
+    "timeout": Duration(default=30.0, minimum=0.1),
+    "retry": _RETRY,
+    "enabled": Bool(default=True),
+}
+
+_AUTH = Map(
     {
-        "name": Str(required=True, pattern=r"^[A-Za-z0-9_.-]+$"),
+        "bearer_file": Str(doc="file holding a bearer token (Authorization: Bearer)"),
+        "basic_user": Str(doc="user name for HTTP basic authentication"),
+        "basic_password_file": Str(doc="file holding the basic authentication password"),
+    },
+    optional=True,
+)
+
+# Keys per destination type.
+DESTINATION_OPTIONS: dict[str, dict[str, Spec]] = {
+    "dimse": {
         "host": Str(required=True),
         "port": Int(required=True, minimum=1, maximum=65535),
         "called_ae": Str(required=True, **AE_TITLE),
@@ -55,15 +76,36 @@ _DESTINATION = Map(
         "tls": _TLS,
         "associations": Int(default=1, minimum=1, maximum=32),
         "max_per_association": Int(default=1000, minimum=1),
-        "timeout": Duration(default=30.0, minimum=0.1),
-        "retry": _RETRY,
         "storage_commitment": Bool(default=False),
         "commitment_timeout": Duration(default=3600.0, minimum=1),
         "commitment_ae": Str(doc="AE title the PACS sends commitment reports from; default called_ae", **AE_TITLE),
         "commitment_hosts": List(Str(), doc="addresses commitment reports may come from; default any"),
-        "enabled": Bool(default=True),
-    }
-)
+    },
+    "dicomweb": {
+        "url": Str(required=True, pattern=r"^https?://[^\s/?#]+[^\s?#]*$", doc="the STOW-RS base (…/dicom-web)"),
+        "batch": Int(default=32, minimum=1, maximum=1000, doc="instances per multipart request"),
+        "connections": Int(default=1, minimum=1, maximum=32, doc="requests in parallel"),
+        "ca": Str(doc="CA bundle that signs the server's certificate (https)"),
+        "verify": Bool(default=True, doc="verify the server's certificate and host name"),
+        "auth": _AUTH,
+    },
+}
+
+
+def _destination_options(pairs: dict, node, key: str, problems: Problems) -> tuple[dict, set[str]]:
+    """The keys of the destination's type (``dimse`` when it names none), checked like the rest."""
+    kind = pairs["type"][1].value if "type" in pairs else "dimse"
+    if kind not in DESTINATION_OPTIONS:
+        # The "type" field reports the bad choice; its keys cannot be judged without it.
+        return {}, set(pairs)
+    from yaml.nodes import MappingNode
+
+    own = MappingNode(node.tag, [(k, v) for k, v in node.value if k.value in DESTINATION_OPTIONS[kind]],
+                      node.start_mark, node.end_mark)
+    return Map(DESTINATION_OPTIONS[kind]).check(own, key, problems) or {}, set(DESTINATION_OPTIONS[kind])
+
+
+_DESTINATION = Map(_DESTINATION_COMMON, extra=_destination_options)
 
 # Options per source type. Drivers for other media add their entry here.
 SOURCE_OPTIONS: dict[str, dict[str, Spec]] = {
@@ -137,6 +179,8 @@ def _source_spec() -> Map:
             "type": Str(required=True, choices=tuple(sorted(SOURCE_OPTIONS))),
             "destinations": List(Str(), doc="destination names; default all"),
             "enabled": Bool(default=True),
+            "routes": _routing.ROUTES,
+            "coerce": _routing.COERCE,
         },
         extra=_source_options,
     )
@@ -215,6 +259,8 @@ def _top_spec() -> Map:
             "metrics": _METRICS,
             "console": _CONSOLE,
             "commitment": _COMMITMENT,
+            "routes": _routing.ROUTES,
+            "coerce": _routing.COERCE,
         }
     )
 
@@ -235,6 +281,18 @@ class TLSConfig:
 
 
 @dataclass(frozen=True)
+class DicomWeb:
+    """A STOW-RS destination's HTTP side. Secrets stay in their files until a request needs them."""
+
+    url: str
+    ca: str | None = None
+    verify: bool = True
+    bearer_file: str | None = None
+    basic_user: str | None = None
+    basic_password_file: str | None = None
+
+
+@dataclass(frozen=True)
 class Destination:
     name: str
     host: str
@@ -251,6 +309,16 @@ class Destination:
     enabled: bool = True
     commitment_ae: str | None = None          # reports come from this AE title (default called_ae)
     commitment_hosts: tuple[str, ...] = ()    # ... and from these addresses (default any)
+    type: str = "dimse"                       # or "dicomweb" (then ``web`` is set)
+    batch: int = 32                           # instances a lane claims (and, for STOW-RS, sends) at a time
+    web: DicomWeb | None = None
+
+    @property
+    def address(self) -> str:
+        """Where it is, for people: ``AE@host:port`` or the STOW-RS URL."""
+        if self.web is not None:
+            return self.web.url
+        return f"{self.called_ae}@{self.host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -332,6 +400,7 @@ class Config:
     min_free_mb: int = 500
     min_free_percent: int = 5
     file_group: str | None = None
+    routing: Routing = Routing()  # routes and coercions (gateway.routing)
 
     def floor(self) -> Floor:
         """Free space the spool's intake leaves for delivery (see ``gateway.delivery.space``)."""
@@ -356,11 +425,14 @@ def load_config(path: str | Path) -> Config:
 
 def parse_config(text: str, path: str = "<config>") -> Config:
     raw, problems = load(text, path, _top_spec())
+    routing = Routing()
     if raw is not None and not problems:
         problems.extend(_cross_checks(raw, path, text))
+        routing, found = _routing.build(raw, path)  # reads the Patient ID maps: checked and loaded once
+        problems.extend(found)
     if problems or raw is None:
         raise ConfigError(problems)
-    return _build(raw, path)
+    return _build(raw, path, routing)
 
 
 def _line_of(text: str, needle: str) -> int:
@@ -392,7 +464,7 @@ def _cross_checks(raw: dict, path: str, text: str) -> list[str]:
                 problems.append(f"{path}:{_line_of(text, src['name'])}: sources[{i}]: {problem}")
     for i, dest in enumerate(raw["destinations"]):
         tls = dest.get("tls")
-        if tls and bool(tls.get("cert")) != bool(tls.get("key")):
+        if tls and dest.get("type") != "dicomweb" and bool(tls.get("cert")) != bool(tls.get("key")):
             problems.append(f"{path}:{_line_of(text, 'tls')}: destinations[{i}].tls: cert and key go together")
     group = raw["gateway"].get("file_group")
     if group:
@@ -403,7 +475,7 @@ def _cross_checks(raw: dict, path: str, text: str) -> list[str]:
     root = raw["gateway"]["uid_root"]
     if not is_valid_uid(root) or len(root) > 52:
         problems.append(f"{path}:{_line_of(text, 'uid_root')}: gateway.uid_root: {root!r} is not a valid UID root of at most 52 characters")
-    for check in (_port_clashes, _tls_files, _retry_order, _host_names, _folder_paths, _console_access):
+    for check in (_port_clashes, _tls_files, _web_files, _retry_order, _host_names, _folder_paths, _console_access):
         problems.extend(f"{path}:{_line_of(text, needle)}: {problem}" for needle, problem in check(raw))
     return problems
 
@@ -418,7 +490,7 @@ def _listeners(raw: dict) -> list[tuple[str, str, int]]:
         out.append(("archive", raw["archive"]["host"], raw["archive"]["port"]))
     if raw["metrics"]["enabled"] or raw["console"]["enabled"]:
         out.append(("metrics", raw["metrics"]["host"], raw["metrics"]["port"]))
-    if any(d["storage_commitment"] and d["enabled"] for d in raw["destinations"]):
+    if any(d.get("storage_commitment") and d["enabled"] for d in raw["destinations"]):
         # without a host it binds to loopback or every address (Commitment.listen_host): assume the wider
         out.append(("commitment", raw["commitment"]["host"] or "0.0.0.0", raw["commitment"]["port"]))
     return out
@@ -450,6 +522,34 @@ def _tls_files(raw: dict) -> list[Finding]:
     return found
 
 
+def _web_files(raw: dict) -> list[Finding]:
+    """A STOW-RS destination's CA and secret files, and an authentication that is one kind."""
+    found = []
+    for i, dest in enumerate(raw["destinations"]):
+        if dest.get("type") != "dicomweb":
+            continue
+        auth = dest.get("auth") or {}
+        if dest.get("auth") is not None:
+            basic = bool(auth.get("basic_user")) or bool(auth.get("basic_password_file"))
+            if auth.get("bearer_file") and basic:
+                found.append(("auth", f"destinations[{i}].auth: bearer_file or basic_user/basic_password_file, not both"))
+            elif bool(auth.get("basic_user")) != bool(auth.get("basic_password_file")):
+                found.append(("auth", f"destinations[{i}].auth: basic_user and basic_password_file go together"))
+            elif not auth.get("bearer_file") and not basic:
+                found.append(("auth", f"destinations[{i}].auth: needs bearer_file or basic_user and basic_password_file"))
+        if dest.get("ca") and not dest["url"].startswith("https://"):
+            found.append((dest["ca"], f"destinations[{i}].ca: only used with an https:// url"))
+        files = [("ca", dest.get("ca"))] + [(f"auth.{k}", auth.get(k)) for k in ("bearer_file", "basic_password_file")]
+        for key, name in files:
+            if not name:
+                continue
+            if not os.path.isfile(name):
+                found.append((name, f"destinations[{i}].{key}: {name} does not exist or is not a file"))
+            elif not os.access(name, os.R_OK):
+                found.append((name, f"destinations[{i}].{key}: {name} cannot be read by this user"))
+    return found
+
+
 def _retry_order(raw: dict) -> list[Finding]:
     found = []
     for i, dest in enumerate(raw["destinations"]):
@@ -460,7 +560,7 @@ def _retry_order(raw: dict) -> list[Finding]:
 
 
 def _host_names(raw: dict) -> list[Finding]:
-    hosts = [(f"destinations[{i}].host", d["host"]) for i, d in enumerate(raw["destinations"])]
+    hosts = [(f"destinations[{i}].host", d["host"]) for i, d in enumerate(raw["destinations"]) if d.get("host")]
     hosts += [(f"{key}.host", host) for key, host, _ in _listeners(raw)]
     return [(host, f"{key}: {host!r} is not a host name or address") for key, host in hosts
             if not _HOST_RE.match(host)]
@@ -488,29 +588,37 @@ def _folder_paths(raw: dict) -> list[Finding]:
     return found
 
 
-def _build(raw: dict, path: str) -> Config:
+def _destination(d: dict, ae_title: str) -> Destination:
+    common = dict(name=d["name"], timeout=d["timeout"], retry=RetryPolicy(**d["retry"]), enabled=d["enabled"],
+                  type=d["type"])
+    if d["type"] == "dicomweb":
+        auth = d.get("auth") or {}
+        url = urlsplit(d["url"])
+        web = DicomWeb(url=d["url"].rstrip("/"), ca=d.get("ca"), verify=d["verify"], **auth)
+        # host and port only say where it is (status, the console); nothing connects with them
+        return Destination(host=url.hostname or "", port=url.port or (443 if url.scheme == "https" else 80),
+                           called_ae="", calling_ae=ae_title, associations=d["connections"],
+                           max_per_association=1 << 30, batch=d["batch"], web=web, **common)
+    return Destination(
+        host=d["host"],
+        port=d["port"],
+        called_ae=d["called_ae"],
+        calling_ae=d.get("calling_ae") or ae_title,
+        tls=TLSConfig(**d["tls"]) if d.get("tls") else None,
+        associations=d["associations"],
+        max_per_association=d["max_per_association"],
+        storage_commitment=d["storage_commitment"],
+        commitment_timeout=d["commitment_timeout"],
+        commitment_ae=d.get("commitment_ae"),
+        commitment_hosts=tuple(d.get("commitment_hosts") or ()),
+        **common,
+    )
+
+
+def _build(raw: dict, path: str, routing: Routing = Routing()) -> Config:
     gw, site, archive, metrics = raw["gateway"], raw["site"], raw["archive"], raw["metrics"]
     ae_title = gw["ae_title"]
-    destinations = tuple(
-        Destination(
-            name=d["name"],
-            host=d["host"],
-            port=d["port"],
-            called_ae=d["called_ae"],
-            calling_ae=d.get("calling_ae") or ae_title,
-            tls=TLSConfig(**d["tls"]) if d.get("tls") else None,
-            associations=d["associations"],
-            max_per_association=d["max_per_association"],
-            timeout=d["timeout"],
-            retry=RetryPolicy(**d["retry"]),
-            storage_commitment=d["storage_commitment"],
-            commitment_timeout=d["commitment_timeout"],
-            enabled=d["enabled"],
-            commitment_ae=d.get("commitment_ae"),
-            commitment_hosts=tuple(d.get("commitment_hosts") or ()),
-        )
-        for d in raw["destinations"]
-    )
+    destinations = tuple(_destination(d, ae_title) for d in raw["destinations"])
     all_dests = tuple(d.name for d in destinations if d.enabled)
     sources = tuple(
         Source(
@@ -540,4 +648,5 @@ def _build(raw: dict, path: str) -> Config:
         min_free_mb=gw["min_free_mb"],
         min_free_percent=gw["min_free_percent"],
         file_group=gw.get("file_group"),
+        routing=routing,
     )

@@ -25,6 +25,7 @@ from gateway.capture import Capture, CaptureSink
 from gateway.errors import DecodeError, StorageError
 from gateway.dicom.normalize import SiteRules, normalize
 from gateway.delivery.spool import Spool, encode
+from gateway.routing import Routing
 
 log = logging.getLogger("gateway.pipeline")
 
@@ -39,8 +40,9 @@ class Instance:
     format: str
 
 
-def prepare(capture: Capture, rules: SiteRules = SiteRules()) -> Instance:
-    """Identify, decode, normalise and encode one capture; any failure is a ``DecodeError``.
+def prepare(capture: Capture, rules: SiteRules = SiteRules(), routing: Routing | None = None) -> Instance:
+    """Identify, decode, normalise, coerce (``routing``'s rules for the capture's source) and
+    encode one capture; any failure is a ``DecodeError``.
 
     Encoding belongs here, not in the spool: a dataset that pydicom refuses to write (a
     Command Set or File Meta element in the data set, a value its VR cannot hold) is bad input
@@ -49,6 +51,8 @@ def prepare(capture: Capture, rules: SiteRules = SiteRules()) -> Instance:
     decoded = formats.decode(capture.data, capture.parts)
     try:
         ds = normalize(decoded, rules, origin=str(capture.origin))
+        if routing is not None:
+            routing.coerce(ds, capture.origin.source, str(capture.origin))
     except DecodeError:
         raise
     except Exception as exc:  # noqa: BLE001 - a normalisation bug rejects one capture only
@@ -91,9 +95,9 @@ def _encode_error(exc: Exception) -> DecodeError:
     return DecodeError(f"cannot encode the instance as a DICOM file: {type(exc).__name__}: {first}", field=name)
 
 
-def convert(capture: Capture, rules: SiteRules = SiteRules()) -> tuple[Dataset, str]:
+def convert(capture: Capture, rules: SiteRules = SiteRules(), routing: Routing | None = None) -> tuple[Dataset, str]:
     """Return the finished instance and the name of the format it came from (see ``prepare``)."""
-    instance = prepare(capture, rules)
+    instance = prepare(capture, rules, routing)
     return instance.dataset, instance.format
 
 
@@ -111,9 +115,10 @@ class Result:
 
 class Pipeline:
     def __init__(self, spool: Spool, rules: SiteRules, on_spooled: Callable[[tuple[str, ...]], None] | None = None,
-                 on_arrival: Callable[[Result, Capture], None] | None = None):
+                 on_arrival: Callable[[Result, Capture], None] | None = None, routing: Routing = Routing()):
         self.spool = spool
         self.rules = rules
+        self.routing = routing
         self.on_spooled = on_spooled
         self.on_arrival = on_arrival  # the console's list of recent arrivals
 
@@ -123,10 +128,11 @@ class Pipeline:
         capture again later. Every other failure is a rejection with the reason."""
         where = str(capture.origin)
         try:
-            instance = prepare(capture, self.rules)
+            instance = prepare(capture, self.rules, self.routing)
         except DecodeError as exc:
             return self._reject(capture, sink, str(exc))
         ds, fmt = instance.dataset, instance.format
+        destinations = self.routing.destinations(ds, fmt, capture.origin.source, destinations)
         try:
             added = self.spool.add_bytes(instance.data, ds, destinations, source=capture.origin.source, origin=where)
         except StorageError:

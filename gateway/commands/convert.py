@@ -20,7 +20,9 @@ from gateway.errors import DecodeError, UnknownFormat
 from gateway.capture import Capture
 from gateway.files import claimed_paths, read_capture
 from gateway.dicom.normalize import SiteRules
+from gateway.dicom.repair import explain
 from gateway.pipeline import prepare
+from gateway.routing import Routing
 
 NAME = "convert"
 HELP = "convert vendor files to DICOM files (offline)"
@@ -33,6 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--uid-root", help="UID root for derived UIDs (default 2.25: UUID-based)")
     parser.add_argument("--patient-id-prefix", help="prefix added once to every converted Patient ID")
     parser.add_argument("--no-vendor-header", action="store_true", help="do not keep the vendor header bytes")
+    parser.add_argument("--source", metavar="NAME", help="apply this configured source's coercions and routes "
+                                                          "(default: the global ones)")
+    parser.add_argument("--explain", action="store_true",
+                        help="list every recorded change (repairs of DICOM passed through, coercions) and the route "
+                             "of each file")
 
 
 def _files(inputs: list[Path]) -> Iterator[Path]:
@@ -46,30 +53,45 @@ def _files(inputs: list[Path]) -> Iterator[Path]:
             yield path
 
 
-def convert_one(path: Path, output: Path, rules: SiteRules) -> tuple[Path, str]:
+def convert_one(path: Path, output: Path, rules: SiteRules, routing: Routing | None = None, source: str = "convert",
+                explained: list[str] | None = None) -> tuple[Path, str]:
     """Convert one file (with the companion files it names); returns (written path, format name).
-    Raises DecodeError / OSError."""
-    return convert_capture(read_capture(path, "convert", {"file": str(path)}), output, rules)
+    Raises DecodeError / OSError. ``explained`` receives one line per recorded change."""
+    capture = read_capture(path, source, {"file": str(path)})
+    return convert_capture(capture, output, rules, routing, explained)
 
 
-def convert_capture(capture: Capture, output: Path, rules: SiteRules) -> tuple[Path, str]:
-    """Convert one capture read from a file (``gateway.files.read_capture``) and write it."""
-    instance = prepare(capture, rules)  # the service's own path: identify, decode, normalise, encode
+def convert_capture(capture: Capture, output: Path, rules: SiteRules, routing: Routing | None = None,
+                    explained: list[str] | None = None) -> tuple[Path, str]:
+    """Convert one capture read from a file (``gateway.files.read_capture``) and write it.
+    ``explained`` receives one line per recorded change (``gateway.dicom.repair.explain``)."""
+    # the service's own path: identify, decode, normalise, coerce, encode
+    instance = prepare(capture, rules, routing)
     target = output / f"{instance.dataset.SOPInstanceUID}.dcm"
     tmp = target.with_suffix(".part")
     tmp.write_bytes(instance.data)  # the very bytes the service would spool
     tmp.replace(target)
+    if explained is not None:
+        explained += explain(instance.dataset)
     return target, instance.format
 
 
 def _rules(args: argparse.Namespace) -> SiteRules | None:
     """The configuration's site rules (if given), with the command line's options on top."""
     rules = SiteRules()
+    args.routing, args.default_route = Routing(), ()
     if args.config:
         config = load_or_report(args.config)
         if config is None:
             return None
         rules = config.site
+        args.routing = config.routing
+        sources = {s.name: s.destinations for s in config.sources}
+        args.default_route = sources.get(args.source, tuple(d.name for d in config.destinations if d.enabled))
+    if args.source and args.source not in (sources if args.config else {}):
+        where = args.config or "the configuration (give -c)"
+        print(f"--source {args.source}: no such source in {where}", file=sys.stderr)
+        return None
     changes = {}
     if args.uid_root:
         changes["uid_root"] = args.uid_root
@@ -80,10 +102,19 @@ def _rules(args: argparse.Namespace) -> SiteRules | None:
     return dataclasses.replace(rules, **changes)
 
 
+def _route(target: Path, fmt: str, routing: Routing, source: str, default: tuple[str, ...]) -> str:
+    """Where the service would send the written instance (read back from the file)."""
+    from pydicom import dcmread
+
+    ds = dcmread(target, stop_before_pixels=True)
+    return ", ".join(routing.destinations(ds, fmt, source, default)) or "(no configuration)"
+
+
 def run(args: argparse.Namespace) -> int:
     rules = _rules(args)
     if rules is None:
         return 2
+    source = args.source or "convert"
     args.output.mkdir(parents=True, exist_ok=True)
     done = failed = 0
     unknown: list[tuple[Path, str]] = []  # judged at the end: a data file is not a failure
@@ -92,11 +123,12 @@ def run(args: argparse.Namespace) -> int:
         if path.resolve() in claimed:
             print(f"{path}: data file of {claimed[path.resolve()]}")
             continue
+        explained: list[str] | None = [] if args.explain else None
         try:
-            capture = read_capture(path, "convert", {"file": str(path)})
+            capture = read_capture(path, source, {"file": str(path)})
             for companion in claimed_paths(capture):
                 claimed.setdefault(companion, path)
-            target, fmt = convert_capture(capture, args.output, rules)
+            target, fmt = convert_capture(capture, args.output, rules, args.routing, explained)
         except UnknownFormat as exc:
             unknown.append((path, str(exc)))
         except DecodeError as exc:
@@ -111,6 +143,9 @@ def run(args: argparse.Namespace) -> int:
         else:
             done += 1
             print(f"{path}: {fmt} -> {target}")
+            if explained is not None:
+                print("\n".join(f"  {line}" for line in explained) if explained else "  no changes")
+                print(f"  route: {_route(target, fmt, args.routing, source, args.default_route)}")
     for path, reason in unknown:
         owner = claimed.get(path.resolve())
         if owner is not None:

@@ -1,14 +1,15 @@
-"""C-ECHO a configured destination (with its TLS settings and AE titles) and say how it went."""
+"""C-ECHO a configured destination (with its TLS settings and AE titles), or for a STOW-RS one
+the forwarder's HTTP probe, and say how it went."""
 
 from __future__ import annotations
 
 import argparse
 
 from gateway.commands.common import add_config_argument, load_or_report
-from gateway.delivery.association import echo
+from gateway.delivery.sender import probe
 
 NAME = "echo"
-HELP = "check that a destination answers (C-ECHO)"
+HELP = "check that a destination answers (C-ECHO; for DICOMweb an HTTP GET)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,8 +29,8 @@ def run(args: argparse.Namespace) -> int:
             print(exc.args[0])
             failed += 1
             continue
-        ok, detail, seconds = echo(dest, config.ae_title)
-        where = f"{dest.called_ae}@{dest.host}:{dest.port}{' (TLS)' if dest.tls else ''}"
+        ok, detail, seconds = probe(dest, config.ae_title)
+        where = f"{dest.address}{' (TLS)' if dest.tls else ''}"
         print(f"{name}: {where}: {'OK' if ok else 'FAILED'}: {detail} ({seconds * 1000:.0f} ms)")
         failed += not ok
     return 1 if failed else 0

@@ -139,7 +139,9 @@ class _Ingest:
         self.spool = Spool(cfg.spool_dir, durable=cfg.durable, floor=cfg.floor())
         self.forwarder = Forwarder(chosen, self.spool, cfg.ae_title)
         self.forwarder.start()
-        self.pipeline = Pipeline(self.spool, self.rules, on_spooled=self.forwarder.notify)
+        # coercions always; routes only when --to does not choose the destinations itself
+        routing = cfg.routing if not self.args.to else cfg.routing.coercions_only()
+        self.pipeline = Pipeline(self.spool, self.rules, on_spooled=self.forwarder.notify, routing=routing)
 
     # -- the read -------------------------------------------------------------------------
 
@@ -195,7 +197,7 @@ class _Ingest:
             from gateway.pipeline import convert
 
             try:
-                ds, fmt = convert(capture, self.rules)
+                ds, fmt = convert(capture, self.rules, self.config.routing if self.config else None)
             except DecodeError as exc:
                 session.reject(capture, str(exc))
                 return

@@ -88,7 +88,7 @@ def _send(args, config, dest: str, spool: Spool, forwarder: Forwarder | None) ->
             continue
         claimed.update(claimed_paths(capture))
         try:
-            instance = prepare(capture, config.site)
+            instance = prepare(capture, config.site, config.routing)  # coerced too
         except UnknownFormat as exc:
             results[path] = f"rejected: {exc}"  # dropped below if a later file names it as its data file
             continue

@@ -75,7 +75,7 @@ def destinations(config: Config, spool: Spool, live: dict[str, dict] | None = No
     for dest in config.destinations:
         st = counts.get(dest.name)
         row: dict[str, Any] = {
-            "name": dest.name, "address": f"{dest.called_ae}@{dest.host}:{dest.port}", "enabled": dest.enabled,
+            "name": dest.name, "address": dest.address, "enabled": dest.enabled,
             "queued": st.queued if st else 0, "in_flight": st.in_flight if st else 0,
             "delivered": st.delivered if st else 0, "dead": st.dead if st else 0,
             "committing": st.committing if st else 0, "oldest_waiting": st.oldest_waiting if st else None,

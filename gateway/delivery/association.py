@@ -45,6 +45,7 @@ from gateway.delivery import pynetdicom_internals as internals
 from gateway.delivery import store_request, store_response
 from gateway.config import Destination
 from gateway.delivery.outcomes import Failure, Rule, classify_failure, classify_status
+from gateway.delivery.sender import Batch
 from gateway.delivery.spool import Item
 from gateway.delivery.tls import tls_args
 
@@ -225,6 +226,8 @@ def _not_established(assoc, dest: Destination) -> LinkError:
 
 
 class Link:
+    """A lane's association (``gateway.delivery.sender.Sender``): one C-STORE per instance."""
+
     def __init__(self, dest: Destination, ae_title: str, on_report: Callable | None = None):
         self.dest = dest
         self.ae_title = ae_title
@@ -316,6 +319,29 @@ class Link:
         return LinkError(Failure.NO_RESPONSE, f"no response within {self.dest.timeout:g}s")
 
     # -- C-STORE --------------------------------------------------------------------------
+
+    def send_batch(self, items: list[Item], stopping: threading.Event,
+                   meanwhile: Callable[[], None] | None = None) -> Batch:
+        """One C-STORE per item, in order; ``meanwhile`` runs while the last one is answered.
+        An item not proposed on this association goes back for another; when the association
+        is lost, the item in hand counts an attempt (it may be what broke it), the rest go back."""
+        batch = Batch()
+        for index, item in enumerate(items):
+            if stopping.is_set():
+                batch.released += [(i, "stopping") for i in items[index:]]
+                break
+            try:
+                sent = self.send(item, meanwhile if index == len(items) - 1 else None)
+            except NotProposed:
+                batch.released.append((item, "needs another association"))
+                continue
+            except LinkError as exc:
+                batch.answered.append((item, Sent(exc.rule, "", exc.detail)))
+                batch.released += [(i, exc.detail) for i in items[index + 1:]]
+                batch.lost = exc.detail
+                break
+            batch.answered.append((item, sent))
+        return batch
 
     def send(self, item: Item, meanwhile: Callable[[], None] | None = None) -> Sent:
         """Send one spooled instance. Raises ``NotProposed`` if this association was not set up

@@ -1,8 +1,10 @@
-"""Delivery of spooled instances to each destination over C-STORE (DESIGN.md, step 6).
+"""Delivery of spooled instances to each destination (DESIGN.md, step 6).
 
 Per destination, a supervisor thread and ``associations`` lanes. A lane claims a batch of due
 items (a claimed item is its own until settled, so parallel lanes never send the same instance
-at once), sends them over its association, which it keeps open across batches (renewed after
+at once), sends them through its sender (``gateway.delivery.sender``: a DICOM association, one
+C-STORE per instance, or HTTP connections, one STOW-RS request per batch), which it keeps open
+across batches (an association is renewed after
 ``max_per_association`` instances, when a batch needs contexts it was not set up for, or after
 a few idle seconds), and records the batch's outcomes in one spool transaction. Every outcome
 is classified by the tables in ``gateway.delivery.outcomes``: delivered, retried after capped
@@ -10,7 +12,8 @@ exponential backoff with full jitter, or dead-lettered with its reason; nothing 
 give-up age is retried.
 
 When the destination itself fails (connection refused, association rejected or lost, no
-response) the lanes stop and the supervisor probes it with C-ECHO on the same backoff, but at
+response, an HTTP server error) the lanes stop and the supervisor probes it (C-ECHO, or an
+HTTP GET for STOW-RS, ``sender.probe``) on the same backoff, but at
 least every ``PROBE_CAP`` seconds while instances wait for it (a refused or answered C-ECHO
 costs a few milliseconds; a PACS back after an hour must not wait for a backoff grown to ten
 minutes); once it answers, everything waiting for it is due at once. Destinations share
@@ -28,16 +31,17 @@ from typing import Callable
 
 from gateway.delivery.commitment import Listener, ReportHandler, new_transaction_uid
 from gateway.config import Commitment, Destination
-from gateway.delivery.association import Link, LinkError, NotProposed, Sent, echo
+from gateway.delivery.association import LinkError, Sent
 from gateway.delivery.metrics import Metrics
-from gateway.delivery.outcomes import Outcome
+from gateway.delivery.outcomes import SUCCESS, Outcome
+from gateway.delivery.sender import new_sender, probe
 from gateway.delivery.space import is_full
 from gateway.delivery.spool import COMMITTING, DEAD, DELIVERED, QUEUED, Item, Settlement, Spool, SpoolBusy
 
 log = logging.getLogger("gateway.delivery.forwarder")
 logging.getLogger("pynetdicom").setLevel(logging.WARNING)
 
-BATCH = 32            # items a lane claims at a time
+BATCH = Destination.batch  # items a lane claims at a time (a destination's default batch: 32)
 POLL = 2.0            # look at the spool at least this often (work queued by other processes)
 IDLE_RELEASE = 5.0    # release an association unused this long (PACS drop idle ones anyway)
 SWEEP = 5.0           # how often old items and unconfirmed commitments are looked at
@@ -142,7 +146,7 @@ class DestinationRunner(threading.Thread):
             lane.join(self.dest.timeout + 5)
 
     def probe(self) -> None:
-        ok, detail, seconds = echo(self.dest, self.ae_title)
+        ok, detail, seconds = probe(self.dest, self.ae_title)
         health = self.health
         if ok:
             with health.lock:
@@ -218,7 +222,7 @@ class Lane(threading.Thread):
         self.dest = runner.dest
         self.spool = runner.spool
         reports = runner.reports.for_destination(runner.dest.name) if runner.reports else None
-        self.link = Link(runner.dest, runner.ae_title, on_report=reports)
+        self.link = new_sender(runner.dest, runner.ae_title, on_report=reports)
         self.connecting = False
         self.excess_until = 0.0  # the peer refused this extra association: wait before asking again
         self.excess_failures = 0
@@ -329,7 +333,7 @@ class Lane(threading.Thread):
         if room <= 0 or self.runner.stopping.is_set() or not self.runner.health.up:
             return
         try:
-            self.ahead = self.spool.claim(self.dest.name, min(BATCH, room))
+            self.ahead = self.spool.claim(self.dest.name, min(self.dest.batch, room))
         except Exception:  # noqa: BLE001 - claimed again by the regular path
             log.exception("event=claim_failed destination=%s", self.dest.name)
 
@@ -350,12 +354,13 @@ class Lane(threading.Thread):
         if not self.link.is_open:
             # One more association only for more work than the connected lanes take in a batch.
             connected = sum(lane.link.is_open for lane in self.runner.lanes if lane is not self)
-            if connected and self.spool.due(self.dest.name, BATCH * connected + 1) <= BATCH * connected:
+            batch = self.dest.batch
+            if connected and self.spool.due(self.dest.name, batch * connected + 1) <= batch * connected:
                 return False
             # Connect before claiming, so no item waits in the hands of a lane that cannot connect.
             if not self.open(self.spool.waiting_pairs(self.dest.name)):
                 return False
-        items = self.spool.claim(self.dest.name, min(BATCH, self.dest.max_per_association - self.link.sent))
+        items = self.spool.claim(self.dest.name, min(self.dest.batch, self.dest.max_per_association - self.link.sent))
         if not items:
             return False
         return self.send_batch(items)
@@ -414,24 +419,12 @@ class Lane(threading.Thread):
                                          time.time(), count_attempt=False) for i in items])
                 return
         transaction = new_transaction_uid() if commitment else None
-        settlements: list[Settlement] = []
-        for index, item in enumerate(items):
-            if self.runner.stopping.is_set():
-                settlements += [self._release(i, "stopping") for i in items[index:]]
-                break
-            try:
-                sent = self.link.send(item, self.claim_ahead if index == len(items) - 1 else None)
-            except NotProposed:
-                settlements.append(self._release(item, "needs another association"))
-                continue
-            except LinkError as exc:
-                # The item in hand may be what broke the association: it counts an attempt.
-                settlements.append(self._outcome(item, Sent(exc.rule, "", exc.detail), transaction))
-                settlements += [self._release(i, exc.detail) for i in items[index + 1:]]
-                self.link.abort()
-                self.runner.destination_failed(exc.detail)
-                break
-            settlements.append(self._outcome(item, sent, transaction))
+        batch = self.link.send_batch(items, self.runner.stopping, self.claim_ahead)
+        settlements = [self._outcome(item, sent, transaction) for item, sent in batch.answered]
+        settlements += [self._release(item, why) for item, why in batch.released]
+        if batch.lost is not None:
+            self.link.abort()
+            self.runner.destination_failed(batch.lost)
         committing = [s.item for s in settlements if s.state == COMMITTING]
         if not committing:
             self.unrecorded = settlements  # recorded by ``record``, after the next claim
@@ -448,7 +441,7 @@ class Lane(threading.Thread):
             metrics.bytes_sent.labels(name).inc(sent.bytes)
         outcome = sent.rule.outcome
         if outcome is Outcome.DELIVERED:
-            warning = sent.detail if sent.status not in ("", "0x0000") else None
+            warning = sent.detail if sent.rule is not SUCCESS else None
             if warning:
                 log.warning("event=delivered_with_warning destination=%s sop=%s status=%s detail=%r",
                             name, sop, sent.status, warning)

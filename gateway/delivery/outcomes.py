@@ -1,7 +1,9 @@
 """How every delivery outcome is classified: tables, not conditions scattered in the code.
 
-Three tables: C-STORE response statuses (by range), failures that happen before or instead of
-a status (by kind), and the failure reasons of a Storage Commitment report. Warnings count as
+Four tables: C-STORE response statuses (by range), which also classify the Failure Reason and
+Warning Reason of each instance in a STOW-RS response (PS3.18 10.5.3: the same codes); failures
+that happen before or instead of a status (by kind); HTTP statuses of a whole STOW-RS request;
+and the failure reasons of a Storage Commitment report. Warnings count as
 delivered (and are recorded); resource shortages and network trouble are worth retrying; a
 peer that says the data set or SOP class is wrong will say so again, so those go to
 dead-letter with the reason. Anything unknown is retried rather than lost: the give-up age
@@ -43,6 +45,7 @@ STATUS_RULES: tuple[Rule, ...] = (
     Rule(0xA700, 0xA7FF, Outcome.RETRY, "refused: out of resources"),
     Rule(0x0210, 0x0210, Outcome.RETRY, "duplicate invocation"),
     Rule(0x0213, 0x0213, Outcome.RETRY, "resource limitation"),
+    Rule(0x0110, 0x0110, Outcome.RETRY, "processing failure"),
     Rule(0xA900, 0xA9FF, Outcome.PERMANENT, "error: data set does not match SOP class"),
     Rule(0xC000, 0xCFFF, Outcome.PERMANENT, "error: cannot understand"),
     Rule(0x0117, 0x0117, Outcome.PERMANENT, "invalid SOP instance"),
@@ -53,6 +56,7 @@ STATUS_RULES: tuple[Rule, ...] = (
 )
 
 UNKNOWN = Rule(0x0000, 0xFFFF, Outcome.RETRY, "unknown status")
+SUCCESS = STATUS_RULES[0]  # delivered without a warning
 
 
 def classify_status(status: int) -> Rule:
@@ -89,6 +93,37 @@ FAILURE_RULES: dict[Failure, Rule] = {
 
 def classify_failure(kind: Failure) -> Rule:
     return FAILURE_RULES[kind]
+
+
+# HTTP statuses of a whole STOW-RS request (PS3.18 10.5.3, RFC 9110). A response that lists
+# instances in its Referenced / Failed SOP Sequences is judged per instance instead (see
+# ``gateway.delivery.stow``); these rules cover the instances it does not list, or all of them
+# when it lists none. A server that refuses the request (authentication, a wrong URL, a body
+# too large, a conflict) will refuse it again: dead-letter with the reason, ``queue
+# retry-dead`` once it is fixed. A server in trouble (5xx) is down: retried, and probed.
+HTTP_RULES: tuple[Rule, ...] = (
+    Rule(200, 200, Outcome.DELIVERED, "stored"),
+    Rule(202, 202, Outcome.RETRY, "accepted with failures, this instance not reported as stored"),
+    Rule(201, 299, Outcome.DELIVERED, "stored"),
+    Rule(300, 399, Outcome.PERMANENT, "redirected (set the destination's url to the new address)"),
+    Rule(401, 401, Outcome.PERMANENT, "unauthorised (check the destination's auth)"),
+    Rule(403, 403, Outcome.PERMANENT, "forbidden (check the destination's auth and the server's permissions)"),
+    Rule(404, 405, Outcome.PERMANENT, "no STOW-RS service at this url"),
+    Rule(408, 408, Outcome.RETRY, "request timeout"),
+    Rule(409, 409, Outcome.PERMANENT, "conflict: the server stored none of the instances"),
+    Rule(413, 413, Outcome.PERMANENT, "request too large (lower the destination's batch)"),
+    Rule(415, 415, Outcome.PERMANENT, "unsupported media type"),
+    Rule(429, 429, Outcome.RETRY, "too many requests"),
+    Rule(400, 499, Outcome.PERMANENT, "request refused"),
+    Rule(500, 599, Outcome.RETRY, "server error", destination_down=True),
+)
+
+
+def classify_http(status: int) -> Rule:
+    for rule in HTTP_RULES:
+        if rule.low <= status <= rule.high:
+            return rule
+    return UNKNOWN
 
 
 # Failure Reason (0008,1197) in a Storage Commitment report (PS3.4 J.3.3.1.1.2 / C.14.1.1).

@@ -16,11 +16,38 @@ MULTIFRAME_WORD_SC_STORAGE = "1.2.840.10008.5.1.4.1.1.7.3"
 NM_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.20"
 # IODs without a Frame of Reference module: normalisation derives no Frame of Reference UID.
 WITHOUT_FRAME_OF_REFERENCE = frozenset((SECONDARY_CAPTURE_STORAGE, MULTIFRAME_WORD_SC_STORAGE))
+CR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.1"
+DX_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.1.1"  # for presentation
+DX_IMAGE_STORAGE_PROCESSING = "1.2.840.10008.5.1.4.1.1.1.1.1"
 
 SOP_CLASS_BY_MODALITY = {
     "MR": MR_IMAGE_STORAGE,
     "CT": CT_IMAGE_STORAGE,
 }
+
+# The modality each single-modality image IOD implies (PS3.3 A.2-A.4, A.26): a Modality
+# missing from such an instance is derived from its SOP class.
+MODALITY_BY_SOP_CLASS = {
+    MR_IMAGE_STORAGE: "MR",
+    CT_IMAGE_STORAGE: "CT",
+    CR_IMAGE_STORAGE: "CR",
+    DX_IMAGE_STORAGE: "DX",
+    DX_IMAGE_STORAGE_PROCESSING: "DX",
+}
+
+# Image IODs whose Frame of Reference module is mandatory (PS3.3 A.3 CT, A.4 MR, A.21 PET,
+# A.36-A.38 enhanced MR/CT, A.56 enhanced PET). CR, DX, Secondary Capture and the other
+# projection or capture IODs have none or an optional one: a Frame of Reference UID is
+# neither required nor invented for them.
+FRAME_OF_REFERENCE_REQUIRED = frozenset({
+    MR_IMAGE_STORAGE,
+    CT_IMAGE_STORAGE,
+    "1.2.840.10008.5.1.4.1.1.128",  # PET Image
+    "1.2.840.10008.5.1.4.1.1.4.1",  # Enhanced MR Image
+    "1.2.840.10008.5.1.4.1.1.4.2",  # MR Spectroscopy
+    "1.2.840.10008.5.1.4.1.1.2.1",  # Enhanced CT Image
+    "1.2.840.10008.5.1.4.1.1.130",  # Enhanced PET Image
+})
 
 REQUIRED = object()  # type 1 with no default: the decoder must supply it
 
@@ -88,6 +115,11 @@ _CT_IMAGE = [
     ("KVP", 2, None),
     ("AcquisitionNumber", 2, None),
 ]
+# CR Series (C.8.1.1) and the General Image module's Patient Orientation (type 2C, required
+# when there is no Image Orientation (Patient), which a CR image never has). Laterality is 2C
+# (paired body parts), which a CR of unknown anatomy cannot rule out.
+_CR_SERIES = [("BodyPartExamined", 2, None), ("ViewPosition", 2, None), ("Laterality", 2, None)]
+_CR_IMAGE = [("PatientOrientation", 2, None)]
 _SC_EQUIPMENT = [("ConversionType", 1, "WSD")]
 # 2C attributes whose conditions a secondary capture of unknown anatomy cannot rule out.
 _SC_IMAGE = [("Laterality", 2, None), ("PatientOrientation", 2, None)]
@@ -100,6 +132,7 @@ _COMMON = _PATIENT + _GENERAL_STUDY + _GENERAL_SERIES + _GENERAL_EQUIPMENT + _GE
 IOD_ATTRIBUTES: dict[str, list[tuple[str, int, Any]]] = {
     MR_IMAGE_STORAGE: _COMMON + _FRAME_OF_REFERENCE + _IMAGE_PLANE + _IMAGE_PIXEL + _MR_IMAGE + _SOP_COMMON,
     CT_IMAGE_STORAGE: _COMMON + _FRAME_OF_REFERENCE + _IMAGE_PLANE + _IMAGE_PIXEL + _CT_IMAGE + _SOP_COMMON,
+    CR_IMAGE_STORAGE: _COMMON + _CR_SERIES + _CR_IMAGE + _IMAGE_PIXEL + _SOP_COMMON,
     SECONDARY_CAPTURE_STORAGE: _COMMON + _SC_EQUIPMENT + _SC_IMAGE + _IMAGE_PIXEL + _SOP_COMMON,
     MULTIFRAME_WORD_SC_STORAGE: _COMMON + _SC_EQUIPMENT + _SC_IMAGE + _IMAGE_PIXEL + _MULTIFRAME + _SOP_COMMON,
     NM_IMAGE_STORAGE: _COMMON + _GENERAL_SERIES_2C + _FRAME_OF_REFERENCE + [("PatientOrientation", 2, None)]

@@ -18,8 +18,12 @@ from gateway import __version__
 from gateway.formats import Decoded
 from gateway.errors import DecodeError
 from gateway.formats.engine.fieldtable import element, put, tag_and_vr
-from gateway.dicom.iods import (IOD_ATTRIBUTES, REQUIRED, SECONDARY_CAPTURE_STORAGE, SOP_CLASS_BY_MODALITY,
+from gateway.dicom import repair
+from gateway.dicom.iods import (FRAME_OF_REFERENCE_REQUIRED, IOD_ATTRIBUTES, REQUIRED, SECONDARY_CAPTURE_STORAGE,
+                                SOP_CLASS_BY_MODALITY,
                                 WITHOUT_FRAME_OF_REFERENCE)
+from gateway.dicom.provenance import COERCE, Changes
+from gateway.dicom.repair import record_put
 from gateway.dicom.uids import derive_uid, is_valid_uid
 
 IMPLEMENTATION_CLASS_UID = "2.25.226411372716939123385981532934016345105"
@@ -62,36 +66,57 @@ def normalize(decoded: Decoded, rules: SiteRules = SiteRules(), origin: str | No
     """Return a complete instance with its file meta; raises ``DecodeError`` if it cannot be."""
     ds = decoded.dataset
     passthrough = decoded.format.startswith("dicom")
+    # DICOM passed through is repaired, never refused for an early writer's habits; each
+    # change is recorded in the instance (``repair``, ``provenance``). Converted data has no
+    # DICOM original to record: its vendor header is kept in our private block instead.
+    record = Changes() if passthrough else None
+    source = str(ds.get("InstitutionName") or "")
+    if record is not None:
+        repair.drop_group_lengths(ds)
+        repair.conform_values(ds, record)
+        repair.separate_series_from_study(ds, rules.uid_root, record)
 
     if not is_valid_uid(str(ds.get("SOPClassUID", ""))):
         modality = str(ds.get("Modality", "")).upper()
-        put(ds, "SOPClassUID", SOP_CLASS_BY_MODALITY.get(modality, SECONDARY_CAPTURE_STORAGE))
+        record_put(ds, "SOPClassUID", SOP_CLASS_BY_MODALITY.get(modality, SECONDARY_CAPTURE_STORAGE), record)
         if "Modality" not in ds or not ds.Modality:
-            put(ds, "Modality", "OT")
+            record_put(ds, "Modality", "OT", record)
     sop_class = str(ds.SOPClassUID)
+    if record is not None:
+        repair.derive_type1(ds, sop_class, record)
 
-    _assign_uids(ds, decoded, rules.uid_root, sop_class)
-    _separate_frame_of_reference(ds, rules.uid_root)
-    # DICOM passed through keeps every value; only what its IOD lacks is added.
-    _complete_iod(ds, sop_class, strict=not passthrough)
+    _assign_uids(ds, decoded, rules.uid_root, sop_class, record)
+    _separate_frame_of_reference(ds, rules.uid_root, record)
+    # DICOM passed through keeps every value it can; only what its IOD lacks is added.
+    _complete_iod(ds, sop_class, strict=not passthrough, record=record)
     if not passthrough:
         _drop_meaningless_window(ds)
         if "SpecificCharacterSet" not in ds:
             put(ds, "SpecificCharacterSet", "ISO_IR 100")
-    _apply_site_rules(ds, rules, converted=not passthrough)
+    _apply_site_rules(ds, rules, converted=not passthrough, record=record)
     if not passthrough:
         _add_private_block(ds, decoded, rules, origin)
+    else:
+        record.write(ds, source, when=repair.stamp(ds))
     _write_meta(ds)
     return ds
 
 
-def _assign_uids(ds: Dataset, decoded: Decoded, root: str, sop_class: str) -> None:
+def _assign_uids(ds: Dataset, decoded: Decoded, root: str, sop_class: str, record: Changes | None = None) -> None:
+    """Keep valid UIDs; derive the others from the vendor identity. DICOM passed through
+    (``record``) needs a Frame of Reference UID only where its IOD has the module
+    (``FRAME_OF_REFERENCE_REQUIRED``: not CR, DX, SC...), and an invalid UID of its own is
+    derived from that UID's text. Converted data skips it for Secondary Capture only."""
     for keyword, level in _UID_LEVELS.items():
-        if level == "frame_of_reference" and sop_class in WITHOUT_FRAME_OF_REFERENCE:
-            continue
+        if level == "frame_of_reference" and sop_class not in FRAME_OF_REFERENCE_REQUIRED:
+            if sop_class in WITHOUT_FRAME_OF_REFERENCE or (record is not None and not ds.get(keyword)):
+                continue
         if is_valid_uid(str(ds.get(keyword, ""))):
             continue
         identity = decoded.identity.get(level)
+        previous = str(ds.get(keyword) or "").strip()
+        if identity is None and record is not None and previous:
+            identity = ("invalid uid", previous)
         if identity is None:
             if level == "frame_of_reference" and "series" in decoded.identity:
                 identity = decoded.identity["series"]
@@ -99,19 +124,19 @@ def _assign_uids(ds: Dataset, decoded: Decoded, root: str, sop_class: str) -> No
                 raise DecodeError(f"no valid {keyword} and no vendor identity to derive one", field=keyword)
             else:
                 raise DecodeError(f"no {keyword}", field=keyword)
-        put(ds, keyword, derive_uid(level, identity, root))
+        record_put(ds, keyword, derive_uid(level, identity, root), record, nonconforming=bool(previous))
 
 
-def _separate_frame_of_reference(ds: Dataset, root: str) -> None:
-    """Some vendors reused the Series Instance UID as Frame of Reference UID, which DICOM
-    forbids; the replacement is derived from the old value, so images that shared a frame of
-    reference still share one."""
+def _separate_frame_of_reference(ds: Dataset, root: str, record: Changes | None = None) -> None:
+    """Some vendors reused the Series (or Study) Instance UID as Frame of Reference UID, which
+    DICOM forbids; the replacement is derived from the old value, so images that shared a frame
+    of reference still share one."""
     for_uid = ds.get("FrameOfReferenceUID")
-    if for_uid and for_uid == ds.get("SeriesInstanceUID"):
-        put(ds, "FrameOfReferenceUID", derive_uid("frame_of_reference", (str(for_uid),), root))
+    if for_uid and for_uid in (ds.get("SeriesInstanceUID"), ds.get("StudyInstanceUID")):
+        record_put(ds, "FrameOfReferenceUID", derive_uid("frame_of_reference", (str(for_uid),), root), record)
 
 
-def _complete_iod(ds: Dataset, sop_class: str, strict: bool) -> None:
+def _complete_iod(ds: Dataset, sop_class: str, strict: bool, record: Changes | None = None) -> None:
     """Add missing type 2 attributes empty and type 1 ones from their defaults. ``strict``:
     a type 1 attribute with no honest default is an error (converted data); otherwise it is
     left for the receiver to judge (DICOM passed through)."""
@@ -120,13 +145,13 @@ def _complete_iod(ds: Dataset, sop_class: str, strict: bool) -> None:
         tag = tag_and_vr(keyword)[0]
         if kind == 2:  # present is enough, empty or not
             if tag not in present:
-                put(ds, keyword, None)
+                record_put(ds, keyword, None, record)
             continue
         elem = ds.get(tag) if tag in present else None
         if elem is not None and elem.value not in (None, "", []):
             continue
         if default is not REQUIRED:
-            put(ds, keyword, default)
+            record_put(ds, keyword, default, record)
         elif strict:
             raise DecodeError(f"required attribute {keyword} is missing", field=keyword)
 
@@ -146,11 +171,11 @@ def _drop_meaningless_window(ds: Dataset) -> None:
                 del ds[keyword]
 
 
-def _apply_site_rules(ds: Dataset, rules: SiteRules, converted: bool) -> None:
+def _apply_site_rules(ds: Dataset, rules: SiteRules, converted: bool, record: Changes | None = None) -> None:
     if rules.institution_name and not ds.get("InstitutionName"):
-        ds.InstitutionName = rules.institution_name
+        record_put(ds, "InstitutionName", rules.institution_name, record, COERCE)
     if rules.station_name and not ds.get("StationName"):
-        ds.StationName = rules.station_name
+        record_put(ds, "StationName", rules.station_name, record, COERCE)
     if rules.patient_id_prefix and converted:
         pid = str(ds.get("PatientID") or "")
         if not pid.startswith(rules.patient_id_prefix):

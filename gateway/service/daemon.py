@@ -170,7 +170,7 @@ class Service:
                                    metrics=self.metrics)
         self.forwarder.start()
         pipeline = Pipeline(self.spool, cfg.site, on_spooled=self.forwarder.notify,
-                            on_arrival=self._arrived if cfg.console.enabled else None)
+                            on_arrival=self._arrived if cfg.console.enabled else None, routing=cfg.routing)
         self.sources = [SourceRunner(s, pipeline, cfg.state_dir) for s in cfg.sources if s.enabled]
         started: list[SourceRunner] = []
         try:

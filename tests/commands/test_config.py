@@ -129,3 +129,52 @@ def test_commitment_listener_binds_to_loopback_unless_a_remote_destination_needs
     assert (dest.commitment_ae, dest.commitment_hosts) == ("PACSCOMMIT", ("10.1.2.3",))
     chosen = parse_config(GOOD + "commitment:\n  host: 192.0.2.7\n")
     assert chosen.commitment.listen_host(chosen.destinations) == "192.0.2.7"
+
+
+WEB = """\
+destinations:
+  - name: cloud
+    type: dicomweb
+    url: https://pacs.example.org/dicom-web/
+    batch: 16
+    ca: {ca}
+    auth:
+      bearer_file: {token}
+"""
+
+
+def test_a_dicomweb_destination(tmp_path):
+    ca, token = tmp_path / "ca.pem", tmp_path / "token"
+    ca.write_text("x")
+    token.write_text("secret\n")
+    dest = parse_config(WEB.format(ca=ca, token=token)).destinations[0]
+    assert dest.type == "dicomweb" and dest.batch == 16 and dest.associations == 1
+    assert dest.web.url == "https://pacs.example.org/dicom-web"  # the trailing slash dropped
+    assert (dest.web.ca, dest.web.verify, dest.web.bearer_file) == (str(ca), True, str(token))
+    assert dest.address == "https://pacs.example.org/dicom-web" and (dest.host, dest.port) == ("pacs.example.org", 443)
+    assert parse_config(GOOD).destinations[0].type == "dimse"
+
+
+def test_dicomweb_keys_are_checked_per_type(tmp_path):
+    text = WEB.format(ca="/ca.pem", token="/t").replace("batch: 16", "batch: 0\n    called_ae: PACS")
+    found = problems(text.replace("url: https://pacs.example.org/dicom-web/", "url: pacs.example.org"))
+    assert "broken.yaml:4: destinations[0].url: 'pacs.example.org' is not valid here" in found
+    assert "broken.yaml:5: destinations[0].batch: must be at least 1, not 0" in found
+    assert "broken.yaml:6: destinations[0].called_ae: unknown key" in found
+    found = problems(GOOD.replace("called_ae: PACS", "called_ae: PACS\n    url: http://x/dicom-web"))
+    assert found == ["broken.yaml:6: destinations[0].url: unknown key"]
+    found = problems(WEB.format(ca="/ca.pem", token="/t").replace("bearer_file:", "token_file:"))
+    assert "broken.yaml:8: destinations[0].auth.token_file: unknown key" in found
+
+
+def test_dicomweb_files_and_auth_are_checked(tmp_path):
+    token = tmp_path / "token"
+    token.write_text("secret\n")
+    found = problems(WEB.format(ca=tmp_path / "missing.pem", token=token))
+    assert found == [f"broken.yaml:6: destinations[0].ca: {tmp_path / 'missing.pem'} does not exist or is not a file"]
+    both = WEB.format(ca=token, token=token) + "      basic_user: gw\n"
+    assert "destinations[0].auth: bearer_file or basic_user/basic_password_file, not both" in problems(both)[0]
+    half = WEB.format(ca=token, token=token).replace("bearer_file: " + str(token), "basic_user: gw")
+    assert "destinations[0].auth: basic_user and basic_password_file go together" in problems(half)[0]
+    plain = WEB.format(ca=token, token=token).replace("https://", "http://")
+    assert problems(plain) == [f"broken.yaml:6: destinations[0].ca: only used with an https:// url"]

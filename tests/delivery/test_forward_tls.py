@@ -3,8 +3,6 @@ certificates the test makes with the openssl command line tool."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,38 +12,17 @@ from gateway.delivery.association import echo
 from gateway.delivery.spool import DELIVERED, QUEUED, Spool
 from tests.support.forwarding import destination, forwarding, spool_instances, wait_until
 from tests.support.peers import StoreSCP
-
-OPENSSL = shutil.which("openssl")
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run([OPENSSL, *args], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
-def _ca(folder: Path, name: str) -> None:
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.crt",
-             "-days", "2", "-subj", f"/CN={name}", "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=folder)
-
-
-def _leaf(folder: Path, name: str, ca: str, usage: str) -> None:
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
-             "-subj", f"/CN={name}", cwd=folder)
-    (folder / f"{name}.ext").write_text(
-        f"subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage={usage}\nbasicConstraints=CA:FALSE\n")
-    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key", "-CAcreateserial",
-             "-out", f"{name}.crt", "-days", "2", "-extfile", f"{name}.ext", cwd=folder)
-
+from tests.support.pki import OPENSSL, make_ca, make_leaf
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory) -> Path:
     if OPENSSL is None:
         pytest.fail("the openssl command line tool is needed to make test certificates (apt-get install openssl)")
     folder = tmp_path_factory.mktemp("pki")
-    _ca(folder, "ca")
-    _ca(folder, "other-ca")  # a CA that signed nothing we meet
-    _leaf(folder, "server", "ca", "serverAuth")
-    _leaf(folder, "client", "ca", "clientAuth")
+    make_ca(folder, "ca")
+    make_ca(folder, "other-ca")  # a CA that signed nothing we meet
+    make_leaf(folder, "server", "ca", "serverAuth")
+    make_leaf(folder, "client", "ca", "clientAuth")
     return folder
 
 

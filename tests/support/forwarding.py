@@ -11,7 +11,7 @@ from typing import Callable, Iterator
 
 import yaml
 
-from gateway.config import Destination, RetryPolicy, TLSConfig
+from gateway.config import Destination, DicomWeb, RetryPolicy, TLSConfig
 from gateway.delivery.forwarder import Forwarder
 from gateway.delivery.spool import Spool
 from tests.support.instances import ct_instance
@@ -24,6 +24,13 @@ def destination(name: str, port: int, called_ae: str = "ANY", **kw) -> Destinati
     kw.setdefault("timeout", 5.0)
     return Destination(name=name, host=kw.pop("host", "127.0.0.1"), port=port, called_ae=called_ae,
                        calling_ae=kw.pop("calling_ae", "LEGACYGW"), **kw)
+
+
+def stow_destination(name: str, url: str, batch: int = 8, connections: int = 1, **web) -> Destination:
+    """A ``type: dicomweb`` destination (``web``: DicomWeb's ca, verify, bearer_file, ...)."""
+    return Destination(name=name, host="127.0.0.1", port=0, called_ae="", calling_ae="LEGACYGW", type="dicomweb",
+                       batch=batch, associations=connections, max_per_association=1 << 30, retry=FAST, timeout=10.0,
+                       web=DicomWeb(url=url, **web))
 
 
 def spool_instances(spool: Spool, count: int, destinations: list[str], **kw) -> list[str]:

@@ -6,6 +6,7 @@ DCMTK tools are always called by their Debian path.
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import socket
@@ -19,6 +20,8 @@ from typing import Any
 
 DCMTK_BIN = Path("/usr/bin")
 ORTHANC_BIN = shutil.which("Orthanc", path="/usr/sbin:/usr/bin") or "/usr/sbin/Orthanc"
+# Debian's orthanc-dicomweb (dpkg -L orthanc-dicomweb)
+DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 
 
 def dcmtk(tool: str) -> str:
@@ -59,7 +62,12 @@ def stop_process(proc: subprocess.Popen | None, timeout: float = 10) -> None:
 
 @dataclass
 class Orthanc:
-    """A private Orthanc: its own storage, DICOM and HTTP ports, no authentication."""
+    """A private Orthanc: its own storage, DICOM and HTTP ports, no authentication unless asked.
+
+    ``dicomweb`` loads the DICOMweb plugin (STOW-RS at ``dicomweb_url``); ``certificate`` (a PEM
+    file with the certificate and its key) serves it over HTTPS through socat in front (Debian's
+    Orthanc 1.10.1 crashes, SIGSEGV, at the first TLS handshake with its own SslEnabled); ``users``
+    turns on HTTP basic authentication (the helpers below then log in as the first user)."""
 
     workdir: Path
     aet: str = "ORTHANC"
@@ -67,6 +75,22 @@ class Orthanc:
     http_port: int = 0
     extra: dict[str, Any] | None = None
     proc: subprocess.Popen | None = None
+    dicomweb: bool = False
+    certificate: Path | None = None
+    users: dict[str, str] | None = None
+    tls_port: int = 0
+    tls_proc: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        """Orthanc's own (plain HTTP) address, for the helpers below."""
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def dicomweb_url(self) -> str:
+        if self.certificate:
+            return f"https://127.0.0.1:{self.tls_port}/dicom-web"
+        return f"{self.base_url}/dicom-web"
 
     def start(self) -> "Orthanc":
         self.dicom_port = self.dicom_port or free_port()
@@ -87,6 +111,13 @@ class Orthanc:
             "UnknownSopClassAccepted": False,
             "DicomModalities": {},
         }
+        if self.dicomweb:
+            if not DICOMWEB_PLUGIN.exists():
+                raise FileNotFoundError(f"{DICOMWEB_PLUGIN} is missing (apt-get install orthanc-dicomweb)")
+            config["Plugins"] = [str(DICOMWEB_PLUGIN)]
+            config["DicomWeb"] = {"Enable": True, "Root": "/dicom-web/"}
+        if self.users:
+            config.update(AuthenticationEnabled=True, RegisteredUsers=self.users)
         config.update(self.extra or {})
         cfg = self.workdir / "orthanc.json"
         cfg.write_text(json.dumps(config, indent=2))
@@ -94,19 +125,37 @@ class Orthanc:
         self.proc = subprocess.Popen([ORTHANC_BIN, str(cfg)], stdout=log, stderr=subprocess.STDOUT)
         wait_for_port(self.http_port, 30, self.proc)
         wait_for_port(self.dicom_port, 30, self.proc)
+        if self.certificate:
+            self.tls_port = self.tls_port or free_port()
+            socat = shutil.which("socat")
+            if socat is None:
+                raise FileNotFoundError("socat is not installed (apt-get install socat)")
+            front = open(self.workdir / "socat.log", "wb")
+            self.tls_proc = subprocess.Popen(
+                [socat, f"OPENSSL-LISTEN:{self.tls_port},bind=127.0.0.1,reuseaddr,fork,cert={self.certificate},verify=0",
+                 f"TCP:127.0.0.1:{self.http_port}"], stdout=front, stderr=subprocess.STDOUT)
+            wait_for_port(self.tls_port, 20, self.tls_proc)
         return self
 
     def stop(self) -> None:
+        stop_process(self.tls_proc)
         stop_process(self.proc)
 
+    def _open(self, path: str, data: bytes | None = None, timeout: float = 30):
+        """A request to Orthanc's REST API (as the test's first user when there are users)."""
+        req = urllib.request.Request(f"{self.base_url}{path}", data=data, method="POST" if data is not None else "GET")
+        if self.users:
+            user, password = next(iter(self.users.items()))
+            req.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
+        return urllib.request.urlopen(req, timeout=timeout)
+
     def get(self, path: str) -> Any:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}", timeout=10) as r:
+        with self._open(path, timeout=10) as r:
             return json.loads(r.read())
 
     def post(self, path: str, body: Any) -> Any:
         data = json.dumps(body).encode() if not isinstance(body, bytes) else body
-        req = urllib.request.Request(f"http://127.0.0.1:{self.http_port}{path}", data=data, method="POST")
-        with urllib.request.urlopen(req, timeout=30) as r:
+        with self._open(path, data) as r:
             return json.loads(r.read() or b"null")
 
     def sop_instance_uids(self) -> list[str]:
@@ -120,7 +169,7 @@ class Orthanc:
     def file(self, sop_instance_uid: str) -> bytes:
         found = self.post("/tools/find", {"Level": "Instance", "Query": {"SOPInstanceUID": sop_instance_uid}})
         assert found, f"{sop_instance_uid} not in Orthanc"
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/instances/{found[0]}/file", timeout=30) as r:
+        with self._open(f"/instances/{found[0]}/file") as r:
             return r.read()
 
 
