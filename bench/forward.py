@@ -41,8 +41,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Iterator
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

@@ -46,8 +46,8 @@ def build_image(path: Path, size: int) -> int:
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian
 
-    from gateway.dicom.iods import CT_IMAGE_STORAGE
     from gateway.delivery.spool import encode
+    from gateway.dicom.iods import CT_IMAGE_STORAGE
 
     ds = Dataset()
     ds.SOPClassUID = CT_IMAGE_STORAGE

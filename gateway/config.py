@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any, Iterable
 from urllib.parse import urlsplit
 
-from gateway.delivery.space import Floor
-from gateway.errors import ConfigError
-from gateway.dicom.normalize import SiteRules
-from gateway.schema import Bool, Duration, Int, List, Map, Problems, Spec, Str, load
-from gateway.dicom.uids import is_valid_uid
 from gateway import routing as _routing
+from gateway.delivery.space import Floor
+from gateway.dicom.normalize import SiteRules
+from gateway.dicom.uids import is_valid_uid
+from gateway.errors import ConfigError
 from gateway.routing import Routing
+from gateway.schema import Bool, Duration, Int, List, Map, Problems, Spec, Str, load
 
 # A DNS name or an IPv4/IPv6 address: letters, digits, dots, hyphens, colons, no spaces.
 _HOST_RE = re.compile(r"^[A-Za-z0-9._:%\[\]-]+$")

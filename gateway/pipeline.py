@@ -22,9 +22,9 @@ from pydicom.dataset import Dataset
 
 from gateway import formats
 from gateway.capture import Capture, CaptureSink
-from gateway.errors import DecodeError, StorageError
-from gateway.dicom.normalize import SiteRules, normalize
 from gateway.delivery.spool import Spool, encode
+from gateway.dicom.normalize import SiteRules, normalize
+from gateway.errors import DecodeError, StorageError
 from gateway.routing import Routing
 
 log = logging.getLogger("gateway.pipeline")

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from drivers.tape.records import BAD, END, FILEMARK, RECORD, RECORDS, TapeEvent, TapeReader, position_text
 from drivers.tape.labels import LABEL_SIZE, Label, parse_label
+from drivers.tape.records import BAD, END, FILEMARK, RECORD, RECORDS, TapeEvent, TapeReader, position_text
 
 log = logging.getLogger("drivers.tape")
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import stat
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from operator import itemgetter

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
-from drivers.tape.records import END, FILEMARK, TapeReader, position_text
 from drivers.tape.files import DATA, DEFAULT_MAX_FILE, TapeFile, TapeFiles
 from drivers.tape.journal import TapeJournal
+from drivers.tape.records import END, FILEMARK, TapeReader, position_text
 from gateway.capture import Capture, Origin
 
 log = logging.getLogger("drivers.tape")

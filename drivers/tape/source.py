@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Iterator
 
 from drivers.driver import Driver
-from drivers.tape.medium import open_tape
-from drivers.tape.records import ErrorPolicy, TapeError, TapeReader
 from drivers.tape.device import TapeDevice
 from drivers.tape.files import DEFAULT_MAX_FILE
 from drivers.tape.journal import TapeJournal
+from drivers.tape.medium import open_tape
+from drivers.tape.records import ErrorPolicy, TapeError, TapeReader
 from drivers.tape.session import TapeSession
 from gateway.capture import Capture
 

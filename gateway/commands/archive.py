@@ -7,8 +7,8 @@ import signal
 from pathlib import Path
 
 from gateway import logs
-from gateway.delivery.archive import Archive
 from gateway.commands.common import EXIT_OK, EXIT_UNUSABLE, add_config_argument, ae_title, load_or_report, port_number
+from gateway.delivery.archive import Archive
 
 NAME = "archive"
 HELP = "run the built-in Storage SCP (a stand-in PACS for trying the gateway out)"

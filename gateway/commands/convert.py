@@ -15,12 +15,12 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-from gateway.commands.common import load_or_report
-from gateway.errors import DecodeError, UnknownFormat
 from gateway.capture import Capture
-from gateway.files import claimed_paths, read_capture
+from gateway.commands.common import load_or_report
 from gateway.dicom.normalize import SiteRules
 from gateway.dicom.repair import explain
+from gateway.errors import DecodeError, UnknownFormat
+from gateway.files import claimed_paths, read_capture
 from gateway.pipeline import prepare
 from gateway.routing import Routing
 

@@ -17,20 +17,18 @@ for the service); 130 interrupted (resume with --resume).
 from __future__ import annotations
 
 import argparse
-import os
 import logging
+import os
 import signal
 import sys
 import threading
 from pathlib import Path
 
-from gateway import logs, private
-
-from gateway import formats
-from gateway.config import Config, load_config
-from gateway.errors import ConfigError, DecodeError, UsageError
-from gateway.dicom.normalize import SiteRules
+from gateway import formats, logs, private
 from gateway.commands.tape_report import TapeReport
+from gateway.config import Config, load_config
+from gateway.dicom.normalize import SiteRules
+from gateway.errors import ConfigError, DecodeError, UsageError
 
 NAME = "ingest-tape"
 HELP = "read a tape drive or tape image once: decode, spool and forward every image on it"
@@ -123,8 +121,8 @@ class _Ingest:
 
     def _delivery(self) -> None:
         from gateway.delivery.forwarder import Forwarder
-        from gateway.pipeline import Pipeline
         from gateway.delivery.spool import Spool
+        from gateway.pipeline import Pipeline
 
         cfg = self.config
         enabled = [d for d in cfg.destinations if d.enabled]

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from gateway import logs
 from gateway.commands.common import add_config_argument, load_or_report
+from gateway.delivery.forwarder import Forwarder
+from gateway.delivery.spool import DEAD, DELIVERED, WAITING, Spool, SpoolBusy
 from gateway.errors import DecodeError, UnknownFormat
 from gateway.files import claimed_paths, read_capture
-from gateway.delivery.forwarder import Forwarder
 from gateway.pipeline import prepare
-from gateway.delivery.spool import DEAD, DELIVERED, WAITING, Spool, SpoolBusy
 
 NAME = "send"
 HELP = "send files or folders to a destination now (through the spool)"

@@ -33,17 +33,16 @@ from typing import Callable, Iterable
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, evt
 from pynetdicom.presentation import PresentationContext, build_context
 from pynetdicom.sop_class import StorageCommitmentPushModel, Verification
 from pynetdicom.transport import AssociationSocket
 
-from pydicom.errors import InvalidDicomError
-
+from gateway.config import Destination
 from gateway.delivery import pynetdicom_internals as internals
 from gateway.delivery import store_request, store_response
-from gateway.config import Destination
 from gateway.delivery.outcomes import Failure, Rule, classify_failure, classify_status
 from gateway.delivery.sender import Batch
 from gateway.delivery.spool import Item

@@ -36,9 +36,9 @@ from pynetdicom import AE, evt
 from pynetdicom.sop_class import StorageCommitmentPushModel, Verification
 
 from gateway.config import Destination
-from gateway.errors import listen_error
 from gateway.delivery.outcomes import Outcome, classify_commitment_failure
 from gateway.delivery.spool import Spool
+from gateway.errors import listen_error
 
 log = logging.getLogger("gateway.delivery.commitment")
 

@@ -29,9 +29,9 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable
 
-from gateway.delivery.commitment import Listener, ReportHandler, new_transaction_uid
 from gateway.config import Commitment, Destination
 from gateway.delivery.association import LinkError, Sent
+from gateway.delivery.commitment import Listener, ReportHandler, new_transaction_uid
 from gateway.delivery.metrics import Metrics
 from gateway.delivery.outcomes import SUCCESS, Outcome
 from gateway.delivery.sender import new_sender, probe

@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import threading
 import time
 import uuid
@@ -31,8 +30,16 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import urllib3
-from urllib3.exceptions import (ConnectTimeoutError, HTTPError, InsecureRequestWarning, NameResolutionError,
-                                NewConnectionError, ProtocolError, ReadTimeoutError, SSLError)
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    InsecureRequestWarning,
+    NameResolutionError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+    SSLError,
+)
 
 from gateway.config import Destination, DicomWeb, TLSConfig
 from gateway.delivery.association import Sent

@@ -12,19 +12,24 @@ from dataclasses import dataclass
 
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.tag import Tag
-from pydicom.uid import ExplicitVRLittleEndian, UID
+from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from gateway import __version__
-from gateway.formats import Decoded
-from gateway.errors import DecodeError
-from gateway.formats.engine.fieldtable import element, put, tag_and_vr
 from gateway.dicom import repair
-from gateway.dicom.iods import (FRAME_OF_REFERENCE_REQUIRED, IOD_ATTRIBUTES, REQUIRED, SECONDARY_CAPTURE_STORAGE,
-                                SOP_CLASS_BY_MODALITY,
-                                WITHOUT_FRAME_OF_REFERENCE)
+from gateway.dicom.iods import (
+    FRAME_OF_REFERENCE_REQUIRED,
+    IOD_ATTRIBUTES,
+    REQUIRED,
+    SECONDARY_CAPTURE_STORAGE,
+    SOP_CLASS_BY_MODALITY,
+    WITHOUT_FRAME_OF_REFERENCE,
+)
 from gateway.dicom.provenance import COERCE, Changes
 from gateway.dicom.repair import record_put
 from gateway.dicom.uids import derive_uid, is_valid_uid
+from gateway.errors import DecodeError
+from gateway.formats import Decoded
+from gateway.formats.engine.fieldtable import element, put, tag_and_vr
 
 IMPLEMENTATION_CLASS_UID = "2.25.226411372716939123385981532934016345105"
 IMPLEMENTATION_VERSION_NAME = f"LEGACYGW_{__version__}"[:16]

@@ -22,19 +22,19 @@ import time
 from pathlib import Path
 
 from gateway import logs
+from gateway.config import Config, Source, load_config
 from gateway.console.preview import thumbnail
 from gateway.console.server import ConsoleContext, HttpListener
 from gateway.console.snapshot import SERVICE_FILE, Arrival, Arrivals, write_service_state
 from gateway.delivery.archive import Archive
-from gateway.config import Config, Source, load_config
-from gateway.errors import ConfigError, GatewayError, StorageError
 from gateway.delivery.forwarder import Forwarder
 from gateway.delivery.metrics import Metrics
+from gateway.delivery.spool import Spool
+from gateway.errors import ConfigError, GatewayError, StorageError
 from gateway.pipeline import Pipeline
 from gateway.service.lock import Busy, DirectoryLock
 from gateway.service.sdnotify import Notifier
 from gateway.service.sources import make_driver
-from gateway.delivery.spool import Spool
 
 log = logging.getLogger("gateway.service.daemon")
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import pydicom
 import pytest
 
-from gateway import cli
-
-from gateway import formats
+from gateway import cli, formats
 from tests.support.peers import dciodvfy_errors
 
 

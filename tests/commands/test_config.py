@@ -177,4 +177,4 @@ def test_dicomweb_files_and_auth_are_checked(tmp_path):
     half = WEB.format(ca=token, token=token).replace("bearer_file: " + str(token), "basic_user: gw")
     assert "destinations[0].auth: basic_user and basic_password_file go together" in problems(half)[0]
     plain = WEB.format(ca=token, token=token).replace("https://", "http://")
-    assert problems(plain) == [f"broken.yaml:6: destinations[0].ca: only used with an https:// url"]
+    assert problems(plain) == ["broken.yaml:6: destinations[0].ca: only used with an https:// url"]

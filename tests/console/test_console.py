@@ -12,9 +12,9 @@ import base64
 import io
 import json
 import shutil
-import zlib
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np

@@ -14,8 +14,8 @@ from pydicom.uid import ImplicitVRLittleEndian
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import StorageCommitmentPushModel
 
-from gateway.delivery.commitment import ReportHandler
 from gateway.config import Commitment
+from gateway.delivery.commitment import ReportHandler
 from gateway.delivery.spool import COMMITTING, DEAD, DELIVERED, QUEUED, Settlement, Spool
 from tests.support.forwarding import destination, forwarding, orthanc_uids, spool_instances, wait_until
 from tests.support.instances import ct_instance

@@ -11,9 +11,9 @@ from gateway.capture import Capture, Origin
 from gateway.config import RetryPolicy
 from gateway.console.server import ConsoleContext, HttpListener
 from gateway.delivery.metrics import Metrics
+from gateway.delivery.spool import Spool
 from gateway.dicom.normalize import SiteRules
 from gateway.pipeline import Pipeline
-from gateway.delivery.spool import Spool
 from tests.support.forwarding import destination, forwarding, wait_until
 from tests.support.instances import ct_instance
 from tests.support.peers import free_port

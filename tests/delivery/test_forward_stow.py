@@ -15,10 +15,17 @@ import pytest
 import urllib3
 
 from gateway.delivery.sender import probe
-from gateway.delivery.spool import DEAD, DELIVERED, QUEUED, Item, Spool
+from gateway.delivery.spool import DEAD, DELIVERED, QUEUED, Spool
 from gateway.delivery.stow import MultipartBody, parse_response
-from tests.support.forwarding import (black_hole, forwarding, orthanc_uids, spool_instances, stow_destination,
-                                      wait_until, write_config)
+from tests.support.forwarding import (
+    black_hole,
+    forwarding,
+    orthanc_uids,
+    spool_instances,
+    stow_destination,
+    wait_until,
+    write_config,
+)
 from tests.support.instances import ct_instance
 from tests.support.peers import Orthanc, free_port
 from tests.support.pki import OPENSSL, make_ca, make_leaf, server_pem

@@ -14,6 +14,7 @@ from tests.support.forwarding import destination, forwarding, spool_instances, w
 from tests.support.peers import StoreSCP
 from tests.support.pki import OPENSSL, make_ca, make_leaf
 
+
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory) -> Path:
     if OPENSSL is None:

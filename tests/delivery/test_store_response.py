@@ -19,8 +19,8 @@ from pynetdicom.sop_class import StorageCommitmentPushModel
 
 from gateway.delivery.association import Link, LinkError
 from gateway.delivery.outcomes import Failure, Outcome
-from gateway.delivery.store_response import parse_c_store_rsp
 from gateway.delivery.spool import Spool
+from gateway.delivery.store_response import parse_c_store_rsp
 from tests.support.forwarding import destination, spool_instances
 from tests.support.peers import free_port
 from tests.support.status_scp import StatusSCP, storage_ae

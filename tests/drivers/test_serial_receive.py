@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.support.serial_harness import SENDERS, RECEIVER_OF, Receiving, sample_files
+from tests.support.serial_harness import RECEIVER_OF, SENDERS, Receiving, sample_files
 from tests.support.serial_link import Faults, PtyLink, run_peer, start_peer
 
 SUB = 0x1A

@@ -20,9 +20,9 @@ import threading
 import pytest
 
 from drivers.tape import device as td
-from drivers.tape.records import BAD, END, FILEMARK, RECORD, ErrorPolicy, TapeError
 from drivers.tape.device import TapeDevice
 from drivers.tape.files import TapeFiles
+from drivers.tape.records import BAD, END, FILEMARK, RECORD, ErrorPolicy, TapeError
 from tests.support.tape_drive import FM, StDouble
 
 

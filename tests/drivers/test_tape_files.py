@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import threading
 
-from drivers.tape.medium import open_tape
 from drivers.tape.files import DAMAGED, DATA, LABEL, OVERSIZE, TapeFiles
 from drivers.tape.journal import TapeJournal
 from drivers.tape.labels import parse_label
+from drivers.tape.medium import open_tape
 from tests.support.tape_bytes import SIMH_MARK, ansi_label, simh_record, simh_tape
 
 

@@ -6,11 +6,11 @@ import random
 
 import pytest
 
-from drivers.tape.medium import open_tape
 from drivers.tape.files import DAMAGED, DATA, LABEL, TapeFiles
+from drivers.tape.medium import open_tape
 from gateway import cli
-from gateway.simulate import SimFile, SimOptions, generate, register_format
 from gateway.delivery.spool import encode
+from gateway.simulate import SimFile, SimOptions, generate, register_format
 from tests.support.helpers import ct_instance
 
 

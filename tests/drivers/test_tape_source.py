@@ -11,9 +11,9 @@ import pydicom
 from drivers.tape import device as td
 from drivers.tape.source import TapeDriver
 from gateway.config import parse_config
+from gateway.delivery.spool import Spool, encode
 from gateway.dicom.normalize import SiteRules
 from gateway.pipeline import Pipeline
-from gateway.delivery.spool import Spool, encode
 from tests.support.daemon import Daemon, wait_until
 from tests.support.helpers import ct_instance
 from tests.support.tape_bytes import as_records, simh_tape

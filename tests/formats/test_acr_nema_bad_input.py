@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway import formats
-from gateway.formats.tagstream.stream import ByteOrder, parse, read_stream
 from gateway.errors import DecodeError
-from gateway.simulate import SimOptions, generate
 from gateway.formats.tagstream.simulate import encode_stream
+from gateway.formats.tagstream.stream import ByteOrder, parse, read_stream
+from gateway.simulate import SimOptions, generate
 
 OURS = ["acr-nema", "siemens-spi", "somatom-plus", "vision-ima"]
 ORDERS = list(ByteOrder)

@@ -16,14 +16,14 @@ import subprocess
 import numpy as np
 import pytest
 
+from gateway.capture import Capture, Origin
+from gateway.delivery.spool import encode
+from gateway.formats.tagstream.acr_nema import decode_stream
 from gateway.formats.tagstream.convert import ValueReader
 from gateway.formats.tagstream.dictionary import private_entry, standard_entry
 from gateway.formats.tagstream.stream import read_stream
-from gateway.capture import Capture, Origin
-from gateway.formats.tagstream.acr_nema import decode_stream
 from gateway.pipeline import convert
 from gateway.simulate import SimOptions, generate
-from gateway.delivery.spool import encode
 from tests.support.peers import dciodvfy_errors
 
 ORDERS = ["little", "big", "badbig"]

@@ -14,13 +14,12 @@ import pydicom
 import pytest
 from pydicom.datadict import get_entry
 
-from gateway.formats.tagstream import geometry as acrgeometry
-
 from gateway import formats
 from gateway.capture import Capture, Origin
-from gateway.formats.dicom.passthrough import Headerless
-from gateway.pipeline import convert
 from gateway.delivery.spool import encode
+from gateway.formats.dicom.passthrough import Headerless
+from gateway.formats.tagstream import geometry as acrgeometry
+from gateway.pipeline import convert
 from tests.support.peers import dciodvfy_errors, dcmtk
 
 SPI = "siemens_spi_acrnema/mr.001"

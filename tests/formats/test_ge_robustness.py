@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway import formats
-from gateway.errors import DecodeError
 from gateway.dicom.normalize import normalize
+from gateway.errors import DecodeError
 from gateway.simulate import SimOptions, generate
 from tests.support.samples import SAMPLES
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from gateway import formats
-from gateway.formats.ge.signa4x import signa_year
 from gateway.formats.engine.hostnum import encode_dg_single
+from gateway.formats.ge.signa4x import signa_year
 from gateway.simulate import SimOptions, generate
 from tests.support.decoding import as_list as _multi
 from tests.support.decoding import decode_error as _error

@@ -14,6 +14,7 @@ import math
 import random
 import re
 from fractions import Fraction
+
 import numpy as np
 import pytest
 

@@ -15,9 +15,9 @@ from pydicom.uid import ImplicitVRLittleEndian
 
 from gateway import formats
 from gateway.capture import Capture, Origin
+from gateway.delivery.spool import encode
 from gateway.errors import DecodeError, UnknownFormat
 from gateway.pipeline import convert
-from gateway.delivery.spool import encode
 from tests.support.peers import dciodvfy_errors
 
 HEADERLESS = ["prostate_Marconi_nopreamble.img", "OT-MONO2-8-a7_Philips_nopreamble.dcm"]

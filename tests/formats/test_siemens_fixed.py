@@ -15,12 +15,12 @@ import pytest
 
 from gateway import formats
 from gateway.capture import Capture, Origin
+from gateway.delivery.spool import encode
+from gateway.formats.engine.fieldtable import F, Table
+from gateway.formats.siemens import somatom_plus, vision_ima
 from gateway.formats.siemens.somatom_plus import BINARY, dmy_date, patient_orientation
 from gateway.pipeline import convert
 from gateway.simulate import SimOptions, generate
-from gateway.formats.engine.fieldtable import F, Table
-from gateway.formats.siemens import somatom_plus, vision_ima
-from gateway.delivery.spool import encode
 from tests.support.peers import dciodvfy_errors
 
 # host-floats.md 2.5: (bytes as stored, nearest binary64). Reserved operand has no value.

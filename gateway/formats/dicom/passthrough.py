@@ -15,10 +15,10 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import _read_file_meta_info, data_element_generator, read_preamble
 
+from gateway.errors import DecodeError
 from gateway.formats import Decoded, DumpRow, register
 from gateway.formats.tagstream.extent import dataset_length, part10_length
 from gateway.formats.tagstream.recognise import is_spi
-from gateway.errors import DecodeError
 
 _SOP_CLASS = 0x00080016
 _RECOGNITION_CODE = 0x00080010

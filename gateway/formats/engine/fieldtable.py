@@ -65,16 +65,16 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping
 
 from pydicom import config as _pydicom_config
-from pydicom.dataelem import DataElement
 from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID
 from pydicom.valuerep import DSfloat
 
 from gateway.dicom.values import MAX_LENGTH, ds_number, forbidden_controls
-from gateway.formats import DumpRow
 from gateway.errors import DecodeError
+from gateway.formats import DumpRow
 from gateway.formats.engine.hostnum import NUMBER_TYPES, ReservedOperand, reserved_operand
 
 __all__ = [

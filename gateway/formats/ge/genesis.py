@@ -24,15 +24,27 @@ from typing import Any
 import numpy as np
 from pydicom.dataset import Dataset
 
-from gateway.formats import Decoded, DumpRow, register
-from gateway.dicom.pixels import Dimension, image_bytes, plausible, put_image_pixel
-from gateway.formats.ge import pixels as ge_pixels
-from gateway.errors import DecodeError
-from gateway.formats.engine.fieldtable import (F, Elements, FieldType, Record, Table, To, Used, ds_number, finite, put, register_type,
-                                 set_value)
-from gateway.formats.ge.geometry import plane_from_corners, put_plane
 from gateway.dicom.iods import CT_IMAGE_STORAGE, MR_IMAGE_STORAGE
+from gateway.dicom.pixels import Dimension, image_bytes, plausible, put_image_pixel
 from gateway.dicom.uids import is_valid_uid
+from gateway.errors import DecodeError
+from gateway.formats import Decoded, DumpRow, register
+from gateway.formats.engine.fieldtable import (
+    Elements,
+    F,
+    FieldType,
+    Record,
+    Table,
+    To,
+    Used,
+    ds_number,
+    finite,
+    put,
+    register_type,
+    set_value,
+)
+from gateway.formats.ge import pixels as ge_pixels
+from gateway.formats.ge.geometry import plane_from_corners, put_plane
 
 MAGIC = b"IMGF"
 MANUFACTURER = "GE MEDICAL SYSTEMS"  # as GE's own DICOM writes it

@@ -20,10 +20,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from gateway.errors import DecodeError
 from gateway.dicom import geometry as dicom_geometry
-from gateway.formats.engine.fieldtable import Elements
 from gateway.dicom.vectors import Vector, add, cross, dot, norm, scale, sub
+from gateway.errors import DecodeError
+from gateway.formats.engine.fieldtable import Elements
 
 # A plane whose row and column directions are further from perpendicular than this is not
 # an image plane but a damaged header (cos 89.4 degrees); below it, DG float rounding of the

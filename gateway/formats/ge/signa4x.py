@@ -19,12 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 from pydicom.dataset import Dataset
 
-from gateway.formats import Decoded, DumpRow, register
-from gateway.errors import DecodeError
-from gateway.formats.engine.fieldtable import F, Record, Table, To, Used, ds_number, finite, put, set_value
-from gateway.dicom.pixels import Dimension, image_bytes, plausible, put_image_pixel
-from gateway.formats.ge.geometry import plane_from_corners, put_plane
 from gateway.dicom.iods import MR_IMAGE_STORAGE
+from gateway.dicom.pixels import Dimension, image_bytes, plausible, put_image_pixel
+from gateway.errors import DecodeError
+from gateway.formats import Decoded, DumpRow, register
+from gateway.formats.engine.fieldtable import F, Record, Table, To, Used, ds_number, finite, put, set_value
+from gateway.formats.ge.geometry import plane_from_corners, put_plane
 
 HEADER_SIZE = 14336  # 28 blocks of 512 bytes
 STUDY_BASE, SERIES_BASE, IMAGE_BASE = 3072, 4096, 5120

@@ -24,10 +24,11 @@ from typing import Any
 
 import numpy as np
 
+from gateway.formats.engine.fieldtable import Table
 from gateway.formats.ge import genesis as gen
 from gateway.formats.ge import signa4x as sig
-from gateway.formats.engine.fieldtable import Table
 from gateway.simulate import SimFile, SimOptions, register_format
+
 
 class HeaderWriter:
     """Named fields of a table written into ``buf`` at ``base`` by the table's own encoders

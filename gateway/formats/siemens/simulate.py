@@ -13,8 +13,8 @@ from __future__ import annotations
 import random
 
 from gateway.formats.siemens import somatom_plus, vision_ima
-from gateway.simulate import SimFile, SimOptions, register_format
 from gateway.formats.tagstream.simulate import phantom
+from gateway.simulate import SimFile, SimOptions, register_format
 
 _MONTHS = "JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split()
 

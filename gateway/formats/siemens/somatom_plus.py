@@ -22,11 +22,11 @@ from pydicom.dataset import Dataset
 
 from gateway.dicom import values
 from gateway.dicom.geometry import opposite
-from gateway.dicom.pixels import Dimension, image_bytes, plausible, put_image_pixel
-from gateway.formats import Decoded, DumpRow, register
-from gateway.errors import DecodeError
-from gateway.formats.engine.fieldtable import F, Record, Table, To, Used
 from gateway.dicom.iods import SECONDARY_CAPTURE_STORAGE
+from gateway.dicom.pixels import Dimension, image_bytes, plausible, put_image_pixel
+from gateway.errors import DecodeError
+from gateway.formats import Decoded, DumpRow, register
+from gateway.formats.engine.fieldtable import F, Record, Table, To, Used
 
 HEADER_SIZE = 4096
 TEXT_BASE = 3072

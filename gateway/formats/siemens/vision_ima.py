@@ -13,15 +13,14 @@ from __future__ import annotations
 import numpy as np
 from pydicom.dataset import Dataset
 
-from gateway.formats.tagstream import geometry as acrgeometry
-
 from gateway.dicom import values
 from gateway.dicom.geometry import put_plane
-from gateway.dicom.pixels import Dimension, image_bytes, plausible, put_image_pixel
-from gateway.formats import Decoded, DumpRow, register
-from gateway.errors import DecodeError
-from gateway.formats.engine.fieldtable import F, Record, Table, To, Used
 from gateway.dicom.iods import CT_IMAGE_STORAGE, MR_IMAGE_STORAGE, SECONDARY_CAPTURE_STORAGE
+from gateway.dicom.pixels import Dimension, image_bytes, plausible, put_image_pixel
+from gateway.errors import DecodeError
+from gateway.formats import Decoded, DumpRow, register
+from gateway.formats.engine.fieldtable import F, Record, Table, To, Used
+from gateway.formats.tagstream import geometry as acrgeometry
 
 HEADER_SIZE = 6144
 MAGIC = b"SIEMENS\0"

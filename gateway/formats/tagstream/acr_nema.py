@@ -10,17 +10,14 @@ from __future__ import annotations
 
 from typing import Callable
 
-from gateway.formats.tagstream import mapping
-
 from gateway.dicom import values as acrvalues
-
-from gateway.formats.tagstream import siemens_shadow
+from gateway.formats import Decoded, DumpRow, register
+from gateway.formats.tagstream import mapping, siemens_shadow
 from gateway.formats.tagstream.convert import TEXT_VRS, Converted, ValueReader, convert
 from gateway.formats.tagstream.dictionary import RETIRED_SUCCESSORS, private_entry, standard_entry
-from gateway.formats.tagstream.stream import ByteOrder, Stream, read_stream, tag_str
-from gateway.formats import Decoded, DumpRow, register
 from gateway.formats.tagstream.extent import dataset_length
 from gateway.formats.tagstream.recognise import is_spi, leading
+from gateway.formats.tagstream.stream import ByteOrder, Stream, read_stream, tag_str
 
 _SOP_CLASS_UID = 0x00080016
 _RECOGNITION_CODES = (0x00000010, 0x00080010)

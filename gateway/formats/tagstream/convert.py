@@ -21,12 +21,12 @@ from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 
 from gateway.dicom import values as acrvalues
-from gateway.formats.tagstream.dictionary import Entry, private_entry, standard_entry
-from gateway.formats.tagstream.stream import ByteOrder, Element, Stream, tag_str
-from gateway.errors import DecodeError
-from gateway.formats.tagstream.packed12 import packed_length, unpack12
 from gateway.dicom.pixels import Dimension, image_bytes, put_image_pixel
+from gateway.errors import DecodeError
 from gateway.formats.engine.fieldtable import put
+from gateway.formats.tagstream.dictionary import Entry, private_entry, standard_entry
+from gateway.formats.tagstream.packed12 import packed_length, unpack12
+from gateway.formats.tagstream.stream import ByteOrder, Element, Stream, tag_str
 
 TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UI", "UT", "UC", "UR"})
 SINGLE_TEXT_VRS = frozenset({"LT", "ST", "UT", "UR"})

@@ -14,13 +14,12 @@ import re
 
 from pydicom.dataset import Dataset
 
-from gateway.formats.tagstream import geometry as acrgeometry
-
 from gateway.dicom import values as acrvalues
-from gateway.formats.tagstream.convert import Converted
-from gateway.dicom.iods import SECONDARY_CAPTURE_STORAGE
 from gateway.dicom.geometry import patient_orientation, put_plane
+from gateway.dicom.iods import SECONDARY_CAPTURE_STORAGE
 from gateway.formats.engine.fieldtable import put
+from gateway.formats.tagstream import geometry as acrgeometry
+from gateway.formats.tagstream.convert import Converted
 
 _IMAGE_POSITION = 0x00200030
 _IMAGE_ORIENTATION = 0x00200035

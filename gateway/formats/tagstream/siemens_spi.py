@@ -9,12 +9,13 @@ ACR-NEMA dates, retired elements and lower-case codes that are not valid DICOM.
 
 from __future__ import annotations
 
-from gateway.formats.tagstream.dictionary import SPI_CREATORS
+from gateway.errors import DecodeError
 from gateway.formats import Decoded, DumpRow, register
 from gateway.formats.tagstream.acr_nema import decode_stream, dump_stream, stream_length
-from gateway.formats.tagstream.recognise import is_spi, leading
-from gateway.errors import DecodeError
 from gateway.formats.tagstream.convert import Converted
+from gateway.formats.tagstream.dictionary import SPI_CREATORS
+from gateway.formats.tagstream.recognise import is_spi, leading
+
 
 def _refuse_compression(conv: Converted) -> None:
     """SPI (0029,xx60) names a compression algorithm: none of them is documented to us."""

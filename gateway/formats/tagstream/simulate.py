@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from gateway.formats.tagstream.stream import ByteOrder
 from gateway.formats.tagstream.packed12 import pack12
+from gateway.formats.tagstream.stream import ByteOrder
 from gateway.simulate import SimFile, SimOptions, register_format
 
 TEXT = frozenset({"AE", "AS", "CS", "DA", "DS", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UI"})
