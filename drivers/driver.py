@@ -16,7 +16,7 @@ from gateway.capture import Capture
 
 # Every member a driver class must have (the switches come with ``Driver`` itself).
 _METHODS = ("from_options", "start", "stop", "captures", "ack", "reject", "defer")
-_SWITCHES = ("uses_state_dir", "wants_object_length")
+_SWITCHES = ("uses_state_dir", "wants_object_length", "receives_c_store")
 
 
 class Driver(Protocol):
@@ -32,6 +32,10 @@ class Driver(Protocol):
     # The service passes ``object_length=`` (the decoder registry's length check) to
     # ``from_options``: for drivers that must find where objects end in a byte stream.
     wants_object_length: ClassVar[bool] = False
+    # The service turns on pynetdicom's receiving of C-STORE data sets into files (process-wide,
+    # a pynetdicom setting only ``gateway.delivery.pynetdicom_internals`` may touch) before
+    # ``from_options``: for drivers that are a Storage SCP and must not hold objects in memory.
+    receives_c_store: ClassVar[bool] = False
 
     name: str
 

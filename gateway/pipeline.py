@@ -26,7 +26,7 @@ log = logging.getLogger("gateway.pipeline")
 
 def convert(capture: Capture, rules: SiteRules = SiteRules()) -> tuple[Dataset, str]:
     """Return the finished instance and the name of the format it came from."""
-    decoded = formats.decode(capture.data)
+    decoded = formats.decode(capture.read())
     try:
         ds = normalize(decoded, rules, origin=str(capture.origin))
     except DecodeError:
