@@ -172,6 +172,9 @@ class DicomDriver(Driver):
         log.warning("event=association_refused source=%s calling_ae=%s address=%s reason=%r", self.name,
                     ae_title, address, "not in allowed")
         event.assoc.acse.send_reject(*_REJECT_CALLING_AE)
+        # As pynetdicom's own refusals do: wait until the rejection is sent and the peer has
+        # closed (or the ARTIM timer ran out) before the connection is shut down.
+        event.assoc.kill()
 
     def _on_store(self, event) -> Dataset:
         """EVT_C_STORE: queue the received file as a capture and answer with the pipeline's verdict."""
