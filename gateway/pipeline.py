@@ -4,7 +4,8 @@
 --dry-run`` and the service share. ``Pipeline.handle`` adds the spool and the one rule that
 matters most: the driver hears ``ack`` only once the instance is durable, and ``reject`` (with
 the reason) for anything that cannot become one. A decoder bug is a rejected capture, never a
-dead service.
+dead service. A capture in a Part-10 file (the DICOM source's) takes ``convert_file`` and is
+streamed into the spool, its large values never loaded (``gateway.dicom.deferred``).
 """
 
 from __future__ import annotations
@@ -18,22 +19,45 @@ from pydicom.dataset import Dataset
 from gateway import formats
 from gateway.capture import Capture, CaptureSink
 from gateway.errors import DecodeError
+from gateway.dicom.deferred import write_part10
+from gateway.formats.dicom.passthrough import decode_file
 from gateway.dicom.normalize import SiteRules, normalize
 from gateway.delivery.spool import Spool
 
 log = logging.getLogger("gateway.pipeline")
 
+PART10 = "dicom"
+
 
 def convert(capture: Capture, rules: SiteRules = SiteRules()) -> tuple[Dataset, str]:
     """Return the finished instance and the name of the format it came from."""
     decoded = formats.decode(capture.read())
+    return _normalize(decoded, rules, capture), decoded.format
+
+
+def kept_in_file(capture: Capture) -> bool:
+    """A capture in a Part-10 file is decoded with its large values left there
+    (``gateway.dicom.deferred``) and streamed into the spool: however large, it never sits in
+    memory. Anything else is read whole."""
+    if capture.path is None:
+        return False
+    with open(capture.path, "rb") as f:
+        return formats.get(PART10).identify(f.read(132))
+
+
+def convert_file(capture: Capture, rules: SiteRules = SiteRules()) -> tuple[Dataset, str]:
+    """``convert`` for a capture ``kept_in_file``: its large values stay in the file."""
+    decoded = formats.safe_decode(lambda _: decode_file(capture.path), b"", PART10)
+    return _normalize(decoded, rules, capture), decoded.format
+
+
+def _normalize(decoded: formats.Decoded, rules: SiteRules, capture: Capture) -> Dataset:
     try:
-        ds = normalize(decoded, rules, origin=str(capture.origin))
+        return normalize(decoded, rules, origin=str(capture.origin))
     except DecodeError:
         raise
     except Exception as exc:  # noqa: BLE001 - a normalisation bug rejects one capture only
         raise DecodeError(f"{decoded.format}: cannot build a valid instance: {type(exc).__name__}: {exc}") from exc
-    return ds, decoded.format
 
 
 @dataclass(frozen=True)
@@ -58,14 +82,19 @@ class Pipeline:
 
     def handle(self, capture: Capture, sink: CaptureSink, destinations: tuple[str, ...]) -> Result:
         where = str(capture.origin)
+        in_file = kept_in_file(capture)
         try:
-            ds, fmt = convert(capture, self.rules)
+            ds, fmt = convert_file(capture, self.rules) if in_file else convert(capture, self.rules)
         except DecodeError as exc:
             log.warning("event=rejected origin=%s size=%d reason=%r", where, capture.size, str(exc))
             sink.reject(capture, str(exc))
             return Result(False, reason=str(exc))
         try:
-            added = self.spool.add(ds, destinations, source=capture.origin.source, origin=where)
+            if in_file:
+                added = self.spool.add_stream(ds, lambda out: write_part10(ds, capture.path, out), capture.size,
+                                              destinations, source=capture.origin.source, origin=where)
+            else:
+                added = self.spool.add(ds, destinations, source=capture.origin.source, origin=where)
         except Exception as exc:
             # Not durable, so not acknowledged: the driver keeps the source and tries again later.
             log.error("event=spool_failed origin=%s error=%r", where, f"{type(exc).__name__}: {exc}")

@@ -15,6 +15,7 @@ from pydicom.tag import Tag
 from pydicom.uid import ExplicitVRLittleEndian, UID
 
 from gateway import __version__
+from gateway.dicom.deferred import is_deferred
 from gateway.formats import Decoded
 from gateway.errors import DecodeError
 from gateway.formats.engine.fieldtable import element, put, tag_and_vr
@@ -121,8 +122,8 @@ def _complete_iod(ds: Dataset, sop_class: str, strict: bool) -> None:
             if tag not in present:
                 put(ds, keyword, None)
             continue
-        elem = ds.get(tag) if tag in present else None
-        if elem is not None and elem.value not in (None, "", []):
+        # A value left in its file (gateway.dicom.deferred) is large, so present: not loaded to see.
+        if tag in present and (is_deferred(ds, tag) or ds[tag].value not in (None, "", [])):
             continue
         if default is not REQUIRED:
             put(ds, keyword, default)

@@ -9,6 +9,7 @@ instance is in the spool, and a failure status for anything that is not.
 from __future__ import annotations
 
 import sqlite3
+import struct
 import subprocess
 from pathlib import Path
 
@@ -132,3 +133,82 @@ def test_an_object_the_pipeline_rejects_gets_a_failure_status_and_goes_nowhere(t
         assert daemon.stop() == 0
     assert [uid for uid, *_ in spool_rows(tmp_path / "spool")] == [good]
     assert "status=0xC000" in daemon.log_text()
+
+
+def write_large(path: Path, megabytes: int) -> str:
+    """A multi-frame CT of about ``megabytes`` MB, written without holding its pixels: the
+    header by pydicom, then the Pixel Data element appended a megabyte at a time."""
+    frames = megabytes * 2  # 512 x 512 x 16 bits: half a megabyte a frame
+    ds = ct_instance(0, size=512)
+    del ds.PixelData
+    ds.NumberOfFrames = frames
+    ds.save_as(path, enforce_file_format=True)
+    length = frames * 512 * 512 * 2
+    chunk = bytes(range(256)) * 4096
+    with open(path, "ab") as f:
+        f.write(b"\xe0\x7f\x10\x00OW\x00\x00" + struct.pack("<I", length))
+        for _ in range(length // len(chunk)):
+            f.write(chunk)
+    return str(ds.SOPInstanceUID)
+
+
+def spool_files(spool: Path) -> list[Path]:
+    return sorted((spool / "files").rglob("*.dcm"))
+
+
+def test_sigkill_during_a_receive_leaves_nothing_half_acknowledged(tmp_path):
+    uid = write_large(tmp_path / "big.dcm", 150)
+    port, nobody = free_port(), free_port()
+    receiving = tmp_path / "state" / "receiving"
+    daemon = start_gateway(tmp_path, nobody, port)
+    sender = subprocess.Popen([dcmtk("storescu"), "-aet", "CT1", "-aec", GATEWAY_AE, "127.0.0.1", str(port),
+                               str(tmp_path / "big.dcm")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: any(0 < p.stat().st_size < 100 << 20 for p in receiving.glob("*.dcm")), 60,
+                   interval=0.005, what="the object half received")
+        daemon.kill()
+        assert sender.wait(60) != 0, "the sender must not hear success"
+    finally:
+        if sender.poll() is None:
+            sender.kill()
+    assert spool_rows(tmp_path / "spool") == [] and spool_files(tmp_path / "spool") == []
+    assert list(receiving.glob("*.dcm")), "the killed process left its partial file (swept at the next start)"
+    daemon.start()
+    try:
+        wait_until(lambda: daemon.log_text().count("event=source_started source=modality") == 2, 30,
+                   what="the SCP listening again")
+        assert list(receiving.glob("*.dcm")) == []
+        for _ in range(2):  # sent again (twice, as a sender unsure of its first try might): stored once
+            resent = storescu(str(tmp_path / "big.dcm"), port=port)
+            assert resent.returncode == 0, resent.stderr
+        assert spool_rows(tmp_path / "spool") == [(uid, "pacs", "queued")]
+        assert len(spool_files(tmp_path / "spool")) == 1
+        assert pydicom.dcmread(spool_files(tmp_path / "spool")[0], stop_before_pixels=True).SOPInstanceUID == uid
+    finally:
+        assert daemon.stop() == 0
+
+
+def peak_rss(pid: int) -> int:
+    """The process's peak resident set size so far (VmHWM), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM in /proc status")
+
+
+def test_a_large_object_is_received_and_spooled_without_holding_it_in_memory(tmp_path, storescp):
+    size_mb = 200
+    uid = write_large(tmp_path / "big.dcm", size_mb)
+    port = free_port()
+    daemon = start_gateway(tmp_path, storescp.port, port)
+    try:
+        baseline = peak_rss(daemon.proc.pid)
+        sent = storescu(str(tmp_path / "big.dcm"), port=port, timeout=300)
+        assert sent.returncode == 0, sent.stderr
+        wait_until(lambda: received_uids(storescp) == {uid}, 300, what="the large instance at storescp")
+        peak = peak_rss(daemon.proc.pid)
+    finally:
+        assert daemon.stop() == 0
+    received = storescp.received()[0]
+    assert received.stat().st_size > size_mb << 20
+    assert peak < (size_mb << 20) // 2, f"peak RSS {peak >> 20} MB (at start {baseline >> 20} MB) for a {size_mb} MB object"
