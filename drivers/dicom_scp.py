@@ -121,7 +121,7 @@ class DicomDriver(Driver):
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._numbers = itertools.count(1)
-        self._server = None
+        self.listener = None
 
     @classmethod
     def from_options(cls, name: str, options: dict) -> "DicomDriver":
@@ -143,7 +143,7 @@ class DicomDriver(Driver):
         ae.add_supported_context(Verification)
         handlers = [(evt.EVT_REQUESTED, self._on_request), (evt.EVT_C_STORE, self._on_store),
                     (evt.EVT_C_ECHO, lambda event: SUCCESS)]
-        self._server = ae.start_server((self.settings.host, self.settings.port), block=False,
+        self.listener = ae.start_server((self.settings.host, self.settings.port), block=False,
                                        evt_handlers=handlers)
         log.info("event=source_started source=%s ae=%s address=%s:%d allowed=%s", self.name,
                  self.settings.ae_title, self.settings.host, self.settings.port,
@@ -157,11 +157,11 @@ class DicomDriver(Driver):
                 if not pending.taken:
                     pending.withdrawn = True
                     pending.done.set()
-        if self._server is not None:
-            self._server.shutdown()
-            for assoc in list(self._server.active_associations):
+        if self.listener is not None:
+            self.listener.shutdown()
+            for assoc in list(self.listener.active_associations):
                 assoc.abort()
-            self._server = None
+            self.listener = None
 
     def _on_request(self, event) -> None:
         """EVT_REQUESTED: refuse a sender that ``allowed`` does not name."""

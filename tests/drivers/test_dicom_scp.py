@@ -8,15 +8,24 @@ instance is in the spool, and a failure status for anything that is not.
 
 from __future__ import annotations
 
+import io
 import sqlite3
+import stat
 import struct
 import subprocess
+import tempfile
+import threading
+import time
 from pathlib import Path
 
 import pydicom
 import pytest
 from pydicom.uid import ImplicitVRLittleEndian
 
+from drivers.dicom_scp import DicomDriver, Peer, ScpSettings
+from gateway.config import Source, parse_config
+from gateway.errors import ConfigError
+from gateway.service.sources import make_driver
 from tests.support.daemon import Daemon, wait_until, write_config
 from tests.support.instances import ct_instance
 from tests.support.peers import dcmtk, free_port
@@ -212,3 +221,137 @@ def test_a_large_object_is_received_and_spooled_without_holding_it_in_memory(tmp
     received = storescp.received()[0]
     assert received.stat().st_size > size_mb << 20
     assert peak < (size_mb << 20) // 2, f"peak RSS {peak >> 20} MB (at start {baseline >> 20} MB) for a {size_mb} MB object"
+
+
+# -- the driver alone, in this process: the answers it gives without a verdict ----------------
+
+@pytest.fixture
+def scp_driver(tmp_path, monkeypatch):
+    """A started DicomDriver whose verdicts the test gives (or withholds); pynetdicom's
+    receiving into files and Python's temporary folder are restored afterwards."""
+    import pynetdicom
+
+    monkeypatch.setattr(pynetdicom._config, "STORE_RECV_CHUNKED_DATASET", pynetdicom._config.STORE_RECV_CHUNKED_DATASET)
+    monkeypatch.setattr(tempfile, "tempdir", tempfile.tempdir)
+    drivers = []
+
+    def make(**options) -> DicomDriver:
+        base = {"ae_title": GATEWAY_AE, "port": free_port(), "allowed": [{"ae": "CT1"}], "state_dir": tmp_path / "state"}
+        source = Source(name="modality", type="dicom", options={**base, **options}, destinations=("pacs",))
+        driver = make_driver(source, tmp_path / "state")
+        driver.start()
+        drivers.append(driver)
+        return driver
+
+    yield make
+    for driver in drivers:
+        driver.stop()
+
+
+def test_the_service_turns_on_receiving_into_files_for_the_dicom_source(scp_driver, tmp_path):
+    import pynetdicom
+
+    pynetdicom._config.STORE_RECV_CHUNKED_DATASET = False
+    scp_driver()
+    assert pynetdicom._config.STORE_RECV_CHUNKED_DATASET is True
+    folder = tmp_path / "state" / "receiving"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700 and tempfile.gettempdir() == str(folder)
+
+
+def test_no_turn_in_the_pipeline_in_time_answers_out_of_resources(scp_driver, tmp_path):
+    write_instance(tmp_path / "ct.dcm", 0)
+    driver = scp_driver(answer_timeout=0.5)  # nobody takes its captures
+    started = time.monotonic()
+    sent = storescu(str(tmp_path / "ct.dcm"), port=driver.settings.port)
+    assert sent.returncode != 0 and "Refused: OutOfResources" in sent.stderr
+    assert time.monotonic() - started < 10
+    assert list((tmp_path / "state" / "receiving").iterdir()) == []
+
+
+@pytest.mark.parametrize("verdict, expected", [("ack", "Success"), ("defer", "Refused: OutOfResources"),
+                                               ("reject", "Error: CannotUnderstand")])
+def test_the_answer_is_the_verdict(scp_driver, tmp_path, verdict, expected):
+    uid = write_instance(tmp_path / "ct.dcm", 0)
+    driver = scp_driver()
+    seen = []
+
+    def pipeline(stop: threading.Event):
+        for capture in driver.captures(stop):
+            data = capture.read()  # the Part-10 file pynetdicom wrote, there until the verdict
+            seen.append((capture, pydicom.dcmread(io.BytesIO(data)), stat.S_IMODE(capture.path.stat().st_mode)))
+            {"ack": lambda: driver.ack(capture, uid), "defer": lambda: driver.defer(capture),
+             "reject": lambda: driver.reject(capture, "a reason")}[verdict]()
+
+    stop = threading.Event()
+    worker = threading.Thread(target=pipeline, args=(stop,), daemon=True)
+    worker.start()
+    try:
+        sent = storescu(str(tmp_path / "ct.dcm"), port=driver.settings.port)
+    finally:
+        stop.set()
+        worker.join(5)
+    assert f"Received Store Response ({expected})" in sent.stderr
+    assert (sent.returncode == 0) is (verdict == "ack")
+    ((capture, ds, mode),) = seen
+    assert str(ds.SOPInstanceUID) == uid and ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    assert mode == 0o600
+    assert capture.origin.details["calling_ae"] == "CT1" and not capture.path.exists()
+
+
+def test_stopping_answers_what_waits_at_once(scp_driver, tmp_path):
+    write_instance(tmp_path / "ct.dcm", 0)
+    driver = scp_driver(answer_timeout=60)
+    sender = subprocess.Popen([dcmtk("storescu"), "-v", "-aet", "CT1", "-aec", GATEWAY_AE, "127.0.0.1",
+                               str(driver.settings.port), str(tmp_path / "ct.dcm")],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    wait_until(lambda: not driver._inbox.empty(), 30, interval=0.02, what="the C-STORE waiting for its turn")
+    started = time.monotonic()
+    driver.stop()
+    output, _ = sender.communicate(timeout=30)
+    assert time.monotonic() - started < 10
+    assert "Refused: OutOfResources" in output and sender.returncode != 0
+
+
+# -- configuration -----------------------------------------------------------------------------
+
+CONFIG = """\
+destinations:
+  - name: pacs
+    host: 127.0.0.1
+    port: 104
+    called_ae: PACS
+sources:
+  - name: modality
+    type: dicom
+"""
+
+
+def config_problems(extra: str) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(CONFIG + extra, "gw.yaml")
+    return info.value.problems
+
+
+def test_dicom_source_options_become_settings():
+    config = parse_config(CONFIG + "    ae_title: GW\n    port: 11104\n    answer_timeout: 5s\n"
+                                   "    allowed: [{ae: CT1, host: 10.0.0.5}, {ae: WS}]\n", "gw.yaml")
+    settings = ScpSettings.from_options(config.sources[0].options)
+    assert (settings.ae_title, settings.port, settings.host, settings.answer_timeout) == ("GW", 11104, "0.0.0.0", 5.0)
+    assert settings.allowed == (Peer("CT1", "10.0.0.5"), Peer("WS"))
+    assert settings.allowed[0].admits("CT1", "10.0.0.5") and not settings.allowed[0].admits("CT1", "10.0.0.6")
+    assert settings.allowed[1].admits("WS", "192.168.1.2") and not settings.allowed[1].admits("CT1", "192.168.1.2")
+
+
+@pytest.mark.parametrize("extra, needle", [
+    ("    ae_title: GW\n    port: 11104\n", "allowed"),
+    ("    ae_title: GW\n    port: 11104\n    allowed: []\n", "needs at least 1 entry"),
+    ("    ae_title: GW\n    port: 11104\n    allowed: [{host: 10.0.0.5}]\n", "ae"),
+    ("    ae_title: A_TITLE_FAR_TOO_LONG\n    port: 11104\n    allowed: [{ae: CT1}]\n", "ae_title"),
+    ("    ae_title: GW\n    port: 0\n    allowed: [{ae: CT1}]\n", "port"),
+    ("    ae_title: GW\n    port: 104\n    allowed: [{ae: CT1}]\n    answer_timeout: 0s\n", "answer_timeout"),
+    ("    ae_title: GW\n    port: 11112\n    allowed: [{ae: CT1}]\narchive:\n  enabled: true\n",
+     "sources[0].port: 11112 is also archive.port"),
+])
+def test_bad_dicom_source_options_are_named(extra, needle):
+    found = config_problems(extra)
+    assert any(needle in problem for problem in found), found
