@@ -218,9 +218,13 @@ def test_a_large_object_is_received_and_spooled_without_holding_it_in_memory(tmp
         peak = peak_rss(daemon.proc.pid)
     finally:
         assert daemon.stop() == 0
+    print(f"peak RSS {peak >> 20} MB, at start {baseline >> 20} MB, object {size_mb} MB")
     received = storescp.received()[0]
     assert received.stat().st_size > size_mb << 20
-    assert peak < (size_mb << 20) // 2, f"peak RSS {peak >> 20} MB (at start {baseline >> 20} MB) for a {size_mb} MB object"
+    # Measured: 94 MB at the peak, 83 MB at start (890 MB when the pipeline read objects whole).
+    why = f"peak RSS {peak >> 20} MB (at start {baseline >> 20} MB) for a {size_mb} MB object"
+    assert peak - baseline < (size_mb << 20) // 10, why
+    assert peak < (size_mb << 20) // 2, why
 
 
 # -- the driver alone, in this process: the answers it gives without a verdict ----------------

@@ -115,19 +115,19 @@ def _read(data: bytes, headerless: bool):
     return ds
 
 
-def decode_file(path: Path) -> Decoded:
-    """A Part-10 file decoded with its large values (pixel data) left in the file
-    (``gateway.dicom.deferred``), for objects too large to hold in memory; checked as
-    ``Part10.decode`` checks bytes, except that deferred values are not parsed."""
+def decode_file(path: Path, defer_size: int = DEFER_SIZE) -> Decoded:
+    """A Part-10 file decoded with its values over ``defer_size`` bytes (pixel data) left in
+    the file (``gateway.dicom.deferred``), for objects too large to hold in memory; checked
+    as ``Part10.decode`` checks bytes, except that deferred values are not parsed."""
     with open(path, "rb") as fp:
         if not Part10().identify(fp.read(132)):
             raise DecodeError("no DICM prefix: not a Part-10 file", field="DICM prefix", offset=128)
     try:
-        ds = pydicom.dcmread(path, defer_size=DEFER_SIZE)
+        ds = pydicom.dcmread(path, defer_size=defer_size)
         if pydicom.uid.UID(ds.file_meta.get("TransferSyntaxUID", "")).is_deflated:
             ds = pydicom.dcmread(path)  # inflated in memory: nothing of it can stay in the file
         with open(path, "rb") as fp:
-            _check_complete(fp, path.stat().st_size, False, ds, defer=DEFER_SIZE)
+            _check_complete(fp, path.stat().st_size, False, ds, defer=defer_size)
         _parse_values(ds)
     except InvalidDicomError as exc:
         raise DecodeError(f"not a DICOM file: {exc}") from None
