@@ -50,7 +50,9 @@ SUCCESS = 0x0000
 OUT_OF_RESOURCES = 0xA700   # "refused: out of resources": senders send again later
 CANNOT_UNDERSTAND = 0xC000  # "error: cannot understand": not worth sending again unchanged
 _REJECT_CALLING_AE = (0x01, 0x01, 0x03)  # rejected permanent, by the service user: calling AE not recognised
-_VERDICT_CAP = 3600.0  # a capture the pipeline took always gets a verdict; this only bounds a bug
+# A capture the pipeline took always gets a verdict; this only bounds a bug (or a spool write of
+# many gigabytes on a very slow disk).
+_VERDICT_CAP = 600.0
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,9 @@ class DicomDriver(Driver):
         tempfile.tempdir = str(folder)  # pynetdicom's NamedTemporaryFile takes no folder of its own
         ae = AE(ae_title=self.settings.ae_title)
         ae.maximum_associations = self.settings.max_associations
+        # pynetdicom aborts an association whose network has been idle this long, and it is idle
+        # while a C-STORE waits for its verdict (60 s by default, which a large object can take).
+        ae.network_timeout = self.settings.answer_timeout + _VERDICT_CAP + 60
         ae.require_called_aet = True
         for context in AllStoragePresentationContexts:
             ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)

@@ -206,7 +206,7 @@ def peak_rss(pid: int) -> int:
 
 
 def test_a_large_object_is_received_and_spooled_without_holding_it_in_memory(tmp_path, storescp):
-    size_mb = 200
+    size_mb = 256
     uid = write_large(tmp_path / "big.dcm", size_mb)
     port = free_port()
     daemon = start_gateway(tmp_path, storescp.port, port)
@@ -221,7 +221,7 @@ def test_a_large_object_is_received_and_spooled_without_holding_it_in_memory(tmp
     print(f"peak RSS {peak >> 20} MB, at start {baseline >> 20} MB, object {size_mb} MB")
     received = storescp.received()[0]
     assert received.stat().st_size > size_mb << 20
-    # Measured: 94 MB at the peak, 83 MB at start (890 MB when the pipeline read objects whole).
+    # Measured with 200 MB: 94 MB at the peak, 83 MB at start (890 MB when objects were read whole).
     why = f"peak RSS {peak >> 20} MB (at start {baseline >> 20} MB) for a {size_mb} MB object"
     assert peak - baseline < (size_mb << 20) // 10, why
     assert peak < (size_mb << 20) // 2, why
