@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from pydicom.uid import ImplicitVRLittleEndian
+from pydicom.uid import ImplicitVRLittleEndian, JPEGLosslessSV1, SecondaryCaptureImageStorage
 
 from drivers.dicom_scp import DicomDriver, Peer, ScpSettings
 from gateway.config import Source, parse_config
@@ -28,7 +28,7 @@ from gateway.errors import ConfigError
 from gateway.service.sources import make_driver
 from tests.support.daemon import Daemon, wait_until, write_config
 from tests.support.instances import ct_instance
-from tests.support.peers import dcmtk, free_port
+from tests.support.peers import StoreSCP, dcmtk, free_port
 
 GATEWAY_AE = "LEGACYGW"
 
@@ -72,21 +72,37 @@ def received_uids(storescp) -> set[str]:
     return {str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID) for p in storescp.received()}
 
 
-def test_instances_sent_with_storescu_arrive_at_the_destination(tmp_path, storescp):
-    uids = {write_instance(tmp_path / "explicit.dcm", 0),
-            write_instance(tmp_path / "implicit.dcm", 1, transfer_syntax=ImplicitVRLittleEndian)}
+def test_instances_sent_with_storescu_arrive_at_the_destination(tmp_path, samples):
+    """Several SOP classes and transfer syntaxes (JPEG Lossless compressed by DCMTK's dcmcjpeg),
+    a real vendor file, and a C-ECHO; the destination accepts every transfer syntax (+xa)."""
+    files = {"explicit.dcm": write_instance(tmp_path / "explicit.dcm", 0),
+             "implicit.dcm": write_instance(tmp_path / "implicit.dcm", 1, transfer_syntax=ImplicitVRLittleEndian),
+             "sc.dcm": write_instance(tmp_path / "sc.dcm", 2, sop_class=SecondaryCaptureImageStorage)}
+    write_instance(tmp_path / "plain.dcm", 3)
+    subprocess.run([dcmtk("dcmcjpeg"), str(tmp_path / "plain.dcm"), str(tmp_path / "jpeg.dcm")], check=True)
+    files["jpeg.dcm"] = str(pydicom.dcmread(tmp_path / "jpeg.dcm").SOPInstanceUID)
+    real = samples / "dicom_vendor/MR-SIEMENS-DICOM-WithOverlays.dcm"
+    files[str(real)] = str(pydicom.dcmread(real).SOPInstanceUID)
+    destination = StoreSCP(tmp_path / "storescp", args=("+xa",)).start()
     port = free_port()
-    daemon = start_gateway(tmp_path, storescp.port, port)
+    daemon = start_gateway(tmp_path, destination.port, port)
     try:
         echo = subprocess.run([dcmtk("echoscu"), "-aet", "MR1", "-aec", GATEWAY_AE, "127.0.0.1", str(port)],
                               capture_output=True, text=True, timeout=30)
         assert echo.returncode == 0, echo.stderr
-        sent = storescu(str(tmp_path / "explicit.dcm"), str(tmp_path / "implicit.dcm"), port=port)
+        sent = storescu(*(str(tmp_path / name) for name in files if name != "jpeg.dcm"), port=port)
         assert sent.returncode == 0, sent.stderr
-        wait_until(lambda: received_uids(storescp) == uids, 60, what="both instances at storescp")
+        sent = storescu("-xs", str(tmp_path / "jpeg.dcm"), port=port)  # -xs: propose JPEG Lossless SV1
+        assert sent.returncode == 0, sent.stderr
+        wait_until(lambda: received_uids(destination) == set(files.values()), 60, what="every instance at storescp")
     finally:
         assert daemon.stop() == 0
-    assert {uid for uid, _, state in spool_rows(tmp_path / "spool") if state == "delivered"} == uids
+        destination.stop()
+    assert {uid for uid, _, state in spool_rows(tmp_path / "spool") if state == "delivered"} == set(files.values())
+    arrived = {str(pydicom.dcmread(p).SOPInstanceUID): p for p in destination.received()}
+    jpeg = pydicom.dcmread(arrived[files["jpeg.dcm"]])
+    assert jpeg.file_meta.TransferSyntaxUID == JPEGLosslessSV1  # passed through, never re-encoded
+    assert pydicom.dcmread(arrived[files[str(real)]]).PixelData == pydicom.dcmread(real).PixelData
     assert not any((tmp_path / "state" / "receiving").iterdir()), "received files are removed after the verdict"
     assert "Test^Forward" not in daemon.log_text() and "FWD0001" not in daemon.log_text()
 
