@@ -19,9 +19,10 @@ pipeline's verdict, exactly as a serial driver withholds its final ACK:
   0xA700 "out of resources", which senders retry.
 
 pynetdicom removes the file when the handler returns. Its temporary files go to
-``receive_dir`` (default ``<state_dir>/receiving``, private): pynetdicom names no folder, so
-Python's default temporary folder is set to it for the whole process; files a killed process
-left there are removed when the source starts.
+``<state_dir>/receiving`` (private): pynetdicom takes no folder for them, so Python's default
+temporary folder is set to it for the whole process (one folder for every DICOM source, as
+there is one state directory); files a killed process left there are removed when the first
+DICOM source of the next process starts.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ _REJECT_CALLING_AE = (0x01, 0x01, 0x03)  # rejected permanent, by the service us
 # A capture the pipeline took always gets a verdict; this only bounds a bug (or a spool write of
 # many gigabytes on a very slow disk).
 _VERDICT_CAP = 600.0
+_SWEPT: set[Path] = set()  # receive folders this process has cleared of a killed one's leftovers
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,6 @@ class ScpSettings:
     host: str = "0.0.0.0"
     answer_timeout: float = 60.0
     max_associations: int = 8
-    receive_dir: str | None = None
     state_dir: str | None = None
 
     @classmethod
@@ -92,8 +93,6 @@ class ScpSettings:
     @property
     def folder(self) -> Path:
         """Where pynetdicom writes objects while they are received."""
-        if self.receive_dir:
-            return Path(self.receive_dir)
         return Path(self.state_dir or ".") / "receiving"
 
 
@@ -135,7 +134,9 @@ class DicomDriver(Driver):
         folder = self.settings.folder
         folder.mkdir(parents=True, exist_ok=True)
         os.chmod(folder, 0o700)
-        _sweep(folder)
+        if folder not in _SWEPT:  # once: later, every file there is a live association's
+            _sweep(folder)
+            _SWEPT.add(folder)
         tempfile.tempdir = str(folder)  # pynetdicom's NamedTemporaryFile takes no folder of its own
         ae = AE(ae_title=self.settings.ae_title)
         ae.maximum_associations = self.settings.max_associations

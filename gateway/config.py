@@ -77,7 +77,6 @@ SOURCE_OPTIONS: dict[str, dict[str, Spec]] = {
         "answer_timeout": Duration(default=60.0, minimum=0.1,
                                    doc="how long a C-STORE waits for the pipeline before 0xA700 (send again)"),
         "max_associations": Int(default=8, minimum=1, maximum=64),
-        "receive_dir": Str(doc="where objects are written while received; default <state_dir>/receiving"),
     },
     "folder": {
         "path": Str(required=True),

@@ -234,4 +234,8 @@ def receive_c_store_into_files() -> None:
     our other SCPs (archive, commitment listener) read ``event.dataset`` from the file too."""
     from pynetdicom import _config
 
+    if not isinstance(getattr(_config, "STORE_RECV_CHUNKED_DATASET", None), bool):
+        # Without it every object would be gathered in memory and Event.dataset_path missing.
+        raise RuntimeError(f"pynetdicom {pynetdicom.__version__} has no STORE_RECV_CHUNKED_DATASET setting: "
+                           f"the DICOM source cannot receive into files")
     _config.STORE_RECV_CHUNKED_DATASET = True
