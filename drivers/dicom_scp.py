@@ -111,7 +111,7 @@ class _Pending:
 class DicomDriver(Driver):
     """A ``type: dicom`` source: a Storage SCP whose C-STOREs are answered by the pipeline."""
 
-    uses_state_dir = True     # the default receive folder lives there
+    uses_state_dir = True     # the receive folder lives there
     receives_c_store = True   # the service turns on pynetdicom's receiving into files
 
     def __init__(self, name: str, settings: ScpSettings):
@@ -162,6 +162,7 @@ class DicomDriver(Driver):
             for pending in self._pending.values():
                 if not pending.taken:
                     pending.withdrawn = True
+                    pending.comment = "the gateway is stopping; send again later"
                     pending.done.set()
         if self.listener is not None:
             self.listener.shutdown()

@@ -135,6 +135,8 @@ def test_a_sender_not_allowed_is_refused_at_association(tmp_path, calling, why):
         assert "Calling AE Title Not Recognized" in sent.stderr + sent.stdout
         wait_until(lambda: f"event=association_refused source=modality calling_ae={calling} address=127.0.0.1"
                    in daemon.log_text(), 10, what="the refusal logged")
+        wrong_called = storescu(str(tmp_path / "ct.dcm"), called="NOTUS", port=port)  # allowed caller, wrong AE
+        assert wrong_called.returncode != 0 and "Called AE Title Not Recognized" in wrong_called.stderr
     finally:
         assert daemon.stop() == 0
     assert spool_rows(tmp_path / "spool") == []
