@@ -16,7 +16,7 @@ from gateway.capture import Capture
 
 # Every member a driver class must have (the switches come with ``Driver`` itself).
 _METHODS = ("from_options", "start", "stop", "captures", "ack", "reject", "defer")
-_SWITCHES = ("uses_state_dir", "wants_object_length", "wants_companions")
+_SWITCHES = ("uses_state_dir", "wants_object_length", "wants_companions", "receives_c_store")
 
 
 class Driver(Protocol):
@@ -35,6 +35,10 @@ class Driver(Protocol):
     # The service passes ``companions=`` (the registry's companion-file names): for drivers with
     # a file system, so an object of several files (an Interfile pair) is taken together.
     wants_companions: ClassVar[bool] = False
+    # The service turns on pynetdicom's receiving of C-STORE data sets into files (process-wide,
+    # a pynetdicom setting only ``gateway.delivery.pynetdicom_internals`` may touch) before
+    # ``from_options``: for drivers that are a Storage SCP and must not hold objects in memory.
+    receives_c_store: ClassVar[bool] = False
 
     name: str
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping, Protocol
 
 
@@ -38,15 +39,29 @@ class Capture:
     header's data file), keyed by the name the object gives them, relative to it; a driver
     that reads them gets their names from the formats (``gateway.formats.companions``) and
     releases them together with ``data`` on ack or reject.
+
+    A driver that received a large object into a file (the DICOM SCP) gives its ``path`` and
+    empty ``data``: the object is read only when the pipeline needs it (``read``), not held in
+    memory while it waits in a queue. The file is the driver's, and stays until its verdict.
     """
 
     data: bytes
     origin: Origin
     parts: Mapping[str, bytes] = field(default_factory=dict)
+    path: Path | None = None
 
     @property
     def size(self) -> int:
-        return len(self.data)
+        if self.path is None:
+            return len(self.data)
+        try:
+            return self.path.stat().st_size
+        except OSError:  # the driver removed its file after the verdict
+            return 0
+
+    def read(self) -> bytes:
+        """The object's bytes: ``data``, or the file's content when the capture has a ``path``."""
+        return self.path.read_bytes() if self.path is not None else self.data
 
 
 class CaptureSink(Protocol):

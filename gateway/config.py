@@ -109,6 +109,17 @@ _DESTINATION = Map(_DESTINATION_COMMON, extra=_destination_options)
 
 # Options per source type. Drivers for other media add their entry here.
 SOURCE_OPTIONS: dict[str, dict[str, Spec]] = {
+    "dicom": {
+        "ae_title": Str(required=True, doc="the AE title senders call", **AE_TITLE),
+        "host": Str(default="0.0.0.0", doc="listening address"),
+        "port": Int(required=True, minimum=1, maximum=65535),
+        "allowed": List(Map({"ae": Str(required=True, doc="calling AE title", **AE_TITLE),
+                             "host": Str(doc="the sender's address; default any")}),
+                        required=True, min_items=1, doc="who may send; anyone else is refused at association"),
+        "answer_timeout": Duration(default=60.0, minimum=0.1,
+                                   doc="how long a C-STORE waits for the pipeline before 0xA700 (send again)"),
+        "max_associations": Int(default=8, minimum=1, maximum=64),
+    },
     "folder": {
         "path": Str(required=True),
         "observer": Str(default="inotify", choices=("inotify", "polling")),
@@ -493,6 +504,10 @@ def _listeners(raw: dict) -> list[tuple[str, str, int]]:
     if any(d.get("storage_commitment") and d["enabled"] for d in raw["destinations"]):
         # without a host it binds to loopback or every address (Commitment.listen_host): assume the wider
         out.append(("commitment", raw["commitment"]["host"] or "0.0.0.0", raw["commitment"]["port"]))
+    for i, src in enumerate(raw["sources"] or []):
+        options = src.get("options") or {}
+        if src["type"] == "dicom" and src["enabled"] and options.get("port"):
+            out.append((f"sources[{i}]", options["host"], options["port"]))
     return out
 
 

@@ -7,6 +7,10 @@ adds the spool and the one rule that matters most: the driver hears ``ack`` only
 instance is durable, and ``reject`` (with the reason) for anything that cannot become one. A
 decoder bug is a rejected capture, never a dead service and never a retry loop: only a storage
 failure (``OSError`` or SQLite's) leaves a capture unacknowledged, for the driver to offer again.
+
+A capture in a Part-10 file (the DICOM source's) takes ``prepare_file``: it is decoded with its
+large values left in the file and streamed into the spool (``gateway.dicom.deferred``), so
+however large it never sits in memory.
 """
 
 from __future__ import annotations
@@ -23,11 +27,15 @@ from pydicom.dataset import Dataset
 from gateway import formats
 from gateway.capture import Capture, CaptureSink
 from gateway.delivery.spool import Spool, encode
+from gateway.dicom.deferred import write_part10
 from gateway.dicom.normalize import SiteRules, normalize
+from gateway.formats.dicom.passthrough import decode_file
 from gateway.errors import DecodeError, StorageError
 from gateway.routing import Routing
 
 log = logging.getLogger("gateway.pipeline")
+
+PART10 = "dicom"
 
 
 @dataclass(frozen=True)
@@ -48,15 +56,8 @@ def prepare(capture: Capture, rules: SiteRules = SiteRules(), routing: Routing |
     Command Set or File Meta element in the data set, a value its VR cannot hold) is bad input
     of this capture, and must be rejected like one rather than retried as if storage had failed.
     """
-    decoded = formats.decode(capture.data, capture.parts)
-    try:
-        ds = normalize(decoded, rules, origin=str(capture.origin))
-        if routing is not None:
-            routing.coerce(ds, capture.origin.source, str(capture.origin))
-    except DecodeError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a normalisation bug rejects one capture only
-        raise DecodeError(f"{decoded.format}: cannot build a valid instance: {type(exc).__name__}: {exc}") from exc
+    decoded = formats.decode(capture.read(), capture.parts)
+    ds = _finish(decoded, rules, routing, capture)
     _refuse_misplaced_groups(ds)
     try:
         data = encode(ds)
@@ -65,6 +66,37 @@ def prepare(capture: Capture, rules: SiteRules = SiteRules(), routing: Routing |
     except Exception as exc:  # noqa: BLE001 - pydicom refuses the dataset: this capture's fault
         raise _encode_error(exc) from exc
     return Instance(ds, data, decoded.format)
+
+
+def kept_in_file(capture: Capture) -> bool:
+    """Whether ``capture`` is a Part-10 file to decode with its large values left there (and
+    stream into the spool); anything else is read whole."""
+    if capture.path is None:
+        return False
+    with open(capture.path, "rb") as f:
+        return formats.get(PART10).identify(f.read(132))
+
+
+def prepare_file(capture: Capture, rules: SiteRules = SiteRules(), routing: Routing | None = None) -> Dataset:
+    """``prepare`` for a capture ``kept_in_file``: the finished dataset, whose large values stay
+    in the file until the spool copies them (encoding errors surface there)."""
+    decoded = formats.safe_decode(lambda _: decode_file(capture.path), b"", PART10)
+    ds = _finish(decoded, rules, routing, capture)
+    _refuse_misplaced_groups(ds)
+    return ds
+
+
+def _finish(decoded: formats.Decoded, rules: SiteRules, routing: Routing | None, capture: Capture) -> Dataset:
+    """Normalise and coerce; a bug in either rejects this capture only."""
+    try:
+        ds = normalize(decoded, rules, origin=str(capture.origin))
+        if routing is not None:
+            routing.coerce(ds, capture.origin.source, str(capture.origin))
+    except DecodeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a normalisation bug rejects one capture only
+        raise DecodeError(f"{decoded.format}: cannot build a valid instance: {type(exc).__name__}: {exc}") from exc
+    return ds
 
 
 _MISPLACED = {0x0000: "Command Set", 0x0002: "File Meta Information"}
@@ -127,14 +159,23 @@ class Pipeline:
         the spool could not store it: then nothing was acknowledged and the driver offers the
         capture again later. Every other failure is a rejection with the reason."""
         where = str(capture.origin)
+        instance = None
         try:
-            instance = prepare(capture, self.rules, self.routing)
+            if kept_in_file(capture):
+                ds, fmt = prepare_file(capture, self.rules, self.routing), PART10
+            else:
+                instance = prepare(capture, self.rules, self.routing)
+                ds, fmt = instance.dataset, instance.format
         except DecodeError as exc:
             return self._reject(capture, sink, str(exc))
-        ds, fmt = instance.dataset, instance.format
         destinations = self.routing.destinations(ds, fmt, capture.origin.source, destinations)
         try:
-            added = self.spool.add_bytes(instance.data, ds, destinations, source=capture.origin.source, origin=where)
+            if instance is None:
+                added = self.spool.add_stream(ds, lambda out: write_part10(ds, capture.path, out), capture.size,
+                                              destinations, source=capture.origin.source, origin=where)
+            else:
+                added = self.spool.add_bytes(instance.data, ds, destinations, source=capture.origin.source,
+                                             origin=where)
         except StorageError:
             raise
         except (OSError, sqlite3.Error) as exc:

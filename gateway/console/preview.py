@@ -15,6 +15,8 @@ import zlib
 import numpy as np
 from pydicom.dataset import Dataset
 
+from gateway.dicom.deferred import is_deferred
+
 SIZE = 128
 
 
@@ -37,6 +39,8 @@ def thumbnail(ds: Dataset, size: int = SIZE) -> bytes | None:
 def _first_frame(ds: Dataset) -> np.ndarray | None:
     if "PixelData" not in ds or int(ds.get("SamplesPerPixel", 1)) != 1:
         return None
+    if is_deferred(ds, "PixelData"):
+        return None  # left in its file because it is large: not loaded for a preview
     try:
         array = ds.pixel_array
     except Exception:  # noqa: BLE001 - a compressed or odd instance simply has no preview

@@ -223,3 +223,19 @@ def restart_idle_timer(assoc: Association) -> None:
     """A PDU was read off the socket outside the DUL: restart its network idle timer, as the
     DUL does for every PDU it reads."""
     assoc.dul._idle_timer.restart()
+
+
+# -- receiving (the DICOM SCP source) ---------------------------------------------------------
+
+def receive_c_store_into_files() -> None:
+    """C-STORE data sets this process receives as an SCP are written to a temporary Part-10
+    file as their fragments arrive (``Event.dataset_path``), not gathered in memory. A
+    documented pynetdicom setting, but in its underscore module ``_config``; process-wide, so
+    our other SCPs (archive, commitment listener) read ``event.dataset`` from the file too."""
+    from pynetdicom import _config
+
+    if not isinstance(getattr(_config, "STORE_RECV_CHUNKED_DATASET", None), bool):
+        # Without it every object would be gathered in memory and Event.dataset_path missing.
+        raise RuntimeError(f"pynetdicom {pynetdicom.__version__} has no STORE_RECV_CHUNKED_DATASET setting: "
+                           f"the DICOM source cannot receive into files")
+    _config.STORE_RECV_CHUNKED_DATASET = True

@@ -31,7 +31,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 from pydicom.dataset import Dataset
 
@@ -180,6 +180,30 @@ def encode(ds: Dataset) -> bytes:
     return buf.getvalue()
 
 
+class _Hashing:
+    """A binary file that hashes and counts what is written through it."""
+
+    def __init__(self, f: BinaryIO):
+        self.f, self.digest, self.size = f, hashlib.sha256(), 0
+
+    def write(self, data) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return self.f.write(data)
+
+    def tell(self) -> int:
+        return self.size
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        """Only to where it is: what is hashed cannot be rewritten."""
+        if (offset, whence) not in ((self.size, 0), (0, 1), (0, 2)):
+            raise io.UnsupportedOperation("a hashed stream is written once, front to back")
+        return self.size
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
 class SpoolBusy(RuntimeError):
     """Another process already forwards from this spool."""
 
@@ -284,8 +308,43 @@ class Spool:
                   origin: str = "") -> Added:
         """Raises ``IntakePaused`` (nothing stored) when the spool's file system is at its floor
         or full; a file written but not recorded is removed again."""
-        uid = str(ds.SOPInstanceUID)
         digest = hashlib.sha256(data).hexdigest()
+        return self._add(ds, digest, len(data), destinations, source, origin,
+                         place=lambda rel: self._write(rel, data))
+
+    def add_stream(self, ds: Dataset, write: Callable[[BinaryIO], None], size_hint: int,
+                   destinations: Iterable[str], source: str = "", origin: str = "") -> Added:
+        """``add_bytes`` for an object too large for memory: ``write(f)`` writes its Part-10
+        bytes to a temporary file (hashed as they pass), which is fsynced and renamed into
+        place only if some destination needs it. ``size_hint`` is checked against the free
+        space first."""
+        self.space.admit(size_hint)
+        tmp = self.tmp / f"{ds.SOPInstanceUID}.stream.{os.getpid()}.{threading.get_ident()}.tmp"
+        try:
+            with os.fdopen(private.open_file(tmp, os.O_WRONLY | os.O_TRUNC), "wb") as f:
+                hashing = _Hashing(f)
+                write(hashing)
+                if self.durable:
+                    f.flush()
+                    os.fsync(f.fileno())
+        except BaseException as exc:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            if isinstance(exc, OSError) and is_full(exc):
+                raise self.space.full(exc) from exc
+            raise
+        try:
+            return self._add(ds, hashing.digest.hexdigest(), hashing.size, destinations, source, origin,
+                             place=lambda rel: self._move_into_place(tmp, rel))
+        finally:  # not needed (the spool has that file already) or not recorded
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+    def _add(self, ds: Dataset, digest: str, size: int, destinations: Iterable[str], source: str, origin: str,
+             place: Callable[[str], None]) -> Added:
+        """Record an instance of ``size`` bytes and ``digest``; ``place(rel)`` puts its file at
+        ``rel`` when the spool does not hold that file already."""
+        uid = str(ds.SOPInstanceUID)
         rel = self._relpath(uid, digest)
         now = time.time()
         with self._lock:
@@ -296,8 +355,8 @@ class Spool:
                 return Added(uid, ())  # every destination has it, or will: nothing is sent twice
             kept = same and row[1] and (self.directory / row[1]).exists()
             if not kept:
-                self.space.admit(len(data))
-                self._write(rel, data)
+                self.space.admit(size)
+                place(rel)
             try:
                 with self._tx() as db:
                     if same:
@@ -308,7 +367,7 @@ class Spool:
                             "INSERT OR REPLACE INTO instances VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                             (uid, str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID),
                              str(ds.get("StudyInstanceUID", "")), str(ds.get("SeriesInstanceUID", "")),
-                             rel, len(data), digest, source, origin, now),
+                             rel, size, digest, source, origin, now),
                         )
                     db.executemany(
                         """INSERT OR REPLACE INTO deliveries (sop_instance_uid, destination, state, attempts,
@@ -354,6 +413,15 @@ class Spool:
             if is_full(exc):
                 raise self.space.full(exc) from exc
             raise
+        if self.durable:
+            _fsync_dir(final.parent)
+
+    def _move_into_place(self, tmp: Path, rel: str) -> None:
+        """A written and fsynced temporary file renamed to ``rel``, the directory fsynced."""
+        final = self.directory / rel
+        if not final.parent.is_dir():
+            private.make_dir(final.parent)
+        os.replace(tmp, final)
         if self.durable:
             _fsync_dir(final.parent)
 

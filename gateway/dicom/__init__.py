@@ -7,4 +7,5 @@
 - ``iods``: what each IOD we write must contain.
 - ``uids``: deterministic UIDs from a vendor identity.
 - ``normalize``: a decoder's result made a complete, valid instance (DESIGN step 4).
+- ``deferred``: datasets whose large values stay in their file, written out by copying them.
 """

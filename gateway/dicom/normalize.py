@@ -26,6 +26,7 @@ from gateway.dicom.iods import (
 )
 from gateway.dicom.provenance import COERCE, Changes
 from gateway.dicom.repair import record_put
+from gateway.dicom.deferred import is_deferred
 from gateway.dicom.uids import derive_uid, is_valid_uid
 from gateway.errors import DecodeError
 from gateway.formats import Decoded
@@ -152,8 +153,8 @@ def _complete_iod(ds: Dataset, sop_class: str, strict: bool, record: Changes | N
             if tag not in present:
                 record_put(ds, keyword, None, record)
             continue
-        elem = ds.get(tag) if tag in present else None
-        if elem is not None and elem.value not in (None, "", []):
+        # A value left in its file (gateway.dicom.deferred) is large, so present: not loaded to see.
+        if tag in present and (is_deferred(ds, tag) or ds[tag].value not in (None, "", [])):
             continue
         if default is not REQUIRED:
             record_put(ds, keyword, default, record)

@@ -12,8 +12,10 @@ from pathlib import Path
 from drivers.driver import Driver, driver_problems
 from gateway import formats
 from gateway.config import Source
+from gateway.delivery import pynetdicom_internals
 
 DRIVERS: dict[str, str] = {
+    "dicom": "drivers.dicom_scp:DicomDriver",
     "folder": "drivers.folder:FolderDriver",
     "serial": "drivers.serial.source:SerialDriver",
     "tape": "drivers.tape.source:TapeDriver",
@@ -34,11 +36,13 @@ def driver_class(source_type: str) -> type[Driver]:
 def make_driver(source: Source, state_dir: Path | None = None) -> Driver:
     """The driver of ``source``; drivers that keep state (tape journals) get ``state_dir``, and
     drivers that must find where objects end in a byte stream get the formats' length check
-    (``wants_object_length``), and drivers with a file system the formats' companion files
+    (``wants_object_length``), drivers with a file system the formats' companion files
     (``wants_companions``: an Interfile header's data file), so they never guess at a format
-    themselves."""
+    themselves; a Storage SCP (``receives_c_store``) gets pynetdicom's receiving into files."""
     driver = driver_class(source.type)
     options = dict(source.options)
+    if driver.receives_c_store:
+        pynetdicom_internals.receive_c_store_into_files()
     if driver.uses_state_dir and state_dir is not None:
         options["state_dir"] = state_dir
     extra = {}

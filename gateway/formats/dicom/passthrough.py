@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import io
 import struct
+from pathlib import Path
+from typing import BinaryIO
 
 import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import _read_file_meta_info, data_element_generator, read_preamble
 
 from gateway.errors import DecodeError
+from gateway.dicom.deferred import DEFER_SIZE, is_deferred
 from gateway.formats import Decoded, DumpRow, register
 from gateway.formats.tagstream.extent import dataset_length, part10_length
 from gateway.formats.tagstream.recognise import is_spi
@@ -98,7 +101,7 @@ class Headerless:
 def _read(data: bytes, headerless: bool):
     try:
         ds = pydicom.dcmread(io.BytesIO(data), force=headerless)
-        _check_complete(data, headerless, ds)
+        _check_complete(io.BytesIO(data), len(data), headerless, ds)
         for elem in ds.iterall():  # parse every value now, so bad values surface here
             _ = elem.value
     except InvalidDicomError as exc:
@@ -112,10 +115,42 @@ def _read(data: bytes, headerless: bool):
     return ds
 
 
-def _check_complete(data: bytes, headerless: bool, ds) -> None:
+def decode_file(path: Path, defer_size: int = DEFER_SIZE) -> Decoded:
+    """A Part-10 file decoded with its values over ``defer_size`` bytes (pixel data) left in
+    the file (``gateway.dicom.deferred``), for objects too large to hold in memory; checked
+    as ``Part10.decode`` checks bytes, except that deferred values are not parsed."""
+    with open(path, "rb") as fp:
+        if not Part10().identify(fp.read(132)):
+            raise DecodeError("no DICM prefix: not a Part-10 file", field="DICM prefix", offset=128)
+    try:
+        ds = pydicom.dcmread(path, defer_size=defer_size)
+        if pydicom.uid.UID(ds.file_meta.get("TransferSyntaxUID", "")).is_deflated:
+            ds = pydicom.dcmread(path)  # inflated in memory: nothing of it can stay in the file
+        with open(path, "rb") as fp:
+            _check_complete(fp, path.stat().st_size, False, ds, defer=defer_size)
+        _parse_values(ds)
+    except InvalidDicomError as exc:
+        raise DecodeError(f"not a DICOM file: {exc}") from None
+    except (EOFError, struct.error, ValueError, OSError, NotImplementedError) as exc:
+        raise DecodeError(f"damaged DICOM data set: {exc}") from None
+    return Decoded(dataset=ds, format=Part10.name)
+
+
+def _parse_values(ds) -> None:
+    """Every value but the deferred ones parsed now, so bad values surface here."""
+    for tag in ds.keys():
+        if is_deferred(ds, tag) and ds.get_item(tag, keep_deferred=True).VR != "SQ":
+            continue
+        elem = ds[tag]
+        if elem.VR == "SQ":
+            for item in elem.value:
+                _parse_values(item)
+
+
+def _check_complete(fp: BinaryIO, total: int, headerless: bool, ds, defer: int | None = None) -> None:
     """pydicom reads a truncated file without complaint; walk the top-level elements and
-    require each to be whole and the last to end at the end of the data."""
-    fp = io.BytesIO(data)
+    require each to be whole and the last to end at the end of the data (``total`` bytes).
+    Values longer than ``defer`` are skipped, not read: their end is checked by position."""
     if not headerless:
         read_preamble(fp, False)
         _read_file_meta_info(fp)
@@ -126,9 +161,9 @@ def _check_complete(data: bytes, headerless: bool, ds) -> None:
     if syntax.is_deflated:
         return  # a deflated stream is checked by the inflater itself
     end = fp.tell()
-    if end == len(data):
+    if end == total:
         raise DecodeError("no data set: the data ends before the first element", offset=end)
-    for elem in data_element_generator(fp, implicit, little):
+    for elem in data_element_generator(fp, implicit, little, defer_size=defer):
         start = end
         end = fp.tell()
         if elem.length != 0xFFFFFFFF and elem.value is not None and len(elem.value) != elem.length:
@@ -136,8 +171,11 @@ def _check_complete(data: bytes, headerless: bool, ds) -> None:
                 f"element {elem.tag} is truncated: {len(elem.value)} of {elem.length} bytes",
                 field=str(elem.tag), offset=start,
             )
-    if end != len(data):
-        raise DecodeError(f"{len(data) - end} bytes of an incomplete element at the end", offset=end)
+        if end > total:  # a skipped value that runs past the end
+            raise DecodeError(f"element {elem.tag} is truncated: {total - start} bytes of {end - start}",
+                              field=str(elem.tag), offset=start)
+    if end != total:
+        raise DecodeError(f"{total - end} bytes of an incomplete element at the end", offset=end)
     if _ROWS in ds and not any(tag in ds for tag in _PIXEL_TAGS):
         # Cut at an element boundary before the pixels: whole elements, but not the object
         # (``extent`` says the same: an object ends with its Pixel Data).
