@@ -17,6 +17,7 @@ from pydicom.dataset import Dataset
 
 from gateway.dicom import values
 from gateway.dicom.iods import MODALITY_BY_SOP_CLASS
+from gateway.dicom.deferred import is_deferred
 from gateway.dicom.provenance import Changes, changes
 from gateway.dicom.uids import derive_uid, is_valid_uid
 from gateway.formats.engine.fieldtable import put
@@ -61,8 +62,12 @@ def conform_values(ds: Dataset, record: Changes) -> None:
     times to DA/TM, over-long values cut to their VR's length (the full value stays in the
     record), lower-case code strings upper-cased. A date or time that cannot be read at all
     becomes empty. Private and unknown elements are left alone (their VR is not ours to know);
-    so are values inside sequences, which the recorder cannot address."""
-    for elem in list(ds):
+    so are values inside sequences, which the recorder cannot address, and values still in
+    their file (``deferred``: large binary values, which no text rule concerns)."""
+    for tag in list(ds.keys()):
+        if is_deferred(ds, tag):
+            continue  # looking would read it into memory
+        elem = ds[tag]
         if elem.tag.is_private or not elem.keyword or elem.VR not in _CHECKED_VRS or elem.value in (None, ""):
             continue
         multi = elem.VM > 1
