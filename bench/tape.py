@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from drivers.tape.medium import open_tape
+from drivers.tape.medium import open_tape  # noqa: E402 (sys.path must be set first)
 from drivers.tape.records import RECORDS  # noqa: E402
 from drivers.tape.writers import SimhWriter, write_file  # noqa: E402
 

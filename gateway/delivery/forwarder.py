@@ -605,4 +605,4 @@ class Forwarder:
             if left <= 0:
                 return False
             with self._progress:
-                self._progress.wait_for(lambda: self._settled != seen, min(0.05, left))
+                self._progress.wait_for(lambda seen=seen: self._settled != seen, min(0.05, left))

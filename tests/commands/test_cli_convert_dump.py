@@ -49,9 +49,9 @@ def test_dump_prints_fields_from_the_tables(samples, capsys):
     assert cli.main(["dump", str(samples / "ge_genesis" / "heart.1")]) == 0
     out = capsys.readouterr().out
     assert "ge-genesis" in out
-    line = next(l for l in out.splitlines() if "exam (packed).exam_type" in l)
+    line = next(ln for ln in out.splitlines() if "exam (packed).exam_type" in ln)
     assert line.split()[0] == str(2418 + 305) and "'MR'" in line
-    assert any("MR image (packed).tr_us" in l and "14600" in l for l in out.splitlines())
+    assert any("MR image (packed).tr_us" in ln and "14600" in ln for ln in out.splitlines())
 
 
 def test_dump_of_an_unknown_file(tmp_path, capsys):

@@ -96,7 +96,7 @@ def test_a_file_written_slowly_is_taken_only_when_complete(tmp_path, observer):
 def test_pauses_without_an_open_writer_still_wait_for_settle_time(tmp_path):
     with Recorder(driver(tmp_path, settle_time=1.5)) as rec:
         path = tmp_path / "appended.MR"
-        for i in range(3):  # a copy tool that reopens the file for each chunk
+        for _ in range(3):  # a copy tool that reopens the file for each chunk
             with open(path, "ab") as f:
                 f.write(b"z" * 100)
             time.sleep(0.5)

@@ -67,7 +67,7 @@ def test_cleaned_text_passes_dciodvfy(tmp_path):
     sample = next(generate("somatom-plus", 1, SimOptions(), seed=3)).data
     ds, _ = convert(Capture(sample, Origin("test", "somatom")))
     raw = {"ImageComments": ("LT", "line one\tTAB\r\nline two\x0b"), "SeriesDescription": ("LO", "two\nlines\tand tab")}
-    for keyword, (vr, text) in raw.items():
+    for keyword, (_vr, text) in raw.items():
         setattr(ds, keyword, text)
     path.write_bytes(encode(ds))
     assert any("Character invalid for this VR" in e or "Value invalid" in e for e in dciodvfy_errors(path))
