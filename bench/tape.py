@@ -142,7 +142,8 @@ def ingest_rss(path: Path) -> tuple[float, float, str]:
                           text=True)
     dt = time.perf_counter() - t
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    summary = next((line for line in proc.stdout.splitlines() if line.startswith("Tape files read")), proc.stdout[-300:])
+    summary = next((line for line in proc.stdout.splitlines() if line.startswith("Tape files read")),
+                   proc.stdout[-300:])
     if proc.returncode not in (0, 1):
         raise SystemExit(f"ingest failed ({proc.returncode}): {proc.stderr[-2000:]}")
     return peak_kb / 1024, dt, summary
