@@ -40,7 +40,8 @@ def test_convert_all_good_exits_zero_and_is_deterministic(samples, tmp_path):
 def test_convert_with_a_site_uid_root(tmp_path):
     sims = tmp_path / "sims"
     assert cli.main(["simulate", "--format", "signa4x", "--count", "2", "-o", str(sims)]) == 0
-    assert cli.main(["convert", str(sims), "-o", str(tmp_path / "out"), "--uid-root", "1.2.826.0.1.3680043.10.999"]) == 0
+    assert cli.main(["convert", str(sims), "-o", str(tmp_path / "out"),
+                     "--uid-root", "1.2.826.0.1.3680043.10.999"]) == 0
     for path in (tmp_path / "out").iterdir():
         assert pydicom.dcmread(path).StudyInstanceUID.startswith("1.2.826.0.1.3680043.10.999.")
 
@@ -89,5 +90,6 @@ def test_convert_takes_site_rules_from_the_configuration(samples, tmp_path):
     source_id = formats.decode(src.read_bytes()).dataset.PatientID
     assert ds.PatientID == "LEG-" + source_id
     # The command line wins over the configuration.
-    assert cli.main(["convert", "-c", str(config), "--patient-id-prefix", "CLI-", str(src), "-o", str(tmp_path / "o2")]) == 0
+    assert cli.main(["convert", "-c", str(config), "--patient-id-prefix", "CLI-", str(src),
+                     "-o", str(tmp_path / "o2")]) == 0
     assert pydicom.dcmread(next((tmp_path / "o2").iterdir())).PatientID == "CLI-" + source_id

@@ -55,7 +55,8 @@ def observer(request):
 
 
 def driver(path: Path, observer: str = "inotify", **kw) -> FolderDriver:
-    return FolderDriver("export", path, observer=observer, poll_interval=0.2, settle_time=kw.pop("settle_time", 0.5), **kw)
+    return FolderDriver("export", path, observer=observer, poll_interval=0.2,
+                        settle_time=kw.pop("settle_time", 0.5), **kw)
 
 
 def test_files_present_at_start_are_taken_and_moved_to_done(tmp_path):

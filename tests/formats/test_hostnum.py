@@ -332,7 +332,8 @@ def test_reserved_operand_is_the_notes_bytes():
 @pytest.mark.parametrize("type_name, value", [
     ("dg_single", math.nan), ("dg_double", math.inf), ("vax_f", -math.inf), ("vax_g", math.nan),
     ("dg_single", 1e76), ("dg_single", 1e-95),  # beyond (1-16^-6)*16^63; rounds to zero
-    ("vax_f", 2.0 ** 127), ("vax_f", 2.0 ** -129), ("vax_d", 2.0 ** 127), ("vax_g", 2.0 ** 1023), ("vax_g", 2.0 ** -1025),
+    ("vax_f", 2.0 ** 127), ("vax_f", 2.0 ** -129), ("vax_d", 2.0 ** 127), ("vax_g", 2.0 ** 1023),
+    ("vax_g", 2.0 ** -1025),
     ("int16_be", 32768), ("uint16_le", -1), ("int8", 1.5), ("uint32_be", True), ("float32_le", 1e39),
 ])
 def test_encoders_refuse_what_the_type_cannot_hold(type_name, value):
