@@ -50,8 +50,8 @@ def test_defaults_fill_what_is_not_given():
 
 
 def test_durations_take_units():
-    retry = "called_ae: PACS\n    retry: {initial_delay: 500ms, max_delay: 2h, give_up_after: 7d}"
-    config = parse_config(GOOD.replace("called_ae: PACS", retry))
+    with_retry = "called_ae: PACS\n    retry: {initial_delay: 500ms, max_delay: 2h, give_up_after: 7d}"
+    config = parse_config(GOOD.replace("called_ae: PACS", with_retry))
     retry = config.destinations[0].retry
     assert (retry.initial_delay, retry.max_delay, retry.give_up_after) == (0.5, 7200.0, 604800.0)
 
