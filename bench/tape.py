@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from drivers.tape.medium import open_tape
+from drivers.tape.medium import open_tape  # noqa: E402 (sys.path must be set first)
 from drivers.tape.records import RECORDS  # noqa: E402
 from drivers.tape.writers import SimhWriter, write_file  # noqa: E402
 
@@ -142,7 +142,8 @@ def ingest_rss(path: Path) -> tuple[float, float, str]:
                           text=True)
     dt = time.perf_counter() - t
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    summary = next((line for line in proc.stdout.splitlines() if line.startswith("Tape files read")), proc.stdout[-300:])
+    summary = next((line for line in proc.stdout.splitlines() if line.startswith("Tape files read")),
+                   proc.stdout[-300:])
     if proc.returncode not in (0, 1):
         raise SystemExit(f"ingest failed ({proc.returncode}): {proc.stderr[-2000:]}")
     return peak_kb / 1024, dt, summary

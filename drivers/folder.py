@@ -237,7 +237,8 @@ class FolderDriver(FileSystemEventHandler, Driver):
             _remove(path)
         elif self.after_success == "move":
             dest = _move(path, self.done_dir / capture.origin.location)
-            log.info("event=done source=%s file=%s to=%s sop=%s", self.name, capture.origin.location, dest, sop_instance_uid)
+            log.info("event=done source=%s file=%s to=%s sop=%s", self.name, capture.origin.location, dest,
+                     sop_instance_uid)
             return
         else:
             try:

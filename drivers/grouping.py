@@ -126,7 +126,8 @@ class Grouping:
             self._waiting.pop(path, None)
             if capture is None:
                 return None
-            details = {**capture.origin.details, "orphan": f"no header named it as its data file within {self.orphan_time:g} s"}
+            details = {**capture.origin.details,
+                       "orphan": f"no header named it as its data file within {self.orphan_time:g} s"}
             return replace(capture, origin=replace(capture.origin, details=details))
         if not self._due(path, wait, ready, now):
             return None

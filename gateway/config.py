@@ -485,7 +485,8 @@ def _cross_checks(raw: dict, path: str, text: str) -> list[str]:
             problems.append(f"{path}:{_line_of(text, 'file_group')}: gateway.file_group: no group named {group!r}")
     root = raw["gateway"]["uid_root"]
     if not is_valid_uid(root) or len(root) > 52:
-        problems.append(f"{path}:{_line_of(text, 'uid_root')}: gateway.uid_root: {root!r} is not a valid UID root of at most 52 characters")
+        problems.append(f"{path}:{_line_of(text, 'uid_root')}: gateway.uid_root: {root!r} "
+                        "is not a valid UID root of at most 52 characters")
     for check in (_port_clashes, _tls_files, _web_files, _retry_order, _host_names, _folder_paths, _console_access):
         problems.extend(f"{path}:{_line_of(text, needle)}: {problem}" for needle, problem in check(raw))
     return problems
@@ -517,8 +518,10 @@ def _port_clashes(raw: dict) -> list[Finding]:
     found, seen = [], []
     for key, host, port in _listeners(raw):
         for other, other_host, other_port in seen:
-            if port == other_port and (host == other_host or "0.0.0.0" in (host, other_host) or "::" in (host, other_host)):
-                found.append((f"port: {port}", f"{key}.port: {port} is also {other}.port; each listener needs its own port"))
+            if port == other_port and (host == other_host or "0.0.0.0" in (host, other_host)
+                                       or "::" in (host, other_host)):
+                found.append((f"port: {port}",
+                              f"{key}.port: {port} is also {other}.port; each listener needs its own port"))
         seen.append((key, host, port))
     return found
 
@@ -547,11 +550,13 @@ def _web_files(raw: dict) -> list[Finding]:
         if dest.get("auth") is not None:
             basic = bool(auth.get("basic_user")) or bool(auth.get("basic_password_file"))
             if auth.get("bearer_file") and basic:
-                found.append(("auth", f"destinations[{i}].auth: bearer_file or basic_user/basic_password_file, not both"))
+                found.append(("auth",
+                              f"destinations[{i}].auth: bearer_file or basic_user/basic_password_file, not both"))
             elif bool(auth.get("basic_user")) != bool(auth.get("basic_password_file")):
                 found.append(("auth", f"destinations[{i}].auth: basic_user and basic_password_file go together"))
             elif not auth.get("bearer_file") and not basic:
-                found.append(("auth", f"destinations[{i}].auth: needs bearer_file or basic_user and basic_password_file"))
+                found.append(("auth",
+                              f"destinations[{i}].auth: needs bearer_file or basic_user and basic_password_file"))
         if dest.get("ca") and not dest["url"].startswith("https://"):
             found.append((dest["ca"], f"destinations[{i}].ca: only used with an https:// url"))
         files = [("ca", dest.get("ca"))] + [(f"auth.{k}", auth.get(k)) for k in ("bearer_file", "basic_password_file")]

@@ -169,7 +169,7 @@ class Map(Spec):
         if self.extra is not None:
             result, extra_allowed = self.extra(pairs, node, key, problems)
             allowed |= extra_allowed
-        for name, (knode, vnode) in pairs.items():
+        for name, (knode, _vnode) in pairs.items():
             if name not in allowed:
                 hint = _closest(name, allowed)
                 problems.add(knode, _join(key, name), "unknown key" + (f" (did you mean {hint!r}?)" if hint else ""))

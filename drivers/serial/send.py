@@ -85,7 +85,7 @@ def _xmodem(line: Line, protocol: str, files, timeout: float, retries: int) -> N
     for name, data in files:
         acked = [0]
         if modem.send(io.BytesIO(data), retry=retries, timeout=timeout, quiet=True,
-                      callback=lambda total, ok, errors: acked.__setitem__(0, ok)):
+                      callback=lambda total, ok, errors, acked=acked: acked.__setitem__(0, ok)):
             continue
         blocks = -(-len(data) // block)
         if acked[0] == blocks:

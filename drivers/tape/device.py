@@ -143,7 +143,8 @@ class TapeDevice(TapeReader):
         except OSError as exc:
             if exc.errno in (errno.ENOTTY, errno.EINVAL, errno.ENOSYS) and not getattr(self, "is_tape", False):
                 return False
-            raise TapeError(f"{self.path}: {OP_NAMES.get(operation, operation)} {count} failed: {exc.strerror}") from None
+            raise TapeError(f"{self.path}: {OP_NAMES.get(operation, operation)} {count} failed: "
+                            f"{exc.strerror}") from None
         return True
 
     def rewind(self) -> None:

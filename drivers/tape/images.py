@@ -273,7 +273,8 @@ class SimhReader(ImageReader):
             why = (f"length word 0x{w:08x} says {n} bytes but only {max(left, 0)} remain: "
                    "truncated image or corrupt length word")
         elif n > self.policy.max_record:
-            why = f"length word 0x{w:08x} says {n} bytes, more than the largest record believed ({self.policy.max_record})"
+            why = (f"length word 0x{w:08x} says {n} bytes, more than the largest record believed "
+                   f"({self.policy.max_record})")
         elif n == 0:
             why = f"length word 0x{w:08x}: an error-flagged record of length 0"
         else:

@@ -226,11 +226,11 @@ class TapeReader(ABC):
     def rewind(self) -> None:
         self.seek_file(0, 0)
 
-    def unload(self) -> None:
+    def unload(self) -> None:  # noqa: B027 (optional hook: a no-op default is meant)
         """Rewind and eject (a drive); nothing for an image."""
 
-    def close(self) -> None:
-        pass
+    def close(self) -> None:  # noqa: B027 (optional hook: a no-op default is meant)
+        """Release the medium; nothing to do by default."""
 
     def __enter__(self) -> "TapeReader":
         return self

@@ -16,7 +16,8 @@ HELP = "run the built-in Storage SCP (a stand-in PACS for trying the gateway out
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_argument(parser)
-    parser.add_argument("--port", type=port_number, help="listening port (default from the configuration's archive block)")
+    parser.add_argument("--port", type=port_number,
+                        help="listening port (default from the configuration's archive block)")
     parser.add_argument("--host", help="listening address")
     parser.add_argument("--aet", type=ae_title, help="AE title")
     parser.add_argument("--dir", type=Path, help="where instances are stored")

@@ -2,8 +2,8 @@
 
 Each input is identified by its content, decoded and normalised exactly as the service does
 (``gateway.pipeline.prepare``), and written as ``OUTDIR/<SOP Instance UID>.dcm`` (the same
-input always gives the same name). Folders are walked recursively. Every failure is reported per file with its reason; the exit
-status is 1 if any file failed, 0 otherwise.
+input always gives the same name). Folders are walked recursively. Every failure is reported per file with its reason;
+the exit status is 1 if any file failed, 0 otherwise.
 """
 
 from __future__ import annotations

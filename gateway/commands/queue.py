@@ -56,7 +56,8 @@ def _list(spool: Spool, args: argparse.Namespace) -> int:
     for r in rows:
         nxt = _when(r["next_attempt"]) if r["state"] == QUEUED else "-"
         why = " / ".join(x for x in (r["last_status"], r["reason"]) if x) or "-"
-        print(f"{r['sop_instance_uid']:<64} {r['destination']:<14} {r['state']:<10} {r['attempts']:>5} {nxt:>10}  {why}")
+        print(f"{r['sop_instance_uid']:<64} {r['destination']:<14} {r['state']:<10} {r['attempts']:>5} "
+              f"{nxt:>10}  {why}")
     if len(rows) == args.limit:
         print(f"(first {args.limit} rows; --limit to see more)")
     return 0

@@ -26,7 +26,8 @@ HELP = "send files or folders to a destination now (through the spool)"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_argument(parser)
-    parser.add_argument("paths", nargs="+", type=Path, metavar="FILE|DIR", help="files, or folders (searched recursively)")
+    parser.add_argument("paths", nargs="+", type=Path, metavar="FILE|DIR",
+                        help="files, or folders (searched recursively)")
     parser.add_argument("--to", required=True, metavar="DEST", help="destination name from the configuration")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for delivery (default 600)")
     parser.add_argument("--resend", action="store_true",

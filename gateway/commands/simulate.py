@@ -54,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if args.serial:
-        return _send_serial(args, [(sim.name, sim.data) for sim in generate(args.format, args.count, options, args.seed)])
+        return _send_serial(args, [(sim.name, sim.data)
+                                   for sim in generate(args.format, args.count, options, args.seed)])
     if args.tape or args.aws:
         from gateway.simulate.tape import TapeOptions, write_tape
 

@@ -73,12 +73,14 @@ def _print(view: dict) -> None:
     for s in view["sources"]:
         print(f"source {s['name']}: {s['state']}" + (f" ({s['detail']})" if s.get("detail") else ""))
     intake = view["intake"]
-    print(("intake: PAUSED: " if intake["paused"] else "intake: open (") + intake["reason"] + ("" if intake["paused"] else ")"))
+    print(("intake: PAUSED: " if intake["paused"] else "intake: open (") + intake["reason"]
+          + ("" if intake["paused"] else ")"))
     for q in view["quarantine"]:
         print(f"quarantine of {q['source']}: {q['count']} capture(s) in {q['folder']}")
     for t in view["tapes"][:5]:
         outcomes = ", ".join(f"{k} {v}" for k, v in sorted(t["by_outcome"].items()))
-        print(f"tape {t['medium'] or t['journal']}: {t['files']} tape files ({outcomes}), last {_when(t['last_update'])}")
+        print(f"tape {t['medium'] or t['journal']}: {t['files']} tape files ({outcomes}), "
+              f"last {_when(t['last_update'])}")
     print("\nneeds attention:" if view["attention"] else "\nnothing needs attention")
     for line in view["attention"]:
         print(f"  - {line}")

@@ -142,7 +142,8 @@ def _reason(path: Path) -> str:
         text = note.read_text(errors="replace")
     except OSError:
         return "(no reason recorded)"
-    return next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("reason:")), text.strip())
+    return next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("reason:")),
+                text.strip())
 
 
 # -- tapes ----------------------------------------------------------------------------------------
@@ -248,7 +249,8 @@ def overview(config: Config, spool: Spool, service: dict[str, Any] | None) -> di
             attention.append(f"destination {d['name']} has {d['dead']} dead-lettered instance(s)")
     for s in (service or {}).get("sources", []):
         if s.get("state") not in ("running", "watching", "idle", "reading"):
-            attention.append(f"source {s['name']} is {s.get('state')}" + (f": {s['detail']}" if s.get("detail") else ""))
+            attention.append(f"source {s['name']} is {s.get('state')}"
+                             + (f": {s['detail']}" if s.get("detail") else ""))
     paused = intake(spool)
     if paused["paused"]:
         attention.append(f"intake is paused: {paused['reason']}")

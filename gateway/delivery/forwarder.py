@@ -481,7 +481,8 @@ class Lane(threading.Thread):
         permanent = sent.rule.outcome is Outcome.PERMANENT
         again = time.time() + self.runner.backoff(min(i.attempts for i in items))
         self.spool.commitment_failed(
-            transaction, [(i.sop_instance_uid, sent.status or sent.rule.meaning, sent.detail, permanent) for i in items],
+            transaction,
+            [(i.sop_instance_uid, sent.status or sent.rule.meaning, sent.detail, permanent) for i in items],
             [self.dest.name], next_attempt=again)
         counter = self.runner.metrics.dead_lettered if permanent else self.runner.metrics.retried
         counter.labels(self.dest.name).inc(len(items))
@@ -605,4 +606,4 @@ class Forwarder:
             if left <= 0:
                 return False
             with self._progress:
-                self._progress.wait_for(lambda: self._settled != seen, min(0.05, left))
+                self._progress.wait_for(lambda seen=seen: self._settled != seen, min(0.05, left))

@@ -751,7 +751,8 @@ class Spool:
         where, args = self._where(destination, states, uids)
         now = time.time()
         with self._tx() as db:
-            keys = db.execute(f"SELECT d.sop_instance_uid, d.destination, d.state FROM deliveries d {where}", args).fetchall()
+            keys = db.execute(f"SELECT d.sop_instance_uid, d.destination, d.state FROM deliveries d {where}",
+                              args).fetchall()
             missing = {r[0] for r in db.execute(
                 f"""SELECT d.sop_instance_uid FROM deliveries d JOIN instances i USING (sop_instance_uid)
                     {where} AND i.path IS NULL""", args)}

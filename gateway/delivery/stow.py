@@ -204,7 +204,8 @@ class StowSender:
             if Path(item.path).is_file():
                 present.append(item)
             else:
-                batch.answered.append((item, Sent(classify_failure(Failure.FILE_MISSING), "", f"{item.path} is missing")))
+                batch.answered.append((item, Sent(classify_failure(Failure.FILE_MISSING), "",
+                                                  f"{item.path} is missing")))
         if not present:
             return batch
         if not self.is_open:

@@ -166,7 +166,8 @@ def _drop_meaningless_window(ds: Dataset) -> None:
     width = ds.get("WindowWidth")
     if width is None:
         return
-    values = list(width) if isinstance(width, (list, tuple)) or hasattr(width, "__iter__") and not isinstance(width, str) else [width]
+    iterable = isinstance(width, (list, tuple)) or hasattr(width, "__iter__") and not isinstance(width, str)
+    values = list(width) if iterable else [width]
     try:
         bad = any(float(v) < 1 for v in values)
     except (TypeError, ValueError):

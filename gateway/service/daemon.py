@@ -256,7 +256,8 @@ class Service:
         parts = self._degraded()
         parts += [f"source {r.source.name} stopped" for r in self.sources if not r.is_alive()]
         for st in self.spool.status() if self.spool else []:
-            parts.append(f"{st.destination}: {st.queued + st.in_flight} waiting, {st.delivered} delivered, {st.dead} dead")
+            parts.append(f"{st.destination}: {st.queued + st.in_flight} waiting, {st.delivered} delivered, "
+                         f"{st.dead} dead")
         paused = self.spool.intake_paused if self.spool else None
         if paused:
             parts.insert(0, f"INTAKE PAUSED ({paused})")

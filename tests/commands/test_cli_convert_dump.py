@@ -40,7 +40,8 @@ def test_convert_all_good_exits_zero_and_is_deterministic(samples, tmp_path):
 def test_convert_with_a_site_uid_root(tmp_path):
     sims = tmp_path / "sims"
     assert cli.main(["simulate", "--format", "signa4x", "--count", "2", "-o", str(sims)]) == 0
-    assert cli.main(["convert", str(sims), "-o", str(tmp_path / "out"), "--uid-root", "1.2.826.0.1.3680043.10.999"]) == 0
+    assert cli.main(["convert", str(sims), "-o", str(tmp_path / "out"),
+                     "--uid-root", "1.2.826.0.1.3680043.10.999"]) == 0
     for path in (tmp_path / "out").iterdir():
         assert pydicom.dcmread(path).StudyInstanceUID.startswith("1.2.826.0.1.3680043.10.999.")
 
@@ -49,9 +50,9 @@ def test_dump_prints_fields_from_the_tables(samples, capsys):
     assert cli.main(["dump", str(samples / "ge_genesis" / "heart.1")]) == 0
     out = capsys.readouterr().out
     assert "ge-genesis" in out
-    line = next(l for l in out.splitlines() if "exam (packed).exam_type" in l)
+    line = next(ln for ln in out.splitlines() if "exam (packed).exam_type" in ln)
     assert line.split()[0] == str(2418 + 305) and "'MR'" in line
-    assert any("MR image (packed).tr_us" in l and "14600" in l for l in out.splitlines())
+    assert any("MR image (packed).tr_us" in ln and "14600" in ln for ln in out.splitlines())
 
 
 def test_dump_of_an_unknown_file(tmp_path, capsys):
@@ -89,5 +90,6 @@ def test_convert_takes_site_rules_from_the_configuration(samples, tmp_path):
     source_id = formats.decode(src.read_bytes()).dataset.PatientID
     assert ds.PatientID == "LEG-" + source_id
     # The command line wins over the configuration.
-    assert cli.main(["convert", "-c", str(config), "--patient-id-prefix", "CLI-", str(src), "-o", str(tmp_path / "o2")]) == 0
+    assert cli.main(["convert", "-c", str(config), "--patient-id-prefix", "CLI-", str(src),
+                     "-o", str(tmp_path / "o2")]) == 0
     assert pydicom.dcmread(next((tmp_path / "o2").iterdir())).PatientID == "CLI-" + source_id

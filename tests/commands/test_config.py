@@ -50,13 +50,15 @@ def test_defaults_fill_what_is_not_given():
 
 
 def test_durations_take_units():
-    config = parse_config(GOOD.replace("called_ae: PACS", "called_ae: PACS\n    retry: {initial_delay: 500ms, max_delay: 2h, give_up_after: 7d}"))
+    with_retry = "called_ae: PACS\n    retry: {initial_delay: 500ms, max_delay: 2h, give_up_after: 7d}"
+    config = parse_config(GOOD.replace("called_ae: PACS", with_retry))
     retry = config.destinations[0].retry
     assert (retry.initial_delay, retry.max_delay, retry.give_up_after) == (0.5, 7200.0, 604800.0)
 
 
 def test_wrong_types_are_named_with_line_and_key():
-    text = GOOD.replace("port: 104", "port: one-oh-four").replace("path: /tmp/in", "path: /tmp/in\n    recursive: maybe")
+    text = (GOOD.replace("port: 104", "port: one-oh-four")
+            .replace("path: /tmp/in", "path: /tmp/in\n    recursive: maybe"))
     found = problems(text)
     assert "broken.yaml:4: destinations[0].port: must be a whole number, not 'one-oh-four'" in found
     assert "broken.yaml:10: sources[0].recursive: must be true or false, not 'maybe'" in found
@@ -76,10 +78,12 @@ def test_missing_destination_section_and_missing_fields():
 
 
 def test_bad_ports_and_ae_titles():
-    found = problems(GOOD.replace("port: 104", "port: 70000").replace("called_ae: PACS", "called_ae: AN_AE_TITLE_TOO_LONG"))
+    found = problems(GOOD.replace("port: 104", "port: 70000")
+                     .replace("called_ae: PACS", "called_ae: AN_AE_TITLE_TOO_LONG"))
     assert "broken.yaml:4: destinations[0].port: must be at most 65535, not 70000" in found
     assert "broken.yaml:5: destinations[0].called_ae: must be at most 16 characters, not 20" in found
-    assert problems(GOOD.replace("port: 104", "port: 0")) == ["broken.yaml:4: destinations[0].port: must be at least 1, not 0"]
+    assert problems(GOOD.replace("port: 104", "port: 0")) == [
+        "broken.yaml:4: destinations[0].port: must be at least 1, not 0"]
 
 
 def test_source_options_are_checked_per_type():

@@ -17,7 +17,8 @@ def test_values_with_spaces_or_quotes_are_quoted(caplog):
                                "event=x path=%s n=%d reason=%s plain=%s empty=%s rate=%d%%", None, None)
     record.args = ("/data/scanner exports/a.MR", 3, "it's broken", "ok", "", 5)
     line = logs.Formatter().format(record)
-    assert line.endswith("""event=x path='/data/scanner exports/a.MR' n=3 reason="it's broken" plain=ok empty='' rate=5%""")
+    assert line.endswith("""event=x path='/data/scanner exports/a.MR' n=3 reason="it's broken" """
+                         """plain=ok empty='' rate=5%""")
 
 
 def test_reload_applies_the_new_log_level(tmp_path):

@@ -33,7 +33,8 @@ def site(tmp_path: Path) -> Path:
     text = SAMPLE_CONFIG.read_text().replace("./var/", f"{tmp_path}/var/")
     (tmp_path / "gw.yaml").write_text(text)
     (tmp_path / "afile").write_text("not a folder")
-    assert gateway("simulate", "-f", "genesis", "-n", "2", "--tape", str(tmp_path / "t.tap"), cwd=tmp_path).returncode == 0
+    assert gateway("simulate", "-f", "genesis", "-n", "2", "--tape", str(tmp_path / "t.tap"),
+                   cwd=tmp_path).returncode == 0
     return tmp_path
 
 
@@ -44,7 +45,8 @@ def mistakes(site: Path, sample: Path) -> list[tuple[list[str], int, str]]:
     return [
         (["archive", "-c", cfg, "--port", "99999"], 2, "99999 is not a port"),
         (["archive", "-c", cfg, "--aet", "A" * 17], 2, "at most 16"),
-        (["archive", "-c", cfg, "--host", "192.0.2.1", "--port", str(free_port())], 2, "not an address of this machine"),
+        (["archive", "-c", cfg, "--host", "192.0.2.1", "--port", str(free_port())], 2,
+         "not an address of this machine"),
         (["archive", "-c", cfg, "--dir", under_file, "--port", str(free_port())], 2, "afile/out"),
         (["convert", "-o", str(site / "afile"), str(sample)], 2, "afile"),
         (["convert", "-o", "/proc/legacy-gateway-out", str(sample)], 2, "/proc/legacy-gateway-out"),

@@ -209,7 +209,8 @@ def test_systemd_unit_verifies(tmp_path):
 def test_systemd_unit_exposure_is_low(tmp_path):
     """``systemd-analyze security`` rated the first unit 6.3 (MEDIUM); the hardened one must stay
     well below while tape drives, serial lines and the process list remain reachable."""
-    run = subprocess.run(["systemd-analyze", "security", "--offline=yes", str(ROOT / "systemd" / "legacy-gateway.service")],
+    unit = str(ROOT / "systemd" / "legacy-gateway.service")
+    run = subprocess.run(["systemd-analyze", "security", "--offline=yes", unit],
                          capture_output=True, text=True)
     score = float(run.stdout.rsplit("Overall exposure level for legacy-gateway.service:", 1)[1].split()[0])
     assert score <= 3.0, run.stdout[-2000:]

@@ -17,7 +17,8 @@ def test_simulate_every_format_then_identify(tmp_path):
     expected = {}
     for fmt, order in runs:
         out = tmp_path / f"{fmt}-{order}"
-        done = cli("simulate", "--format", fmt, "--count", "2", "-o", str(out), *(["--byte-order", order] if order else []))
+        done = cli("simulate", "--format", fmt, "--count", "2", "-o", str(out),
+                   *(["--byte-order", order] if order else []))
         assert done.returncode == 0, done.stderr
         for path in out.iterdir():
             expected[str(path)] = FORMATS[fmt]

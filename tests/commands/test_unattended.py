@@ -163,7 +163,8 @@ def test_a_second_run_on_the_same_spool_or_folder_is_refused(tmp_path, orthanc):
         for name, other_incoming, other_spool in (("same-spool", tmp_path / "other-in", spool),
                                                   ("same-folder", incoming, tmp_path / "other-spool")):
             other_incoming.mkdir(exist_ok=True)
-            cfg = write_config(tmp_path / f"{name}.yaml", destinations=[{"name": "orthanc", "port": orthanc.dicom_port}],
+            cfg = write_config(tmp_path / f"{name}.yaml",
+                               destinations=[{"name": "orthanc", "port": orthanc.dicom_port}],
                                incoming=other_incoming, spool=other_spool)
             second = _gateway("run", "-c", cfg, timeout=60)
             assert second.returncode != 0, (name, second.stdout, second.stderr)

@@ -80,7 +80,8 @@ def test_console_in_a_browser_shows_arrivals_and_retries_a_dead_letter(tmp_path)
 
         def shown(sop: str):
             found = browser.find_elements(By.CSS_SELECTOR, f'.arrival[data-sop="{sop}"] img')
-            return found and browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", found[0])
+            return found and browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth",
+                                                    found[0])
 
         assert wait_until(lambda: shown(str(good.SOPInstanceUID)), 30, what="the arrival and its preview")
         assert wait_until(lambda: shown(refused_uid), 30, what="the second arrival")

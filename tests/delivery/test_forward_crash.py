@@ -42,7 +42,8 @@ def test_sigkill_during_forwarding_20_times_loses_nothing(orthanc, tmp_path):
             # are recorded (outcomes are committed per batch, so this lands anywhere in a batch).
             target = spool.pending("pacs") - rng.randint(1, PER_ROUND - 10)
             proc = _daemon(config, log)
-            wait_until(lambda: spool.pending("pacs") <= target or proc.poll() is not None, 30, 0.005)
+            wait_until(lambda target=target, proc=proc: spool.pending("pacs") <= target or proc.poll() is not None,
+                       30, 0.005)
             assert proc.poll() is None, f"the daemon exited by itself (seed {seed}); see {tmp_path / 'daemon.log'}"
             killed_mid_forwarding += spool.pending("pacs") > 0
             proc.kill()

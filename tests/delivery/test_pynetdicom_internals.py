@@ -85,7 +85,8 @@ def test_the_check_names_what_is_missing_or_reshaped(monkeypatch, what, expected
                             _without_after_init(DIMSEServiceProvider, "self", "msg_queue", replacement=[]))
     else:
         monkeypatch.setattr(DULServiceProvider, "__init__",
-                            _without_after_init(DULServiceProvider, "self", f"_{what}" if what != "event_queue" else what))
+                            _without_after_init(DULServiceProvider, "self",
+                                                f"_{what}" if what != "event_queue" else what))
     found = internals.problems()
     assert len(found) == 1 and expected in found[0], found
 

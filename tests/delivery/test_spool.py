@@ -30,7 +30,8 @@ def test_file_is_removed_only_when_every_destination_has_it(tmp_path):
     spool.dead(item_b, "0xA900", "data set does not match SOP class")
     assert len(spool.files_on_disk()) == 1  # a dead letter keeps its file for retry-dead
     status = {s.destination: s for s in spool.status()}
-    assert (status["a"].delivered, status["b"].dead, status["b"].last_error) == (1, 1, "data set does not match SOP class")
+    assert (status["a"].delivered, status["b"].dead, status["b"].last_error) == (
+        1, 1, "data set does not match SOP class")
 
 
 def test_same_instance_again_sends_nothing_twice(tmp_path):

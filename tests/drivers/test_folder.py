@@ -55,7 +55,8 @@ def observer(request):
 
 
 def driver(path: Path, observer: str = "inotify", **kw) -> FolderDriver:
-    return FolderDriver("export", path, observer=observer, poll_interval=0.2, settle_time=kw.pop("settle_time", 0.5), **kw)
+    return FolderDriver("export", path, observer=observer, poll_interval=0.2,
+                        settle_time=kw.pop("settle_time", 0.5), **kw)
 
 
 def test_files_present_at_start_are_taken_and_moved_to_done(tmp_path):
@@ -96,7 +97,7 @@ def test_a_file_written_slowly_is_taken_only_when_complete(tmp_path, observer):
 def test_pauses_without_an_open_writer_still_wait_for_settle_time(tmp_path):
     with Recorder(driver(tmp_path, settle_time=1.5)) as rec:
         path = tmp_path / "appended.MR"
-        for i in range(3):  # a copy tool that reopens the file for each chunk
+        for _ in range(3):  # a copy tool that reopens the file for each chunk
             with open(path, "ab") as f:
                 f.write(b"z" * 100)
             time.sleep(0.5)

@@ -62,7 +62,8 @@ def test_value_length_past_the_end():
 @pytest.mark.parametrize("tag,length", [(0x00100010, 0xFFFFFFFF), (0xFFFEE000, 8)])
 def test_undefined_lengths_and_items_are_refused(tag, length):
     head = encode_stream([(0x00080010, "LO", "ACR-NEMA 2.0")], ByteOrder.LITTLE, group_lengths=False)
-    nested = struct.pack("<HHI", tag >> 16, tag & 0xFFFF, length) + struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF) + bytes(16)
+    nested = (struct.pack("<HHI", tag >> 16, tag & 0xFFFF, length) + struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF)
+              + bytes(16))
     with pytest.raises(DecodeError) as err:
         decode(head + nested)
     assert "undefined length" in str(err.value) and err.value.offset == len(head)
@@ -153,7 +154,8 @@ def test_spi_compression_is_refused():
 def test_truncated_fixed_header_files():
     somatom = next(generate("somatom-plus", 1, SimOptions(), seed=2)).data
     vision = next(generate("vision-ima", 1, SimOptions(), seed=2)).data
-    for name, data, cut in (("somatom-plus", somatom, 4096 + 100), ("somatom-plus", somatom, 2000), ("vision-ima", vision, 6144 + 10), ("vision-ima", vision, 300)):
+    for name, data, cut in (("somatom-plus", somatom, 4096 + 100), ("somatom-plus", somatom, 2000),
+                            ("vision-ima", vision, 6144 + 10), ("vision-ima", vision, 300)):
         with pytest.raises(DecodeError) as err:
             decode(data[:cut], name)
         assert err.value.offset is not None
@@ -218,8 +220,11 @@ def test_big_endian_us_values_in_a_little_endian_stream_are_fixed():
     """dicom3tools' FIXUPSWAPPEDUS case (acr-nema.md 4.3 step 6): LE tags and lengths, but US
     values and pixels big endian; Samples per Pixel reads 256 instead of 1."""
     pixels = bytes.fromhex("0001 0002 0003 0FFF")  # big-endian words 1, 2, 3, 4095
-    swapped = [(tag, "US", ((v & 0xFF) << 8) | (v >> 8)) for tag, v in ((0x00280002, 1), (0x00280010, 2), (0x00280011, 2), (0x00280100, 16), (0x00280101, 12), (0x00280102, 11))]
-    data = encode_stream([(0x00080010, "LO", "ACR-NEMA 2.0"), (0x00080060, "CS", "OT"), *swapped, (0x7FE00010, "OB", pixels)], ByteOrder.LITTLE)
+    swapped = [(tag, "US", ((v & 0xFF) << 8) | (v >> 8))
+               for tag, v in ((0x00280002, 1), (0x00280010, 2), (0x00280011, 2), (0x00280100, 16), (0x00280101, 12),
+                              (0x00280102, 11))]
+    data = encode_stream([(0x00080010, "LO", "ACR-NEMA 2.0"), (0x00080060, "CS", "OT"), *swapped,
+                          (0x7FE00010, "OB", pixels)], ByteOrder.LITTLE)
     ds = decode(data).dataset
     assert (ds.Rows, ds.Columns, ds.BitsAllocated, ds.SamplesPerPixel) == (2, 2, 16, 1)
     assert struct.unpack("<4H", ds.PixelData) == (1, 2, 3, 4095)

@@ -83,7 +83,8 @@ def same_values(theirs: dict, mine: dict) -> None:
             assert [int(v, 16) for v in shown.strip("[]").split(",")] == value, hex(tag)
         else:
             assert shown.startswith("<") and shown.endswith(">"), (hex(tag), shown)
-            assert [v.rstrip() for v in shown[1:-1].rstrip().split("\\")] == value or (shown == "<>" and value == []), hex(tag)
+            assert ([v.rstrip() for v in shown[1:-1].rstrip().split("\\")] == value
+                    or (shown == "<>" and value == [])), hex(tag)
 
 
 def dctopnm_pixels(path: str, order: str, tmp_path) -> np.ndarray:
@@ -138,7 +139,8 @@ def test_little_endian_streams_against_gdcm(fmt, variant, tmp_path):
     for tag, (vr, value) in ours(data).items():
         if vr not in ("US", "UL") and not (tag >> 16) & 1:
             shown = strings.ToString(gdcm.Tag(tag >> 16, tag & 0xFFFF))
-            assert [v.rstrip() for v in shown.rstrip(" \0").split("\\")] == value or (shown.strip() == "" and value == []), hex(tag)
+            assert ([v.rstrip() for v in shown.rstrip(" \0").split("\\")] == value
+                    or (shown.strip() == "" and value == [])), hex(tag)
 
 
 def test_packed_12_bit_test_vector():

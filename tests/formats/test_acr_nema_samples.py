@@ -110,7 +110,8 @@ def test_spi_mr_geometry(spi, samples):
     assert floats(ds.ImagePositionPatient) == pytest.approx(floats(src[0x0020, 0x0030].value), abs=1e-4)
     stored = floats(src[0x0020, 0x0032].value)
     half_pixel = 0.78125 / 2
-    assert [a - b for a, b in zip(floats(ds.ImagePositionPatient), stored)] == pytest.approx([0, half_pixel, -half_pixel])
+    assert [a - b for a, b in zip(floats(ds.ImagePositionPatient), stored)] == pytest.approx(
+        [0, half_pixel, -half_pixel])
     assert floats(ds.ImageOrientationPatient) == pytest.approx([0, 1, 0, 0, 0, -1])
     assert list(ds.PatientOrientation) == ["P", "F"]
     centre = floats(src[0x0021, 0x1160].value)

@@ -40,7 +40,8 @@ def test_one_table_of_maximum_lengths():
     """PS3.5 6.2 Table 6.2-1: the engine uses the tag-stream table, not one of its own."""
     assert fieldtable.MAX_LENGTH is values.MAX_LENGTH
     assert not hasattr(fieldtable, "_MAX_LEN") and not hasattr(fieldtable, "_CONTROL")
-    assert (values.MAX_LENGTH["DS"], values.MAX_LENGTH["IS"], values.MAX_LENGTH["LO"], values.MAX_LENGTH["TM"]) == (16, 12, 64, 14)
+    assert (values.MAX_LENGTH["DS"], values.MAX_LENGTH["IS"], values.MAX_LENGTH["LO"],
+            values.MAX_LENGTH["TM"]) == (16, 12, 64, 14)
 
 
 @pytest.mark.parametrize("vr, text, valid", [
@@ -67,7 +68,7 @@ def test_cleaned_text_passes_dciodvfy(tmp_path):
     sample = next(generate("somatom-plus", 1, SimOptions(), seed=3)).data
     ds, _ = convert(Capture(sample, Origin("test", "somatom")))
     raw = {"ImageComments": ("LT", "line one\tTAB\r\nline two\x0b"), "SeriesDescription": ("LO", "two\nlines\tand tab")}
-    for keyword, (vr, text) in raw.items():
+    for keyword, (_vr, text) in raw.items():
         setattr(ds, keyword, text)
     path.write_bytes(encode(ds))
     assert any("Character invalid for this VR" in e or "Value invalid" in e for e in dciodvfy_errors(path))
@@ -170,7 +171,8 @@ def test_oblique_plane_same_through_ge_and_siemens_paths():
     ge_geometry.put_plane(ge, plane, s, s)
 
     centre = lps(first, times(row, s * (n - 1) / 2), times(col, s * (n - 1) / 2))
-    position, orientation = acrgeometry.from_siemens(list(siemens(centre)), list(siemens(row)), list(siemens(col)), n, n, [s, s])
+    position, orientation = acrgeometry.from_siemens(list(siemens(centre)), list(siemens(row)), list(siemens(col)),
+                                                     n, n, [s, s])
     tag_stream = Dataset()
     geometry.put_plane(tag_stream, position, orientation, [s, s], labels=True)
 
@@ -225,7 +227,8 @@ def _oversized(samples) -> list[tuple[str, bytes, str, int]]:
     somatom = next(generate("somatom-plus", 1, SimOptions(), seed=4)).data
     vision = next(generate("vision-ima", 1, SimOptions(), seed=4)).data
     acr = encode_stream([(0x00080010, "LO", "ACR-NEMA 2.0"), (0x00080060, "CS", "CT"), (0x00280010, "US", 8193),
-                         (0x00280011, "US", 8193), (0x00280100, "US", 16), (0x7FE00010, "OB", bytes(8))], ByteOrder.LITTLE)
+                         (0x00280011, "US", 8193), (0x00280100, "US", 16), (0x7FE00010, "OB", bytes(8))],
+                        ByteOrder.LITTLE)
     rows_offset = next(e.offset for e in read_stream(acr).elements if e.tag == 0x00280010)
     return [
         ("ge-genesis", _patched(heart, 8, ">ii", 8193, 8193), "height", 12),

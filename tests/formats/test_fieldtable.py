@@ -266,7 +266,8 @@ STRATEGIES = {
     **{f"float32_{end}": st.floats(width=32, allow_nan=False) for end in ("be", "le")},
     **{f"float64_{end}": st.floats(allow_nan=False) for end in ("be", "le")},
     # DG: (-1)^S * F/2^k * 16^(E-64), any fraction (normalised or not), any exponent.
-    "dg_single": _signed(st.builds(lambda f, e: math.ldexp(f, 4 * (e - 64) - 24), _ints(24, False), st.integers(0, 127))),
+    "dg_single": _signed(st.builds(lambda f, e: math.ldexp(f, 4 * (e - 64) - 24), _ints(24, False),
+                                   st.integers(0, 127))),
     "dg_double": st.one_of(st.just(0.0), _signed(st.floats(2.0 ** -260, (1 - 2.0 ** -53) * 16.0 ** 63))),
     # VAX F: (-1)^S * (1/2 + f/2^24) * 2^(e-128), e from 1, plus 0 and the reserved operand.
     "vax_f": st.one_of(st.just(0.0), st.none(), _signed(st.builds(
@@ -294,7 +295,8 @@ def _spec(name: str) -> str:
 @pytest.mark.parametrize("type_name", sorted(STRATEGIES))
 @pytest.mark.parametrize("pad", [b"\0", b" "])
 def test_read_of_write_is_identity_for_every_type(type_name, pad):
-    table = Table("one", [F(3, _spec(type_name), "x"), F(40, f"{type_name}[2]" if TYPES[type_name].size else "uint8", "pair")])
+    table = Table("one", [F(3, _spec(type_name), "x"),
+                          F(40, f"{type_name}[2]" if TYPES[type_name].size else "uint8", "pair")])
 
     @settings(max_examples=100, deadline=None)
     @given(value=STRATEGIES[type_name], second=STRATEGIES[type_name])

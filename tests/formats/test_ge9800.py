@@ -170,7 +170,8 @@ def test_simulated_files_equal_the_notes_read_independently():
         seen.add("scout" if theirs["rows"] != theirs["cols"] else "square")
         seen.add(ds.SOPClassUID)
     assert seen >= {"map", "full rows", "arr layout", "standard layout", "default pointers", "pointers given",
-                    "arr defaults", "standard defaults", "moved", "exam at 512", "scout", "square", CT_IMAGE_STORAGE, SECONDARY_CAPTURE_STORAGE}
+                    "arr defaults", "standard defaults", "moved", "exam at 512", "scout", "square",
+                    CT_IMAGE_STORAGE, SECONDARY_CAPTURE_STORAGE}
 
 
 def test_simulated_files_pass_dciodvfy(tmp_path):

@@ -60,7 +60,8 @@ def test_real_stir_pairs_match_a_plain_numpy_read(samples, tmp_path, header, dat
     slope, intercept = float(ds.RescaleSlope), float(ds.RescaleIntercept)
     back = stored * slope + intercept
     assert np.abs(back - expected).max() <= slope  # within one quantum
-    assert back.min() == pytest.approx(expected.min(), abs=slope) and back.max() == pytest.approx(expected.max(), abs=slope)
+    assert (back.min() == pytest.approx(expected.min(), abs=slope)
+            and back.max() == pytest.approx(expected.max(), abs=slope))
     assert dciodvfy_errors(out) == []
 
 
@@ -152,12 +153,14 @@ image duration (sec) := 30
 
 KINDS = {
     "static": ("Static", "!STATIC STUDY (General) :=\nnumber of images/energy window := 2\n", 2, "STATIC"),
-    "dynamic": ("Dynamic", "number of frame groups := 2\n!frame group number := 1\n!number of images this frame group := 3\n"
+    "dynamic": ("Dynamic", "number of frame groups := 2\n!frame group number := 1\n"
+                "!number of images this frame group := 3\n"
                 "!frame group number := 2\n!number of images this frame group := 2\n", 5, "DYNAMIC"),
     "gated": ("Gated", "number of time windows := 1\n!number of images in window := 8\n", 8, "GATED"),
     "tomo": ("Tomographic", "process status := Acquired\n!number of projections := 12\n!extent of rotation := 360\n"
              "!direction of rotation := CCW\nstart angle := 180\nradius := 200\n", 12, "TOMO"),
-    "recon": ("Tomographic", "process status := Reconstructed\n!number of slices := 10\nslice thickness (pixels) := 1\n", 10,
+    "recon": ("Tomographic", "process status := Reconstructed\n!number of slices := 10\n"
+              "slice thickness (pixels) := 1\n", 10,
               "RECON TOMO"),
 }
 
@@ -248,9 +251,11 @@ def test_uids_are_deterministic_and_follow_the_header(samples, tmp_path):
     shutil.copy(path.parent / "init.v", tmp_path / "init.v")
     c, _ = convert(read_capture(copy, "c"))
     assert c.SOPInstanceUID != a.SOPInstanceUID
-    nm1, _ = convert(Capture(nm_header("Static", "unsigned integer", 2, "BIGENDIAN", 4, 4, "total number of images := 1\n"),
+    nm1, _ = convert(Capture(nm_header("Static", "unsigned integer", 2, "BIGENDIAN", 4, 4,
+                                       "total number of images := 1\n"),
                              Origin("t", "x"), {"x.img": bytes(32)}))
-    nm2, _ = convert(Capture(nm_header("Static", "unsigned integer", 2, "BIGENDIAN", 4, 4, "total number of images := 1\n"
+    nm2, _ = convert(Capture(nm_header("Static", "unsigned integer", 2, "BIGENDIAN", 4, 4,
+                                       "total number of images := 1\n"
                                        "data description := second\n"), Origin("t", "x"), {"x.img": bytes(32)}))
     assert nm1.StudyInstanceUID == nm2.StudyInstanceUID  # same patient, study ID, date and time
     assert nm1.SOPInstanceUID != nm2.SOPInstanceUID
@@ -264,11 +269,13 @@ def test_cli_convert_of_a_header_reads_its_data_file(samples, tmp_path, capsys):
     assert cli.main(["convert", str(tmp_path / "init.hv"), "-o", str(out)]) == 0
     written, = out.glob("*.dcm")
     assert dciodvfy_errors(written) == []
-    assert cli.main(["convert", str(tmp_path), "-o", str(tmp_path / "out2")]) == 0  # init.v is its data file, no failure
+    # init.v is its data file, no failure
+    assert cli.main(["convert", str(tmp_path), "-o", str(tmp_path / "out2")]) == 0
     assert "init.v: data file of" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("written,taken", [("init.v", "init.v"), ("sub/init.v", "sub/init.v"), ("C:\\scans\\init.v", "init.v"),
+@pytest.mark.parametrize("written,taken", [("init.v", "init.v"), ("sub/init.v", "sub/init.v"),
+                                           ("C:\\scans\\init.v", "init.v"),
                                            ("/data/pet/init.v", "init.v"), ("../../etc/passwd", "passwd")])
 def test_the_data_file_is_looked_for_beside_the_header_only(written, taken):
     header = f"!INTERFILE :=\nname of data file := {written}\n!END OF INTERFILE :=\n".encode()

@@ -98,7 +98,8 @@ def test_truncated_headerless_stream_is_a_decode_error(samples):
         convert(capture(raw[:-100]))
 
 
-@pytest.mark.parametrize("path", ["dicom_vendor/MR-SIEMENS-DICOM-WithOverlays.dcm", "dicom_vendor/DICOM_KNEE_GE_SignaHDxt.dcm",
+@pytest.mark.parametrize("path", ["dicom_vendor/MR-SIEMENS-DICOM-WithOverlays.dcm",
+                                  "dicom_vendor/DICOM_KNEE_GE_SignaHDxt.dcm",
                                   "dicom_vendor_nopreamble/prostate_Marconi_nopreamble.img"])
 def test_dump_rows_sit_at_their_elements_tags(samples, path):
     """Each dump row's offset is where its element's tag is written, nested items included

@@ -125,7 +125,8 @@ def test_somatom_dates_are_day_month_year(text, expected):
 
 
 @pytest.mark.parametrize("right,top,expected", [
-    ("LEFT", "ANTERIOR", ["L", "P"]), ("HEAD", "LEFT", ["H", "R"]), ("RIGHT", "POSTERIOR", ["R", "A"]), ("LEFT", "?", None),
+    ("LEFT", "ANTERIOR", ["L", "P"]), ("HEAD", "LEFT", ["H", "R"]), ("RIGHT", "POSTERIOR", ["R", "A"]),
+    ("LEFT", "?", None),
 ])
 def test_somatom_orientation_from_edge_labels(right, top, expected):
     """siemens-spi.md 5.2, checked against dicom3tools' converter (notes 10 row 4)."""

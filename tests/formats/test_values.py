@@ -38,7 +38,8 @@ def test_numbers(text, ds, is_):
 
 @pytest.mark.parametrize("value,head_first,expected", [
     ("HFS", None, ("HFS", False)), ("HF S", None, ("HFS", False)), ("SUPINE", None, ("HFS", True)),
-    ("SUPI", False, ("FFS", False)), ("PRON", True, ("HFP", False)), ("LEFT", True, ("HFDL", False)), ("SITTING", None, (None, False)),
+    ("SUPI", False, ("FFS", False)), ("PRON", True, ("HFP", False)), ("LEFT", True, ("HFDL", False)),
+    ("SITTING", None, (None, False)),
 ])
 def test_patient_position(value, head_first, expected):
     assert acrvalues.patient_position(value, head_first) == expected

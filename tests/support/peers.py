@@ -132,7 +132,8 @@ class Orthanc:
                 raise FileNotFoundError("socat is not installed (apt-get install socat)")
             front = open(self.workdir / "socat.log", "wb")
             self.tls_proc = subprocess.Popen(
-                [socat, f"OPENSSL-LISTEN:{self.tls_port},bind=127.0.0.1,reuseaddr,fork,cert={self.certificate},verify=0",
+                [socat, f"OPENSSL-LISTEN:{self.tls_port},bind=127.0.0.1,reuseaddr,fork,"
+                        f"cert={self.certificate},verify=0",
                  f"TCP:127.0.0.1:{self.http_port}"], stdout=front, stderr=subprocess.STDOUT)
             wait_for_port(self.tls_port, 20, self.tls_proc)
         return self

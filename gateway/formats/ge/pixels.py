@@ -56,7 +56,8 @@ def raster(data: memoryview | bytes, offset: int, rows: int, cols: int) -> np.nd
     return np.frombuffer(data, dtype=">i2", count=rows * cols, offset=offset).astype(np.int16).reshape(rows, cols)
 
 
-def read_line_map(data: memoryview | bytes, offset: int, length: int, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+def read_line_map(data: memoryview | bytes, offset: int, length: int, rows: int,
+                  cols: int) -> tuple[np.ndarray, np.ndarray]:
     """The line map (7.3): per row, Uint16 ``left`` then Uint16 ``width``; checked against cols."""
     if length != 4 * rows:
         raise DecodeError(f"line map length {length} is not 4 x {rows} rows", field="l_unpack", offset=offset)
@@ -86,7 +87,8 @@ def _scatter(values: np.ndarray, left: np.ndarray, width: np.ndarray, rows: int,
     return out.reshape(rows, cols)
 
 
-def packed(data: memoryview | bytes, offset: int, left: np.ndarray, width: np.ndarray, rows: int, cols: int) -> np.ndarray:
+def packed(data: memoryview | bytes, offset: int, left: np.ndarray, width: np.ndarray, rows: int,
+           cols: int) -> np.ndarray:
     """Code 2: the spans' pixels, big-endian int16, one row after the other."""
     total = int(width.sum())
     if offset < 0 or offset + 2 * total > len(data):
@@ -103,7 +105,8 @@ def dpcm(data: memoryview | bytes, offset: int, rows: int, cols: int) -> np.ndar
     return _dpcm_values(data, offset, rows * cols).reshape(rows, cols)
 
 
-def dpcm_packed(data: memoryview | bytes, offset: int, left: np.ndarray, width: np.ndarray, rows: int, cols: int) -> np.ndarray:
+def dpcm_packed(data: memoryview | bytes, offset: int, left: np.ndarray, width: np.ndarray, rows: int,
+                cols: int) -> np.ndarray:
     """Code 4: one DPCM stream over the spans of the line map (predictor carried across rows)."""
     return _scatter(_dpcm_values(data, offset, int(width.sum())), left, width, rows, cols)
 

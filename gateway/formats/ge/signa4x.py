@@ -215,7 +215,8 @@ IMAGE = Table("image header", size=1024, fields=[
     F(430, "dg_single", "trhc_r",       Used("ImageOrientationPatient row")),
     F(434, "dg_single", "trhc_a",       Used("ImageOrientationPatient row")),
     F(438, "dg_single", "trhc_s",       Used("ImageOrientationPatient row")),
-    F(442, "dg_single", "blhc_r",       Used("ImageOrientationPatient column"), note="bottom-LEFT (Genesis: bottom-right)"),
+    F(442, "dg_single", "blhc_r",       Used("ImageOrientationPatient column"),
+      note="bottom-LEFT (Genesis: bottom-right)"),
     F(446, "dg_single", "blhc_a",       Used("ImageOrientationPatient column")),
     F(450, "dg_single", "blhc_s",       Used("ImageOrientationPatient column")),
     F(454, "int16_be",  "disclaimer"),
@@ -533,7 +534,8 @@ def _map_mr(ds: Dataset, series: Record, image: Record) -> None:
     put(ds, "InPlanePhaseEncodingDirection", "COL" if swapped else "ROW")
     if series["vascular_mode"] != 0:
         put(ds, "AngioFlag", "Y" if image["vascular_collapse"] == 0 else "N")
-    put(ds, "ImageType", ["ORIGINAL", "PRIMARY", "OTHER"] if series["series_type"] == 0 else ["DERIVED", "PRIMARY", "OTHER"])
+    put(ds, "ImageType",
+        ["ORIGINAL", "PRIMARY", "OTHER"] if series["series_type"] == 0 else ["DERIVED", "PRIMARY", "OTHER"])
     if image["image_type"] in (1, 2, 3):  # value 4 is implementation specific in the MR Image module
         put(ds, "ImageType", [*ds.ImageType, {1: "PHASE", 2: "REAL", 3: "IMAGINARY"}[image["image_type"]]])
 

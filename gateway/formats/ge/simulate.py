@@ -195,7 +195,8 @@ def signa4x(rng: random.Random, index: int, opts: SimOptions) -> SimFile:
     series["prep_flags"] = rng.choice([0, 1])
     image["image_number"] = str(1 + index % 100)
     corners = _corners(rng, rows, cols, (size, size), row, col)
-    _put_points(image, corners, {"tlhc": "tlhc", "trhc": "trhc", "blhc": "blhc", "center": "center", "normal": "normal"})
+    _put_points(image, corners,
+                {"tlhc": "tlhc", "trhc": "trhc", "blhc": "blhc", "center": "center", "normal": "normal"})
     image["location"] = float(corners["center"][2])
     image["thickness"] = rng.choice([3.0, 5.0, 10.0])
     image["spacing_gap"] = rng.choice([0.0, 0.5, 1.5])
@@ -401,7 +402,8 @@ def genesis(rng: random.Random, index: int, opts: SimOptions) -> SimFile:
     w["version"] = 3
     pos = gen.IMGF.size
     layout = bytearray()
-    for (p_name, l_name), block in zip((("p_id", "l_id"), ("p_unpack", "l_unpack"), ("p_compress", "l_compress")), blocks):
+    pointer_names = (("p_id", "l_id"), ("p_unpack", "l_unpack"), ("p_compress", "l_compress"))
+    for (p_name, l_name), block in zip(pointer_names, blocks):
         w[p_name], w[l_name] = (pos, len(block)) if block else (0, 0)
         layout += block
         pos += len(block)

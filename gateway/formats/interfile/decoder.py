@@ -48,9 +48,10 @@ _USED = {
     "patientdob": "PatientBirthDate", "patientsex": "PatientSex", "studydate": "StudyDate",
     "studydate(yyyy:mm:dd)": "StudyDate", "studytime": "StudyTime", "studytime(hh:mm:ssgmt+00:00)": "StudyTime",
     "imagingmodality": "Modality", "typeofdata": "ImageType / SOP class", "matrixsize": "Rows, Columns, NumberOfFrames",
-    "numberformat": "pixel conversion", "numberofbytesperpixel": "pixel conversion", "imagedatabyteorder": "pixel conversion",
-    "nameofdatafile": "the data file", "scalingfactor(mm/pixel)": "PixelSpacing", "patientorientation": "PatientPosition",
-    "patientrotation": "PatientPosition",
+    "numberformat": "pixel conversion", "numberofbytesperpixel": "pixel conversion",
+    "imagedatabyteorder": "pixel conversion",
+    "nameofdatafile": "the data file", "scalingfactor(mm/pixel)": "PixelSpacing",
+    "patientorientation": "PatientPosition", "patientrotation": "PatientPosition",
 }
 
 
@@ -122,7 +123,8 @@ class Interfile:
         else:
             self._secondary_capture(ds, lay, px)
         values.ready_to_write(ds)
-        return Decoded(ds, self.name, identity=_identity(header, data), vendor_header=data[: header.length], notes=notes)
+        return Decoded(ds, self.name, identity=_identity(header, data), vendor_header=data[: header.length],
+                       notes=notes)
 
     def _common(self, ds: Dataset, header: Header, lay: Layout, px: Pixels, modality: str) -> None:
         for key, keyword in _TEXT_TARGETS.items():
@@ -131,7 +133,8 @@ class Interfile:
                 set_value(ds, keyword, value)
         put(ds, "Modality", modality)
         set_value(ds, "Manufacturer", _manufacturer(header))
-        for keys, keyword in ((("study date", "study date (yyyy:mm:dd)"), "StudyDate"), (("patient dob",), "PatientBirthDate")):
+        for keys, keyword in ((("study date", "study date (yyyy:mm:dd)"), "StudyDate"),
+                              (("patient dob",), "PatientBirthDate")):
             date = values.date(header.text(*keys).replace(":", "."))
             if date:
                 put(ds, keyword, date)
@@ -180,7 +183,8 @@ class Interfile:
 
 
 def _refuse_unsupported(header: Header) -> None:
-    for key, ok in (("data compression", ("", "NONE")), ("compression", ("", "NONE", "OFF")), ("data encode", ("", "NONE"))):
+    for key, ok in (("data compression", ("", "NONE")), ("compression", ("", "NONE", "OFF")),
+                    ("data encode", ("", "NONE"))):
         value = header.text(key).strip().upper()
         if value not in ok:
             raise DecodeError(f"{key} := {value!r}: compressed or encoded data is not supported", field=key,
@@ -238,11 +242,13 @@ def _identity(header: Header, data: bytes) -> dict[str, tuple[str, ...]]:
     bytes. Where those keys are all empty, the header's content hash identifies each level."""
     digest = hashlib.sha256(data[: header.length]).hexdigest()
     keys = ("patient name", "patient ID", "patient dob", "study ID", "study date", "study time", "original institution")
-    study = tuple(header.text(k) for k in keys) + (header.text("study date (yyyy:mm:dd)"), header.text("study time (hh:mm:ss GMT+00:00)"))
+    study = tuple(header.text(k) for k in keys) + (header.text("study date (yyyy:mm:dd)"),
+                                                   header.text("study time (hh:mm:ss GMT+00:00)"))
     if not any(study):
         study = ("header", digest)
     study = ("interfile",) + study
-    series = study + tuple(header.text(k) for k in ("type of data", "data description", "exam type", "originating system"))
+    series = study + tuple(header.text(k)
+                           for k in ("type of data", "data description", "exam type", "originating system"))
     return {"study": study, "series": series, "instance": series + (digest,)}
 
 

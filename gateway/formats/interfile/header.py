@@ -99,8 +99,8 @@ class Header:
             if x is not None and x == int(x):
                 return int(x)
         entry = self.find(*names, index=index)
-        raise DecodeError(f"{key_label(names[0], index)} := {text!r} is not an integer", field=key_label(names[0], index),
-                          offset=entry.offset if entry else None)
+        raise DecodeError(f"{key_label(names[0], index)} := {text!r} is not an integer",
+                          field=key_label(names[0], index), offset=entry.offset if entry else None)
 
     def offset_of(self, *names: str, index: int | None = None) -> int | None:
         entry = self.find(*names, index=index)

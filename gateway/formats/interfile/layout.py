@@ -76,16 +76,16 @@ def layout(header: Header, frames_hint: tuple[int, str] | None = None) -> Layout
     labels = tuple(header.text("matrix axis label", index=i + 1) for i in range(len(sizes)))
     result = Layout(sizes, dtype, offset, labels, keys)
     if result.rows > MAX_EDGE or result.columns > MAX_EDGE:
-        raise DecodeError(f"matrix {result.columns} x {result.rows} is larger than DICOM allows", field="matrix size [1]",
-                          offset=header.offset_of("matrix size", index=1))
+        raise DecodeError(f"matrix {result.columns} x {result.rows} is larger than DICOM allows",
+                          field="matrix size [1]", offset=header.offset_of("matrix size", index=1))
     return result
 
 
 def _sizes(header: Header) -> tuple[int, ...]:
     declared = header.integer("number of dimensions")
     if declared is not None and not 1 <= declared <= MAX_DIMENSIONS:
-        raise DecodeError(f"number of dimensions := {declared} is not 1..{MAX_DIMENSIONS}", field="number of dimensions",
-                          offset=header.offset_of("number of dimensions"))
+        raise DecodeError(f"number of dimensions := {declared} is not 1..{MAX_DIMENSIONS}",
+                          field="number of dimensions", offset=header.offset_of("number of dimensions"))
     count = declared or max([i for i in range(1, MAX_DIMENSIONS + 1) if header.find("matrix size", index=i)] or [0])
     if count == 0:
         raise DecodeError("no 'matrix size [1]': the image size is unknown", field="matrix size [1]")
@@ -96,7 +96,8 @@ def _sizes(header: Header) -> tuple[int, ...]:
         if n is None:
             raise DecodeError(f"'{label}' is missing", field=label)
         if n <= 0:
-            raise DecodeError(f"{label} := {n} is not a positive size", field=label, offset=header.offset_of("matrix size", index=i))
+            raise DecodeError(f"{label} := {n} is not a positive size", field=label,
+                              offset=header.offset_of("matrix size", index=i))
         sizes.append(n)
     return tuple(sizes)
 
@@ -131,7 +132,8 @@ def _offset(header: Header) -> int:
         if n is not None:
             if n < 0:
                 label = key_label(names[0], index)
-                raise DecodeError(f"{label} := {n} is negative", field=label, offset=header.offset_of(*names, index=index))
+                raise DecodeError(f"{label} := {n} is negative", field=label,
+                                  offset=header.offset_of(*names, index=index))
             return n * scale
     return 0
 
@@ -145,7 +147,8 @@ def check_size(header: Header, lay: Layout, data_file: str, available: int) -> N
         where = f" after data offset {lay.offset}" if lay.offset else ""
         raise DecodeError(
             f"data file {data_file!r} ('{DATA_FILE}') has {max(have, 0)} bytes{where}, but {keys} x number of bytes "
-            f"per pixel ({lay.dtype.itemsize}) = {need}", field="matrix size [1]", offset=header.offset_of("matrix size", index=1))
+            f"per pixel ({lay.dtype.itemsize}) = {need}", field="matrix size [1]",
+            offset=header.offset_of("matrix size", index=1))
     if lay.frames * lay.rows * lay.columns * 2 > MAX_PIXEL_BYTES:
         raise DecodeError(f"{keys}: more pixels than one DICOM instance can hold", field="matrix size [1]")
 
@@ -197,7 +200,8 @@ def _rescaled(v: np.ndarray, data_file: str) -> Pixels:
     q *= 1.0 / slope
     np.rint(q, out=q)
     np.clip(q, 0, 65535, out=q)
-    return Pixels(q.astype("<u2").tobytes(), signed=False, slope=slope_text, intercept=intercept_text, minimum=lo, maximum=hi)
+    return Pixels(q.astype("<u2").tobytes(), signed=False, slope=slope_text, intercept=intercept_text,
+                  minimum=lo, maximum=hi)
 
 
 def unsigned(px: Pixels) -> Pixels:

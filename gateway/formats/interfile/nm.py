@@ -105,7 +105,8 @@ def apply(ds: Dataset, header: Header, lay: Layout, nm_kind: str, notes: list[st
     put(ds, "NumberOfDetectors", 1)
     _energy_windows(ds, header, windows)
     for keyword in ("RadiopharmaceuticalInformationSequence", "DetectorInformationSequence",
-                    "PatientOrientationCodeSequence", "PatientGantryRelationshipCodeSequence", "AcquisitionContextSequence"):
+                    "PatientOrientationCodeSequence", "PatientGantryRelationshipCodeSequence",
+                    "AcquisitionContextSequence"):
         put(ds, keyword, Sequence())
     put(ds, "CountsAccumulated", None)
     if nm_kind == "STATIC":  # type 1C for static images; 0 where the header states no duration

@@ -190,7 +190,8 @@ class SomatomPlus:
         need = HEADER_SIZE + image_bytes(side, side, 16)
         if len(data) < need:
             raise DecodeError(
-                f"pixel data truncated: {len(data) - HEADER_SIZE} bytes after the header, {matrix}x{matrix} needs {need - HEADER_SIZE}",
+                f"pixel data truncated: {len(data) - HEADER_SIZE} bytes after the header, "
+                f"{matrix}x{matrix} needs {need - HEADER_SIZE}",
                 field="PixelData",
                 offset=HEADER_SIZE,
             )
@@ -208,7 +209,8 @@ class SomatomPlus:
         ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = "-1000", "1", "HU"
         notes.append("rescale −1000/1 is dicom3tools' constant, not read from the file")
         values.ready_to_write(ds)
-        return Decoded(ds, self.name, identity=self._identity(ds, binary), vendor_header=data[:HEADER_SIZE], notes=notes)
+        return Decoded(ds, self.name, identity=self._identity(ds, binary), vendor_header=data[:HEADER_SIZE],
+                       notes=notes)
 
     def _dates_and_labels(self, ds: Dataset, binary: Record, text: Record) -> list[str]:
         notes = []
@@ -233,12 +235,14 @@ class SomatomPlus:
         def get(*keywords: str) -> tuple[str, ...]:
             return tuple(str(ds.get(k) or "") for k in keywords)
 
-        study = (self.name,) + get("ManufacturerModelName", "InstitutionName", "PatientID", "PatientName", "StudyDate", "StudyTime")
+        study = (self.name,) + get("ManufacturerModelName", "InstitutionName", "PatientID", "PatientName",
+                                   "StudyDate", "StudyTime")
         study += (binary["uid1"], binary["uid2"])
         series = study + get("StudyDescription")
         # The table position as the header's integer, written as the release before issue 12
         # wrote its DS text ("-40.0"): the SOP Instance UID must not change with DS formatting.
-        instance = series + get("InstanceNumber", "ContentDate", "ContentTime") + (str(float(binary["table_position_mm"])),)
+        instance = series + get("InstanceNumber", "ContentDate", "ContentTime") + (
+            str(float(binary["table_position_mm"])),)
         return {"study": study, "series": series, "instance": instance}
 
     def dump(self, data: bytes) -> list[DumpRow]:

@@ -65,11 +65,13 @@ HEADER = Table("Vision IMA header", size=HEADER_SIZE, fields=[
     F(1568, "float64_be",   "te_ms",               To("EchoTime", _positive)),
     F(1576, "float64_be",   "ti_ms",               note="written only for IR sequences, which this header cannot tell"),
     F(1584, "int32_be",     "averages",            To("NumberOfAverages", _positive)),
-    F(1592, "float64_be",   "frequency",           To("ImagingFrequency", _positive), note="MHz assumed, as in the SPI export; MINC copies it unscaled"),
+    F(1592, "float64_be",   "frequency",           To("ImagingFrequency", _positive),
+      note="MHz assumed, as in the SPI export; MINC copies it unscaled"),
     F(1604, "int32_be",     "echo_number",         To("EchoNumbers", _positive)),
     F(1608, "int32_be",     "collection_diameter", To("DataCollectionDiameter", _positive)),
     F(1612, "char[26]",     "device_serial",       "DeviceSerialNumber"),
-    F(1639, "char[8]",      "software_or_station", note="[CONFLICT] MINC: software version; ITK: station name: not mapped"),
+    F(1639, "char[8]",      "software_or_station",
+      note="[CONFLICT] MINC: software version; ITK: station name: not mapped"),
     F(1712, "int32_be[3]",  "calibration_date",    Used("DateOfLastCalibration")),
     F(1724, "int32_be[4]",  "calibration_time",    Used("TimeOfLastCalibration")),
     F(1767, "char[26]",     "receive_coil",        "ReceiveCoilName"),
@@ -121,7 +123,8 @@ _POSTURE = {1: "LEFT", 2: "PRONE", 3: "RIGHT", 4: "SUPINE"}
 
 def _date(parts: tuple[int, ...]) -> str | None:
     year, month, day = parts
-    return values.date(f"{year:04d}{month:02d}{day:02d}") if 0 < year < 10000 and 0 < month < 100 and 0 < day < 100 else None
+    valid = 0 < year < 10000 and 0 < month < 100 and 0 < day < 100
+    return values.date(f"{year:04d}{month:02d}{day:02d}") if valid else None
 
 
 def _time(parts: tuple[int, ...]) -> str | None:
@@ -163,7 +166,8 @@ class VisionIma:
         need = HEADER_SIZE + image_bytes(Dimension(rows, "rows", rec.offset("rows")),
                                          Dimension(cols, "columns", rec.offset("columns")), 16)
         if len(data) < need:
-            raise DecodeError(f"pixel data truncated: {rows}x{cols} needs {need} bytes, file has {len(data)}", field="PixelData", offset=HEADER_SIZE)
+            raise DecodeError(f"pixel data truncated: {rows}x{cols} needs {need} bytes, file has {len(data)}",
+                              field="PixelData", offset=HEADER_SIZE)
         ds = Dataset()
         HEADER.apply(rec, ds)
         notes: list[str] = []
@@ -223,7 +227,8 @@ class VisionIma:
             notes.append("mosaic image (several slices tiled): not split; written without geometry")
         elif all(s > 0 for s in spacing):
             try:
-                geometry = acrgeometry.from_siemens(list(rec["centre"]), list(rec["row"]), list(rec["column"]), ds.Rows, ds.Columns, spacing)
+                geometry = acrgeometry.from_siemens(list(rec["centre"]), list(rec["row"]), list(rec["column"]),
+                                                    ds.Rows, ds.Columns, spacing)
             except ValueError as exc:
                 notes.append(f"Siemens geometry unusable: {exc}")
         if geometry is None or modality == "OT":
@@ -243,7 +248,8 @@ class VisionIma:
             "PatientID", "PatientName", "PatientBirthDate", "StudyDate", "StudyTime",
         )
         series = study + get("StudyID", "Modality")
-        instance = series + get("AcquisitionNumber", "InstanceNumber", "ContentDate", "ContentTime", "ImagePositionPatient")
+        instance = series + get("AcquisitionNumber", "InstanceNumber", "ContentDate", "ContentTime",
+                                "ImagePositionPatient")
         return {"study": study, "series": series, "instance": instance}
 
     def dump(self, data: bytes) -> list[DumpRow]:

@@ -98,7 +98,8 @@ def dump_stream(data: bytes) -> list[DumpRow]:
             vr = entry.vr.split(" or ")[-1] if entry else "UN"
             name = entry.name if entry else "unknown"
             target = RETIRED_SUCCESSORS.get(elem.tag, "")
-        rows.append(DumpRow(offset=elem.offset, name=f"{tag_str(elem.tag)} {name}", type=vr, value=_show(reader, elem, vr), target=target))
+        rows.append(DumpRow(offset=elem.offset, name=f"{tag_str(elem.tag)} {name}", type=vr,
+                            value=_show(reader, elem, vr), target=target))
     return rows
 
 

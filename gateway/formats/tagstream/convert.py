@@ -28,7 +28,8 @@ from gateway.formats.tagstream.dictionary import Entry, private_entry, standard_
 from gateway.formats.tagstream.packed12 import packed_length, unpack12
 from gateway.formats.tagstream.stream import ByteOrder, Element, Stream, tag_str
 
-TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UI", "UT", "UC", "UR"})
+TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UI", "UT",
+                      "UC", "UR"})
 SINGLE_TEXT_VRS = frozenset({"LT", "ST", "UT", "UR"})
 
 # Retired elements read for conversion, by tag (their values are used, never written).
@@ -266,7 +267,8 @@ def _unwrap(values: Any) -> Any:
 
 
 def _read_private(
-    reader: ValueReader, elem: Element, creators: dict[tuple[int, int], str], out: Converted, items: dict[int, DataElement]
+    reader: ValueReader, elem: Element, creators: dict[tuple[int, int], str], out: Converted,
+    items: dict[int, DataElement],
 ) -> None:
     group, number = elem.tag >> 16, elem.tag & 0xFFFF
     if group in _ILLEGAL_PRIVATE_GROUPS:
@@ -374,7 +376,8 @@ def _pixel_module(stream: Stream, out: Converted, pixel: Element, order: ByteOrd
     _check_single_frame(out)
     compression = out.retired.get(_COMPRESSION_CODE)
     if compression and str(compression[0]).strip().upper() not in ("", "NONE"):
-        raise DecodeError(f"ACR-NEMA compressed pixel data ({compression[0]!r}) is not supported", field="CompressionCode")
+        raise DecodeError(f"ACR-NEMA compressed pixel data ({compression[0]!r}) is not supported",
+                          field="CompressionCode")
     where = {e.tag: e.offset for e in stream.elements if e.tag in (_ROWS, _COLUMNS)}
     rows = Dimension(ds.get("Rows"), "Rows", where.get(_ROWS))
     cols = Dimension(ds.get("Columns"), "Columns", where.get(_COLUMNS))
@@ -382,7 +385,8 @@ def _pixel_module(stream: Stream, out: Converted, pixel: Element, order: ByteOrd
     if str(recognition[0]).startswith("ACRNEMA_LIBIDO"):  # LIBIDO wrote them swapped (3.2)
         rows, cols = cols, rows
     if ds.get("SamplesPerPixel", 1) != 1:
-        raise DecodeError(f"Samples per Pixel {ds.SamplesPerPixel}: only single-sample images are supported", field="SamplesPerPixel")
+        raise DecodeError(f"Samples per Pixel {ds.SamplesPerPixel}: only single-sample images are supported",
+                          field="SamplesPerPixel")
     image_bytes(rows, cols, 16)  # the one size check, before anything is allocated
     count = rows.value * cols.value
     allocated = _bits_allocated(ds, pixel.length, count)

@@ -39,7 +39,8 @@ def _lps(v: Vector) -> Vector:
     return (v[0], -v[1], -v[2])
 
 
-def from_siemens(centre: list[float], row: list[float], col: list[float], rows: int, cols: int, spacing: list[float]) -> Geometry:
+def from_siemens(centre: list[float], row: list[float], col: list[float], rows: int, cols: int,
+                 spacing: list[float]) -> Geometry:
     """First-pixel position and orientation (LPS) from Siemens' +L+A+F private geometry.
 
     ``spacing`` is DICOM Pixel Spacing (row spacing, column spacing): the first value is the

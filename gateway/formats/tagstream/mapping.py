@@ -135,7 +135,8 @@ def _retired_geometry(conv: Converted) -> acrgeometry.Geometry | None:
         conv.notes.append(f"retired Image Position/Orientation unusable: {exc}")
         return None
     if patient_position != "HFS":
-        conv.notes.append(f"geometry converted from gantry coordinates for {patient_position} by antodc's rule (verified only for HFS)")
+        conv.notes.append(f"geometry converted from gantry coordinates for {patient_position} by antodc's rule "
+                          "(verified only for HFS)")
     return geometry
 
 

@@ -31,7 +31,8 @@ _KERNEL = 0x00181210
 
 
 def _numbers(value: Any) -> list[float] | None:
-    values = value if isinstance(value, (list, tuple)) or hasattr(value, "__len__") and not isinstance(value, str) else [value]
+    many = isinstance(value, (list, tuple)) or hasattr(value, "__len__") and not isinstance(value, str)
+    values = value if many else [value]
     try:
         return [float(acrvalues.number(str(v))) for v in values]
     except (TypeError, ValueError):

@@ -34,7 +34,8 @@ def byte_order(opts: SimOptions) -> ByteOrder:
     try:
         return ByteOrder(opts.byte_order or "little")
     except ValueError:
-        raise ValueError(f"byte order {opts.byte_order!r}: use one of {', '.join(o.value for o in ByteOrder)}") from None
+        raise ValueError(f"byte order {opts.byte_order!r}: "
+                         f"use one of {', '.join(o.value for o in ByteOrder)}") from None
 
 
 def u16(values, order: ByteOrder) -> bytes:

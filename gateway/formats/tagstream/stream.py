@@ -215,7 +215,8 @@ class _Walk:
         group, number, length = self._header(data, pos)
         tag = (group << 16) | number
         if group == 0xFFFE or length == UNDEFINED_LENGTH:
-            raise DecodeError("undefined length or item tag: not allowed in an ACR-NEMA stream", field=tag_str(tag), offset=pos)
+            raise DecodeError("undefined length or item tag: not allowed in an ACR-NEMA stream", field=tag_str(tag),
+                              offset=pos)
         if tag <= self.last_tag:
             raise DecodeError(
                 f"element tags out of order after {tag_str(self.last_tag)} (damaged stream or wrong byte order)",
@@ -254,7 +255,8 @@ class _Walk:
 
     def _open_group(self, elem: Element) -> None:
         if elem.length != 4:
-            raise DecodeError(f"group length element has length {elem.length}, not 4", field=tag_str(elem.tag), offset=elem.offset)
+            raise DecodeError(f"group length element has length {elem.length}, not 4", field=tag_str(elem.tag),
+                              offset=elem.offset)
         declared = self.order.read_u32(self.data, elem.value_offset)
         end = elem.end + declared
         if end > len(self.data):
@@ -327,4 +329,5 @@ def read_stream(data: bytes) -> Stream:
                 best = (count, exc)
     assert best is not None
     exc = best[1]
-    raise DecodeError(f"not a readable ACR-NEMA stream in any byte order: {exc.reason}", field=exc.field, offset=exc.offset)
+    raise DecodeError(f"not a readable ACR-NEMA stream in any byte order: {exc.reason}", field=exc.field,
+                      offset=exc.offset)
