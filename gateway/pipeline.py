@@ -29,8 +29,8 @@ from gateway.capture import Capture, CaptureSink
 from gateway.delivery.spool import Spool, encode
 from gateway.dicom.deferred import write_part10
 from gateway.dicom.normalize import SiteRules, normalize
-from gateway.formats.dicom.passthrough import decode_file
 from gateway.errors import DecodeError, StorageError
+from gateway.formats.dicom.passthrough import decode_file
 from gateway.routing import Routing
 
 log = logging.getLogger("gateway.pipeline")

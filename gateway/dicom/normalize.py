@@ -16,6 +16,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from gateway import __version__
 from gateway.dicom import repair
+from gateway.dicom.deferred import is_deferred
 from gateway.dicom.iods import (
     FRAME_OF_REFERENCE_REQUIRED,
     IOD_ATTRIBUTES,
@@ -26,7 +27,6 @@ from gateway.dicom.iods import (
 )
 from gateway.dicom.provenance import COERCE, Changes
 from gateway.dicom.repair import record_put
-from gateway.dicom.deferred import is_deferred
 from gateway.dicom.uids import derive_uid, is_valid_uid
 from gateway.errors import DecodeError
 from gateway.formats import Decoded

@@ -16,8 +16,8 @@ import re
 from pydicom.dataset import Dataset
 
 from gateway.dicom import values
-from gateway.dicom.iods import MODALITY_BY_SOP_CLASS
 from gateway.dicom.deferred import is_deferred
+from gateway.dicom.iods import MODALITY_BY_SOP_CLASS
 from gateway.dicom.provenance import Changes, changes
 from gateway.dicom.uids import derive_uid, is_valid_uid
 from gateway.formats.engine.fieldtable import put

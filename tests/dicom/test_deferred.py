@@ -13,9 +13,9 @@ from pydicom.uid import ImplicitVRLittleEndian
 from gateway.capture import Capture, Origin
 from gateway.delivery.spool import Spool, encode
 from gateway.dicom.deferred import has_deferred, is_deferred, write_part10
+from gateway.dicom.normalize import normalize
 from gateway.errors import DecodeError
 from gateway.formats.dicom.passthrough import decode_file
-from gateway.dicom.normalize import normalize
 from gateway.pipeline import convert
 from tests.support.instances import ct_instance
 
@@ -75,7 +75,7 @@ def test_add_stream_stores_once_and_leaves_no_temporary_file(tmp_path):
     try:
         for expected in (("pacs",), ()):  # the second time, the spool has it already
             ds = normalize(decode_file(path), origin="test")
-            added = spool.add_stream(ds, lambda out: write_part10(ds, path, out), path.stat().st_size, ["pacs"])
+            added = spool.add_stream(ds, lambda out, ds=ds: write_part10(ds, path, out), path.stat().st_size, ["pacs"])
             assert added.queued == expected
         files = list((tmp_path / "spool" / "files").rglob("*.dcm"))
         assert len(files) == 1 and files[0].read_bytes() == _in_memory(path)

@@ -53,8 +53,8 @@ def start_gateway(tmp_path: Path, destination_port: int, scp_port: int, extra: s
 
 def storescu(*args: str, calling: str = "CT1", called: str = GATEWAY_AE, port: int,
              timeout: float = 120, verbosity: str = "-v") -> subprocess.CompletedProcess:
-    return subprocess.run([dcmtk("storescu"), verbosity, "-aet", calling, "-aec", called, "127.0.0.1", str(port), *args],
-                          capture_output=True, text=True, timeout=timeout)
+    command = [dcmtk("storescu"), verbosity, "-aet", calling, "-aec", called, "127.0.0.1", str(port), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
 
 
 def write_instance(path: Path, index: int, **kw) -> str:
@@ -258,7 +258,8 @@ def scp_driver(tmp_path, monkeypatch):
     drivers = []
 
     def make(**options) -> DicomDriver:
-        base = {"ae_title": GATEWAY_AE, "port": free_port(), "allowed": [{"ae": "CT1"}], "state_dir": tmp_path / "state"}
+        base = {"ae_title": GATEWAY_AE, "port": free_port(), "allowed": [{"ae": "CT1"}],
+                "state_dir": tmp_path / "state"}
         source = Source(name="modality", type="dicom", options={**base, **options}, destinations=("pacs",))
         driver = make_driver(source, tmp_path / "state")
         driver.start()
@@ -301,8 +302,12 @@ def test_the_answer_is_the_verdict(scp_driver, tmp_path, verdict, expected):
         for capture in driver.captures(stop):
             data = capture.read()  # the Part-10 file pynetdicom wrote, there until the verdict
             seen.append((capture, pydicom.dcmread(io.BytesIO(data)), stat.S_IMODE(capture.path.stat().st_mode)))
-            {"ack": lambda: driver.ack(capture, uid), "defer": lambda: driver.defer(capture),
-             "reject": lambda: driver.reject(capture, "a reason")}[verdict]()
+            if verdict == "ack":
+                driver.ack(capture, uid)
+            elif verdict == "defer":
+                driver.defer(capture)
+            else:
+                driver.reject(capture, "a reason")
 
     stop = threading.Event()
     worker = threading.Thread(target=pipeline, args=(stop,), daemon=True)

@@ -17,8 +17,8 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import _read_file_meta_info, data_element_generator, read_preamble
 
-from gateway.errors import DecodeError
 from gateway.dicom.deferred import DEFER_SIZE, is_deferred
+from gateway.errors import DecodeError
 from gateway.formats import Decoded, DumpRow, register
 from gateway.formats.tagstream.extent import dataset_length, part10_length
 from gateway.formats.tagstream.recognise import is_spi
