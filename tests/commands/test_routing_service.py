@@ -84,7 +84,7 @@ def test_ct_to_one_mr_to_both_with_patient_ids_mapped(tmp_path, orthanc, storesc
     for name in ("ct1", "ct2"):
         got = at_storescp[str(cts[name].SOPInstanceUID)]
         assert got.PatientID == mrn[name]
-        assert got.OriginalAttributesSequence[0].ModifiedAttributesSequence[0].PatientID == legacy[name]
+        assert _coerced(got).PatientID == legacy[name]
         assert got.PixelData == cts[name].PixelData
     for path in storescp.received():
         assert dciodvfy_errors(path) == [], path
@@ -129,7 +129,7 @@ archive: {{enabled: false}}
     got = {}
     for ds in cts:
         stored = pydicom.dcmread(io.BytesIO(orthanc.file(str(ds.SOPInstanceUID))))
-        (item,) = stored.OriginalAttributesSequence
+        (item,) = [i for i in stored.OriginalAttributesSequence if i.ReasonForTheAttributeModification == COERCE]
         got[item.ModifiedAttributesSequence[0].PatientID] = stored.PatientID
     assert got == {"TAPE-17": "MRN17", "TAPE-18": "MRN18"}
     for secret in ("TAPE-17", "TAPE-18", "MRN17", "MRN18"):
@@ -154,5 +154,11 @@ def test_send_applies_the_coercions_too(tmp_path, storescp):
     assert run.returncode == 0, run.stdout + run.stderr
     (received,) = map(pydicom.dcmread, storescp.received())
     assert (received.PatientID, received.InstitutionName) == ("MRN0001", "General Hospital")
-    assert received.OriginalAttributesSequence[0].ModifiedAttributesSequence[0].PatientID == "SEND-1"
+    assert _coerced(received).PatientID == "SEND-1"
     assert "SEND-1" not in run.stdout + run.stderr and "MRN0001" not in run.stdout + run.stderr
+
+
+def _coerced(ds):
+    """The previous values of the one COERCE item (repairs of DICOM passed through are CORRECT items)."""
+    (item,) = [i for i in ds.OriginalAttributesSequence if i.ReasonForTheAttributeModification == COERCE]
+    return item.ModifiedAttributesSequence[0]
