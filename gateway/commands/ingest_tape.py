@@ -17,6 +17,7 @@ for the service); 130 interrupted (resume with --resume).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -165,8 +166,9 @@ class _Ingest:
         previous = signal.signal(signal.SIGINT, self._interrupt)
         self.bar = _progress(self.reader, args.no_progress)
         try:
-            for capture in session.captures():
-                self._handle(session, capture)
+            with _logs_above(self.bar):
+                for capture in session.captures():
+                    self._handle(session, capture)
         except Exception as exc:  # noqa: BLE001 - the spool failed: nothing unsafe was journaled
             log.exception("event=ingest_failed medium=%s", args.source)
             print(f"\nstopped: {type(exc).__name__}: {exc}\nThe journal holds every settled tape file; "
@@ -310,6 +312,16 @@ def _where(tf) -> str:
     if tf.records:
         parts.append(f"records 0-{tf.records - 1}")
     return ", ".join(parts)
+
+
+def _logs_above(bar):
+    """While the bar is drawn, log lines are written above it (tqdm's own redirection, which
+    keeps our formatter), so a line and the bar never print over each other."""
+    if bar.disable:
+        return contextlib.nullcontext()
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    return logging_redirect_tqdm()
 
 
 def _progress(reader, disabled: bool):

@@ -249,3 +249,40 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path):
     out = ingest(tape, "-c", cfg, "--no-progress", "--resume", "--wait", "1")
     assert out.returncode == 3, out.stdout + out.stderr  # all read; delivery still pending (no PACS)
     assert [e["file"] for e in journal_lines(tmp_path)] == list(range(len(blobs)))
+
+
+def test_progress_bar_and_log_lines_never_share_a_line(tmp_path):
+    """On a terminal the bar is drawn; every log line must stand on its own line above it, never
+    start in the middle of a half-drawn bar."""
+    import fcntl
+    import pty
+    import re
+    import struct
+    import termios
+
+    tape = tmp_path / "t.tap"
+    simulate = [sys.executable, "-m", "gateway", "simulate", "-f", "genesis", "-n", "6", "--tape", str(tape)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    made = subprocess.run(simulate, capture_output=True, text=True, cwd=ROOT, env=env)
+    assert made.returncode == 0, made.stderr
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))  # a terminal 200 wide
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", "ingest-tape", str(tape), "--dry-run"], cwd=ROOT, env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=terminal)
+    os.close(terminal)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the other end closed
+            break
+        if not chunk:
+            break
+        out += chunk
+    proc.wait(60)
+    os.close(controller)
+    text = out.decode(errors="replace")
+    assert "event=tape_file" in text and re.search(r"\d+%\|", text), text[-2000:]  # both a bar and log lines
+    for piece in re.split(r"[\r\n]", text):
+        assert not ("level=" in piece and re.search(r"\d+%\|", piece)), piece
+        assert piece.count("level=") <= 1, piece
