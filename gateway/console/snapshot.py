@@ -9,7 +9,6 @@ part of it, except the name of a recent arrival when the configuration asks for 
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections import deque
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from gateway.config import Config
-from gateway.delivery.spool import COMMITTING, DEAD, IN_FLIGHT, QUEUED, Spool
+from gateway.delivery.spool import COMMITTING, DEAD, IN_FLIGHT, QUEUED, Spool, pid_alive
 
 ARRIVALS = 50            # recent arrivals kept in memory for the console
 QUARANTINE_LISTED = 200  # newest quarantined captures listed per source
@@ -204,21 +203,10 @@ def read_service_state(state_dir: Path) -> dict[str, Any] | None:
         state = json.loads((Path(state_dir) / SERVICE_FILE).read_text())
     except (OSError, ValueError):
         return None
-    if time.time() - state.get("updated", 0) > STALE_AFTER or not _alive(state.get("pid")):
+    pid = state.get("pid")
+    if time.time() - state.get("updated", 0) > STALE_AFTER or not (isinstance(pid, int) and pid_alive(pid)):
         return None
     return state
-
-
-def _alive(pid: Any) -> bool:
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def intake(spool: Spool) -> dict[str, Any]:

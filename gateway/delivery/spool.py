@@ -146,7 +146,8 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of that id exists (one of another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -242,7 +243,7 @@ class Spool:
         for path in self.tmp.iterdir():
             parts = path.name.split(".")
             pid = int(parts[-3]) if len(parts) >= 4 and parts[-3].isdigit() else None
-            if pid is not None and pid != os.getpid() and _alive(pid):
+            if pid is not None and pid != os.getpid() and pid_alive(pid):
                 continue
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
