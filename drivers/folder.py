@@ -58,6 +58,7 @@ class FolderDriver(FileSystemEventHandler, Driver):
         self,
         name: str,
         path: str | Path,
+        create: bool = False,
         observer: str = "inotify",
         poll_interval: float = 2.0,
         settle_time: float = 2.0,
@@ -72,6 +73,7 @@ class FolderDriver(FileSystemEventHandler, Driver):
         super().__init__()
         self.name = name
         self.path = Path(path)
+        self.create = create
         self.observer_kind = observer
         self.poll_interval = poll_interval
         self.settle_time = settle_time
@@ -132,9 +134,12 @@ class FolderDriver(FileSystemEventHandler, Driver):
         return self.path
 
     def start(self) -> None:
-        """Watch the folder (created if missing); a path that is not a folder is an error."""
+        """Watch the folder (created if missing and ``create``); a path that is not a folder, or a
+        missing one without ``create``, is an error."""
         if self.path.exists() and not self.path.is_dir():
             raise NotADirectoryError(f"folder path {self.path} exists but is not a directory")
+        if not self.path.exists() and not self.create:
+            raise FileNotFoundError(f"folder path {self.path} does not exist (create it, or set create: true)")
         self.path.mkdir(parents=True, exist_ok=True)
         self._sweep_quarantine()
         obs = PollingObserver(timeout=self.poll_interval) if self.observer_kind == "polling" else Observer()

@@ -122,6 +122,7 @@ SOURCE_OPTIONS: dict[str, dict[str, Spec]] = {
     },
     "folder": {
         "path": Str(required=True),
+        "create": Bool(default=False, doc="create the folder if it is missing (else a missing folder is an error)"),
         "observer": Str(default="inotify", choices=("inotify", "polling")),
         "poll_interval": Duration(default=2.0, minimum=0.05),
         "settle_time": Duration(default=2.0, minimum=0.0),
@@ -605,6 +606,8 @@ def _folder_paths(raw: dict) -> list[Finding]:
         folder = (src.get("options") or {}).get("path") if src["type"] == "folder" else None
         if folder and os.path.exists(folder) and not os.path.isdir(folder):
             found.append((folder, f"sources[{i}].path: {folder} is a file, not a folder"))
+        elif folder and not os.path.exists(folder) and not src["options"].get("create"):
+            found.append((folder, f"sources[{i}].path: {folder} does not exist (create it, or set create: true)"))
     return found
 
 

@@ -21,7 +21,7 @@ destinations:
 sources:
   - name: export
     type: folder
-    path: /tmp/in
+    path: /tmp
 """
 
 
@@ -58,7 +58,7 @@ def test_durations_take_units():
 
 def test_wrong_types_are_named_with_line_and_key():
     text = (GOOD.replace("port: 104", "port: one-oh-four")
-            .replace("path: /tmp/in", "path: /tmp/in\n    recursive: maybe"))
+            .replace("path: /tmp", "path: /tmp\n    recursive: maybe"))
     found = problems(text)
     assert "broken.yaml:4: destinations[0].port: must be a whole number, not 'one-oh-four'" in found
     assert "broken.yaml:10: sources[0].recursive: must be true or false, not 'maybe'" in found
@@ -89,7 +89,7 @@ def test_bad_ports_and_ae_titles():
 def test_source_options_are_checked_per_type():
     found = problems(GOOD.replace("type: folder", "type: floppy"))
     assert "broken.yaml:8: sources[0].type: must be one of " in found[0] and "not 'floppy'" in found[0]
-    found = problems(GOOD.replace("path: /tmp/in", "path: /tmp/in\n    observer: magic\n    baud: 9600"))
+    found = problems(GOOD.replace("path: /tmp", "path: /tmp\n    observer: magic\n    baud: 9600"))
     assert "broken.yaml:10: sources[0].observer: must be one of inotify, polling, not 'magic'" in found
     assert "broken.yaml:11: sources[0].baud: unknown key" in found
 
@@ -182,3 +182,22 @@ def test_dicomweb_files_and_auth_are_checked(tmp_path):
     assert "destinations[0].auth: basic_user and basic_password_file go together" in problems(half)[0]
     plain = WEB.format(ca=token, token=token).replace("https://", "http://")
     assert problems(plain) == ["broken.yaml:6: destinations[0].ca: only used with an https:// url"]
+
+
+def test_a_missing_folder_is_an_error_unless_create_says_so(tmp_path):
+    from drivers.folder import FolderDriver
+
+    missing = tmp_path / "exports"
+    text = GOOD.replace("path: /tmp", f"path: {missing}")
+    expected = f"broken.yaml:9: sources[0].path: {missing} does not exist (create it, or set create: true)"
+    assert expected in problems(text)
+    config = parse_config(text.replace(f"path: {missing}", f"path: {missing}\n    create: true"), "ok.yaml")
+    assert config.sources[0].options["create"] is True
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        FolderDriver("export", missing).start()  # the driver refuses too (the folder vanished since the check)
+    driver = FolderDriver("export", missing, create=True)
+    driver.start()
+    try:
+        assert missing.is_dir()
+    finally:
+        driver.stop()

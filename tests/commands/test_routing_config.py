@@ -28,14 +28,14 @@ TABLE_CONFIG = DESTINATIONS + """\
 sources:
   - name: ctroom
     type: folder
-    path: /tmp/ctroom
+    path: /tmp
     destinations: [pacs]
     routes:
       - match: {station_name: "ctscan*"}
         to: [cardio]
   - name: export
     type: folder
-    path: /tmp/export
+    path: /tmp
 routes:
   - match: {modality: [CT], format: ge-genesis}
     to: [pacs, research]
@@ -94,7 +94,7 @@ def test_rule_table(source, modality, station, manufacturer, fmt, sop_class, exp
 
 
 def test_without_rules_every_source_keeps_its_destinations():
-    source = "sources:\n  - {name: a, type: folder, path: /tmp/a, destinations: [cardio]}\n"
+    source = "sources:\n  - {name: a, type: folder, path: /tmp, destinations: [cardio]}\n"
     config = parse_config(DESTINATIONS + source)
     ds = instance("CT", "X", "Y", CTImageStorage)
     assert config.routing.destinations(ds, "dicom", "a", ("cardio",)) == ("cardio",)
@@ -107,7 +107,7 @@ def problems(text: str) -> list[str]:
     return info.value.problems
 
 
-SOURCE = "sources:\n  - {name: export, type: folder, path: /tmp/export}\n"
+SOURCE = "sources:\n  - {name: export, type: folder, path: /tmp}\n"
 
 
 def test_bad_routes_are_named_with_line_and_key():
@@ -151,7 +151,7 @@ def test_source_routes_are_checked_too():
 sources:
   - name: export
     type: folder
-    path: /tmp/export
+    path: /tmp
     routes:
       - match: {modality: CT}
         to: [pacs, elsewhere]
@@ -221,13 +221,13 @@ def test_a_source_coercion_overrides_the_global_one_key_by_key(tmp_path):
 sources:
   - name: export
     type: folder
-    path: /tmp/export
+    path: /tmp
     coerce:
       institution_name: East Wing
       set: {{StudyDescription: Migrated}}
   - name: other
     type: folder
-    path: /tmp/other
+    path: /tmp
 coerce:
   institution_name: General Hospital
   accession_number: MIG2026
@@ -267,7 +267,7 @@ def test_convert_explain_shows_each_coercion_and_the_route(samples, tmp_path, ca
 sources:
   - name: mrroom
     type: folder
-    path: /tmp/mrroom
+    path: /tmp
     routes:
       - match: {manufacturer: "siemens*"}
         to: [cardio]

@@ -21,7 +21,7 @@ def write_config(path: Path, *, destinations: list[dict], incoming: Path, spool:
         lines += [f"  - name: {d['name']}", "    host: 127.0.0.1", f"    port: {d['port']}",
                   f"    called_ae: {d.get('aet', 'ANY')}",
                   "    retry: {initial_delay: 200ms, max_delay: 1s}"]
-    lines += ["sources:", "  - name: export", "    type: folder", f"    path: {incoming}",
+    lines += ["sources:", "  - name: export", "    type: folder", f"    path: {incoming}", "    create: true",
               f"    settle_time: {settle}", "    poll_interval: 200ms", "    orphan_time: 1s", extra_source,
               "archive:", "  enabled: false"]
     path.write_text("\n".join(lines) + "\n")
