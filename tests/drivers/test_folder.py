@@ -3,47 +3,30 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from drivers.folder import FolderDriver
+from tests.support.driver_thread import DriverThread
 
 
-class Recorder:
+class Recorder(DriverThread):
     """Runs a driver in a thread and acks or rejects each capture by a rule."""
 
+    noun = "files taken"
+
     def __init__(self, driver: FolderDriver, verdict=lambda c: True):
-        self.driver, self.verdict = driver, verdict
-        self.taken: list = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__(driver)
+        self.verdict = verdict
 
-    def _run(self):
-        for capture in self.driver.captures(self.stop):
-            self.taken.append((capture, time.monotonic()))
-            if self.verdict(capture):
-                self.driver.ack(capture, "1.2.3")
-            else:
-                self.driver.reject(capture, "unknown format")
-
-    def __enter__(self):
-        self.driver.start()
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(10)
-        self.driver.stop()
-
-    def wait_for(self, count: int, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.taken) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(self.taken) >= count, f"only {len(self.taken)} of {count} files taken"
+    def handle(self, capture) -> None:
+        self.taken.append((capture, time.monotonic()))
+        if self.verdict(capture):
+            self.driver.ack(capture, "1.2.3")
+        else:
+            self.driver.reject(capture, "unknown format")
 
     def names(self) -> list[str]:
         return sorted(c.origin.location for c, _ in self.taken)

@@ -7,7 +7,6 @@ is acked (both files to done/) or rejected (both to quarantine/) by its outcome.
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -17,44 +16,24 @@ from drivers.folder import FolderDriver
 from gateway import formats
 from gateway.errors import DecodeError
 from gateway.pipeline import convert
+from tests.support.driver_thread import DriverThread
 
 RECON = "interfile/stir/examples/recon_demo"
 
 
-class Converting:
+class Converting(DriverThread):
     """Runs a driver in a thread; each capture is converted, then acked or rejected."""
 
-    def __init__(self, driver: FolderDriver):
-        self.driver = driver
-        self.taken: list = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
+    wait = 15.0
 
-    def _run(self):
-        for capture in self.driver.captures(self.stop):
-            self.taken.append(capture)
-            try:
-                ds, _ = convert(capture)
-            except DecodeError as exc:
-                self.driver.reject(capture, str(exc))
-            else:
-                self.driver.ack(capture, str(ds.SOPInstanceUID))
-
-    def __enter__(self):
-        self.driver.start()
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(10)
-        self.driver.stop()
-
-    def wait_for(self, count: int, timeout: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.taken) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(self.taken) >= count, f"only {len(self.taken)} of {count} captures"
+    def handle(self, capture) -> None:
+        self.taken.append(capture)
+        try:
+            ds, _ = convert(capture)
+        except DecodeError as exc:
+            self.driver.reject(capture, str(exc))
+        else:
+            self.driver.ack(capture, str(ds.SOPInstanceUID))
 
 
 def driver(path: Path, observer: str = "inotify", orphan_time: float = 30.0) -> FolderDriver:
