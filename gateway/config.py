@@ -532,12 +532,8 @@ def _tls_files(raw: dict) -> list[Finding]:
     for i, dest in enumerate(raw["destinations"]):
         for key in ("ca", "cert", "key"):
             name = (dest.get("tls") or {}).get(key)
-            if not name:
-                continue
-            if not os.path.isfile(name):
-                found.append((name, f"destinations[{i}].tls.{key}: {name} does not exist or is not a file"))
-            elif not os.access(name, os.R_OK):
-                found.append((name, f"destinations[{i}].tls.{key}: {name} cannot be read by this user"))
+            if name:
+                found += _readable_file(name, f"destinations[{i}].tls.{key}")
     return found
 
 
@@ -562,13 +558,18 @@ def _web_files(raw: dict) -> list[Finding]:
             found.append((dest["ca"], f"destinations[{i}].ca: only used with an https:// url"))
         files = [("ca", dest.get("ca"))] + [(f"auth.{k}", auth.get(k)) for k in ("bearer_file", "basic_password_file")]
         for key, name in files:
-            if not name:
-                continue
-            if not os.path.isfile(name):
-                found.append((name, f"destinations[{i}].{key}: {name} does not exist or is not a file"))
-            elif not os.access(name, os.R_OK):
-                found.append((name, f"destinations[{i}].{key}: {name} cannot be read by this user"))
+            if name:
+                found += _readable_file(name, f"destinations[{i}].{key}")
     return found
+
+
+def _readable_file(name: str, key: str) -> list[Finding]:
+    """The finding for a file the configuration names at ``key`` that this user cannot read."""
+    if not os.path.isfile(name):
+        return [(name, f"{key}: {name} does not exist or is not a file")]
+    if not os.access(name, os.R_OK):
+        return [(name, f"{key}: {name} cannot be read by this user")]
+    return []
 
 
 def _retry_order(raw: dict) -> list[Finding]:

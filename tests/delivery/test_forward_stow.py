@@ -28,7 +28,7 @@ from tests.support.forwarding import (
 )
 from tests.support.instances import ct_instance
 from tests.support.peers import Orthanc, free_port
-from tests.support.pki import OPENSSL, make_ca, make_leaf, server_pem
+from tests.support.pki import server_pem
 
 
 @pytest.fixture
@@ -183,17 +183,6 @@ def test_a_server_that_never_answers_times_out_and_is_retried(tmp_path):
     rows = spool.rows("web")
     assert {r["state"] for r in rows} == {QUEUED}
     assert all(r["attempts"] == 1 and "no response within 1s" in r["reason"] for r in rows)
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory) -> Path:
-    if OPENSSL is None:
-        pytest.fail("the openssl command line tool is needed to make test certificates (apt-get install openssl)")
-    folder = tmp_path_factory.mktemp("pki")
-    make_ca(folder, "ca")
-    make_ca(folder, "other-ca")  # a CA that signed nothing we meet
-    make_leaf(folder, "server", "ca", "serverAuth")
-    return folder
 
 
 @pytest.fixture

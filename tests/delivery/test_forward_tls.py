@@ -3,8 +3,6 @@ certificates the test makes with the openssl command line tool."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from gateway.config import TLSConfig
@@ -12,19 +10,6 @@ from gateway.delivery.association import echo
 from gateway.delivery.spool import DELIVERED, QUEUED, Spool
 from tests.support.forwarding import destination, forwarding, spool_instances, wait_until
 from tests.support.peers import StoreSCP
-from tests.support.pki import OPENSSL, make_ca, make_leaf
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory) -> Path:
-    if OPENSSL is None:
-        pytest.fail("the openssl command line tool is needed to make test certificates (apt-get install openssl)")
-    folder = tmp_path_factory.mktemp("pki")
-    make_ca(folder, "ca")
-    make_ca(folder, "other-ca")  # a CA that signed nothing we meet
-    make_leaf(folder, "server", "ca", "serverAuth")
-    make_leaf(folder, "client", "ca", "clientAuth")
-    return folder
 
 
 @pytest.fixture

@@ -33,3 +33,16 @@ def server_pem(folder: Path, name: str = "server") -> Path:
     pem = folder / f"{name}.pem"
     pem.write_text((folder / f"{name}.crt").read_text() + (folder / f"{name}.key").read_text())
     return pem
+
+
+def make_pki(folder: Path) -> Path:
+    """The certificates the TLS tests use: ``ca`` signs a ``server`` and a ``client``;
+    ``other-ca`` signs nothing we meet (a peer it vouches for must be refused)."""
+    if OPENSSL is None:
+        raise RuntimeError("the openssl command line tool is needed to make test certificates "
+                           "(apt-get install openssl)")
+    make_ca(folder, "ca")
+    make_ca(folder, "other-ca")
+    make_leaf(folder, "server", "ca", "serverAuth")
+    make_leaf(folder, "client", "ca", "clientAuth")
+    return folder
