@@ -172,6 +172,8 @@ class Format:
 
 
 def _implementation(fmt: Format) -> Decoder:
+    """Import and make ``fmt``'s decoder class, refusing one that is not its subclass or that
+    would hand a member back to ``Format`` (which would ask the decoder again, for ever)."""
     module, _, cls_name = fmt.implementation.partition(":")
     cls = getattr(importlib.import_module(module), cls_name)
     whole = isinstance(cls, type) and issubclass(cls, type(fmt))
@@ -180,6 +182,7 @@ def _implementation(fmt: Format) -> Decoder:
     if problems:
         raise TypeError(f"{fmt.implementation} cannot decode {fmt.name!r}: {'; '.join(problems)}")
     return cls()
+
 
 _REGISTRY: dict[str, Decoder] = {}
 _loaded = False

@@ -498,4 +498,3 @@ def _identity(h: Headers) -> dict[str, tuple[str, ...]]:
         "frame_of_reference": study + ("frame", image["position_reference"], str(patient_position(image)),
                                        repr(image["table_height"])),
     }
-

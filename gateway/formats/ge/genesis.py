@@ -801,4 +801,3 @@ def _identity(h: Headers) -> dict[str, tuple[str, ...]]:
         "instance": series_id + (str(image["image_number"]), stamp(image["alloc_time"]), stamp(image["actual_time"])),
         "frame_of_reference": study + ("landmark", str(series["landmark_counter"])),
     }
-

@@ -268,7 +268,6 @@ IMAGE = Table("image header", size=1024, fields=[
 ])
 
 
-
 # --------------------------------------------------------------------------- dates
 
 
@@ -348,7 +347,6 @@ def _distance(image: Record, a: str, b: str) -> float:
         return math.dist([image[f"{a}_{c}"] for c in "ras"], [image[f"{b}_{c}"] for c in "ras"])
     except (TypeError, ValueError):
         return float("nan")
-
 
 
 def decode_pixels(data: bytes, h: Headers, rows: int, cols: int) -> np.ndarray:
@@ -545,4 +543,3 @@ def _identity(h: Headers) -> dict[str, tuple[str, ...]]:
         "instance": series_id + (image["image_number"], stamp(image), str(image["location"])),
         "frame_of_reference": study_id + ("landmark", str(series["landmark_counter"])),
     }
-

@@ -210,4 +210,3 @@ def _identity(header: Header, data: bytes) -> dict[str, tuple[str, ...]]:
     series = study + tuple(header.text(k)
                            for k in ("type of data", "data description", "exam type", "originating system"))
     return {"study": study, "series": series, "instance": series + (digest,)}
-

@@ -227,4 +227,3 @@ class SomatomPlus(SomatomPlusFormat):
 
     def dump(self, data: bytes) -> list[DumpRow]:
         return BINARY.dump(data) + TEXT.dump(data, base=TEXT_BASE)
-

@@ -231,4 +231,3 @@ class VisionIma(VisionImaFormat):
 
     def dump(self, data: bytes) -> list[DumpRow]:
         return HEADER.dump(data)
-

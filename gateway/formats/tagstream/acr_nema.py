@@ -99,4 +99,3 @@ class AcrNema(AcrNemaFormat):
 
     def dump(self, data: bytes) -> list[DumpRow]:
         return dump_stream(data)
-

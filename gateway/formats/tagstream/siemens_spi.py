@@ -31,4 +31,3 @@ class SiemensSpi(SiemensSpiFormat):
 
     def dump(self, data: bytes) -> list[DumpRow]:
         return dump_stream(data)
-
