@@ -89,7 +89,7 @@ def receive(port: str, protocol: str) -> None:
             got["bytes"] += capture.size
             driver.ack(capture, "2.25.1")
 
-    formats.decoders()  # import every format now: start-up is not transfer cost
+    formats.load_decoders()  # import every decoder now: start-up is not transfer cost
     thread = threading.Thread(target=run, daemon=True)
     before = resource.getrusage(resource.RUSAGE_SELF)
     thread.start()

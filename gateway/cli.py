@@ -1,10 +1,14 @@
 """The ``legacy-gateway`` command: one sub-command per module in ``gateway.commands``.
 
-Each command module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and
-``run(args) -> int``; adding a command means adding a module and one line to ``COMMANDS``.
+``COMMANDS`` names each command with its help line; the module of ``check-config`` is
+``gateway.commands.check_config``. A command module defines ``add_arguments(parser)`` and
+``run(args) -> int`` (its docstring is the command's description); adding a command means
+adding a module and one line to ``COMMANDS``. Only the chosen command's module is imported:
+the others (the service, the spool, pydicom behind the decoders) cost nothing to
+``--help``, ``--version`` or ``identify``.
 
 An operator's ordinary mistake (a path that cannot be written, a port in use, a closed pipe)
-ends here as one line on stderr and an exit status of ``gateway.commands.common``, never a
+ends here as one line on stderr and an exit status of ``gateway.commands.base``, never a
 traceback; anything else is a bug and keeps its traceback.
 """
 
@@ -17,46 +21,64 @@ import os
 import sys
 
 from gateway import __version__
-from gateway.commands.common import CONFIG_ENV, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNUSABLE, INSTALLED_CONFIG
+from gateway.commands.base import CONFIG_HELP, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNUSABLE
 from gateway.errors import GatewayError
 
-COMMANDS = [
-    "gateway.commands.run",
-    "gateway.commands.archive",
-    "gateway.commands.status",
-    "gateway.commands.check_config",
-    "gateway.commands.identify",
-    "gateway.commands.simulate",
-    "gateway.commands.convert",
-    "gateway.commands.dump",
-    "gateway.commands.ingest_tape",
-    "gateway.commands.send",
-    "gateway.commands.queue",
-    "gateway.commands.echo",
-]
+COMMANDS: dict[str, str] = {
+    "run": "run the gateway service",
+    "archive": "run the built-in Storage SCP (a stand-in PACS for trying the gateway out)",
+    "status": "show what the gateway is doing and what needs attention",
+    "check-config": "validate a configuration file",
+    "identify": "name the format of each file (by content, never by name)",
+    "simulate": "write simulated vendor files (folder, tape image or serial line)",
+    "convert": "convert vendor files to DICOM files (offline)",
+    "dump": "print every vendor header field (offset, name, type, value, DICOM target)",
+    "ingest-tape": "read a tape drive or tape image once: decode, spool and forward every image on it",
+    "send": "send files or folders to a destination now (through the spool)",
+    "queue": "list, show, retry or purge spooled deliveries",
+    "echo": "check that a destination answers (C-ECHO; for DICOMweb an HTTP GET)",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_module(name: str) -> str:
+    """The module of command ``name``."""
+    return "gateway.commands." + name.replace("-", "_")
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line with every command named; only ``command`` (if given) has its module
+    imported and its arguments added. The others are names and help lines: enough for
+    ``--help``, ``--version`` and to tell which command was chosen (``parse``)."""
     parser = argparse.ArgumentParser(
         prog="legacy-gateway",
         description="Bring pre-DICOM scanner exports into a PACS as valid DICOM.",
     )
     version = f"legacy-gateway {__version__}"
     parser.add_argument("--version", action="version", version=version)
-    parser.add_argument("-c", "--config", default=None,
-                        help=f"configuration file (default: ${CONFIG_ENV}, else {INSTALLED_CONFIG})")
+    parser.add_argument("-c", "--config", default=None, help=CONFIG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for path in COMMANDS:
-        module = importlib.import_module(path)
-        cmd = sub.add_parser(module.NAME, help=module.HELP, description=module.__doc__)
+    for name, help_line in COMMANDS.items():
+        if name != command:  # a name only: its own -h is left for the second parse
+            sub.add_parser(name, help=help_line, add_help=False).add_argument(
+                "--version", action="version", version=version)
+            continue
+        module = importlib.import_module(command_module(name))
+        cmd = sub.add_parser(name, help=help_line, description=module.__doc__)
         cmd.add_argument("--version", action="version", version=version)
         module.add_arguments(cmd)
         cmd.set_defaults(_run=module.run)
     return parser
 
 
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """Two passes: the first tells the command (or answers ``--help``, ``--version`` and a
+    wrong command name), the second parses its arguments with its module loaded."""
+    command = build_parser().parse_known_args(argv)[0].command
+    return build_parser(command).parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     try:
         return int(args._run(args) or EXIT_OK)
     except KeyboardInterrupt:

@@ -23,7 +23,9 @@ def companion_paths(path: Path, data: bytes) -> dict[str, Path]:
 
 def read_capture(path: Path, source: str, details: dict[str, Any] | None = None) -> Capture:
     """``path`` and every companion it names that exists; a missing one is left for the decoder
-    to reject by its key. A header naming itself (data in the same file) gets its own bytes."""
+    to reject by its key. A header naming itself (data in the same file) gets its own bytes.
+    The registry remembers the format it found for ``data``: decoding the capture next does not
+    identify it again."""
     data = path.read_bytes()
     parts: dict[str, bytes] = {}
     named = companion_paths(path, data)

@@ -7,11 +7,9 @@ import signal
 from pathlib import Path
 
 from gateway import logs
-from gateway.commands.common import EXIT_OK, EXIT_UNUSABLE, add_config_argument, ae_title, load_or_report, port_number
+from gateway.commands.base import EXIT_OK, EXIT_UNUSABLE, add_config_argument, port_number
+from gateway.commands.common import ae_title, load_or_report
 from gateway.delivery.archive import Archive
-
-NAME = "archive"
-HELP = "run the built-in Storage SCP (a stand-in PACS for trying the gateway out)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

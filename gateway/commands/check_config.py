@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from gateway.commands.common import EXIT_OK, EXIT_UNUSABLE, default_config, load_or_report
-
-NAME = "check-config"
-HELP = "validate a configuration file"
+from gateway.commands.base import EXIT_OK, EXIT_UNUSABLE, default_config
+from gateway.commands.common import load_or_report
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

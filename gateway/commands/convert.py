@@ -24,9 +24,6 @@ from gateway.files import claimed_paths, read_capture
 from gateway.pipeline import prepare
 from gateway.routing import Routing
 
-NAME = "convert"
-HELP = "convert vendor files to DICOM files (offline)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="files or folders (recursive)")

@@ -18,9 +18,6 @@ from gateway.dicom.repair import explain
 from gateway.errors import DecodeError
 from gateway.pipeline import convert
 
-NAME = "dump"
-HELP = "print every vendor header field (offset, name, type, value, DICOM target)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", type=Path, metavar="FILE")

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import argparse
 
-from gateway.commands.common import add_config_argument, load_or_report
+from gateway.commands.base import add_config_argument
+from gateway.commands.common import load_or_report
 from gateway.delivery.sender import probe
-
-NAME = "echo"
-HELP = "check that a destination answers (C-ECHO; for DICOMweb an HTTP GET)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

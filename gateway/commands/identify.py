@@ -8,9 +8,6 @@ from pathlib import Path
 from gateway import formats
 from gateway.files import companion_paths
 
-NAME = "identify"
-HELP = "name the format of each file (by content, never by name)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE")

@@ -31,9 +31,6 @@ from gateway.config import Config, load_config
 from gateway.dicom.normalize import SiteRules
 from gateway.errors import ConfigError, DecodeError, UsageError
 
-NAME = "ingest-tape"
-HELP = "read a tape drive or tape image once: decode, spool and forward every image on it"
-
 log = logging.getLogger("gateway.ingest_tape")
 
 

@@ -10,11 +10,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from gateway.commands.common import add_config_argument, load_or_report
+from gateway.commands.base import add_config_argument
+from gateway.commands.common import load_or_report
 from gateway.delivery.spool import DEAD, QUEUED, STATES, Spool
-
-NAME = "queue"
-HELP = "list, show, retry or purge spooled deliveries"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

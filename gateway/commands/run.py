@@ -5,11 +5,9 @@ from __future__ import annotations
 import argparse
 
 from gateway import logs
-from gateway.commands.common import EXIT_UNUSABLE, add_config_argument, load_or_report
+from gateway.commands.base import EXIT_UNUSABLE, add_config_argument
+from gateway.commands.common import load_or_report
 from gateway.service.daemon import Service
-
-NAME = "run"
-HELP = "run the gateway service"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

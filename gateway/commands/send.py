@@ -13,15 +13,13 @@ import time
 from pathlib import Path
 
 from gateway import logs
-from gateway.commands.common import add_config_argument, load_or_report
+from gateway.commands.base import add_config_argument
+from gateway.commands.common import load_or_report
 from gateway.delivery.forwarder import Forwarder
 from gateway.delivery.spool import DEAD, DELIVERED, WAITING, Spool, SpoolBusy
 from gateway.errors import DecodeError, UnknownFormat
 from gateway.files import claimed_paths, read_capture
 from gateway.pipeline import prepare
-
-NAME = "send"
-HELP = "send files or folders to a destination now (through the spool)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

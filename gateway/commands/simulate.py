@@ -6,12 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from gateway.commands.common import EXIT_OK, EXIT_PARTIAL
+from gateway.commands.base import EXIT_OK, EXIT_PARTIAL
 from gateway.errors import UsageError
 from gateway.simulate import SimOptions, formats, generate
-
-NAME = "simulate"
-HELP = "write simulated vendor files (folder, tape image or serial line)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -12,12 +12,10 @@ import argparse
 import json
 import time
 
-from gateway.commands.common import EXIT_OK, EXIT_PARTIAL, EXIT_UNUSABLE, add_config_argument, load_or_report
+from gateway.commands.base import EXIT_OK, EXIT_PARTIAL, EXIT_UNUSABLE, add_config_argument
+from gateway.commands.common import load_or_report
 from gateway.console.snapshot import overview, read_service_state
 from gateway.delivery.spool import Spool
-
-NAME = "status"
-HELP = "show what the gateway is doing and what needs attention"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -123,6 +123,22 @@ def _header_boundary(decoder: Decoder, data: bytes) -> int:
 def test_decoder_satisfies_protocol(decoder: Decoder):
     assert isinstance(decoder, Decoder)
     assert formats.protocol_problems(decoder) == []
+    if isinstance(decoder, formats.Format):  # the cheap half: its decoder class is whole too, and the same format
+        full = decoder.decoder()
+        assert isinstance(full, type(decoder)) and full.name == decoder.name
+        assert formats.protocol_problems(full) == []
+
+
+def test_identification_fields_agree_with_the_decoders_tables():
+    """The few fields identification reads without the field-table engine (``engine.peek``)
+    are the tables' own: same name, offset and type."""
+    from gateway.formats.siemens import recognise, somatom_plus, vision_ima
+
+    pairs = [(somatom_plus.BINARY, peek) for peek in recognise.SOMATOM_FIELDS]
+    pairs.append((vision_ima.HEADER, recognise.VISION_MATRIX))
+    for table, peek in pairs:
+        declared = table.by_name[peek.name]
+        assert (declared.offset, declared.type) == (peek.offset, peek.type), peek.name
 
 
 class _Partial:
@@ -145,6 +161,30 @@ class _Whole(_Partial):
 
     def dump(self, data: bytes) -> list:
         return []
+
+
+class _Cheap(formats.Format):
+    """A format's cheap half whose decoder class forgot ``length`` and ``dump``."""
+
+    name, description, priority = "test-cheap", "a format whose decoder is missing half", 1
+    implementation = "tests.formats.test_contract:_CheapDecoder"
+
+    def identify(self, data: bytes) -> bool:
+        return data.startswith(b"CHEAP")
+
+
+class _CheapDecoder(_Cheap):
+    def decode(self, data: bytes):
+        raise DecodeError("never", offset=0)
+
+
+def test_a_format_whose_decoder_class_is_not_whole_fails_on_first_use():
+    cheap = _Cheap()
+    assert formats.protocol_problems(cheap) == []  # registrable: the decoder is loaded only when used
+    with pytest.raises(TypeError, match="_CheapDecoder defines no length; _CheapDecoder defines no dump"):
+        cheap.dump(b"CHEAP")
+    cheap.implementation = "tests.formats.test_contract"
+    assert formats.protocol_problems(cheap) == ["implementation is not 'module:Class'"]
 
 
 def test_register_refuses_a_decoder_missing_part_of_the_protocol(monkeypatch):

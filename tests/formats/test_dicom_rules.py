@@ -18,7 +18,7 @@ from pydicom.dataset import Dataset
 from gateway import formats
 from gateway.capture import Capture, Origin
 from gateway.delivery.spool import encode
-from gateway.dicom import geometry, pixels, values
+from gateway.dicom import geometry, limits, pixels, values
 from gateway.errors import DecodeError
 from gateway.formats.engine import fieldtable
 from gateway.formats.ge import geometry as ge_geometry
@@ -264,7 +264,7 @@ def test_size_check_bounds():
     with pytest.raises(DecodeError) as err:
         pixels.image_bytes(side, pixels.Dimension(8192, "Columns", 20), 16, pixels.Dimension(2, "Frames", 30))
     assert (err.value.field, err.value.offset) == ("Rows", 10)
-    assert not pixels.plausible(65536, 1) and pixels.plausible(8192, 8192) and not pixels.plausible(8192, 8193)
+    assert not limits.plausible(65536, 1) and limits.plausible(8192, 8192) and not limits.plausible(8192, 8193)
 
 
 def test_image_pixel_module():

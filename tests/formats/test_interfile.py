@@ -280,3 +280,16 @@ def test_cli_convert_of_a_header_reads_its_data_file(samples, tmp_path, capsys):
 def test_the_data_file_is_looked_for_beside_the_header_only(written, taken):
     header = f"!INTERFILE :=\nname of data file := {written}\n!END OF INTERFILE :=\n".encode()
     assert formats.companions(header) == [taken]
+
+
+def test_a_file_read_with_its_companions_is_identified_once(samples, monkeypatch):
+    """``read_capture`` asks for the companions (an identification) and ``decode`` needs the
+    format again: the registry answers both with one identification, then lets the bytes go."""
+    calls = []
+    identify = formats._identify
+    monkeypatch.setattr(formats, "_identify", lambda data: calls.append(len(data)) or identify(data))
+    capture = read_capture(samples / STIR / "examples/recon_demo/init.hv", "test")
+    assert formats.decode(capture.data, capture.parts).format == "interfile"
+    assert len(calls) == 1
+    formats.decode(capture.data, capture.parts)  # decoded once: not remembered any longer
+    assert len(calls) == 2

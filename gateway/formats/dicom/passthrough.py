@@ -19,80 +19,26 @@ from pydicom.filereader import _read_file_meta_info, data_element_generator, rea
 
 from gateway.dicom.deferred import DEFER_SIZE, is_deferred
 from gateway.errors import DecodeError
-from gateway.formats import Decoded, DumpRow, register
-from gateway.formats.tagstream.extent import dataset_length, part10_length
-from gateway.formats.tagstream.recognise import is_spi
+from gateway.formats import Decoded, DumpRow
+from gateway.formats.dicom.recognise import HeaderlessFormat, Part10Format
 
-_SOP_CLASS = 0x00080016
-_RECOGNITION_CODE = 0x00080010
 _ROWS = 0x00280010
 _PIXEL_TAGS = (0x7FE00008, 0x7FE00009, 0x7FE00010)  # Float, Double Float and (plain) Pixel Data
-_SCAN_LIMIT = 16384  # the identifying group 0008 elements sit well inside this
 
 
-def walk_implicit_le(data: bytes, limit: int = _SCAN_LIMIT):
-    """Yield (tag, offset, value offset, length) of leading implicit-VR LE elements.
-
-    Stops quietly at the first implausible element: this serves identification, which must
-    never raise.
-    """
-    pos, end, last = 0, min(len(data), limit), -1
-    while pos + 8 <= end:
-        group, elem, length = struct.unpack_from("<HHI", data, pos)
-        tag = (group << 16) | elem
-        if tag <= last or group == 0 or group > 0x7FE0:
-            return
-        if length == 0xFFFFFFFF or pos + 8 + length > len(data):
-            return
-        yield tag, pos, pos + 8, length
-        last = tag
-        pos += 8 + length
-
-
-def is_headerless_dicom(data: bytes) -> bool:
-    """An implicit-VR LE stream from group 0008 with an SOP Class UID, no ACR-NEMA recognition
-    code, and no SPI creator (SPI files may carry an SOP Class UID too: they are SPI's)."""
-    tags = {t for t, *_ in walk_implicit_le(data)}
-    if not tags or min(tags) >> 16 != 0x0008:
-        return False
-    return _SOP_CLASS in tags and _RECOGNITION_CODE not in tags and not is_spi(data)
-
-
-class Part10:
-    name = "dicom"
-    description = "DICOM Part-10 file (preamble and DICM)"
-    priority = 10
-
-    def identify(self, data: bytes) -> bool:
-        return len(data) >= 132 and data[128:132] == b"DICM"
-
+class Part10(Part10Format):
     def decode(self, data: bytes) -> Decoded:
         if not self.identify(data):
             raise DecodeError("no DICM prefix: not a Part-10 file", field="DICM prefix", offset=128)
         return Decoded(dataset=_read(data, headerless=False), format=self.name)
 
-    def length(self, data: bytes) -> int | None:
-        return part10_length(data)
-
     def dump(self, data: bytes) -> list[DumpRow]:
         return _dump(data, _read(data, headerless=False), headerless=False)
 
 
-class Headerless:
-    name = "dicom-headerless"
-    description = "DICOM data set without preamble or meta header (implicit VR little endian)"
-    priority = 90
-
-    def identify(self, data: bytes) -> bool:
-        return is_headerless_dicom(data)
-
+class Headerless(HeaderlessFormat):
     def decode(self, data: bytes) -> Decoded:
         return Decoded(dataset=_read(data, headerless=True), format=self.name)
-
-    def length(self, data: bytes) -> int | None:
-        if not is_headerless_dicom(data):
-            return None
-        return dataset_length(data, 0, explicit=False, little=True)
 
     def dump(self, data: bytes) -> list[DumpRow]:
         return _dump(data, _read(data, headerless=True), headerless=True)
@@ -216,7 +162,3 @@ def _element_offset(data: bytes, tag, value_at: int | None, little: bool) -> int
         if data[value_at - header:value_at - header + 4] == packed:
             return value_at - header
     return value_at  # not found: the value's own offset still points into the element
-
-
-register(Part10())
-register(Headerless())

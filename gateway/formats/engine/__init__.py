@@ -4,4 +4,5 @@
   DICOM target), read, dumped and written by one engine.
 - ``hostnum``: numbers as the old hosts wrote them (Data General, VAX, IEEE, both byte orders),
   a reader and an encoder for each.
+- ``peek``: a few integer fields read without the engine (and pydicom), for identification.
 """

@@ -1,5 +1,6 @@
 """GE formats: Genesis (Signa 5.x, HiSpeed CT, Advantage Windows), Signa 3.x/4.x and CT 9800.
 
+- ``recognise``: the three formats' identification (no pydicom, no numpy).
 - ``genesis``: the Genesis field tables and decoder.
 - ``signa4x``: the Signa 3.x/4.x (Data General host) field tables and decoder.
 - ``ct9800``: the CT 9800 (Data General host, word pointers) field tables and decoder.

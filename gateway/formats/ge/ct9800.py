@@ -28,7 +28,7 @@ from pydicom.dataset import Dataset
 
 from gateway.dicom.iods import CT_IMAGE_STORAGE, SECONDARY_CAPTURE_STORAGE
 from gateway.errors import DecodeError
-from gateway.formats import Decoded, DumpRow, register
+from gateway.formats import Decoded, DumpRow
 from gateway.formats.engine.fieldtable import (
     Elements,
     F,
@@ -42,10 +42,11 @@ from gateway.formats.engine.fieldtable import (
     set_value,
 )
 from gateway.formats.ge import ct9800_pixels as px
+from gateway.formats.ge.recognise import CT9800_BLOCK as BLOCK
+from gateway.formats.ge.recognise import CT9800Format
+from gateway.formats.ge.recognise import looks_like_9800 as _looks_like_9800
 from gateway.formats.ge.signa4x import signa_year
 
-BLOCK = 512
-MAGIC = b"9800"
 MAX_DIM = 2048  # matrices are 256/320/512; scouts have a few hundred detectors and views
 MANUFACTURER = "GE MEDICAL SYSTEMS"
 RESCALE_INTERCEPT = -1024  # dicom3tools' constant (notes 4): no header field names it
@@ -187,14 +188,6 @@ class Headers:
     notes: list[str] = field(default_factory=list)
 
 
-def _looks_like_9800(data: bytes) -> bool:
-    """Magic, the two constants, and an exam pointer outside the global header (notes 2)."""
-    if len(data) < 196 or data[:4] != MAGIC or data[192:196] != b"\x00\x01\x02\x00":
-        return False
-    exam = int.from_bytes(data[68:70], "big", signed=True)
-    return exam == 0 or exam > BLOCK // 2
-
-
 def _offset(pointer: int, default: int) -> int | None:
     """A 1-based word pointer as a byte offset (0: ``default``); None when it would point
     into the global header or before the file (a negative Int16)."""
@@ -264,14 +257,7 @@ def decode_pixels(data: bytes, h: Headers) -> np.ndarray:
     return px.scatter(values, left, width, h.rows, h.cols)
 
 
-class CT9800Decoder:
-    name = "ge-ct9800"
-    description = "GE CT 9800 image file (Data General, word pointers, byte-coded pixels)"
-    priority = 50
-
-    def identify(self, data: bytes) -> bool:
-        return _looks_like_9800(data)
-
+class CT9800Decoder(CT9800Format):
     def length(self, data: bytes) -> int | None:
         """The image data's end by the global header's block count, or else by walking the
         codes (registry contract: more than ``len(data)`` while the bytes are a prefix)."""
@@ -512,6 +498,3 @@ def _identity(h: Headers) -> dict[str, tuple[str, ...]]:
         "frame_of_reference": study + ("frame", image["position_reference"], str(patient_position(image)),
                                        repr(image["table_height"])),
     }
-
-
-register(CT9800Decoder())

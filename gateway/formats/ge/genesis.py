@@ -25,10 +25,11 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from gateway.dicom.iods import CT_IMAGE_STORAGE, MR_IMAGE_STORAGE
-from gateway.dicom.pixels import Dimension, image_bytes, plausible, put_image_pixel
+from gateway.dicom.limits import plausible
+from gateway.dicom.pixels import Dimension, image_bytes, put_image_pixel
 from gateway.dicom.uids import is_valid_uid
 from gateway.errors import DecodeError
-from gateway.formats import Decoded, DumpRow, register
+from gateway.formats import Decoded, DumpRow
 from gateway.formats.engine.fieldtable import (
     Elements,
     F,
@@ -45,8 +46,9 @@ from gateway.formats.engine.fieldtable import (
 )
 from gateway.formats.ge import pixels as ge_pixels
 from gateway.formats.ge.geometry import plane_from_corners, put_plane
+from gateway.formats.ge.recognise import GenesisFormat
+from gateway.formats.ge.recognise import find_imgf as _find_imgf
 
-MAGIC = b"IMGF"
 MANUFACTURER = "GE MEDICAL SYSTEMS"  # as GE's own DICOM writes it
 
 
@@ -381,19 +383,6 @@ class Layout:
     notes: list[str] = field(default_factory=list)
 
 
-def _find_imgf(data: bytes) -> tuple[str, int] | None:
-    if data[:4] == MAGIC:
-        return "ximg", 0
-    for offset, name in ((3180, "dat"), (3228, "aw"), (3240, "aw")):
-        if data[offset:offset + 4] == MAGIC:
-            return name, offset
-    if data[:4] == b"GEMS":
-        pos = data.find(MAGIC, 4, 4096)
-        if pos > 0:
-            return "gems", pos
-    return None
-
-
 def _resolve(data: bytes, imgf: Record) -> Layout:
     """Follow the IMGF header to the four DB headers and the pixels (notes 2)."""
     variant, base = _find_imgf(data)  # type: ignore[misc]
@@ -532,14 +521,7 @@ def _object_end(data: bytes, variant: str, base: int, imgf: Record) -> int | Non
     return pixels + size if size is not None else max(pixels, len(data)) + 1
 
 
-class GenesisDecoder:
-    name = "ge-genesis"
-    description = "GE Genesis (Signa 5.x MR, CT Advantage, Advantage Windows) image file"
-    priority = 50
-
-    def identify(self, data: bytes) -> bool:
-        return _find_imgf(data[:4096]) is not None
-
+class GenesisDecoder(GenesisFormat):
     def length(self, data: bytes) -> int | None:
         """Header length plus the pixels the IMGF header describes (registry contract)."""
         found = _find_imgf(data[:4096])
@@ -819,6 +801,3 @@ def _identity(h: Headers) -> dict[str, tuple[str, ...]]:
         "instance": series_id + (str(image["image_number"]), stamp(image["alloc_time"]), stamp(image["actual_time"])),
         "frame_of_reference": study + ("landmark", str(series["landmark_counter"])),
     }
-
-
-register(GenesisDecoder())

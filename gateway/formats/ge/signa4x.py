@@ -20,14 +20,19 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from gateway.dicom.iods import MR_IMAGE_STORAGE
-from gateway.dicom.pixels import Dimension, image_bytes, plausible, put_image_pixel
+from gateway.dicom.limits import plausible
+from gateway.dicom.pixels import Dimension, image_bytes, put_image_pixel
 from gateway.errors import DecodeError
-from gateway.formats import Decoded, DumpRow, register
+from gateway.formats import Decoded, DumpRow
 from gateway.formats.engine.fieldtable import F, Record, Table, To, Used, ds_number, finite, put, set_value
 from gateway.formats.ge.geometry import plane_from_corners, put_plane
+from gateway.formats.ge.recognise import SIGNA_IDENTIFIERS as _IDENTIFIERS
+from gateway.formats.ge.recognise import SIGNA_IMAGE_BASE as IMAGE_BASE
+from gateway.formats.ge.recognise import SIGNA_SERIES_BASE as SERIES_BASE
+from gateway.formats.ge.recognise import SIGNA_STUDY_BASE as STUDY_BASE
+from gateway.formats.ge.recognise import Signa4xFormat
 
 HEADER_SIZE = 14336  # 28 blocks of 512 bytes
-STUDY_BASE, SERIES_BASE, IMAGE_BASE = 3072, 4096, 5120
 MANUFACTURER = "GE MEDICAL SYSTEMS"
 
 
@@ -262,8 +267,6 @@ IMAGE = Table("image header", size=1024, fields=[
     F(1022, "int16_be", "checksum"),
 ])
 
-_IDENTIFIERS = ((STUDY_BASE, b"STUDY HEADER  "), (SERIES_BASE, b"SERIES HEADER "), (IMAGE_BASE, b"IMAGE HEADER  "))
-
 
 # --------------------------------------------------------------------------- dates
 
@@ -346,7 +349,6 @@ def _distance(image: Record, a: str, b: str) -> float:
         return float("nan")
 
 
-
 def decode_pixels(data: bytes, h: Headers, rows: int, cols: int) -> np.ndarray:
     if h.image["compressed"] != 0:
         raise h.image.error("compressed", f"compression technique {h.image['compressed']} is not documented")
@@ -355,19 +357,7 @@ def decode_pixels(data: bytes, h: Headers, rows: int, cols: int) -> np.ndarray:
     return np.frombuffer(data, dtype=">u2", count=rows * cols, offset=HEADER_SIZE).reshape(rows, cols)
 
 
-class Signa4xDecoder:
-    name = "ge-signa4x"
-    description = "GE Signa 3.x/4.x MR image file (Data General, 14336-byte header)"
-    priority = 50
-
-    def identify(self, data: bytes) -> bool:
-        if len(data) < IMAGE_BASE + 24:
-            return False
-        for base, ident in _IDENTIFIERS:
-            if data[base:base + 14] != ident or data[base + 22:base + 24] != b"\x00\x02":
-                return False
-        return True
-
+class Signa4xDecoder(Signa4xFormat):
     def length(self, data: bytes) -> int | None:
         """The 14336-byte header plus the pixels its image header counts (registry contract)."""
         if not self.identify(data):
@@ -553,6 +543,3 @@ def _identity(h: Headers) -> dict[str, tuple[str, ...]]:
         "instance": series_id + (image["image_number"], stamp(image), str(image["location"])),
         "frame_of_reference": study_id + ("landmark", str(series["landmark_counter"])),
     }
-
-
-register(Signa4xDecoder())

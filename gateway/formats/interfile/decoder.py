@@ -18,18 +18,18 @@ driver, ``convert``, ``send``) as ``parts``. The IOD is chosen honestly (README,
 from __future__ import annotations
 
 import hashlib
-import posixpath
 from typing import Mapping
 
 from pydicom.dataset import Dataset
 
 from gateway.dicom import values
 from gateway.errors import DecodeError
-from gateway.formats import Decoded, DumpRow, register
+from gateway.formats import Decoded, DumpRow
 from gateway.formats.engine.fieldtable import clean_text, put, set_value
 from gateway.formats.interfile import nm
-from gateway.formats.interfile.header import Header, is_interfile, parse
-from gateway.formats.interfile.layout import DATA_FILE, Layout, Pixels, check_size, layout, pixels, unsigned
+from gateway.formats.interfile.header import DATA_FILE, Header, parse
+from gateway.formats.interfile.layout import Layout, Pixels, check_size, layout, pixels, unsigned
+from gateway.formats.interfile.recognise import InterfileFormat, data_file_name
 
 MULTIFRAME_WORD_SC = "1.2.840.10008.5.1.4.1.1.7.3"
 FRAME_LABEL_VECTOR = 0x00182002
@@ -55,47 +55,7 @@ _USED = {
 }
 
 
-def data_file_name(header: Header) -> str | None:
-    """The data file as a path relative to the header, or None when the header names none.
-
-    Backslashes are taken as separators; a drive letter, an absolute path or a path leading out
-    of the header's folder is reduced to its last component: the writing machine's folders do
-    not exist here, and a header must not make a reader take files from elsewhere."""
-    name = header.text(DATA_FILE).strip().strip('"').strip()
-    if not name or name.upper() == "<NULL>":
-        return None
-    name = name.replace("\\", "/")
-    if posixpath.isabs(name) or (len(name) > 1 and name[1] == ":"):
-        name = posixpath.basename(name)
-    name = posixpath.normpath(name)
-    if name == ".." or name.startswith("../"):
-        name = posixpath.basename(name)
-    return name if name not in (".", "..", "") else None
-
-
-class Interfile:
-    name = "interfile"
-    description = "Interfile 3.3 header and data file (NM, PET; STIR and Siemens headers)"
-    priority = 20
-
-    def identify(self, data: bytes) -> bool:
-        return is_interfile(data)
-
-    def length(self, data: bytes) -> int | None:
-        """The header's length: the object a medium delivers is the header (its data file is a
-        companion). Only ``END OF INTERFILE`` says where a header ends; without it (a prefix, or a
-        writer that left it out) the length cannot be told."""
-        if not is_interfile(data):
-            return None
-        header = parse(data)
-        ended = header.find("endofinterfile") is not None and data[header.length - 1:header.length] in (b"\n", b"\r")
-        return header.length if ended else None
-
-    def companions(self, data: bytes) -> list[str]:
-        """The data file the header names, relative to the header (none for a header without one)."""
-        name = data_file_name(parse(data))
-        return [name] if name else []
-
+class Interfile(InterfileFormat):
     def decode(self, data: bytes, parts: Mapping[str, bytes] | None = None) -> Decoded:
         header = parse(data)
         name = data_file_name(header)
@@ -250,6 +210,3 @@ def _identity(header: Header, data: bytes) -> dict[str, tuple[str, ...]]:
     series = study + tuple(header.text(k)
                            for k in ("type of data", "data description", "exam type", "originating system"))
     return {"study": study, "series": series, "instance": series + (digest,)}
-
-
-register(Interfile())

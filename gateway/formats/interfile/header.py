@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from gateway.errors import DecodeError
 
+DATA_FILE = "name of data file"  # the key that names the binary file
 MAX_HEADER = 1 << 20  # an administrative header is text of a few KiB; never scan more than this
 _MAGIC_RE = re.compile(rb"^(?:\xef\xbb\xbf)?\s*!\s*INTERFILE\s*:=", re.IGNORECASE)
 _INDEX_RE = re.compile(r"\[\s*(\d+)\s*\]\s*$")

@@ -16,9 +16,8 @@ import numpy as np
 
 from gateway.dicom import values
 from gateway.errors import DecodeError
-from gateway.formats.interfile.header import Header, key_label
+from gateway.formats.interfile.header import DATA_FILE, Header, key_label
 
-DATA_FILE = "name of data file"
 MAX_DIMENSIONS = 8
 MAX_EDGE = 65535  # Rows and Columns are US
 MAX_PIXEL_BYTES = (1 << 32) - 2  # an OW value length

@@ -23,12 +23,13 @@ from pydicom.dataset import Dataset
 from gateway.dicom import values
 from gateway.dicom.geometry import opposite
 from gateway.dicom.iods import SECONDARY_CAPTURE_STORAGE
-from gateway.dicom.pixels import Dimension, image_bytes, plausible, put_image_pixel
+from gateway.dicom.pixels import Dimension, image_bytes, put_image_pixel
 from gateway.errors import DecodeError
-from gateway.formats import Decoded, DumpRow, register
+from gateway.formats import Decoded, DumpRow
 from gateway.formats.engine.fieldtable import F, Record, Table, To, Used
+from gateway.formats.siemens.recognise import SOMATOM_HEADER_SIZE as HEADER_SIZE
+from gateway.formats.siemens.recognise import SomatomPlusFormat
 
-HEADER_SIZE = 4096
 TEXT_BASE = 3072
 
 
@@ -161,28 +162,7 @@ def _header(data: bytes) -> tuple[Record, Record]:
     return BINARY.read(data), TEXT.read(data, base=TEXT_BASE)
 
 
-class SomatomPlus:
-    name = "somatom-plus"
-    description = "Siemens Somatom Plus fixed-format CT (4096-byte VAX header)"
-    priority = 32
-
-    def identify(self, data: bytes) -> bool:
-        if len(data) < HEADER_SIZE:
-            return False
-        try:
-            block, header_blocks, pixel_block, matrix = (
-                BINARY.read_field(n, data) for n in ("block_size", "header_blocks", "pixel_block", "matrix")
-            )
-        except DecodeError:
-            return False
-        return block == 512 and header_blocks == 8 and pixel_block == 9 and plausible(matrix, matrix)
-
-    def length(self, data: bytes) -> int | None:
-        """The 4096-byte header plus matrix² 16-bit pixels (registry contract)."""
-        if not self.identify(data):
-            return None
-        return HEADER_SIZE + 2 * BINARY.read_field("matrix", data) ** 2
-
+class SomatomPlus(SomatomPlusFormat):
     def decode(self, data: bytes) -> Decoded:
         binary, text = _header(data)
         matrix = binary["matrix"]
@@ -247,6 +227,3 @@ class SomatomPlus:
 
     def dump(self, data: bytes) -> list[DumpRow]:
         return BINARY.dump(data) + TEXT.dump(data, base=TEXT_BASE)
-
-
-register(SomatomPlus())

@@ -16,14 +16,14 @@ from pydicom.dataset import Dataset
 from gateway.dicom import values
 from gateway.dicom.geometry import put_plane
 from gateway.dicom.iods import CT_IMAGE_STORAGE, MR_IMAGE_STORAGE, SECONDARY_CAPTURE_STORAGE
-from gateway.dicom.pixels import Dimension, image_bytes, plausible, put_image_pixel
+from gateway.dicom.pixels import Dimension, image_bytes, put_image_pixel
 from gateway.errors import DecodeError
-from gateway.formats import Decoded, DumpRow, register
+from gateway.formats import Decoded, DumpRow
 from gateway.formats.engine.fieldtable import F, Record, Table, To, Used
+from gateway.formats.siemens.recognise import VISION_HEADER_SIZE as HEADER_SIZE
+from gateway.formats.siemens.recognise import VISION_MAGIC as MAGIC
+from gateway.formats.siemens.recognise import VisionImaFormat
 from gateway.formats.tagstream import geometry as acrgeometry
-
-HEADER_SIZE = 6144
-MAGIC = b"SIEMENS\0"
 
 
 def _text_number(value: int) -> str | None:
@@ -134,30 +134,7 @@ def _time(parts: tuple[int, ...]) -> str | None:
     return f"{hour:02d}{minute:02d}{second:02d}.{ms:03d}"
 
 
-def _matrix(data: bytes) -> int | None:
-    try:
-        n = HEADER.read_field("display_matrix", data)
-    except DecodeError:
-        return None
-    return n if plausible(n, n) else None
-
-
-class VisionIma:
-    name = "vision-ima"
-    description = "Siemens Magnetom Vision / Numaris 3 native .IMA (6144-byte big-endian header)"
-    priority = 30
-
-    def identify(self, data: bytes) -> bool:
-        n = _matrix(data)
-        return data[96:104] == MAGIC and n is not None and len(data) == HEADER_SIZE + 2 * n * n
-
-    def length(self, data: bytes) -> int | None:
-        """6144 + 2·N² bytes (registry contract); ``identify`` wants the exact size, this not."""
-        if len(data) < HEADER_SIZE:
-            return HEADER_SIZE if data[96:104] == MAGIC else None
-        n = _matrix(data)
-        return HEADER_SIZE + 2 * n * n if data[96:104] == MAGIC and n is not None else None
-
+class VisionIma(VisionImaFormat):
     def decode(self, data: bytes) -> Decoded:
         if data[96:104] != MAGIC:
             raise DecodeError("no 'SIEMENS' at offset 96: not a Vision IMA file", field="manufacturer", offset=96)
@@ -254,6 +231,3 @@ class VisionIma:
 
     def dump(self, data: bytes) -> list[DumpRow]:
         return HEADER.dump(data)
-
-
-register(VisionIma())

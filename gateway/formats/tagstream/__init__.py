@@ -1,7 +1,8 @@
 """Tag streams: ACR-NEMA 1.0/2.0 and Siemens/Philips SPI (group, element, length, value).
 
 - ``stream``: byte order detection and the element walk.
-- ``recognise``: which kind of tag stream the bytes begin (SPI or not), for every decoder's ``identify``.
+- ``recognise``: which kind of tag stream the bytes begin (SPI or not), for every decoder's ``identify``;
+  the ACR-NEMA and SPI formats' identification and length (no pydicom, no numpy).
 - ``dictionary``: the data dictionary of ACR-NEMA and SPI (types for implicit-VR values).
 - ``convert``: parsed elements to a pydicom dataset, values made conformant.
 - ``mapping``: retired ACR-NEMA attributes to their DICOM successors.

@@ -11,33 +11,14 @@ from __future__ import annotations
 from typing import Callable
 
 from gateway.dicom import values as acrvalues
-from gateway.formats import Decoded, DumpRow, register
+from gateway.formats import Decoded, DumpRow
 from gateway.formats.tagstream import mapping, siemens_shadow
 from gateway.formats.tagstream.convert import TEXT_VRS, Converted, ValueReader, convert
 from gateway.formats.tagstream.dictionary import RETIRED_SUCCESSORS, private_entry, standard_entry
-from gateway.formats.tagstream.extent import dataset_length
-from gateway.formats.tagstream.recognise import is_spi, leading
-from gateway.formats.tagstream.stream import ByteOrder, Stream, read_stream, tag_str
+from gateway.formats.tagstream.recognise import AcrNemaFormat
+from gateway.formats.tagstream.stream import read_stream, tag_str
 
-_SOP_CLASS_UID = 0x00080016
-_RECOGNITION_CODES = (0x00000010, 0x00080010)
 _DUMP_VALUE_LIMIT = 1024
-
-
-def stream_length(data: bytes, stream: Stream) -> int | None:
-    """Where an ACR-NEMA-style object ends: its elements walked in its byte order, up to and
-    including Pixel Data (``extent.dataset_length``)."""
-    order = stream.order
-    header = order.element_header if order is ByteOrder.BAD_BIG else None
-    return dataset_length(data, 0, explicit=False, little=order is ByteOrder.LITTLE, header=header)
-
-
-def recognition_code(stream: Stream) -> str:
-    for tag in _RECOGNITION_CODES:
-        elem = stream.find(tag)
-        if elem is not None and elem.length <= 64:
-            return stream.value(elem).decode("latin-1").strip("\0 ")
-    return ""
 
 
 def decode_stream(data: bytes, fmt: str, check: Callable[[Converted], None] | None = None) -> Decoded:
@@ -112,30 +93,9 @@ def _show(reader: ValueReader, elem, vr: str):
     return f"<{elem.length} bytes>"
 
 
-class AcrNema:
-    name = "acr-nema"
-    description = "ACR-NEMA 1.0/2.0 tag stream (implicit VR; little, big or bad-big endian)"
-    priority = 50
-
-    def identify(self, data: bytes) -> bool:
-        stream = leading(data)
-        if stream is None or is_spi(data):  # an SPI stream is SPI's, recognition code or not
-            return False
-        code = recognition_code(stream).upper()
-        if code.startswith(("ACR-NEMA", "ACRNEMA")):
-            return True
-        return stream.find(_SOP_CLASS_UID) is None and stream.elements[0].group in (0x0000, 0x0008)
-
-    def length(self, data: bytes) -> int | None:
-        if not self.identify(data):
-            return None
-        return stream_length(data, leading(data))
-
+class AcrNema(AcrNemaFormat):
     def decode(self, data: bytes) -> Decoded:
         return decode_stream(data, self.name)
 
     def dump(self, data: bytes) -> list[DumpRow]:
         return dump_stream(data)
-
-
-register(AcrNema())

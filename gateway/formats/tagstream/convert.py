@@ -160,11 +160,11 @@ class ValueReader:
                 return [(int(g) << 16) | int(e) for g, e in words.reshape(-1, 2)]
             return words.astype(np.uint16).tolist()
         if vr in ("UL", "SL"):
-            values = order.u32_array(raw)
+            values = _u32_array(order, raw)
             return (values.astype(np.int32) if vr == "SL" else values).tolist()
         big = order is not ByteOrder.LITTLE
         if vr == "FL":
-            data = order.to_big32(raw) if big else raw
+            data = _to_big32(order, raw) if big else raw
             return np.frombuffer(data, dtype=">f4" if big else "<f4").astype(float).tolist()
         return np.frombuffer(raw, dtype=">f8" if big else "<f8").astype(float).tolist()
 
@@ -440,3 +440,19 @@ def _read_pixels(data: bytes, pixel: Element, count: int, allocated: int, order:
     if allocated == 12:
         words = unpack12(words.astype(np.uint16, copy=False), count)
     return words.astype("<u2", copy=False).tobytes()
+
+
+def _u32_array(order: ByteOrder, raw: bytes) -> np.ndarray:
+    """32-bit unsigned values of ``raw`` (whose length is a multiple of 4) in ``order``."""
+    if order is ByteOrder.BAD_BIG:
+        w = np.frombuffer(raw, dtype=">u2").astype(np.uint32).reshape(-1, 2)
+        return (w[:, 1] << 16) | w[:, 0]
+    return np.frombuffer(raw, dtype="<u4" if order is ByteOrder.LITTLE else ">u4").astype(np.uint32)
+
+
+def _to_big32(order: ByteOrder, raw: bytes) -> bytes:
+    """``raw`` 32-bit units in ``order`` as plain big-endian bytes (for FL and friends)."""
+    if order is ByteOrder.BAD_BIG:
+        a = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 4)
+        return a[:, [2, 3, 0, 1]].tobytes()
+    return raw

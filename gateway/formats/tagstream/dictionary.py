@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-
-from pydicom.datadict import get_entry, get_private_entry
+from types import ModuleType
 
 
 @dataclass(frozen=True)
@@ -222,6 +221,15 @@ SPI_CREATORS = frozenset(_SPI)
 SIEMENS_SPI_CREATORS = frozenset(c for c, *_ in _PRIVATE if isinstance(c, str) and " VA0 " in c)
 
 
+@lru_cache(maxsize=None)
+def _pydicom_datadict() -> ModuleType:
+    """pydicom's dictionary, imported by the first look-up, not with this module: recognising a
+    stream (``recognise``) needs only the creator tables above, and no pydicom."""
+    import pydicom.datadict
+
+    return pydicom.datadict
+
+
 @lru_cache(maxsize=4096)
 def standard_entry(tag: int) -> Entry | None:
     """The dictionary entry of a standard (even-group) tag, or None if no dictionary has it.
@@ -233,7 +241,7 @@ def standard_entry(tag: int) -> Entry | None:
     if tag & 0xFFFF == 0:
         return Entry("UL", "1", "Group Length", retired=True)
     try:
-        vr, vm, name, retired, _keyword = get_entry(tag)
+        vr, vm, name, retired, _keyword = _pydicom_datadict().get_entry(tag)
     except KeyError:
         return None
     return Entry(vr, vm, name, retired=bool(retired))
@@ -246,7 +254,7 @@ def private_entry(creator: str, group: int, low: int) -> Entry | None:
     if entry is not None:
         return entry
     try:
-        vr, vm, name, _retired = get_private_entry((group << 16) | 0x1000 | low, creator)
+        vr, vm, name, _retired = _pydicom_datadict().get_private_entry((group << 16) | 0x1000 | low, creator)
     except KeyError:
         return None
     return Entry(vr, vm, name)

@@ -10,11 +10,11 @@ ACR-NEMA dates, retired elements and lower-case codes that are not valid DICOM.
 from __future__ import annotations
 
 from gateway.errors import DecodeError
-from gateway.formats import Decoded, DumpRow, register
-from gateway.formats.tagstream.acr_nema import decode_stream, dump_stream, stream_length
+from gateway.formats import Decoded, DumpRow
+from gateway.formats.tagstream.acr_nema import decode_stream, dump_stream
 from gateway.formats.tagstream.convert import Converted
 from gateway.formats.tagstream.dictionary import SPI_CREATORS
-from gateway.formats.tagstream.recognise import is_spi, leading
+from gateway.formats.tagstream.recognise import SiemensSpiFormat
 
 
 def _refuse_compression(conv: Converted) -> None:
@@ -25,24 +25,9 @@ def _refuse_compression(conv: Converted) -> None:
             raise DecodeError(f"SPI compressed pixel data ({algorithm}) is not supported", field="CompressionAlgorithm")
 
 
-class SiemensSpi:
-    name = "siemens-spi"
-    description = "Siemens/Philips SPI tag stream (Somatom, Magnetom; ACR-NEMA based)"
-    priority = 40
-
-    def identify(self, data: bytes) -> bool:
-        return is_spi(data)
-
-    def length(self, data: bytes) -> int | None:
-        if not self.identify(data):
-            return None
-        return stream_length(data, leading(data))
-
+class SiemensSpi(SiemensSpiFormat):
     def decode(self, data: bytes) -> Decoded:
         return decode_stream(data, self.name, check=_refuse_compression)
 
     def dump(self, data: bytes) -> list[DumpRow]:
         return dump_stream(data)
-
-
-register(SiemensSpi())

@@ -9,6 +9,7 @@ the first elements and confirmed by parsing the whole stream, never assumed from
 The walker never allocates by a length it has not checked against the data: every value
 length is compared with the bytes that remain (and with its group's declared length) before
 anything is sliced. Problems raise ``DecodeError`` naming the element and its byte offset.
+Walking needs no numpy (identification walks streams); arrays of values are ``convert``'s.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ import struct
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Callable, NamedTuple
-
-import numpy as np
 
 from gateway.errors import DecodeError
 
@@ -60,20 +59,6 @@ class ByteOrder(str, Enum):
             return struct.unpack_from(">I", data, offset)[0]
         low, high = struct.unpack_from(">HH", data, offset)
         return (high << 16) | low
-
-    def u32_array(self, raw: bytes) -> np.ndarray:
-        """32-bit unsigned values of ``raw`` (whose length is a multiple of 4)."""
-        if self is ByteOrder.BAD_BIG:
-            w = np.frombuffer(raw, dtype=">u2").astype(np.uint32).reshape(-1, 2)
-            return (w[:, 1] << 16) | w[:, 0]
-        return np.frombuffer(raw, dtype="<u4" if self is ByteOrder.LITTLE else ">u4").astype(np.uint32)
-
-    def to_big32(self, raw: bytes) -> bytes:
-        """``raw`` 32-bit units as plain big-endian bytes (for FL and friends)."""
-        if self is ByteOrder.BAD_BIG:
-            a = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 4)
-            return a[:, [2, 3, 0, 1]].tobytes()
-        return raw
 
 
 class Element(NamedTuple):

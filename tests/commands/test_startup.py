@@ -1,0 +1,84 @@
+"""The command line starts without the heavy libraries it does not need (issue #15).
+
+``--version``, ``--help`` and ``identify`` must not import pydicom or numpy (together about
+0.4 s before anything happens); ``bench/startup.py`` measures the time, this checks the cause.
+Each row runs the real ``python -m gateway`` with ``-X importtime`` in a subprocess and reads
+the modules it imported from that report. ``identify`` gets a real sample of each format
+family, and simulated files of the formats we have no real sample of (Somatom Plus, Vision,
+Signa 4.x, CT 9800): identification is all it does, so each must still be named right.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.simulate import SimOptions, generate
+from tests.support.daemon import ROOT
+from tests.support.samples import SAMPLES
+
+HEAVY = ("pydicom", "numpy")
+
+REAL = {  # a real sample of each family, with the format identify must name
+    "ge_genesis/E07733S002I009.MR": "ge-genesis",
+    "acr_nema/CT-MONO2-12-lomb-an2.acr": "acr-nema",
+    "siemens_spi_acrnema/mr.001": "siemens-spi",
+    "dicom_vendor/DICOM_KNEE_GE_SignaHDxt.dcm": "dicom",
+    "dicom_vendor_nopreamble/OT-MONO2-8-a7_Philips_nopreamble.dcm": "dicom-headerless",
+    "interfile/stir/examples/recon_demo/init.hv": "interfile",
+}
+SIMULATED = {"somatom-plus": "somatom-plus", "vision-ima": "vision-ima", "signa4x": "ge-signa4x",
+             "ge9800": "ge-ct9800"}
+
+
+def imported(*args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """Run the command line; its result and the top-level packages it imported."""
+    run = subprocess.run([sys.executable, "-X", "importtime", "-m", "gateway", *args], capture_output=True,
+                         text=True, timeout=60, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    modules = {line.rsplit("|", 1)[-1].strip().split(".")[0]
+               for line in run.stderr.splitlines() if line.startswith("import time:")}
+    assert "gateway" in modules, "no -X importtime report: the check would pass for nothing"
+    return run, modules
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["identify", "--help"], ["check-config", "--version"]])
+def test_version_and_help_import_neither_pydicom_nor_numpy(args: list[str]):
+    run, modules = imported(*args)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "legacy-gateway" in run.stdout
+    assert not modules & set(HEAVY), f"{args} imported {sorted(modules & set(HEAVY))}"
+
+
+def test_help_lists_every_command_with_its_help_line():
+    from gateway.cli import COMMANDS
+
+    run, _ = imported("--help")
+    for name, help_line in COMMANDS.items():
+        assert name in run.stdout and help_line.split()[0] in run.stdout, name
+
+
+def test_identify_of_each_family_imports_neither_pydicom_nor_numpy(tmp_path: Path):
+    files = {SAMPLES / rel: fmt for rel, fmt in REAL.items()}
+    for sim, fmt in SIMULATED.items():
+        made = next(generate(sim, 1, SimOptions()))
+        path = tmp_path / f"{sim}.bin"
+        path.write_bytes(made.data)
+        files[path] = fmt
+    run, modules = imported("identify", *map(str, files))
+    assert run.returncode == 0, run.stdout + run.stderr[-2000:]
+    named = dict(line.split(": ", 1) for line in run.stdout.splitlines())
+    for path, fmt in files.items():
+        assert named[str(path)].startswith(f"{fmt} ("), (path, named[str(path)])
+    assert not modules & set(HEAVY), f"identify imported {sorted(modules & set(HEAVY))}"
+
+
+def test_a_command_that_decodes_still_loads_its_decoder():
+    """The other side: ``dump`` needs the decoder, which is found and loaded on first use."""
+    run, modules = imported("dump", str(SAMPLES / "ge_genesis/E07733S002I009.MR"))
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "ge-genesis" in run.stdout or "IMGF" in run.stdout
+    assert {"pydicom", "numpy"} <= modules
