@@ -4,9 +4,10 @@
 ``convert``, ``send``, ``ingest-tape --dry-run`` and the service share; every failure in it,
 encoding the Part-10 file included, is a ``DecodeError`` of that one capture. ``Pipeline.handle``
 (one capture) and ``Pipeline.batch`` (a group sharing one commit) add the spool and the one rule
-that matters most: the driver hears ``ack`` only once the instance is durable, and ``reject`` (with the reason) for anything that cannot become one. A
-decoder bug is a rejected capture, never a dead service and never a retry loop: only a storage
-failure (``OSError`` or SQLite's) leaves a capture unacknowledged, for the driver to offer again.
+that matters most: the driver hears ``ack`` only once the instance is durable, and ``reject``
+(with the reason) for anything that cannot become one. A decoder bug is a rejected capture, never
+a dead service and never a retry loop: only a storage failure (``OSError`` or SQLite's) leaves a
+capture unacknowledged, for the driver to offer again.
 
 A capture in a Part-10 file (the DICOM source's) takes ``prepare_file``: it is decoded with its
 large values left in the file and streamed into the spool (``gateway.dicom.deferred``), so
