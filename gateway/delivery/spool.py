@@ -91,6 +91,7 @@ DROP TABLE deliveries_v0;
 """
 
 ORPHAN_AGE = 3600.0  # an unreferenced spool file this old is a leftover of a crash during intake
+STAGED_SLACK = 16 << 10  # a staged file may take this much more than its size (blocks, inode)
 _STAGED = itertools.count()  # tells apart the staged files of one thread (the same instance twice)
 
 
@@ -469,11 +470,15 @@ class Spool:
         return tmp
 
     def _commit(self, entries: list[_Entry]) -> list[Added]:
-        """Make a staged group durable: fsync each staged file, then in one write transaction
-        rename each needed file into place, fsync each directory once, record every row and
-        commit. On any failure nothing is recorded and no file this group placed is left."""
+        """Make a staged group durable: check the floor again (each file was admitted when
+        staged), fsync each staged file, then in one write transaction rename each needed file
+        into place, fsync each directory once, record every row and commit. On any failure
+        nothing is recorded and no file this group placed is left."""
+        staged = [e.tmp for e in entries if e.tmp is not None]
+        if staged:  # another writer filled the disk since: the reserve is delivery's, not intake's
+            self.space.admit(-STAGED_SLACK * len(staged))
         if self.durable:
-            self._fsync_staged([e.tmp for e in entries if e.tmp is not None])
+            self._fsync_staged(staged)
         commit = _GroupCommit()
         with self._lock:
             try:
