@@ -43,6 +43,8 @@ class Driver(Protocol):
     # spools the captures in between as one group (one commit, acks after it) and commits at
     # each None: for drivers whose sources can wait that long for their acks (a folder). Others
     # get one commit per capture (a Storage SCP answers each C-STORE once its instance is durable).
+    # The verdicts of a grouped capture come on a copy without its bytes (the same origin), so
+    # such a driver knows its captures by origin, not by identity.
     yields_idle: ClassVar[bool] = False
 
     name: str

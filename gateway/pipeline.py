@@ -168,15 +168,19 @@ class Pipeline:
             raise done.unacked[0][1]
         return done.results[0][1]
 
-    def batch(self, sink: CaptureSink, keep_datasets: bool | None = None) -> Batch:
+    def batch(self, sink: CaptureSink, keep_datasets: bool | None = None, bare: bool = False) -> Batch:
         """Captures spooled as one group (``Batch``) for ``sink``'s verdicts. Datasets are kept
-        for the results only when asked, or when the console wants them (``on_arrival``)."""
-        return Batch(self, sink, self.on_arrival is not None if keep_datasets is None else keep_datasets)
+        for the results only when asked, or when the console wants them (``on_arrival``).
+        ``bare``: keep each staged capture without its bytes, and ack that copy (same origin),
+        for a sink that knows its captures by origin; otherwise the capture itself is kept (a
+        sink may know it by identity) and should be committed soon."""
+        return Batch(self, sink, self.on_arrival is not None if keep_datasets is None else keep_datasets, bare)
 
 
 @dataclass(frozen=True)
 class _Staged:
-    """A capture staged in a batch: what its ack and result need, not its bytes."""
+    """A capture staged in a batch: what its ack and result need (the capture without its
+    bytes, in a bare batch)."""
 
     capture: Capture
     format: str
@@ -201,10 +205,11 @@ class Batch:
     from either acknowledges nothing it concerns: the caller defers those captures (``add``'s
     own, or ``captures`` as they were before ``commit``)."""
 
-    def __init__(self, pipeline: Pipeline, sink: CaptureSink, keep_datasets: bool):
+    def __init__(self, pipeline: Pipeline, sink: CaptureSink, keep_datasets: bool, bare: bool = False):
         self.pipeline = pipeline
         self.sink = sink
         self.keep_datasets = keep_datasets
+        self.bare = bare
         self._intake = pipeline.spool.intake()
         self._staged: list[_Staged] = []
 
@@ -250,7 +255,8 @@ class Batch:
             return self._reject(capture, f"cannot spool the instance: {type(exc).__name__}: {exc}")
         finally:
             del instance  # the encoded bytes: nothing keeps them past staging
-        self._staged.append(_Staged(replace(capture, data=b"", parts={}), fmt,
+        kept = replace(capture, data=b"", parts={}) if self.bare else capture
+        self._staged.append(_Staged(kept, fmt,
                                     str(ds.get("SeriesInstanceUID", "")), str(ds.get("StudyInstanceUID", "")),
                                     ds if self.keep_datasets else None))
         return None

@@ -100,8 +100,8 @@ class SourceRunner(threading.Thread):
         return health() if callable(health) else None
 
     def run(self) -> None:
-        batch = self.pipeline.batch(self.driver)
         grouped = bool(getattr(self.driver, "yields_idle", False))
+        batch = self.pipeline.batch(self.driver, bare=grouped)  # a group holds no capture's bytes
         try:
             for capture in self.driver.captures(self.stop_event):
                 if capture is None:  # nothing more ready now: what waits becomes durable

@@ -173,7 +173,7 @@ def test_a_group_whose_commit_meets_a_full_disk_acks_none_and_keeps_every_source
     folder.start()
     stop = __import__("threading").Event()
     looks = folder.captures(stop)
-    batch = Pipeline(spool, SiteRules()).batch(folder)
+    batch = Pipeline(spool, SiteRules()).batch(folder, bare=True)
 
     def stage_one_look() -> None:
         while len(batch) < 5:

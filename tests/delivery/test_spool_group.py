@@ -167,11 +167,12 @@ def test_a_batch_rejects_at_once_and_acks_each_only_after_its_commit(tmp_path):
     spooled: list[tuple[str, ...]] = []
     pipeline = Pipeline(spool, SiteRules(), on_spooled=spooled.append)
     sink = DurableSink(tmp_path)
-    batch = pipeline.batch(sink)
+    batch = pipeline.batch(sink, bare=True)
     for capture in (_capture(10), Capture(b"not an image at all", Origin("export", "junk.bin")), _capture(11)):
         batch.add(capture, ("pacs",))
     assert sink.rejected == ["junk.bin"] and sink.acked == []  # the rejection needs no commit
     assert len(batch) == 2 and _rows(tmp_path) == []
+    assert [c.data for c in batch.captures] == [b"", b""]  # a bare batch holds no capture's bytes
     done = batch.commit()
     assert sink.acked == ["slice10.dcm", "slice11.dcm"] and sink.problems == []
     assert [r.accepted for _, r in done.results] == [True, True] and done.unacked == []
