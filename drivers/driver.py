@@ -4,7 +4,7 @@ A driver knows its medium and nothing of the formats. The service (``gateway.ser
 builds one per configured source with ``from_options``, calls ``start``, takes captures from
 ``captures(stop_event)`` until the event is set, hands each capture's verdict back through
 ``ack``/``reject`` (the ``CaptureSink`` half) or ``defer``, and finally calls ``stop``. Driver
-classes inherit from ``Driver`` so that they say so, and get the two switches' defaults.
+classes inherit from ``Driver`` so that they say so, and get the switches' defaults.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from gateway.capture import Capture
 
 # Every member a driver class must have (the switches come with ``Driver`` itself).
 _METHODS = ("from_options", "start", "stop", "captures", "ack", "reject", "defer")
-_SWITCHES = ("uses_state_dir", "wants_object_length", "wants_companions", "receives_c_store")
+_SWITCHES = ("uses_state_dir", "wants_object_length", "wants_companions", "receives_c_store", "yields_idle")
 
 
 class Driver(Protocol):
@@ -39,6 +39,13 @@ class Driver(Protocol):
     # a pynetdicom setting only ``gateway.delivery.pynetdicom_internals`` may touch) before
     # ``from_options``: for drivers that are a Storage SCP and must not hold objects in memory.
     receives_c_store: ClassVar[bool] = False
+    # ``captures()`` yields None whenever nothing more is ready right now. The service then
+    # spools the captures in between as one group (one commit, acks after it) and commits at
+    # each None: for drivers whose sources can wait that long for their acks (a folder). Others
+    # get one commit per capture (a Storage SCP answers each C-STORE once its instance is durable).
+    # The verdicts of a grouped capture come on a copy without its bytes (the same origin), so
+    # such a driver knows its captures by origin, not by identity.
+    yields_idle: ClassVar[bool] = False
 
     name: str
 
@@ -55,8 +62,9 @@ class Driver(Protocol):
         """Release the medium; called once, after ``captures`` has ended."""
         ...
 
-    def captures(self, stop: threading.Event) -> Iterator[Capture]:
-        """Captures as the medium delimits them, until ``stop`` is set."""
+    def captures(self, stop: threading.Event) -> Iterator[Capture | None]:
+        """Captures as the medium delimits them, until ``stop`` is set (and None whenever
+        nothing more is ready, if ``yields_idle``)."""
         ...
 
     def ack(self, capture: Capture, sop_instance_uid: str) -> None:

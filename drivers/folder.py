@@ -53,6 +53,7 @@ class _Seen:
 
 class FolderDriver(FileSystemEventHandler, Driver):
     wants_companions = True  # the service passes ``companions`` (gateway.formats.companions)
+    yields_idle = True       # the files ready at one look are spooled as one group
 
     def __init__(
         self,
@@ -158,8 +159,10 @@ class FolderDriver(FileSystemEventHandler, Driver):
 
     # -- taking files ---------------------------------------------------------------------
 
-    def captures(self, stop: threading.Event) -> Iterator[Capture]:
-        """Yield each complete file once, until ``stop`` is set."""
+    def captures(self, stop: threading.Event) -> Iterator[Capture | None]:
+        """Yield each complete file once, until ``stop`` is set; None after the files of one look
+        (nothing more is ready now: the service commits what it holds before the next look,
+        and before a full rescan could offer a file not yet acknowledged again)."""
         if self._observer is None:
             self.start()
         last_scan = time.monotonic()
@@ -173,6 +176,7 @@ class FolderDriver(FileSystemEventHandler, Driver):
                 if capture is not None:
                     yield capture
                     capture = None  # this frame waits below: it must not keep the bytes meanwhile
+            yield None
             if time.monotonic() - last_scan > RESCAN_INTERVAL:
                 self._scan()
                 last_scan = time.monotonic()

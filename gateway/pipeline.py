@@ -3,10 +3,11 @@
 ``prepare`` is the pure part (bytes in, finished dataset and its Part-10 bytes out) that
 ``convert``, ``send``, ``ingest-tape --dry-run`` and the service share; every failure in it,
 encoding the Part-10 file included, is a ``DecodeError`` of that one capture. ``Pipeline.handle``
-adds the spool and the one rule that matters most: the driver hears ``ack`` only once the
-instance is durable, and ``reject`` (with the reason) for anything that cannot become one. A
-decoder bug is a rejected capture, never a dead service and never a retry loop: only a storage
-failure (``OSError`` or SQLite's) leaves a capture unacknowledged, for the driver to offer again.
+(one capture) and ``Pipeline.batch`` (a group sharing one commit) add the spool and the one rule
+that matters most: the driver hears ``ack`` only once the instance is durable, and ``reject``
+(with the reason) for anything that cannot become one. A decoder bug is a rejected capture, never
+a dead service and never a retry loop: only a storage failure (``OSError`` or SQLite's) leaves a
+capture unacknowledged, for the driver to offer again.
 
 A capture in a Part-10 file (the DICOM source's) takes ``prepare_file``: it is decoded with its
 large values left in the file and streamed into the spool (``gateway.dicom.deferred``), so
@@ -18,7 +19,7 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from pydicom.datadict import keyword_for_tag
@@ -157,49 +158,150 @@ class Pipeline:
     def handle(self, capture: Capture, sink: CaptureSink, destinations: tuple[str, ...]) -> Result:
         """Spool ``capture`` and give the driver its verdict. Raises ``StorageError`` only when
         the spool could not store it: then nothing was acknowledged and the driver offers the
-        capture again later. Every other failure is a rejection with the reason."""
+        capture again later. Every other failure is a rejection with the reason. A group of one."""
+        batch = self.batch(sink, keep_datasets=True)
+        rejected = batch.add(capture, destinations)
+        if rejected is not None:
+            return rejected
+        done = batch.commit()
+        if done.unacked:
+            raise done.unacked[0][1]
+        return done.results[0][1]
+
+    def batch(self, sink: CaptureSink, keep_datasets: bool | None = None, bare: bool = False) -> Batch:
+        """Captures spooled as one group (``Batch``) for ``sink``'s verdicts. Datasets are kept
+        for the results only when asked, or when the console wants them (``on_arrival``).
+        ``bare``: keep each staged capture without its bytes, and ack that copy (same origin),
+        for a sink that knows its captures by origin; otherwise the capture itself is kept (a
+        sink may know it by identity) and should be committed soon."""
+        return Batch(self, sink, self.on_arrival is not None if keep_datasets is None else keep_datasets, bare)
+
+
+@dataclass(frozen=True)
+class _Staged:
+    """A capture staged in a batch: what its ack and result need (the capture without its
+    bytes, in a bare batch)."""
+
+    capture: Capture
+    format: str
+    series_uid: str
+    study_uid: str
+    dataset: Dataset | None
+
+
+@dataclass
+class Committed:
+    """A batch's outcome: each acknowledged capture's result, and each capture whose instance
+    is durable but whose driver failed to record the ack (offer it again: nothing is sent twice)."""
+
+    results: list[tuple[Capture, Result]] = field(default_factory=list)
+    unacked: list[tuple[Capture, Exception]] = field(default_factory=list)
+
+
+class Batch:
+    """Captures made durable together, so many share one directory fsync and one SQLite commit
+    (``Spool.intake``). ``add`` rejects at once what cannot become an instance and stages the
+    rest; ``commit`` makes them durable and only then acknowledges each. A ``StorageError``
+    from either acknowledges nothing it concerns: the caller defers those captures (``add``'s
+    own, or ``captures`` as they were before ``commit``)."""
+
+    def __init__(self, pipeline: Pipeline, sink: CaptureSink, keep_datasets: bool, bare: bool = False):
+        self.pipeline = pipeline
+        self.sink = sink
+        self.keep_datasets = keep_datasets
+        self.bare = bare
+        self._intake = pipeline.spool.intake()
+        self._staged: list[_Staged] = []
+
+    def __len__(self) -> int:
+        return len(self._staged)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes staged on disk for this batch (a bound for when to commit)."""
+        return self._intake.nbytes
+
+    @property
+    def captures(self) -> list[Capture]:
+        """The staged captures (without their bytes), to defer if the commit fails."""
+        return [s.capture for s in self._staged]
+
+    def add(self, capture: Capture, destinations: tuple[str, ...]) -> Result | None:
+        """Prepare and stage ``capture``: its rejection (``Result``, the driver told), or None
+        once staged. Raises ``StorageError`` when it could not be staged (nothing to ack)."""
+        p = self.pipeline
         where = str(capture.origin)
         instance = None
         try:
             if kept_in_file(capture):
-                ds, fmt = prepare_file(capture, self.rules, self.routing), PART10
+                ds, fmt = prepare_file(capture, p.rules, p.routing), PART10
             else:
-                instance = prepare(capture, self.rules, self.routing)
+                instance = prepare(capture, p.rules, p.routing)
                 ds, fmt = instance.dataset, instance.format
         except DecodeError as exc:
-            return self._reject(capture, sink, str(exc))
-        destinations = self.routing.destinations(ds, fmt, capture.origin.source, destinations)
+            return self._reject(capture, str(exc))
+        destinations = p.routing.destinations(ds, fmt, capture.origin.source, destinations)
         try:
             if instance is None:
-                added = self.spool.add_stream(ds, lambda out: write_part10(ds, capture.path, out), capture.size,
-                                              destinations, source=capture.origin.source, origin=where)
+                self._intake.add_stream(ds, lambda out: write_part10(ds, capture.path, out), capture.size,
+                                        destinations, source=capture.origin.source, origin=where)
             else:
-                added = self.spool.add_bytes(instance.data, ds, destinations, source=capture.origin.source,
-                                             origin=where)
+                self._intake.add_bytes(instance.data, ds, destinations, source=capture.origin.source, origin=where)
         except StorageError:
             raise
         except (OSError, sqlite3.Error) as exc:
-            # Not durable, so not acknowledged: the driver keeps the source and tries again later.
-            log.error("event=spool_failed origin=%s error=%r", where, f"{type(exc).__name__}: {exc}")
-            raise StorageError(f"spool: {type(exc).__name__}: {exc}") from exc
+            raise _storage_error(where, exc) from exc
         except Exception as exc:  # noqa: BLE001 - not storage: this instance can never be stored
-            return self._reject(capture, sink, f"cannot spool the instance: {type(exc).__name__}: {exc}")
+            return self._reject(capture, f"cannot spool the instance: {type(exc).__name__}: {exc}")
         finally:
-            del instance  # the encoded bytes: nothing keeps them past this capture
-        log.info("event=spooled origin=%s format=%s sop=%s queued=%s", where, fmt, added.sop_instance_uid,
-                 ",".join(added.queued) or "-")
-        sink.ack(capture, added.sop_instance_uid)
-        if self.on_spooled and added.queued:
-            self.on_spooled(added.queued)
-        result = Result(True, added.sop_instance_uid, fmt, queued=added.queued,
-                        series_uid=str(ds.get("SeriesInstanceUID", "")), study_uid=str(ds.get("StudyInstanceUID", "")),
-                        dataset=ds)
-        if self.on_arrival:
-            self.on_arrival(result, capture)
-        return result
+            del instance  # the encoded bytes: nothing keeps them past staging
+        kept = replace(capture, data=b"", parts={}) if self.bare else capture
+        self._staged.append(_Staged(kept, fmt,
+                                    str(ds.get("SeriesInstanceUID", "")), str(ds.get("StudyInstanceUID", "")),
+                                    ds if self.keep_datasets else None))
+        return None
 
-    @staticmethod
-    def _reject(capture: Capture, sink: CaptureSink, reason: str) -> Result:
+    def commit(self) -> Committed:
+        """Make every staged capture durable, then ack each (in order), then tell delivery and
+        the console. Raises ``StorageError`` with none acknowledged; the batch is empty after."""
+        staged, self._staged = self._staged, []
+        if not staged:
+            return Committed()
+        try:
+            added = self._intake.commit()
+        except StorageError:
+            raise
+        except (OSError, sqlite3.Error) as exc:
+            raise _storage_error(f"{len(staged)} capture(s) from {staged[0].capture.origin}", exc) from exc
+        done = Committed()
+        queued: dict[str, None] = {}
+        for item, a in zip(staged, added):
+            log.info("event=spooled origin=%s format=%s sop=%s queued=%s", item.capture.origin, item.format,
+                     a.sop_instance_uid, ",".join(a.queued) or "-")
+            try:
+                self.sink.ack(item.capture, a.sop_instance_uid)
+            except Exception as exc:  # noqa: BLE001 - durable all the same; the driver offers it again
+                done.unacked.append((item.capture, exc))
+                continue
+            queued.update(dict.fromkeys(a.queued))
+            done.results.append((item.capture, Result(True, a.sop_instance_uid, item.format, queued=a.queued,
+                                                      series_uid=item.series_uid, study_uid=item.study_uid,
+                                                      dataset=item.dataset)))
+        p = self.pipeline
+        if p.on_spooled and queued:
+            p.on_spooled(tuple(queued))
+        if p.on_arrival:
+            for capture, result in done.results:
+                p.on_arrival(result, capture)
+        return done
+
+    def _reject(self, capture: Capture, reason: str) -> Result:
         log.warning("event=rejected origin=%s size=%d reason=%r", capture.origin, capture.size, reason)
-        sink.reject(capture, reason)
+        self.sink.reject(capture, reason)
         return Result(False, reason=reason)
+
+
+def _storage_error(where: str, exc: BaseException) -> StorageError:
+    """Not durable, so not acknowledged: the driver keeps the source and tries again later."""
+    log.error("event=spool_failed origin=%s error=%r", where, f"{type(exc).__name__}: {exc}")
+    return StorageError(f"spool: {type(exc).__name__}: {exc}")

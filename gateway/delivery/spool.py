@@ -24,12 +24,13 @@ import contextlib
 import fcntl
 import hashlib
 import io
+import itertools
 import os
 import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator
 
@@ -90,6 +91,8 @@ DROP TABLE deliveries_v0;
 """
 
 ORPHAN_AGE = 3600.0  # an unreferenced spool file this old is a leftover of a crash during intake
+STAGED_SLACK = 16 << 10  # a staged file may take this much more than its size (blocks, inode)
+_STAGED = itertools.count()  # tells apart the staged files of one thread (the same instance twice)
 
 
 @dataclass(frozen=True)
@@ -205,6 +208,111 @@ class _Hashing:
         self.f.flush()
 
 
+@dataclass
+class _Entry:
+    """One instance of an intake group: what its rows need and its staged file (no dataset,
+    no bytes: a group holds nothing large while it waits)."""
+
+    uid: str
+    sop_class_uid: str
+    transfer_syntax: str
+    study_uid: str
+    series_uid: str
+    digest: str
+    size: int
+    destinations: tuple[str, ...]
+    source: str
+    origin: str
+    tmp: Path | None = None        # the staged file (None: nothing to write)
+    settled: Added | None = None   # known when staged: every destination has it already
+
+
+@dataclass
+class _GroupCommit:
+    """What one group's commit did to the files, to undo or finish it."""
+
+    placed: list[tuple[str, str]] = field(default_factory=list)  # (uid, rel) renamed into place
+    before: dict[str, str | None] = field(default_factory=dict)  # uid: the path committed before
+    final: dict[str, str] = field(default_factory=dict)           # uid: the path recorded now
+    replaced: list[str] = field(default_factory=list)              # old files of changed objects
+
+
+class Intake:
+    """Instances made durable together: ``add_bytes``/``add_stream`` stage each one's file
+    under ``tmp/`` (written, not fsynced), ``commit`` makes them all durable at once and returns
+    each one's ``Added``, in order. Nothing is durable, so nothing may be acknowledged, before
+    ``commit`` returns; if it raises, nothing of the group was recorded and its files are gone.
+
+    Why: a file fsync costs ~1 ms when written and fsynced in turn, ~0.6 ms when a batch is
+    written first; a directory fsync and a SQLite commit (WAL, synchronous=FULL) each add one
+    more flush per instance unless a group shares them. One thread's group."""
+
+    def __init__(self, spool: Spool):
+        self._spool = spool
+        self._entries: list[_Entry] = []
+        self.nbytes = 0  # staged bytes (on disk, not in memory)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def add_bytes(self, data: bytes, ds: Dataset, destinations: Iterable[str], source: str = "",
+                  origin: str = "") -> None:
+        """Stage ``data`` (the Part-10 bytes of ``ds``); raises ``IntakePaused`` at the floor.
+        Nothing is written when every destination has that very object already."""
+        spool = self._spool
+        entry = spool._entry(ds, hashlib.sha256(data).hexdigest(), len(data), destinations, source, origin)
+        if self._first(entry) and spool._unneeded(entry):
+            entry.settled = Added(entry.uid, ())
+        else:
+            spool.space.admit(len(data))
+            entry.tmp = spool._stage(entry.uid, lambda f: f.write(data))
+        self._keep(entry)
+
+    def add_stream(self, ds: Dataset, write: Callable[[BinaryIO], None], size_hint: int,
+                   destinations: Iterable[str], source: str = "", origin: str = "") -> None:
+        """Stage what ``write(f)`` writes (hashed as it passes); ``size_hint`` is checked
+        against the free space first."""
+        spool = self._spool
+        spool.space.admit(size_hint)
+        hashing: list[_Hashing] = []
+
+        def hashed(f: BinaryIO) -> None:
+            hashing.append(_Hashing(f))
+            write(hashing[0])
+
+        tmp = spool._stage(str(ds.SOPInstanceUID), hashed)
+        entry = spool._entry(ds, hashing[0].digest.hexdigest(), hashing[0].size, destinations, source, origin)
+        entry.tmp = tmp
+        if self._first(entry) and spool._unneeded(entry):
+            tmp.unlink()
+            entry.tmp, entry.settled = None, Added(entry.uid, ())
+        self._keep(entry)
+
+    def _first(self, entry: _Entry) -> bool:
+        """No earlier entry of this group has the same instance (then only the commit can tell
+        what is needed: the earlier one may change it)."""
+        return all(e.uid != entry.uid for e in self._entries)
+
+    def _keep(self, entry: _Entry) -> None:
+        self._entries.append(entry)
+        if entry.tmp is not None:
+            self.nbytes += entry.size
+
+    def commit(self) -> list[Added]:
+        """Make the group durable (see ``Spool._commit``); the group is empty afterwards,
+        whether it succeeded or not."""
+        entries, self._entries, self.nbytes = self._entries, [], 0
+        try:
+            return self._spool._commit(entries) if entries else []
+        finally:
+            _unlink_all([e.tmp for e in entries if e.tmp is not None])  # unneeded, or not recorded
+
+    def discard(self) -> None:
+        """Forget the group: its staged files go, nothing was recorded."""
+        entries, self._entries, self.nbytes = self._entries, [], 0
+        _unlink_all([e.tmp for e in entries if e.tmp is not None])
+
+
 class SpoolBusy(RuntimeError):
     """Another process already forwards from this spool."""
 
@@ -308,10 +416,10 @@ class Spool:
     def add_bytes(self, data: bytes, ds: Dataset, destinations: Iterable[str], source: str = "",
                   origin: str = "") -> Added:
         """Raises ``IntakePaused`` (nothing stored) when the spool's file system is at its floor
-        or full; a file written but not recorded is removed again."""
-        digest = hashlib.sha256(data).hexdigest()
-        return self._add(ds, digest, len(data), destinations, source, origin,
-                         place=lambda rel: self._write(rel, data))
+        or full; a file written but not recorded is removed again. A group of one."""
+        group = self.intake()
+        group.add_bytes(data, ds, destinations, source, origin)
+        return group.commit()[0]
 
     def add_stream(self, ds: Dataset, write: Callable[[BinaryIO], None], size_hint: int,
                    destinations: Iterable[str], source: str = "", origin: str = "") -> Added:
@@ -319,71 +427,130 @@ class Spool:
         bytes to a temporary file (hashed as they pass), which is fsynced and renamed into
         place only if some destination needs it. ``size_hint`` is checked against the free
         space first."""
-        self.space.admit(size_hint)
-        tmp = self.tmp / f"{ds.SOPInstanceUID}.stream.{os.getpid()}.{threading.get_ident()}.tmp"
+        group = self.intake()
+        group.add_stream(ds, write, size_hint, destinations, source, origin)
+        return group.commit()[0]
+
+    def intake(self) -> Intake:
+        """A group of instances made durable together (``Intake``): one file fsync each, but
+        one directory fsync per directory and one SQLite commit for the whole group."""
+        return Intake(self)
+
+    def _entry(self, ds: Dataset, digest: str, size: int, destinations: Iterable[str], source: str,
+               origin: str) -> _Entry:
+        return _Entry(str(ds.SOPInstanceUID), str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID),
+                      str(ds.get("StudyInstanceUID", "")), str(ds.get("SeriesInstanceUID", "")),
+                      digest, size, tuple(dict.fromkeys(destinations)), source, origin)
+
+    def _unneeded(self, entry: _Entry) -> bool:
+        """Whether every destination of ``entry`` has that very object already, or will."""
+        with self._lock:
+            row = self._db.execute("SELECT sha256 FROM instances WHERE sop_instance_uid=?",
+                                   (entry.uid,)).fetchone()
+            return row is not None and row[0] == entry.digest and all(
+                self._has(entry.uid, d) for d in entry.destinations)
+
+    def _tmp_name(self, uid: str) -> Path:
+        """A staging name of this process and thread (``_sweep_tmp`` reads the pid back)."""
+        return self.tmp / f"{uid}.{next(_STAGED)}.{os.getpid()}.{threading.get_ident()}.tmp"
+
+    def _stage(self, uid: str, write: Callable[[BinaryIO], None]) -> Path:
+        """Write a file under ``tmp/`` (not fsynced: the group's commit does that); removed at
+        once when the write fails."""
+        tmp = self._tmp_name(uid)
         try:
             with os.fdopen(private.open_file(tmp, os.O_WRONLY | os.O_TRUNC), "wb") as f:
-                hashing = _Hashing(f)
-                write(hashing)
-                if self.durable:
-                    f.flush()
-                    os.fsync(f.fileno())
+                write(f)
         except BaseException as exc:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
             if isinstance(exc, OSError) and is_full(exc):
                 raise self.space.full(exc) from exc
             raise
-        try:
-            return self._add(ds, hashing.digest.hexdigest(), hashing.size, destinations, source, origin,
-                             place=lambda rel: self._move_into_place(tmp, rel))
-        finally:  # not needed (the spool has that file already) or not recorded
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+        return tmp
 
-    def _add(self, ds: Dataset, digest: str, size: int, destinations: Iterable[str], source: str, origin: str,
-             place: Callable[[str], None]) -> Added:
-        """Record an instance of ``size`` bytes and ``digest``; ``place(rel)`` puts its file at
-        ``rel`` when the spool does not hold that file already."""
-        uid = str(ds.SOPInstanceUID)
-        rel = self._relpath(uid, digest)
-        now = time.time()
+    def _commit(self, entries: list[_Entry]) -> list[Added]:
+        """Make a staged group durable: check the floor again (each file was admitted when
+        staged), fsync each staged file, then in one write transaction rename each needed file
+        into place, fsync each directory once, record every row and commit. On any failure
+        nothing is recorded and no file this group placed is left."""
+        staged = [e.tmp for e in entries if e.tmp is not None]
+        if staged:  # another writer filled the disk since: the reserve is delivery's, not intake's
+            self.space.admit(-STAGED_SLACK * len(staged))
+        if self.durable:
+            self._fsync_staged(staged)
+        commit = _GroupCommit()
         with self._lock:
-            row = self._db.execute("SELECT sha256, path FROM instances WHERE sop_instance_uid=?", (uid,)).fetchone()
-            same = row is not None and row[0] == digest
-            queued = [d for d in dict.fromkeys(destinations) if not (same and self._has(uid, d))]
-            if not queued:
-                return Added(uid, ())  # every destination has it, or will: nothing is sent twice
-            kept = same and row[1] and (self.directory / row[1]).exists()
-            if not kept:
-                self.space.admit(size)
-                place(rel)
             try:
                 with self._tx() as db:
-                    if same:
-                        db.execute("UPDATE instances SET path=? WHERE sop_instance_uid=?",
-                                   (row[1] if kept else rel, uid))
-                    else:
-                        db.execute(
-                            "INSERT OR REPLACE INTO instances VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                            (uid, str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID),
-                             str(ds.get("StudyInstanceUID", "")), str(ds.get("SeriesInstanceUID", "")),
-                             rel, size, digest, source, origin, now),
-                        )
-                    db.executemany(
-                        """INSERT OR REPLACE INTO deliveries (sop_instance_uid, destination, state, attempts,
-                           queued_at, next_attempt, updated) VALUES (?,?,?,0,?,?,?)""",
-                        [(uid, dest, QUEUED, now, now, now) for dest in queued],
-                    )
-            except sqlite3.OperationalError as exc:
-                if not is_full(exc):
-                    raise
-                if not kept and (row is None or row[1] != rel):
-                    self._unlink(rel)  # recorded nowhere: nothing may be left behind
+                    results = [e.settled or self._record(db, e, commit) for e in entries]
+                    if self.durable:
+                        for folder in dict.fromkeys((self.directory / rel).parent for _, rel in commit.placed):
+                            _fsync_dir(folder)
+            except BaseException as exc:
+                for uid, rel in commit.placed:
+                    if rel != commit.before.get(uid):  # not the file a committed row names
+                        self._unlink(rel)  # recorded nowhere: nothing may be left behind
+                if isinstance(exc, (OSError, sqlite3.OperationalError)) and is_full(exc):
+                    raise self.space.full(exc) from exc
+                raise
+        kept = set(commit.final.values())
+        for rel in commit.replaced:
+            if rel not in kept:
+                self._unlink(rel)  # a changed object replaces the old file
+        return results
+
+    def _fsync_staged(self, paths: list[Path]) -> None:
+        try:
+            for path in paths:
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        except OSError as exc:
+            if is_full(exc):
                 raise self.space.full(exc) from exc
-            if row is not None and row[1] and not kept and row[1] != rel:
-                self._unlink(row[1])  # a changed object replaces the old file
-        return Added(uid, tuple(queued))
+            raise
+
+    def _record(self, db: sqlite3.Connection, e: _Entry, commit: _GroupCommit) -> Added:
+        """Inside the group's transaction: queue ``e`` for each destination that lacks it,
+        putting its staged file in place unless the spool holds that very file already. Later
+        entries of the group see earlier ones (the same instance twice behaves as in turn)."""
+        row = db.execute("SELECT sha256, path FROM instances WHERE sop_instance_uid=?", (e.uid,)).fetchone()
+        commit.before.setdefault(e.uid, row[1] if row else None)
+        same = row is not None and row[0] == e.digest
+        queued = [d for d in e.destinations if not (same and self._has(e.uid, d))]
+        if not queued:
+            return Added(e.uid, ())  # every destination has it, or will: nothing is sent twice
+        rel = self._relpath(e.uid, e.digest)
+        kept = bool(same and row[1] and (self.directory / row[1]).exists())
+        if not kept:
+            self._place(e, rel)
+            commit.placed.append((e.uid, rel))
+        now = time.time()
+        if same:
+            db.execute("UPDATE instances SET path=? WHERE sop_instance_uid=?", (row[1] if kept else rel, e.uid))
+        else:
+            db.execute("INSERT OR REPLACE INTO instances VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                       (e.uid, e.sop_class_uid, e.transfer_syntax, e.study_uid, e.series_uid, rel, e.size,
+                        e.digest, e.source, e.origin, now))
+        db.executemany(
+            """INSERT OR REPLACE INTO deliveries (sop_instance_uid, destination, state, attempts,
+               queued_at, next_attempt, updated) VALUES (?,?,?,0,?,?,?)""",
+            [(e.uid, dest, QUEUED, now, now, now) for dest in queued])
+        commit.final[e.uid] = row[1] if kept else rel
+        if row is not None and row[1] and not kept and row[1] != rel:
+            commit.replaced.append(row[1])
+        return Added(e.uid, tuple(queued))
+
+    def _place(self, e: _Entry, rel: str) -> None:
+        """Rename a staged file to ``rel`` (its directory is fsynced once for the group)."""
+        final = self.directory / rel
+        if not final.parent.is_dir():
+            private.make_dir(final.parent)
+        assert e.tmp is not None
+        os.replace(e.tmp, final)
 
     def _has(self, uid: str, destination: str) -> bool:
         row = self._db.execute(
@@ -393,38 +560,6 @@ class Spool:
 
     def _relpath(self, uid: str, digest: str) -> str:
         return f"files/{digest[:2]}/{uid}.{digest[:8]}.dcm"
-
-    def _write(self, rel: str, data: bytes) -> None:
-        """Write under a temporary name, fsync, rename: a partial file never has its final
-        name, and is removed at once when the write fails (``_sweep_tmp`` after a crash)."""
-        final = self.directory / rel
-        tmp = self.tmp / f"{final.name}.{os.getpid()}.{threading.get_ident()}.tmp"
-        try:
-            if not final.parent.is_dir():
-                private.make_dir(final.parent)
-            with os.fdopen(private.open_file(tmp, os.O_WRONLY | os.O_TRUNC), "wb") as f:
-                f.write(data)
-                if self.durable:
-                    f.flush()
-                    os.fsync(f.fileno())
-            os.replace(tmp, final)
-        except OSError as exc:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            if is_full(exc):
-                raise self.space.full(exc) from exc
-            raise
-        if self.durable:
-            _fsync_dir(final.parent)
-
-    def _move_into_place(self, tmp: Path, rel: str) -> None:
-        """A written and fsynced temporary file renamed to ``rel``, the directory fsynced."""
-        final = self.directory / rel
-        if not final.parent.is_dir():
-            private.make_dir(final.parent)
-        os.replace(tmp, final)
-        if self.durable:
-            _fsync_dir(final.parent)
 
     def _unlink(self, rel: str) -> None:
         with contextlib.suppress(FileNotFoundError):

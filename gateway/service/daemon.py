@@ -31,7 +31,7 @@ from gateway.delivery.forwarder import Forwarder
 from gateway.delivery.metrics import Metrics
 from gateway.delivery.spool import Spool
 from gateway.errors import ConfigError, GatewayError, StorageError
-from gateway.pipeline import Pipeline
+from gateway.pipeline import Batch, Pipeline
 from gateway.service.lock import Busy, DirectoryLock
 from gateway.service.sdnotify import Notifier
 from gateway.service.sources import make_driver
@@ -44,6 +44,8 @@ STATE_INTERVAL = 2.0  # how often the state file that ``status`` and the console
 
 RETRY_FIRST = 2.0   # after a storage failure, the first wait before the capture is offered again
 RETRY_MAX = 120.0   # and the longest: the waits double up to here while storage keeps failing
+GROUP_COUNT = 64          # a driver that groups (``yields_idle``) commits at most this many at once ...
+GROUP_BYTES = 64 << 20    # ... or this many staged bytes (on disk, not in memory)
 
 
 def retry_delay(failures: int) -> float:
@@ -56,7 +58,9 @@ class SourceFailed(GatewayError):
 
 
 class SourceRunner(threading.Thread):
-    """One source's thread: captures through the pipeline, one at a time.
+    """One source's thread: captures through the pipeline, one commit each, or, for a driver
+    that ``yields_idle``, one commit per group of what was ready at once (bounded by
+    ``GROUP_COUNT`` and ``GROUP_BYTES``); no capture is acknowledged before its commit.
 
     The driver is started by ``start_driver`` in the service's own thread, before readiness is
     reported, so a source that cannot start stops the service with its reason. A capture that
@@ -96,34 +100,70 @@ class SourceRunner(threading.Thread):
         return health() if callable(health) else None
 
     def run(self) -> None:
+        grouped = bool(getattr(self.driver, "yields_idle", False))
+        batch = self.pipeline.batch(self.driver, bare=grouped)  # a group holds no capture's bytes
         try:
             for capture in self.driver.captures(self.stop_event):
-                self._handle(capture)
+                if capture is None:  # nothing more ready now: what waits becomes durable
+                    self._commit(batch)
+                    continue
+                self._stage(batch, capture)
                 del capture  # the bytes: nothing holds them while waiting for the next one
+                if not grouped or len(batch) >= GROUP_COUNT or batch.nbytes >= GROUP_BYTES:
+                    self._commit(batch)
         except Exception:  # noqa: BLE001 - logged once; the dead thread stops the watchdog keep-alives
             log.exception("event=source_failed source=%s", self.source.name)
         finally:
-            self.driver.stop()
-            log.info("event=source_stopped source=%s", self.source.name)
+            try:
+                self._commit(batch)  # the generator ended or stopped: nothing staged is left waiting
+            finally:
+                self.driver.stop()
+                log.info("event=source_stopped source=%s", self.source.name)
 
-    def _handle(self, capture) -> None:
+    def _stage(self, batch: Batch, capture) -> None:
+        """Reject or stage one capture; one that cannot be staged is deferred, after what the
+        batch holds is committed (it need not wait for the retry delay)."""
         try:
-            self.pipeline.handle(capture, self.driver, self.source.destinations)
+            batch.add(capture, self.source.destinations)
         except Exception as exc:  # noqa: BLE001 - not durable, so not acknowledged
-            self.failures += 1
-            delay = retry_delay(self.failures)
-            if isinstance(exc, StorageError):
-                log.error("event=capture_deferred source=%s origin=%s failures=%d retry_in=%.0fs error=%r",
-                          self.source.name, capture.origin, self.failures, delay, str(exc))
-            else:
-                log.exception("event=capture_deferred source=%s origin=%s failures=%d retry_in=%.0fs",
-                              self.source.name, capture.origin, self.failures, delay)
-            defer = getattr(self.driver, "defer", None)
-            if defer:
-                defer(capture)
-            self.stop_event.wait(delay)
+            self._commit(batch)
+            self._failed([capture], exc)
+        else:
+            if not len(batch):
+                self.failures = 0  # a verdict was given (rejected): storage is not failing
+
+    def _commit(self, batch: Batch) -> None:
+        """Make the batch durable and ack each; on failure defer every capture of it."""
+        if not len(batch):
+            return
+        waiting = batch.captures
+        try:
+            done = batch.commit()
+        except Exception as exc:  # noqa: BLE001 - not durable, so none acknowledged
+            self._failed(waiting, exc)
+            return
+        if done.unacked:
+            self._failed([c for c, _ in done.unacked], done.unacked[0][1])
         else:
             self.failures = 0
+
+    def _failed(self, captures: list, exc: Exception) -> None:
+        """Captures not made durable (or not acknowledged): the driver keeps each and offers it
+        again after a wait that doubles while storage keeps failing."""
+        self.failures += 1
+        delay = retry_delay(self.failures)
+        where = captures[0].origin if len(captures) == 1 else f"{captures[0].origin} and {len(captures) - 1} more"
+        if isinstance(exc, StorageError):
+            log.error("event=capture_deferred source=%s origin=%s failures=%d retry_in=%.0fs error=%r",
+                      self.source.name, where, self.failures, delay, str(exc))
+        else:
+            log.error("event=capture_deferred source=%s origin=%s failures=%d retry_in=%.0fs",
+                      self.source.name, where, self.failures, delay, exc_info=exc)
+        defer = getattr(self.driver, "defer", None)
+        for capture in captures:
+            if defer:
+                defer(capture)
+        self.stop_event.wait(delay)
 
     def stop(self) -> None:
         self.stop_event.set()

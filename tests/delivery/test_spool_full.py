@@ -157,3 +157,55 @@ def _dead_pid() -> int:
     proc = subprocess.Popen(["true"])
     proc.wait()
     return proc.pid
+
+
+def test_a_group_whose_commit_meets_a_full_disk_acks_none_and_keeps_every_source(small_fs, tmp_path):
+    """Staged while there was room; another writer takes the rest before the commit: the whole
+    group is refused, each file stays in the export folder, and nothing is left in the spool."""
+    from drivers.folder import FolderDriver
+
+    incoming = tmp_path / "in"
+    incoming.mkdir()
+    for index in range(5):
+        (incoming / f"slice{index}.dcm").write_bytes(_capture(index).data)
+    spool = Spool(small_fs / "spool", floor=Floor(mb=4, percent=50))
+    folder = FolderDriver("export", incoming, settle_time=0.1, poll_interval=0.05)
+    folder.start()
+    stop = __import__("threading").Event()
+    looks = folder.captures(stop)
+    batch = Pipeline(spool, SiteRules()).batch(folder, bare=True)
+
+    def stage_one_look() -> None:
+        while len(batch) < 5:
+            capture = next(looks)
+            if capture is not None:
+                assert batch.add(capture, ("pacs",)) is None
+            elif len(batch):
+                break
+    try:
+        stage_one_look()
+        assert len(batch) == 5
+        _fill(small_fs / "hog")
+        waiting = batch.captures
+        with pytest.raises(IntakePaused):
+            batch.commit()
+        assert sorted(p.name for p in incoming.glob("*.dcm")) == [f"slice{i}.dcm" for i in range(5)]
+        assert not (incoming / "done").exists()  # acked none
+        assert spool.files_on_disk() == [] and list((small_fs / "spool" / "tmp").iterdir()) == []
+        assert spool.pending() == 0 and spool.intake_paused
+
+        # Room again: the deferred captures are offered again and taken.
+        (small_fs / "hog").unlink()
+        for capture in waiting:
+            folder.defer(capture)
+        stage_one_look()
+        assert len(batch) == 5
+        done = batch.commit()
+        assert len(done.results) == 5 and not done.unacked
+        assert sorted(p.name for p in (incoming / "done").iterdir()) == [f"slice{i}.dcm" for i in range(5)]
+        assert spool.pending() == 5 and spool.intake_paused is None
+    finally:
+        stop.set()
+        looks.close()
+        folder.stop()
+        spool.close()

@@ -21,7 +21,8 @@ class DriverThread:
 
     def _run(self):
         for capture in self.driver.captures(self.stop):
-            self.handle(capture)
+            if capture is not None:  # None: nothing more ready now (``yields_idle``)
+                self.handle(capture)
 
     def handle(self, capture) -> None:
         raise NotImplementedError
