@@ -46,16 +46,15 @@ def spans(half: np.ndarray, cols: int, offset: int) -> tuple[np.ndarray, np.ndar
 
 
 def _deltas(first: np.ndarray) -> np.ndarray:
-    """The delta of each one-byte code as int32 (garbage at absolute codes, replaced later).
+    """The delta of each one-byte code as int8 (garbage at absolute codes, replaced later).
 
     A one-byte code is a 7-bit two's complement number in its low bits: ``(b ^ 0x40) + 0x40``
     (modulo 256) moves those into a signed byte (0x80..0xBF to 0..63, 0xC0..0xFF to -64..-1).
     Two byte operations instead of a 256-entry table: indexing by 200 000 bytes costs more.
-    int32 keeps the running sum in NumPy's fast path and wraps modulo 2^32, a multiple of 4096.
     """
     shifted = first ^ np.uint8(0x40)
     shifted += np.uint8(0x40)
-    return shifted.view(np.int8).astype(np.int32)
+    return shifted.view(np.int8)
 
 
 def _absolute_starts(stream: np.ndarray) -> np.ndarray:
@@ -112,16 +111,19 @@ def decode_stream(data: memoryview | bytes, offset: int, count: int, limit: int)
     else:
         keep = np.ones(stream.size, dtype=bool)
         keep[absolute + 1] = False
-        total = _deltas(stream[keep])
-        total[at] = 0
-        # The one-byte codes' running sum; between two absolute codes the predictor is that
-        # sum plus a constant that makes it land on the earlier code's value (0 before the first).
-        np.cumsum(total, out=total)
+        small = _deltas(stream[keep])
+        small[at] = 0
+        # The delta at each absolute code that makes the running sum land on its value: the
+        # value less the sum so far, i.e. less the previous absolute value and the one-byte
+        # deltas since (the sums between absolute codes, without a running sum of them all).
         value = (stream.take(absolute).astype(np.int32) << 8) | stream.take(absolute + 1)
-        shift = np.empty(at.size + 1, dtype=np.int32)
-        shift[0] = 0
-        np.subtract(value, total.take(at), out=shift[1:])
-        total += np.repeat(shift, np.diff(at, prepend=0, append=count))
+        step = np.empty(at.size, dtype=np.int32)
+        step[0] = value[0] - small[:at[0]].sum(dtype=np.int32)
+        np.subtract(value[1:], value[:-1], out=step[1:])
+        step[1:] -= np.add.reduceat(small, at, dtype=np.int32)[:-1]  # the sums from each to the next
+        total = small.astype(np.int32)
+        total[at] = step
+        np.cumsum(total, out=total)  # int32: NumPy's fast path; it wraps modulo 2^32, a multiple of 4096
     # The low 12 bits of the true predictor (exact even where int32 wrapped).
     pixels = total.astype(np.uint16)
     pixels &= np.uint16(0x0FFF)
