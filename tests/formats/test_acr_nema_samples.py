@@ -19,7 +19,6 @@ from gateway.capture import Capture, Origin
 from gateway.delivery.spool import encode
 from gateway.formats.dicom.passthrough import Headerless
 from gateway.formats.tagstream import geometry as acrgeometry
-from gateway.formats.tagstream import recognise
 from gateway.pipeline import convert
 from tests.support.peers import dciodvfy_errors, dcmtk
 
@@ -62,24 +61,6 @@ def test_identification_by_content(samples):
     assert formats.identify(spi_raw).name == "siemens-spi"
     assert not Headerless().identify(acr_raw)
     assert formats.identify(acr_raw).name == "acr-nema"
-
-
-def test_spi_question_walked_once_per_bytes_object(samples, monkeypatch):
-    """Identification asks the SPI question from two decoders (and ``convert`` identifies
-    twice): one walk per bytes object; another object is walked again."""
-    walked = []
-    walk = recognise._walk_is_spi
-    monkeypatch.setattr(recognise, "_walk_is_spi", lambda data: walked.append(len(data)) or walk(data))
-    spi_raw, acr_raw = (samples / SPI).read_bytes(), (samples / ACR).read_bytes()
-    for _ in range(2):
-        assert formats.identify(acr_raw).name == "acr-nema"
-    assert walked == [len(acr_raw)]
-    assert formats.identify(spi_raw).name == "siemens-spi"
-    assert recognise.is_spi(spi_raw) and not recognise.is_spi(acr_raw)
-    assert walked == [len(acr_raw), len(spi_raw), len(acr_raw)]
-    copy = bytes(bytearray(spi_raw))  # equal bytes, another object: asked afresh
-    assert recognise.is_spi(copy) and recognise.is_spi(copy)
-    assert walked[3:] == [len(spi_raw)]
 
 
 def test_spi_mr_is_a_valid_mr_image(spi, samples):

@@ -53,24 +53,7 @@ def spi_creator(data: bytes, elem: Element) -> str:
 def is_spi(data: bytes) -> bool:
     """Whether ``data`` begins an SPI stream. Never raises.
 
-    Identification asks twice for the same bytes (the SPI decoder claims them, then the
-    ACR-NEMA decoder must not), so the answer for the last ``bytes`` object asked about is
-    kept: an immutable object, held until the next question, so its answer cannot change."""
-    global _last_spi
-    asked, answer = _last_spi  # one tuple, replaced whole: never a new object with an old answer
-    if asked is data:
-        return answer
-    answer = _walk_is_spi(data)
-    if type(data) is bytes:
-        _last_spi = (data, answer)
-    return answer
-
-
-_last_spi: tuple[object, bool] = (None, False)  # (the last bytes object asked about, its answer)
-
-
-def _walk_is_spi(data: bytes) -> bool:
-    """``leading`` refuses non-ACR-NEMA starts at once; the walk stops at the first SPI creator,
+    ``leading`` refuses non-ACR-NEMA starts at once; the walk stops at the first SPI creator,
     or after the shadow groups (cheaper than searching the bytes for hints). Every element
     but the last has been refused on the way, so only the last is asked again."""
     def until(elem: Element) -> bool:  # odd groups and the recognition code only: a cheap test first
