@@ -16,8 +16,8 @@ Where codes start, without walking the stream: a byte with the top bit set alway
 a run of bytes below 0x80 that follows such a byte, codes start at every second byte. So byte
 i starts a code exactly when the number of bytes below 0x80 between the last byte >= 0x80
 before i and i is even; so the second byte of every absolute code is the byte after its first.
-The predictor is then the running sum of the one-byte deltas plus, from each absolute code to
-the next, the constant that makes it land on that code's value.
+The predictor is then one running sum, with the delta at each absolute code chosen (from the
+sums of the one-byte deltas between absolute codes) so that the sum lands on the code's value.
 """
 
 from __future__ import annotations
