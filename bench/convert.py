@@ -1,9 +1,10 @@
 """Conversion throughput against the I/O floor, measured in the same run.
 
-For each entry, N copies of one vendor file are written to a temporary folder. The *floor* reads
-every copy's bytes and writes an already finished dataset with pydicom (what any converter must
-at least do); the *conversion* reads, identifies, decodes, normalises and writes each copy, all
-in this one process, alternating with the floor copy by copy so both see the same load. The
+For each entry, N copies of one vendor file are written to a temporary folder, twice: one set
+for each side. The *floor* reads every copy's bytes and writes an already finished dataset with
+pydicom (what any converter must at least do); the *conversion* reads, identifies, decodes,
+normalises and writes each copy, all in this one process, alternating with the floor copy by
+copy (and which goes first, copy by copy) so both see the same load and the same caches. The
 script prints images/s for both (best round) and the median ratio over the rounds (target:
 conversion at most 2x the floor, for every format; the issues name the GE DPCM sample and the
 ACR-NEMA and SPI samples).
@@ -13,7 +14,7 @@ An object of several files (an Interfile header and its data file) gives ``compa
 copy then has its own data file, which the floor reads too and the conversion reads the way
 ``convert`` does (``gateway.files.read_capture``: the header names it).
 
-    python bench/convert.py [--copies 200] [--only NAME] [--repeat 3]
+    python bench/convert.py [--copies 200] [--only NAME] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -120,41 +121,49 @@ def run_entry(entry: Entry, copies: int, repeat: int) -> tuple[float, float, flo
     """(best floor seconds, best conversion seconds, median ratio) over ``repeat`` rounds.
 
     Floor and conversion alternate copy by copy, so both see the same machine load (other
-    processes share the cores); each round's ratio compares the two sums of that round.
+    processes share the cores); each round's ratio compares the two sums of that round. Each
+    side reads its own copies (reading the other's file just before would leave it in the CPU
+    caches), and which side goes first alternates too (whatever ran just before leaves its
+    traces in the caches).
     """
     data = entry.source()
     rules = SiteRules()
     with tempfile.TemporaryDirectory(prefix="lgw-bench-") as tmp:
-        src, out_floor, out_conv = Path(tmp) / "in", Path(tmp) / "floor", Path(tmp) / "conv"
-        for d in (src, out_floor, out_conv):
+        dirs = [Path(tmp) / d for d in ("in-floor", "in-conv", "floor", "conv")]
+        for d in dirs:
             d.mkdir()
-        groups = _copies(entry, data, src, copies)
-        first = read_capture(groups[0][0], "bench")
+        src_floor, src_conv, out_floor, out_conv = dirs
+        pairs = list(zip(_copies(entry, data, src_floor, copies), _copies(entry, data, src_conv, copies)))
+        first = read_capture(pairs[0][1][0], "bench")
         finished = normalize(formats.decode(first.data, first.parts), rules, origin="bench")  # also warms caches
+
+        def floor_step(i: int) -> None:
+            _floor(pairs[i][0], out_floor, finished)
+
+        def convert_step(i: int) -> None:
+            _convert(pairs[i][1][0], out_conv, rules)
+
+        for i in range(copies):  # one uncounted round: file cache, allocator and CPU warmed alike
+            floor_step(i)
+            convert_step(i)
         floors, converts, ratios = [], [], []
-        for g in groups:  # one uncounted round: file cache, allocator and CPU warmed alike
-            _floor(g, out_floor, finished)
-            _convert(g[0], out_conv, rules)
         for _ in range(repeat):
-            floor = convert = 0.0
-            for g in groups:
-                t0 = time.perf_counter()
-                _floor(g, out_floor, finished)
-                t1 = time.perf_counter()
-                _convert(g[0], out_conv, rules)
-                t2 = time.perf_counter()
-                floor += t1 - t0
-                convert += t2 - t1
-            floors.append(floor)
-            converts.append(convert)
-            ratios.append(convert / floor)
+            spent = {floor_step: 0.0, convert_step: 0.0}
+            for i in range(copies):
+                for step in ((floor_step, convert_step) if i % 2 == 0 else (convert_step, floor_step)):
+                    t0 = time.perf_counter()
+                    step(i)
+                    spent[step] += time.perf_counter() - t0
+            floors.append(spent[floor_step])
+            converts.append(spent[convert_step])
+            ratios.append(spent[convert_step] / spent[floor_step])
     return min(floors), min(converts), statistics.median(ratios)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, default=200)
-    parser.add_argument("--repeat", type=int, default=3, help="rounds; the median ratio is reported")
+    parser.add_argument("--repeat", type=int, default=5, help="rounds; the median ratio is reported")
     parser.add_argument("--only", help="run only entries whose name contains this")
     args = parser.parse_args(argv)
     failed = False

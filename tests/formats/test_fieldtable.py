@@ -13,7 +13,17 @@ from pydicom.dataset import Dataset
 
 import gateway.formats.ge.genesis  # noqa: F401  (registers the ge_uid field type)
 from gateway.errors import DecodeError
-from gateway.formats.engine.fieldtable import TYPES, F, FieldType, Table, To, Used, clean_text, register_type
+from gateway.formats.engine.fieldtable import (
+    TYPES,
+    F,
+    FieldType,
+    Table,
+    To,
+    Used,
+    clean_text,
+    register_type,
+    value_of,
+)
 
 # A header mixing every family of host type; offsets as a .tpl would list them.
 HDR = Table("test header", size=64, fields=[
@@ -336,3 +346,18 @@ def test_write_takes_back_what_read_gives_from_any_bytes(type_name, data):
         return
     again = table.read(bytes(buf))["x"]
     assert again == value or (value != value and again != again), (raw.hex(), value, again)
+
+
+def test_value_of_reads_what_pydicom_get_reads():
+    ds = Dataset()
+    ds.PatientName = "DOE^JOHN"
+    ds.ImageType = ["ORIGINAL", "PRIMARY"]
+    ds.Rows = 512
+    ds.SliceLocation = None  # present, empty
+    for keyword in ("PatientName", "ImageType", "Rows", "SliceLocation", "Columns"):
+        assert value_of(ds, keyword) == ds.get(keyword)
+        assert type(value_of(ds, keyword)) is type(ds.get(keyword))
+    assert value_of(ds, "SamplesPerPixel", 1) == 1
+    assert value_of(ds, "Rows", 1) == 512
+    with pytest.raises(ValueError):
+        value_of(ds, "NotAKeyword")

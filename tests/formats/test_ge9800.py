@@ -230,6 +230,35 @@ def test_byte_code_equals_the_notes_on_any_bytes(raw, count, bias):
         assert codes_per_notes(stream[:size - 1], count) is None
 
 
+def test_byte_code_of_a_whole_image_equals_the_notes():
+    """A stream of a 512 x 512 image's size, with absolute codes first, back to back and in
+    runs of bytes below 0x80 of every length, against the plain loop; cut inside its last
+    code, and one code short, it is refused at the byte where it ends."""
+    rng = np.random.default_rng(14)
+    count = 512 * 512
+    codes = []
+    for kind in rng.choice(4, size=count, p=[0.9, 0.04, 0.04, 0.02]):
+        if kind == 0:
+            codes.append(bytes([int(rng.integers(0x80, 0x100))]))
+        elif kind == 1:  # an absolute code whose second byte is below 0x80 too (a run of lows)
+            codes.append(bytes([int(rng.integers(0, 0x80)), int(rng.integers(0, 0x80))]))
+        else:
+            codes.append(bytes([int(rng.integers(0, 0x80)), int(rng.integers(0, 0x100))]))
+    codes[0] = b"\x12\x34"
+    codes[-3:] = [b"\x0f\xff", b"\xc1", b"\x85"]  # the last absolute code, then two deltas
+    stream = b"".join(codes)
+    expected = codes_per_notes(stream, count)
+    assert ct9800_pixels.decode_stream(stream, 0, count, len(stream)).tolist() == expected
+    assert ct9800_pixels.stream_length(stream + b"\x80" * 9, 0, count) == len(stream)
+    ending = stream + b"\x0f\xff"  # one more pixel, an absolute code
+    with pytest.raises(DecodeError) as cut:
+        ct9800_pixels.decode_stream(ending, 0, count + 1, len(ending) - 1)
+    assert (cut.value.field, cut.value.offset) == ("pixel data", len(stream))
+    with pytest.raises(DecodeError) as short:
+        ct9800_pixels.decode_stream(stream[:-1], 0, count, len(stream) - 1)
+    assert (short.value.field, short.value.offset) == ("pixel data", len(stream) - 1)
+
+
 # --------------------------------------------------------------------------- the notes' vectors
 
 

@@ -15,8 +15,9 @@ Where codes start, without walking the stream: a byte with the top bit set alway
 (a one-byte code, or the second byte of an absolute one), so the byte after it starts one; in
 a run of bytes below 0x80 that follows such a byte, codes start at every second byte. So byte
 i starts a code exactly when the number of bytes below 0x80 between the last byte >= 0x80
-before i and i is even. The predictor is then one running sum, with the delta at each
-absolute code chosen so that the sum lands on the code's value.
+before i and i is even; so the second byte of every absolute code is the byte after its first.
+The predictor is then one running sum, with the delta at each absolute code chosen (from the
+sums of the one-byte deltas between absolute codes) so that the sum lands on the code's value.
 """
 
 from __future__ import annotations
@@ -45,61 +46,58 @@ def spans(half: np.ndarray, cols: int, offset: int) -> tuple[np.ndarray, np.ndar
 
 
 def _deltas(first: np.ndarray) -> np.ndarray:
-    """The delta of each one-byte code as int32 (garbage at absolute codes, replaced later).
+    """The delta of each one-byte code as int8 (garbage at absolute codes, replaced later).
 
-    With bit 6 set the byte is the signed delta itself; with bit 6 clear it is its low six
-    bits, i.e. the byte with bit 7 flipped, read as signed. Byte arithmetic instead of a
-    256-entry table: indexing by 200 000 bytes costs three times as much. int32 keeps the
-    running sum in NumPy's fast path (uint16 is not), and wraps modulo 2^32, a multiple of 4096.
+    A one-byte code is a 7-bit two's complement number in its low bits: ``(b ^ 0x40) + 0x40``
+    (modulo 256) moves those into a signed byte (0x80..0xBF to 0..63, 0xC0..0xFF to -64..-1).
+    Two byte operations instead of a 256-entry table: indexing by 200 000 bytes costs more.
     """
-    flip = ((first & 0x40) ^ 0x40) << 1
-    return (first ^ flip).view(np.int8).astype(np.int32)
+    shifted = first ^ np.uint8(0x40)
+    shifted += np.uint8(0x40)
+    return shifted.view(np.int8)
 
 
-def _is_start(stream: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(mask of the bytes that begin a code, positions of the absolute codes' first bytes).
+def _absolute_starts(stream: np.ndarray) -> np.ndarray:
+    """Positions of the absolute codes' first bytes; each one's second byte follows it.
 
     Only the bytes below 0x80 (a few percent of a real stream) are looked at one by one: in
-    each run of them, the bytes at odd offsets are second bytes, and so is the byte after a
-    run of odd length (see the module docstring)."""
-    n = stream.size
+    each run of them, the bytes at even offsets begin absolute codes and those at odd offsets
+    end them (a run of odd length ends with a first byte, whose second is the byte after it:
+    see the module docstring)."""
     low = np.flatnonzero(stream < 0x80)
-    start = np.ones(n, dtype=bool)
     if low.size == 0:
-        return start, low
+        return low
     new_run = np.empty(low.size, dtype=bool)
     new_run[0] = True
     np.not_equal(low[1:] - low[:-1], 1, out=new_run[1:])
     j = np.arange(low.size)
     first = np.maximum.accumulate(np.where(new_run, j, 0))
-    odd = ((j - first) & 1).astype(bool)
-    start[low[odd]] = False
-    # A run that ends with a first byte: its second byte is the (high) byte after it.
-    ends = np.flatnonzero(np.append(new_run[1:], True) & ~odd)
-    after = low[ends] + 1
-    start[after[after < n]] = False
-    return start, low[~odd]
+    return low[((j - first) & 1) == 0]
 
 
-def _first_codes(data: memoryview | bytes, offset: int, count: int,
-                 limit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(stream, first bytes of its first ``count`` codes, which of those codes are absolute,
-    where in the stream those begin); the stream ends at ``limit`` at most."""
+def _codes(data: memoryview | bytes, offset: int, count: int,
+           limit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the bytes of the first ``count`` codes, where in them the absolute codes begin, and
+    those codes' numbers), checked: the stream ends at ``limit`` at most and must hold all
+    ``count`` codes whole."""
     if offset < 0 or offset > limit:
         raise DecodeError("pixel data starts outside the file", field="pixel data", offset=offset)
-    end = min(limit, offset + 2 * count)  # a code is at most 2 bytes
-    stream = np.frombuffer(data, dtype=np.uint8, count=end - offset, offset=offset)
-    start, absolute = _is_start(stream)
-    first = stream[start]
-    if first.size < count:
-        raise DecodeError(f"pixel data ends after {first.size} of {count} pixels", field="pixel data",
-                          offset=offset + stream.size)
-    first = first[:count]
-    at = np.flatnonzero(first < 0x80)
-    absolute = absolute[:at.size]  # those among the first ``count`` codes
-    if absolute.size and absolute[-1] + 1 >= stream.size:
-        raise DecodeError("pixel data ends inside its last code", field="pixel data", offset=offset + int(absolute[-1]))
-    return stream, first, at, absolute
+    n = min(limit, offset + 2 * count) - offset  # a code is at most 2 bytes
+    stream = np.frombuffer(data, dtype=np.uint8, count=n, offset=offset)
+    absolute = _absolute_starts(stream)
+    seconds = absolute.size - int(absolute.size > 0 and absolute[-1] + 1 >= n)  # inside the stream
+    if n - seconds < count:
+        raise DecodeError(f"pixel data ends after {n - seconds} of {count} pixels", field="pixel data",
+                          offset=offset + n)
+    # Code k begins at byte k plus one for each absolute code before it; absolute code i is
+    # code number absolute[i] - i.
+    at = absolute - np.arange(absolute.size)  # code numbers of the absolute codes
+    last = count - 1 + int(np.searchsorted(at, count - 1))
+    used = int(np.searchsorted(at, count - 1, side="right"))
+    if used and absolute[used - 1] + 1 >= n:
+        raise DecodeError("pixel data ends inside its last code", field="pixel data",
+                          offset=offset + int(absolute[used - 1]))
+    return stream[:last + (1 if stream[last] >= 0x80 else 2)], absolute[:used], at[:used]
 
 
 def decode_stream(data: memoryview | bytes, offset: int, count: int, limit: int) -> np.ndarray:
@@ -107,19 +105,29 @@ def decode_stream(data: memoryview | bytes, offset: int, count: int, limit: int)
     ``limit``; DecodeError naming "pixel data" and the byte where the stream ran out."""
     if count == 0:
         return np.zeros(0, dtype=np.uint16)
-    stream, first, at, absolute = _first_codes(data, offset, count, limit)
-    delta = _deltas(first)
-    if at.size:
-        delta[at] = 0
+    stream, absolute, at = _codes(data, offset, count, limit)
+    if absolute.size == 0:
+        total = np.cumsum(_deltas(stream), dtype=np.int32)
+    else:
+        keep = np.ones(stream.size, dtype=bool)
+        keep[absolute + 1] = False
+        small = _deltas(stream[keep])
+        small[at] = 0
+        # The delta at each absolute code that makes the running sum land on its value: the
+        # value less the sum so far, i.e. less the previous absolute value and the one-byte
+        # deltas since (the sums between absolute codes, without a running sum of them all).
         value = (stream.take(absolute).astype(np.int32) << 8) | stream.take(absolute + 1)
-        # The deltas' running sum at each absolute code (0 there), then the delta that makes a
-        # second running sum land on the code's value.
-        target = value - np.cumsum(delta, dtype=np.int32).take(at)
-        step = target.copy()
-        step[1:] -= target[:-1]
-        delta[at] = step
+        step = np.empty(at.size, dtype=np.int32)
+        step[0] = value[0] - small[:at[0]].sum(dtype=np.int32)
+        np.subtract(value[1:], value[:-1], out=step[1:])
+        step[1:] -= np.add.reduceat(small, at, dtype=np.int32)[:-1]  # the sums from each to the next
+        total = small.astype(np.int32)
+        total[at] = step
+        np.cumsum(total, out=total)  # int32: NumPy's fast path; it wraps modulo 2^32, a multiple of 4096
     # The low 12 bits of the true predictor (exact even where int32 wrapped).
-    return np.cumsum(delta, dtype=np.int32).astype(np.uint16) & np.uint16(0x0FFF)
+    pixels = total.astype(np.uint16)
+    pixels &= np.uint16(0x0FFF)
+    return pixels
 
 
 def stream_length(data: memoryview | bytes, offset: int, count: int) -> int | None:
@@ -127,11 +135,9 @@ def stream_length(data: memoryview | bytes, offset: int, count: int) -> int | No
     if count <= 0:
         return 0 if count == 0 else None
     try:
-        stream, _, _, _ = _first_codes(data, offset, count, len(data))
+        return _codes(data, offset, count, len(data))[0].size
     except DecodeError:
         return None
-    last = int(np.flatnonzero(_is_start(stream)[0])[count - 1])
-    return last + (1 if stream[last] >= 0x80 else 2)
 
 
 def scatter(values: np.ndarray, left: np.ndarray, width: np.ndarray, rows: int, cols: int) -> np.ndarray:

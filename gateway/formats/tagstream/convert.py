@@ -23,7 +23,7 @@ from pydicom.tag import BaseTag
 from gateway.dicom import values as acrvalues
 from gateway.dicom.pixels import Dimension, image_bytes, put_image_pixel
 from gateway.errors import DecodeError
-from gateway.formats.engine.fieldtable import put
+from gateway.formats.engine.fieldtable import put, value_of
 from gateway.formats.tagstream.dictionary import Entry, private_entry, standard_entry
 from gateway.formats.tagstream.packed12 import packed_length, unpack12
 from gateway.formats.tagstream.stream import ByteOrder, Element, Stream, tag_str
@@ -379,27 +379,27 @@ def _pixel_module(stream: Stream, out: Converted, pixel: Element, order: ByteOrd
         raise DecodeError(f"ACR-NEMA compressed pixel data ({compression[0]!r}) is not supported",
                           field="CompressionCode")
     where = {e.tag: e.offset for e in stream.elements if e.tag in (_ROWS, _COLUMNS)}
-    rows = Dimension(ds.get("Rows"), "Rows", where.get(_ROWS))
-    cols = Dimension(ds.get("Columns"), "Columns", where.get(_COLUMNS))
+    rows = Dimension(value_of(ds, "Rows"), "Rows", where.get(_ROWS))
+    cols = Dimension(value_of(ds, "Columns"), "Columns", where.get(_COLUMNS))
     recognition = out.retired.get(_RECOGNITION_CODE) or [""]
     if str(recognition[0]).startswith("ACRNEMA_LIBIDO"):  # LIBIDO wrote them swapped (3.2)
         rows, cols = cols, rows
-    if ds.get("SamplesPerPixel", 1) != 1:
+    if value_of(ds, "SamplesPerPixel", 1) != 1:
         raise DecodeError(f"Samples per Pixel {ds.SamplesPerPixel}: only single-sample images are supported",
                           field="SamplesPerPixel")
     image_bytes(rows, cols, 16)  # the one size check, before anything is allocated
     count = rows.value * cols.value
     allocated = _bits_allocated(ds, pixel.length, count)
-    stored = ds.get("BitsStored") or (12 if allocated == 12 else allocated)
-    high = ds.get("HighBit")
+    stored = value_of(ds, "BitsStored") or (12 if allocated == 12 else allocated)
+    high = value_of(ds, "HighBit")
     if not isinstance(high, int) or high >= max(allocated, 16) or high < 0:
         high = stored - 1
     if stored > 16 or stored < 1 or high >= 16:
         raise DecodeError(f"Bits Stored {stored} / High Bit {high} not supported", field="BitsStored")
     pixels = _read_pixels(stream.data, pixel, count, allocated, order, out)
     put_image_pixel(ds, rows.value, cols.value, pixels, bits_allocated=16 if allocated in (12, 16) else 8,
-                    bits_stored=stored, high_bit=high, signed=ds.get("PixelRepresentation") == 1,
-                    photometric=ds.get("PhotometricInterpretation") or "MONOCHROME2")
+                    bits_stored=stored, high_bit=high, signed=value_of(ds, "PixelRepresentation") == 1,
+                    photometric=value_of(ds, "PhotometricInterpretation") or "MONOCHROME2")
     out.pixel_offset = pixel.offset
 
 
@@ -410,9 +410,9 @@ def _check_single_frame(out: Converted) -> None:
 
 
 def _bits_allocated(ds: Dataset, length: int, count: int) -> int:
-    allocated = ds.get("BitsAllocated")
+    allocated = value_of(ds, "BitsAllocated")
     if not allocated:
-        stored = ds.get("BitsStored")
+        stored = value_of(ds, "BitsStored")
         if isinstance(stored, int) and 0 < stored <= 16:
             allocated = 8 if stored <= 8 else 16  # Somatom files may lack it (acr-nema.md 6)
         elif length >= 2 * count:

@@ -17,7 +17,7 @@ from pydicom.dataset import Dataset
 from gateway.dicom import values as acrvalues
 from gateway.dicom.geometry import patient_orientation, put_plane
 from gateway.dicom.iods import SECONDARY_CAPTURE_STORAGE
-from gateway.formats.engine.fieldtable import put
+from gateway.formats.engine.fieldtable import put, value_of
 from gateway.formats.tagstream import geometry as acrgeometry
 from gateway.formats.tagstream.convert import Converted
 
@@ -33,11 +33,11 @@ def finish(conv: Converted) -> None:
     _slice_location(conv)
     _geometry(conv)
     _conditions(conv)
-    if not str(ds.get("StudyID") or "").strip():
-        digits = re.sub(r"\D", "", f"{ds.get('StudyDate') or ''}{ds.get('StudyTime') or ''}")[:16]
+    if not str(value_of(ds, "StudyID") or "").strip():
+        digits = re.sub(r"\D", "", f"{value_of(ds, 'StudyDate') or ''}{value_of(ds, 'StudyTime') or ''}")[:16]
         if digits:
             put(ds, "StudyID", digits)
-    if not _number(ds.get("SeriesNumber")):
+    if not _number(value_of(ds, "SeriesNumber")):
         for source in ("AcquisitionNumber", "StudyID"):
             n = _leading_number(ds.get(source))
             if n:
@@ -50,8 +50,8 @@ def _enumerations(conv: Converted) -> None:
     ds = conv.dataset
     if "PatientSex" in ds:
         put(ds, "PatientSex", acrvalues.patient_sex(str(ds.PatientSex or "")) or None)
-    put(ds, "Laterality", acrvalues.laterality(str(ds.get("Laterality") or "")) or None)
-    if ds.get("PatientPosition"):
+    put(ds, "Laterality", acrvalues.laterality(str(value_of(ds, "Laterality") or "")) or None)
+    if value_of(ds, "PatientPosition"):
         position, assumed = acrvalues.patient_position(str(ds.PatientPosition), conv.head_first)
         if position is None:
             conv.notes.append("Patient Position not a DICOM term: dropped")
@@ -70,15 +70,15 @@ def _conditions(conv: Converted) -> None:
     third value (the IODs' defaults, as normalisation would choose).
     """
     ds = conv.dataset
-    image_type = ds.get("ImageType")
-    if image_type and ds.get("Modality") in _IMAGE_TYPE_3:
+    image_type = value_of(ds, "ImageType")
+    if image_type and value_of(ds, "Modality") in _IMAGE_TYPE_3:
         values = [image_type] if isinstance(image_type, str) else list(image_type)
         if len(values) == 2:  # CT and MR images need a third value (pre-DICOM files had two)
             put(ds, "ImageType", values + [_IMAGE_TYPE_3[ds.Modality]])
     if "PixelAspectRatio" in ds and "PixelSpacing" in ds:
         del ds.PixelAspectRatio
-    if ds.get("Modality") == "MR" and "InversionTime" in ds:
-        sequence = ds.get("ScanningSequence") or []
+    if value_of(ds, "Modality") == "MR" and "InversionTime" in ds:
+        sequence = value_of(ds, "ScanningSequence") or []
         sequence = [sequence] if isinstance(sequence, str) else list(sequence)
         if "IR" not in sequence:
             del ds.InversionTime
@@ -112,7 +112,7 @@ def _geometry(conv: Converted) -> None:
             del ds[key]
     geometry = _retired_geometry(conv) or _label_geometry(conv)
     if geometry is None:
-        if ds.get("Modality") in ("CT", "MR"):
+        if value_of(ds, "Modality") in ("CT", "MR"):
             conv.notes.append("no image geometry in the source: written as Secondary Capture")
         put(ds, "SOPClassUID", SECONDARY_CAPTURE_STORAGE)
         return
@@ -129,7 +129,7 @@ def _retired_geometry(conv: Converted) -> acrgeometry.Geometry | None:
         ori = [float(acrvalues.number(str(v))) for v in orientation]
         if len(pos) != 3:
             raise ValueError("Image Position needs 3 values")
-        patient_position = str(conv.dataset.get("PatientPosition") or "HFS")
+        patient_position = str(value_of(conv.dataset, "PatientPosition") or "HFS")
         geometry = acrgeometry.from_retired(pos, ori, patient_position)
     except (TypeError, ValueError) as exc:
         conv.notes.append(f"retired Image Position/Orientation unusable: {exc}")
@@ -142,8 +142,8 @@ def _retired_geometry(conv: Converted) -> acrgeometry.Geometry | None:
 
 def _label_geometry(conv: Converted) -> acrgeometry.Geometry | None:
     ds = conv.dataset
-    labels = ds.get("PatientOrientation")
-    location = ds.get("SliceLocation")
+    labels = value_of(ds, "PatientOrientation")
+    location = value_of(ds, "SliceLocation")
     if not labels or location is None:
         return None
     try:
@@ -155,7 +155,7 @@ def _label_geometry(conv: Converted) -> acrgeometry.Geometry | None:
 
 
 def _check_labels(conv: Converted, iop: list[float]) -> None:
-    labels = conv.dataset.get("PatientOrientation")
+    labels = value_of(conv.dataset, "PatientOrientation")
     if labels and len(labels) == 2:
         expected = patient_orientation(iop)
         if [str(x)[:1] for x in labels] != [x[:1] for x in expected]:
@@ -182,7 +182,7 @@ def identity(ds: Dataset, fmt: str) -> dict[str, tuple[str, ...]]:
     """
 
     def get(*keywords: str) -> tuple[str, ...]:
-        return tuple(str(ds.get(k) or "") for k in keywords)
+        return tuple(str(value_of(ds, k) or "") for k in keywords)
 
     study = (fmt,) + get(
         "Manufacturer", "ManufacturerModelName", "DeviceSerialNumber", "StationName", "InstitutionName",
@@ -194,3 +194,4 @@ def identity(ds: Dataset, fmt: str) -> dict[str, tuple[str, ...]]:
         "ImagePositionPatient", "SliceLocation",
     )
     return {"study": study, "series": series, "instance": instance, "frame_of_reference": series}
+

@@ -60,9 +60,13 @@ def is_spi(data: bytes) -> bool:
     """Whether ``data`` begins an SPI stream. Never raises.
 
     ``leading`` refuses non-ACR-NEMA starts at once; the walk stops at the first SPI creator,
-    or after the shadow groups (cheaper than searching the bytes for hints)."""
-    stream = leading(data, last_group=_CREATOR_GROUPS_END, until=lambda elem: bool(spi_creator(data, elem)))
-    return stream is not None and bool(spi_creators(stream))
+    or after the shadow groups (cheaper than searching the bytes for hints). Every element
+    but the last has been refused on the way, so only the last is asked again."""
+    def until(elem: Element) -> bool:  # odd groups and the recognition code only: a cheap test first
+        return bool((elem.tag & 0x10000 or elem.tag == _SPI_RECOGNITION) and spi_creator(data, elem))
+
+    stream = leading(data, last_group=_CREATOR_GROUPS_END, until=until)
+    return stream is not None and until(stream.elements[-1])
 
 
 def recognition_code(stream: Stream) -> str:

@@ -18,7 +18,7 @@ from pydicom.dataset import Dataset
 
 from gateway.dicom import values as acrvalues
 from gateway.dicom.geometry import put_plane
-from gateway.formats.engine.fieldtable import put
+from gateway.formats.engine.fieldtable import put, value_of
 from gateway.formats.tagstream import geometry as acrgeometry
 from gateway.formats.tagstream.convert import Converted
 from gateway.formats.tagstream.dictionary import PRIVATE
@@ -40,7 +40,7 @@ def _numbers(value: Any) -> list[float] | None:
 
 
 def is_siemens(ds: Dataset) -> bool:
-    return str(ds.get("Manufacturer") or "").strip().upper().startswith("SIEMENS")
+    return str(value_of(ds, "Manufacturer") or "").strip().upper().startswith("SIEMENS")
 
 
 def apply(conv: Converted) -> None:
@@ -51,7 +51,7 @@ def apply(conv: Converted) -> None:
     _geometry(conv)
     _slice_location(conv)
     _targets(conv)
-    if str(ds.get("Modality") or "") == "MR":
+    if str(value_of(ds, "Modality") or "") == "MR":
         _mr_acquisition(conv)
     _series_number(conv)
     _kernel(conv)
@@ -77,7 +77,7 @@ def _geometry(conv: Converted) -> None:
     centre = _numbers(conv.private(0x0021, CMS, 0x60))
     row = _numbers(conv.private(0x0021, CMS, 0x6A))
     col = _numbers(conv.private(0x0021, CMS, 0x6B))
-    spacing = _numbers(ds.get("PixelSpacing")) if ds.get("PixelSpacing") else None
+    spacing = _numbers(value_of(ds, "PixelSpacing")) if value_of(ds, "PixelSpacing") else None
     if not (centre and row and col and spacing) or len(centre) != 3 or len(row) != 3 or len(col) != 3:
         return
     if len(spacing) == 1:
@@ -155,7 +155,7 @@ def _targets(conv: Converted) -> None:
 def _mr_acquisition(conv: Converted) -> None:
     ds = conv.dataset
     partitions = conv.private(0x0021, MR_GEN, 0x30)
-    if not ds.get("MRAcquisitionType") and partitions is not None:
+    if not value_of(ds, "MRAcquisitionType") and partitions is not None:
         put(ds, "MRAcquisitionType", "3D" if _int(partitions) else "2D")
     direction = str(conv.private(0x0019, MR_COAD, 0xDA) or "").strip().upper()
     phase = {"PLUSX": "ROW", "MINUSX": "ROW", "PLUSY": "COL", "MINUSY": "COL"}.get(direction)
@@ -174,9 +174,9 @@ def _mr_acquisition(conv: Converted) -> None:
 def _series_number(conv: Converted) -> None:
     """Siemens MR numbers series by the Study ID, Siemens CT by the acquisition (antodc)."""
     ds = conv.dataset
-    if not is_siemens(ds) or _int(ds.get("SeriesNumber")):
+    if not is_siemens(ds) or _int(value_of(ds, "SeriesNumber")):
         return
-    source = {"MR": "StudyID", "CT": "AcquisitionNumber"}.get(str(ds.get("Modality") or ""))
+    source = {"MR": "StudyID", "CT": "AcquisitionNumber"}.get(str(value_of(ds, "Modality") or ""))
     if source:
         m = re.match(r"\s*0*(\d+)", str(ds.get(source) or ""))
         if m and int(m.group(1)):

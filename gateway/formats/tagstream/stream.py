@@ -277,8 +277,8 @@ def leading_elements(data: bytes, limit: int = 65536, last_group: int = 0xFFFF,
     best: Stream | None = None
     for order in candidate_orders(data):
         walk = _Walk(data, order)
-        pos, clean = 0, True
-        while pos < min(len(data), limit):
+        pos, clean, stop = 0, True, min(len(data), limit)
+        while pos < stop:
             try:
                 elem = walk.step(pos)
             except DecodeError:
