@@ -29,6 +29,7 @@ _RECOGNITION_CODE = 0x00080010
 _ROWS = 0x00280010
 _PIXEL_TAGS = (0x7FE00008, 0x7FE00009, 0x7FE00010)  # Float, Double Float and (plain) Pixel Data
 _SCAN_LIMIT = 16384  # the identifying group 0008 elements sit well inside this
+_SKIP_SIZE = 4096  # the completeness walk steps over longer values (pixel data) instead of copying them
 
 
 def walk_implicit_le(data: bytes, limit: int = _SCAN_LIMIT):
@@ -105,7 +106,7 @@ def _read(data: bytes, headerless: bool) -> tuple[pydicom.Dataset, verbatim.Orig
     """The data set, and its bytes when they can stand for its unchanged elements (``verbatim``)."""
     try:
         ds = pydicom.dcmread(io.BytesIO(data), force=headerless)
-        start, spans = _check_complete(io.BytesIO(data), len(data), headerless, ds)
+        start, spans = _check_complete(io.BytesIO(data), len(data), headerless, ds, defer=_SKIP_SIZE)
         as_written = verbatim.parse_values(ds)  # every value parsed now, so bad values surface here
     except InvalidDicomError as exc:
         raise DecodeError(f"not a DICOM file: {exc}") from None
