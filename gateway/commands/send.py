@@ -41,6 +41,7 @@ NAME = "send"
 HELP = "send files or folders to a destination now (through the spool)"
 
 WINDOW = 16  # files handed to the workers ahead of the spool: bounds the memory held in between
+BATCH = 8  # files converted in this process (no workers) before they are spooled together
 LOOK_AGAIN = 1.0  # seconds between looks at the rows when no outcome wakes the wait earlier
 
 
@@ -52,8 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for delivery (default 600)")
     parser.add_argument("--resend", action="store_true",
                         help="send again what the destination already has (default: skip it)")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
-                        help="processes converting files in parallel (default: one per CPU; 0 or 1: none)")
+    parser.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 1) - 1), metavar="N",
+                        help="worker processes converting files while this one spools and sends "
+                             "(default: one per CPU but one; 0: none, all in this process)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every delivery")
 
 
@@ -119,20 +121,18 @@ def _spool_header(ds: Dataset) -> Dataset:
 def spool_prepared(spool: Spool, prepared: list[Prepared], dest: str, resend: bool) -> list[Added]:
     """Make converted files durable in the spool, queued for ``dest`` (``resend``: even where
     it has them already); the one step of this command that writes the spool, in order,
-    returning once every one of them is stored."""
-    added = []
-    for item in prepared:
-        if resend:
-            spool.purge(dest, [DELIVERED, DEAD], [str(item.header.SOPInstanceUID)])
-        added.append(spool.add_bytes(item.data, item.header, [dest], source="send", origin=str(item.path)))
-    return added
+    returning once every one of them is stored. A batch, so that one commit can serve it."""
+    if resend:
+        spool.purge(dest, [DELIVERED, DEAD], [str(item.header.SOPInstanceUID) for item in prepared])
+    return [spool.add_bytes(item.data, item.header, [dest], source="send", origin=str(item.path))
+            for item in prepared]
 
 
 def _pool(jobs: int, files: list[Path], rules: SiteRules, routing: Routing | None) -> Pool | None:
     """Worker processes for ``files``, or None where one process does as well. Forked, so they
     must be made before this process opens the spool or starts a thread."""
-    jobs = min(jobs, len(files) // 4)
-    if jobs < 2 or "fork" not in multiprocessing.get_all_start_methods():
+    jobs = min(jobs, len(files) // 4)  # a few files: forking costs more than it saves
+    if jobs < 1 or "fork" not in multiprocessing.get_all_start_methods():
         _use_rules(rules, routing)
         return None
     return multiprocessing.get_context("fork").Pool(jobs, initializer=_use_rules, initargs=(rules, routing))
@@ -141,8 +141,8 @@ def _pool(jobs: int, files: list[Path], rules: SiteRules, routing: Routing | Non
 def _prepared(files: list[Path], pool: Pool | None) -> Iterator[list[Prepared]]:
     """The files converted, in their order, in batches of those ready together."""
     if pool is None:
-        for path in files:
-            yield [prepare_path(path)]
+        for start in range(0, len(files), BATCH):
+            yield [prepare_path(path) for path in files[start:start + BATCH]]
         return
     waiting = iter(files)
     pending = deque(pool.apply_async(prepare_path, (path,)) for path in islice(waiting, WINDOW))
