@@ -52,10 +52,11 @@ class Original:
     syntax: UID
 
 
-def parse_values(ds: Dataset) -> bool:
+def parse_values(ds: Dataset, nested: bool = False) -> bool:
     """Parse every value of ``ds`` (nested ones too) now, so bad values surface in the
     decoder, and return whether each element was encoded as pydicom would write it again:
-    an even or undefined length, and (explicit VR) the VR pydicom keeps."""
+    an even or undefined length, (explicit VR) the VR pydicom keeps, and inside sequences no
+    group length (pydicom leaves those out; at the top level normalisation drops them)."""
     same = True
     for tag in ds.keys():
         raw = ds.get_item(tag)
@@ -65,9 +66,11 @@ def parse_values(ds: Dataset) -> bool:
                 same = False  # pydicom pads it
             if raw.VR is not None and raw.VR != elem.VR:
                 same = False  # pydicom replaced the VR the file wrote (UN for a known tag)
+        if nested and tag.element == 0 and tag.group > 6:
+            same = False
         if elem.VR == "SQ":
             for item in elem.value:
-                same = parse_values(item) and same
+                same = parse_values(item, nested=True) and same
     return same
 
 

@@ -159,6 +159,24 @@ def _encapsulated() -> bytes:
     return buf.getvalue()
 
 
+def _group_length_in_an_item() -> bytes:
+    """An item holding a group length, which pydicom leaves out when it writes the item."""
+    ds = ct_instance(8, 32)
+    code = pydicom.Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "T-D1100", "SRT", "Head"
+    ds.AnatomicRegionSequence = [code]
+    raw = _part10(ds)
+    at = raw.index(b"T-D1100") - 8  # Code Value: its tag, VR and length come first
+    body = struct.unpack_from("<I", raw, at - 4)[0]  # the item's length, just before it
+    length = _raw_element(0x00080000, b"UL", struct.pack("<I", body))
+    patched = raw[:at - 4] + struct.pack("<I", body + len(length)) + length + raw[at:]
+    sq = patched.index(struct.pack("<HH", 0x0008, 0x2218))  # the sequence's own length grows too
+    if patched[sq + 4:sq + 6] == b"SQ" and struct.unpack_from("<I", patched, sq + 8)[0] != 0xFFFFFFFF:
+        size = struct.unpack_from("<I", patched, sq + 8)[0] + len(length)
+        patched = patched[:sq + 8] + struct.pack("<I", size) + patched[sq + 12:]
+    return patched
+
+
 def _deflated() -> bytes:
     return _part10(ct_instance(5, 32), DeflatedExplicitVRLittleEndian)
 
@@ -169,6 +187,7 @@ NOT_TAKEN = {
     "UN for a known tag": lambda: _insert(_part10(ct_instance(7, 32)),
                                           struct.pack("<HH2sHI", 0x0008, 0x1090, b"UN", 0, 4) + b"ACME", 0x00100010),
     "utf-8": lambda: _with_charset("ISO_IR 192"),
+    "group length in an item": lambda: _group_length_in_an_item(),
     "deflated": _deflated,
 }
 

@@ -117,7 +117,7 @@ def _read(data: bytes, headerless: bool) -> tuple[pydicom.Dataset, verbatim.Orig
         ds.file_meta = pydicom.dataset.FileMetaDataset()
         ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
     syntax = pydicom.uid.UID(ds.file_meta.get("TransferSyntaxUID", ""))
-    if not verbatim.reusable(ds, syntax, as_written) or len(spans) != len(ds):
+    if not verbatim.reusable(ds, syntax, as_written) or spans.keys() != set(ds.keys()):
         return ds, None
     return ds, verbatim.Original(memoryview(data)[start:], spans, syntax)
 
