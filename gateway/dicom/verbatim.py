@@ -100,7 +100,13 @@ def snapshot(ds: Dataset) -> Snapshot:
     """Every top-level element of ``ds`` as (VR, value), sequences item by item: two
     snapshots agree on a tag only if its element kept its VR and its value, down to the text
     of a number (DS "1.50" is not "1.5"). Byte values are kept by reference, not copied."""
-    return {int(tag): (ds[tag].VR, _frozen(ds[tag].value)) for tag in ds.keys()}
+    shot = {}
+    for tag in ds.keys():
+        elem = ds.get_item(tag)  # parsed already (parse_values, or made by normalisation): no conversion
+        if isinstance(elem, RawDataElement):
+            elem = ds[tag]
+        shot[int(tag)] = (elem.VR, _frozen(elem.value))
+    return shot
 
 
 def _frozen(value: Any) -> Any:
