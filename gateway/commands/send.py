@@ -19,9 +19,9 @@ import multiprocessing
 import os
 import time
 from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
-from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import Iterator
 
@@ -128,29 +128,34 @@ def spool_prepared(spool: Spool, prepared: list[Prepared], dest: str, resend: bo
             for item in prepared]
 
 
-def _pool(jobs: int, files: list[Path], rules: SiteRules, routing: Routing | None) -> Pool | None:
-    """Worker processes for ``files``, or None where one process does as well. Forked, so they
-    must be made before this process opens the spool or starts a thread."""
+def _pool(jobs: int, files: list[Path], rules: SiteRules, routing: Routing | None) -> ProcessPoolExecutor | None:
+    """Worker processes for ``files``, or None where one process does as well. Forked (they
+    inherit the loaded modules and the rules), so they are started here, before this process
+    opens the spool or starts a thread; a worker that dies breaks the pool (an error, not a
+    hang)."""
     jobs = min(jobs, len(files) // 4)  # a few files: forking costs more than it saves
     if jobs < 1 or "fork" not in multiprocessing.get_all_start_methods():
         _use_rules(rules, routing)
         return None
-    return multiprocessing.get_context("fork").Pool(jobs, initializer=_use_rules, initargs=(rules, routing))
+    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"), initializer=_use_rules,
+                               initargs=(rules, routing))
+    pool.submit(int)  # the first task forks every worker, now
+    return pool
 
 
-def _prepared(files: list[Path], pool: Pool | None) -> Iterator[list[Prepared]]:
+def _prepared(files: list[Path], pool: ProcessPoolExecutor | None) -> Iterator[list[Prepared]]:
     """The files converted, in their order, in batches of those ready together."""
     if pool is None:
         for start in range(0, len(files), BATCH):
             yield [prepare_path(path) for path in files[start:start + BATCH]]
         return
     waiting = iter(files)
-    pending = deque(pool.apply_async(prepare_path, (path,)) for path in islice(waiting, WINDOW))
+    pending = deque(pool.submit(prepare_path, path) for path in islice(waiting, WINDOW))
     while pending:
-        batch = [pending.popleft().get()]
-        while pending and pending[0].ready():
-            batch.append(pending.popleft().get())
-        pending.extend(pool.apply_async(prepare_path, (path,)) for path in islice(waiting, len(batch)))
+        batch = [pending.popleft().result()]
+        while pending and pending[0].done():
+            batch.append(pending.popleft().result())
+        pending.extend(pool.submit(prepare_path, path) for path in islice(waiting, len(batch)))
         yield batch
 
 
@@ -185,11 +190,11 @@ def run(args: argparse.Namespace) -> int:
             spool.close()
     finally:
         if pool is not None:
-            pool.terminate()
-            pool.join()
+            pool.shutdown(cancel_futures=True)
 
 
-def _send(args, files: list[Path], pool: Pool | None, dest: str, spool: Spool, forwarder: Forwarder | None) -> int:
+def _send(args, files: list[Path], pool: ProcessPoolExecutor | None, dest: str, spool: Spool,
+          forwarder: Forwarder | None) -> int:
     results: dict[Path, str] = {}
     uids: dict[Path, str] = {}
     already: set[str] = set()  # the destination had it (or was about to): nothing new queued
@@ -212,7 +217,7 @@ def _send(args, files: list[Path], pool: Pool | None, dest: str, spool: Spool, f
             elif forwarder is not None:
                 forwarder.notify(added.queued)
     if pool is not None:
-        pool.close()  # every file converted: the workers may go
+        pool.shutdown(wait=False)  # every file converted: the workers may go
     for path in [p for p in results if p.resolve() in claimed]:
         del results[path]
     _wait(args.timeout, dest, spool, forwarder, list(uids.values()))
