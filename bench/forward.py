@@ -24,7 +24,7 @@ End to end, against (c): ``python -m gateway -c CFG send --to fast FOLDER`` as a
 (imports, conversion, the durable spool with a fresh spool directory every turn, and
 delivery), once per ``--send-jobs`` value, taking turns with storescu of the same folder to
 the same receiver; medians and ratio (target: at least 0.3x). ``--compare-with DIR`` times the
-``send`` of another checkout (main, say) in the same turns, to show what a change bought.
+``send`` of other checkouts (main, say) in the same turns, to show what a change bought.
 
     python bench/forward.py [--count 500] [--associations 1,2,4] [--repeat 3] [--rss-gb 2]
                             [--skip-orthanc] [--skip-dcmtk] [--send-jobs 1,2] [--compare-with DIR]
@@ -239,7 +239,7 @@ def run_send(repo: Path, config: Path, folder: Path, count: int, jobs: int | Non
 
 
 def measure_dcmtk(work: Path, files: list[Path], counts: list[int], repeat: int, send_jobs: list[int],
-                  compare_with: Path | None) -> dict[str, float]:
+                  compare_with: list[Path]) -> dict[str, float]:
     """(c): storescu +sd against ours forwarding from a filled spool, then ``send`` end to end,
     in alternated turns; returns the median rate of each."""
     runs: dict[str, list[float]] = {}
@@ -261,8 +261,7 @@ def measure_dcmtk(work: Path, files: list[Path], counts: list[int], repeat: int,
                       f"peak RSS {r['maxrss_mb']:.0f} MB  ({load()})")
         config = send_config(work, port)
         senders = [(f"send --jobs {j}", ROOT, j) for j in send_jobs]
-        if compare_with is not None:
-            senders.append((f"send of {compare_with.name}", compare_with, None))
+        senders += [(f"send of {repo.name}", repo, None) for repo in compare_with]
         print(f"  end to end: storescu +sd and `send` of the same {len(files)} files, alternated ({load()})")
         for _ in range(repeat):
             t = run_storescu(work / "files", port, "FAST", nodelay=True)
@@ -290,8 +289,9 @@ def main() -> int:
     parser.add_argument("--skip-dcmtk", action="store_true", help="leave out (c) and the end-to-end send")
     parser.add_argument("--send-jobs", default="1,2",
                         help="comma-separated --jobs values to time send with (default 1,2; 1: no workers)")
-    parser.add_argument("--compare-with", type=Path, metavar="DIR",
-                        help="another checkout whose send is timed in the same turns (e.g. /work/main)")
+    parser.add_argument("--compare-with", type=Path, metavar="DIR", action="append", default=[],
+                        help="another checkout whose send is timed in the same turns (e.g. /work/main); "
+                             "may be repeated")
     parser.add_argument("--rss-gb", type=float, default=2.0, help="GB to queue for the memory run (0: skip)")
     parser.add_argument("--child-forward", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--discard-scp", type=int, help=argparse.SUPPRESS)
