@@ -53,9 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for delivery (default 600)")
     parser.add_argument("--resend", action="store_true",
                         help="send again what the destination already has (default: skip it)")
-    parser.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 1) - 1), metavar="N",
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
                         help="worker processes converting files while this one spools and sends "
-                             "(default: one per CPU but one; 0: none, all in this process)")
+                             "(default: one per CPU; 0: none, all in this process)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every delivery")
 
 
