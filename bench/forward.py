@@ -2,7 +2,7 @@
 
 500 CT instances of 512x512x16 bit (~0.5 MB each) go, in the same run, to
 
-  (a) a discarding pynetdicom Storage SCP with TCP_NODELAY (its own process), and
+  (a) a discarding pynetdicom Storage SCP with TCP_NODELAY (its own process),
   (b) a stock Orthanc (default DICOM thread count; a fresh one for every sender, so no sender
       profits from instances already stored), and
   (c) DCMTK's ``storescp --ignore`` (a fast C receiver that discards what it gets), with
