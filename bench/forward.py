@@ -2,9 +2,12 @@
 
 500 CT instances of 512x512x16 bit (~0.5 MB each) go, in the same run, to
 
-  (a) a discarding pynetdicom Storage SCP with TCP_NODELAY (its own process), and
+  (a) a discarding pynetdicom Storage SCP with TCP_NODELAY (its own process),
   (b) a stock Orthanc (default DICOM thread count; a fresh one for every sender, so no sender
-      profits from instances already stored),
+      profits from instances already stored), and
+  (c) DCMTK's ``storescp --ignore`` (a fast C receiver that discards what it gets), with
+      ``TCP_NODELAY=1`` in its environment and in storescu's (DCMTK >= 3.6.2 leaves Nagle on
+      otherwise, which caps both at ~300 images/s),
 
 with ``storescu +sd`` (one association, as it comes) and through our spool with durability on
 (fsynced files, WAL with synchronous=FULL; outcomes committed per batch), with 1, 2 and 4
@@ -12,12 +15,19 @@ parallel associations. Our forwarder runs in a child process that reports its wa
 start to an empty queue), its CPU time and its peak RSS. A last run queues 2 GB and measures
 the forwarder's peak RSS while it sends all of it (``--rss-gb 0`` skips it).
 
-Against (a), storescu and ours take turns ``--repeat`` times (3 by default) and the medians are
-compared, so a burst of load from elsewhere on the machine does not decide the ratio; the
-receiver's CPU time per instance is printed next to each run (Linux), the same way for both.
+Against (a) and (c), storescu and ours take turns ``--repeat`` times (3 by default) and the
+medians are compared, so a burst of load from elsewhere on the machine does not decide the
+ratio; the receiver's CPU time per instance is printed next to each run (Linux), the same way
+for both (targets: forwarding to (c) at least 0.5x storescu).
+
+End to end, against (c): ``python -m gateway -c CFG send --to fast FOLDER`` as a subprocess
+(imports, conversion, the durable spool with a fresh spool directory every turn, and
+delivery), once per ``--send-jobs`` value, taking turns with storescu of the same folder to
+the same receiver; medians and ratio (target: at least 0.3x). ``--compare-with DIR`` times the
+``send`` of other checkouts (main, say) in the same turns, to show what a change bought.
 
     python bench/forward.py [--count 500] [--associations 1,2,4] [--repeat 3] [--rss-gb 2]
-                            [--skip-orthanc]
+                            [--skip-orthanc] [--skip-dcmtk] [--send-jobs 1,2] [--compare-with DIR]
 
 With one association, (a) leaves little room above storescu: its DUL thread naps ~1 ms after
 each answer before it looks for the next request, and with the naps of its reactor a C-STORE
@@ -185,11 +195,93 @@ def receiver_cpu(pid: int, before: float | None, count: int) -> str:
     return f"receiver CPU {(after - before) * 1000 / count:.1f} ms/image  "
 
 
-def run_storescu(folder: Path, port: int, aet: str) -> float:
+def run_storescu(folder: Path, port: int, aet: str, nodelay: bool = False) -> float:
+    env = {**os.environ, "TCP_NODELAY": "1"} if nodelay else None
     start = time.perf_counter()
     subprocess.run([STORESCU, "+sd", "-aec", aet, "-aet", "STORESCU", "127.0.0.1", str(port), str(folder)],
-                   check=True, capture_output=True)
+                   check=True, capture_output=True, env=env)
     return time.perf_counter() - start
+
+
+# -- (c) DCMTK's storescp --ignore, and the end-to-end send -----------------------------------
+
+@contextlib.contextmanager
+def dcmtk_scp() -> Iterator[tuple[subprocess.Popen, int]]:
+    """``storescp --ignore`` with TCP_NODELAY=1, listening: (process, port)."""
+    from tests.support.peers import free_port, wait_for_port
+
+    port = free_port()
+    scp = subprocess.Popen(["storescp", "--ignore", "-aet", "FAST", str(port)], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, env={**os.environ, "TCP_NODELAY": "1"})
+    try:
+        wait_for_port(port, proc=scp)
+        yield scp, port
+    finally:
+        scp.terminate()
+        scp.wait(30)
+
+
+def send_config(work: Path, port: int) -> Path:
+    """A configuration with one destination, ``fast``: the receiver on ``port``; durable."""
+    from tests.support.forwarding import write_config
+
+    return write_config(work / "send.yaml", work / "send-spool", [
+        {"name": "fast", "host": "127.0.0.1", "port": port, "called_ae": "FAST"}])
+
+
+def run_send(repo: Path, config: Path, folder: Path, count: int, jobs: int | None) -> float:
+    """Seconds of one ``send`` of ``folder`` from the checkout ``repo``, with a fresh spool."""
+    shutil.rmtree(config.parent / "send-spool", ignore_errors=True)
+    shutil.rmtree(config.parent / "state", ignore_errors=True)
+    command = [sys.executable, "-m", "gateway", "-c", str(config), "send", "--to", "fast", str(folder)]
+    if jobs is not None:
+        command += ["--jobs", str(jobs)]
+    start = time.perf_counter()
+    out = subprocess.run(command, cwd=repo, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(repo)})
+    seconds = time.perf_counter() - start
+    if out.returncode != 0 or f"{count} of {count} delivered" not in out.stdout:
+        raise RuntimeError(f"send did not deliver everything: {out.stdout[-1000:]}{out.stderr[-2000:]}")
+    return seconds
+
+
+def measure_dcmtk(work: Path, files: list[Path], counts: list[int], repeat: int, send_jobs: list[int],
+                  compare_with: list[Path]) -> dict[str, float]:
+    """(c): storescu +sd against ours forwarding from a filled spool, then ``send`` end to end,
+    in alternated turns; returns the median rate of each."""
+    runs: dict[str, list[float]] = {}
+    with dcmtk_scp() as (scp, port):
+        print(f"\n(c) DCMTK storescp --ignore with TCP_NODELAY=1, {repeat} turns each ({load()})")
+        for _ in range(repeat):
+            before = cpu_seconds(scp.pid)
+            t = run_storescu(work / "files", port, "FAST", nodelay=True)
+            runs.setdefault("storescu", []).append(len(files) / t)
+            print(f"  storescu +sd              {len(files) / t:7.1f} images/s  "
+                  f"{receiver_cpu(scp.pid, before, len(files))}({load()})")
+            for n in counts:
+                fill_spool(work / "spool", files)
+                before = cpu_seconds(scp.pid)
+                r = run_ours(work / "spool", port, "FAST", n)
+                runs.setdefault(f"ours x{n}", []).append(r["count"] / r["seconds"])
+                print(f"  ours, {n} association(s)    {r['count'] / r['seconds']:7.1f} images/s  "
+                      f"{receiver_cpu(scp.pid, before, len(files))}CPU {r['cpu_ms']:.1f} ms/image  "
+                      f"peak RSS {r['maxrss_mb']:.0f} MB  ({load()})")
+        config = send_config(work, port)
+        senders = [(f"send --jobs {j}", ROOT, j) for j in send_jobs]
+        senders += [(f"send of {repo.name}", repo, None) for repo in compare_with]
+        print(f"  end to end: storescu +sd and `send` of the same {len(files)} files, alternated ({load()})")
+        for _ in range(repeat):
+            t = run_storescu(work / "files", port, "FAST", nodelay=True)
+            runs.setdefault("storescu (e2e)", []).append(len(files) / t)
+            print(f"  storescu +sd              {t:6.2f} s  {len(files) / t:7.1f} images/s  ({load()})")
+            for name, repo, jobs in senders:
+                t = run_send(repo, config, work / "files", len(files), jobs)
+                runs.setdefault(name, []).append(len(files) / t)
+                print(f"  {name:<25} {t:6.2f} s  {len(files) / t:7.1f} images/s  ({load()})")
+    print("  medians:")
+    for name, rates in runs.items():
+        print(f"    {name:<25} {statistics.median(rates):7.1f} images/s  "
+              f"(runs: {', '.join(f'{r:.0f}' for r in rates)})")
+    return {name: statistics.median(rates) for name, rates in runs.items()}
 
 
 def main() -> int:
@@ -199,7 +291,13 @@ def main() -> int:
     parser.add_argument("--associations", default="1,2,4",
                         help="comma-separated association counts to measure ours with (default 1,2,4)")
     parser.add_argument("--repeat", type=int, default=3, help="turns of each sender against (a) (default 3)")
-    parser.add_argument("--skip-orthanc", action="store_true", help="measure against (a) only")
+    parser.add_argument("--skip-orthanc", action="store_true", help="leave out (b)")
+    parser.add_argument("--skip-dcmtk", action="store_true", help="leave out (c) and the end-to-end send")
+    parser.add_argument("--send-jobs", default="1,2",
+                        help="comma-separated --jobs values to time send with (default 1,2; 1: no workers)")
+    parser.add_argument("--compare-with", type=Path, metavar="DIR", action="append", default=[],
+                        help="another checkout whose send is timed in the same turns (e.g. /work/main); "
+                             "may be repeated")
     parser.add_argument("--rss-gb", type=float, default=2.0, help="GB to queue for the memory run (0: skip)")
     parser.add_argument("--child-forward", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--discard-scp", type=int, help=argparse.SUPPRESS)
@@ -227,7 +325,7 @@ def main() -> int:
             intake = fill_spool(work / "spool", files, group=64)
             print(f"spooling (durable, groups of 64):        {len(files) / intake:.0f} images/s ({load()})")
 
-        results: dict[str, dict[str, float]] = {"discard": {}, "orthanc": {}}
+        results: dict[str, dict[str, float]] = {"discard": {}, "orthanc": {}, "dcmtk": {}, "end to end": {}}
         with discard_scp() as (scp, port):
             print(f"\n(a) discarding pynetdicom SCP with TCP_NODELAY, {args.repeat} turns each ({load()})")
             runs: dict[str, list[float]] = {}
@@ -250,6 +348,13 @@ def main() -> int:
                 results["discard"][name] = statistics.median(rates)
                 print(f"    {name:<10} {statistics.median(rates):7.1f} images/s  "
                       f"(runs: {', '.join(f'{r:.0f}' for r in rates)})")
+
+        if not args.skip_dcmtk:
+            medians = measure_dcmtk(work, files, counts, args.repeat, [int(j) for j in args.send_jobs.split(",")],
+                                    args.compare_with)
+            results["dcmtk"] = {k: v for k, v in medians.items() if k == "storescu" or k.startswith("ours")}
+            results["end to end"] = {"storescu": medians["storescu (e2e)"],
+                                     **{k: v for k, v in medians.items() if k.startswith("send")}}
 
         senders = [] if args.skip_orthanc else ["storescu", *counts]
         if senders:
@@ -281,7 +386,7 @@ def main() -> int:
             base = row["storescu"]
             for name, rate in row.items():
                 if name != "storescu":
-                    print(f"  {receiver:<8} {name:<8} {rate / base:5.2f}x")
+                    print(f"  {receiver:<10} {name:<25} {rate / base:5.2f}x")
 
         if args.rss_gb > 0:
             memory_run(work, files[0], args.rss_gb, max(counts))

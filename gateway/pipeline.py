@@ -28,6 +28,7 @@ from pydicom.dataset import Dataset
 from gateway import formats
 from gateway.capture import Capture, CaptureSink
 from gateway.delivery.spool import Spool, encode
+from gateway.dicom import verbatim
 from gateway.dicom.deferred import write_part10
 from gateway.dicom.normalize import SiteRules, normalize
 from gateway.errors import DecodeError, StorageError
@@ -56,12 +57,16 @@ def prepare(capture: Capture, rules: SiteRules = SiteRules(), routing: Routing |
     Encoding belongs here, not in the spool: a dataset that pydicom refuses to write (a
     Command Set or File Meta element in the data set, a value its VR cannot hold) is bad input
     of this capture, and must be rejected like one rather than retried as if storage had failed.
+    DICOM passed through keeps the bytes of the elements normalisation left unchanged (``verbatim``).
     """
     decoded = formats.decode(capture.read(), capture.parts)
+    before = verbatim.snapshot(decoded.dataset) if decoded.verbatim is not None else None
     ds = _finish(decoded, rules, routing, capture)
     _refuse_misplaced_groups(ds)
     try:
-        data = encode(ds)
+        data = verbatim.part10(ds, decoded.verbatim, before) if before is not None else None
+        if data is None:
+            data = encode(ds)
     except MemoryError:
         raise DecodeError("cannot encode the instance: too large") from None
     except Exception as exc:  # noqa: BLE001 - pydicom refuses the dataset: this capture's fault

@@ -592,6 +592,19 @@ class Forwarder:
             self._settled += 1
             self._progress.notify_all()
 
+    def progress(self) -> int:
+        """How many batches of outcomes the lanes have recorded so far (for ``wait_progress``)."""
+        with self._progress:
+            return self._settled
+
+    def wait_progress(self, seen: int, timeout: float) -> int:
+        """Wait until a lane records outcomes after ``progress()`` said ``seen``, at most
+        ``timeout`` seconds: a one-shot command looks at its rows when they may have changed,
+        not on a clock. Returns ``progress()``."""
+        with self._progress:
+            self._progress.wait_for(lambda: self._settled != seen, timeout)
+            return self._settled
+
     def drain(self, timeout: float, destinations: list[str] | None = None) -> bool:
         """Wait until nothing is pending (for one-shot commands); True if drained. Looks again
         whenever a lane records outcomes, and every 50 ms for changes made elsewhere."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
 from gateway.dicom import values
@@ -65,9 +66,11 @@ def conform_values(ds: Dataset, record: Changes) -> None:
     so are values inside sequences, which the recorder cannot address, and values still in
     their file (``deferred``: large binary values, which no text rule concerns)."""
     for tag in list(ds.keys()):
-        if is_deferred(ds, tag):
-            continue  # looking would read it into memory
-        elem = ds[tag]
+        elem = ds.get_item(tag, keep_deferred=True)
+        if isinstance(elem, RawDataElement):
+            if is_deferred(ds, tag):
+                continue  # looking would read it into memory
+            elem = ds[tag]
         if elem.tag.is_private or not elem.keyword or elem.VR not in _CHECKED_VRS or elem.value in (None, ""):
             continue
         multi = elem.VM > 1

@@ -72,6 +72,10 @@ class Decoded:
     identity: dict[str, tuple[str, ...]] = field(default_factory=dict)
     vendor_header: bytes | None = None
     notes: list[str] = field(default_factory=list)
+    # A DICOM decoder's data set bytes as they came (``gateway.dicom.verbatim.Original``), when
+    # writing them again would give the same data set: the elements normalisation leaves
+    # unchanged keep their bytes instead of being re-encoded.
+    verbatim: Any = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

@@ -109,3 +109,28 @@ def test_send_while_the_service_runs_goes_through_the_service(orthanc, tmp_path)
     finally:
         service.terminate()
         assert service.wait(30) == 0
+
+
+def test_send_with_worker_processes_reports_what_one_process_does(storescp, samples, tmp_path):
+    """``--jobs 2`` (files converted in worker processes) and ``--jobs 0`` (all in this one)
+    give the same report of the same folder: every image delivered, the text file rejected,
+    and an Interfile data file taken with its header, not reported on its own."""
+    folder = tmp_path / "in"
+    _files(folder, 10)
+    (folder / "notes.txt").write_text("not an image")
+    interfile = samples / "interfile" / "stir" / "examples" / "recon_demo"
+    for name in ("init.hv", "init.v"):
+        (folder / name).write_bytes((interfile / name).read_bytes())
+    reports = {}
+    for jobs in (0, 2):
+        (tmp_path / f"jobs{jobs}").mkdir()
+        config = _config(tmp_path / f"jobs{jobs}", storescp.port)
+        before = len(storescp.received())
+        out = _cli("send", "-c", config, folder, "--to", "pacs", "--jobs", jobs)
+        assert out.returncode == 1, out.stdout + out.stderr  # notes.txt
+        assert "11 of 12 delivered to pacs" in out.stdout
+        assert "init.v:" not in out.stdout and "notes.txt: rejected:" in out.stdout
+        assert len(storescp.received()) - before == 11
+        assert Spool(tmp_path / f"jobs{jobs}" / "spool").files_on_disk() == []
+        reports[jobs] = sorted(line.split(" sop=")[0].replace(str(tmp_path), "") for line in out.stdout.splitlines())
+    assert reports[0] == reports[2]

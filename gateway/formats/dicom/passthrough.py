@@ -17,6 +17,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import _read_file_meta_info, data_element_generator, read_preamble
 
+from gateway.dicom import verbatim
 from gateway.dicom.deferred import DEFER_SIZE, is_deferred
 from gateway.errors import DecodeError
 from gateway.formats import Decoded, DumpRow
@@ -24,32 +25,35 @@ from gateway.formats.dicom.recognise import HeaderlessFormat, Part10Format
 
 _ROWS = 0x00280010
 _PIXEL_TAGS = (0x7FE00008, 0x7FE00009, 0x7FE00010)  # Float, Double Float and (plain) Pixel Data
+_SKIP_SIZE = 4096  # the completeness walk steps over longer values (pixel data) instead of copying them
 
 
 class Part10(Part10Format):
     def decode(self, data: bytes) -> Decoded:
         if not self.identify(data):
             raise DecodeError("no DICM prefix: not a Part-10 file", field="DICM prefix", offset=128)
-        return Decoded(dataset=_read(data, headerless=False), format=self.name)
+        ds, kept = _read(data, headerless=False)
+        return Decoded(dataset=ds, format=self.name, verbatim=kept)
 
     def dump(self, data: bytes) -> list[DumpRow]:
-        return _dump(data, _read(data, headerless=False), headerless=False)
+        return _dump(data, _read(data, headerless=False)[0], headerless=False)
 
 
 class Headerless(HeaderlessFormat):
     def decode(self, data: bytes) -> Decoded:
-        return Decoded(dataset=_read(data, headerless=True), format=self.name)
+        ds, kept = _read(data, headerless=True)
+        return Decoded(dataset=ds, format=self.name, verbatim=kept)
 
     def dump(self, data: bytes) -> list[DumpRow]:
-        return _dump(data, _read(data, headerless=True), headerless=True)
+        return _dump(data, _read(data, headerless=True)[0], headerless=True)
 
 
-def _read(data: bytes, headerless: bool):
+def _read(data: bytes, headerless: bool) -> tuple[pydicom.Dataset, verbatim.Original | None]:
+    """The data set, and its bytes when they can stand for its unchanged elements (``verbatim``)."""
     try:
         ds = pydicom.dcmread(io.BytesIO(data), force=headerless)
-        _check_complete(io.BytesIO(data), len(data), headerless, ds)
-        for elem in ds.iterall():  # parse every value now, so bad values surface here
-            _ = elem.value
+        start, spans = _check_complete(io.BytesIO(data), len(data), headerless, ds, defer=_SKIP_SIZE)
+        as_written = verbatim.parse_values(ds)  # every value parsed now, so bad values surface here
     except InvalidDicomError as exc:
         raise DecodeError(f"not a DICOM file: {exc}") from None
     except (EOFError, struct.error, ValueError, OSError, NotImplementedError) as exc:
@@ -58,7 +62,10 @@ def _read(data: bytes, headerless: bool):
         # Kept as it came (implicit VR little endian): pass-through never re-encodes.
         ds.file_meta = pydicom.dataset.FileMetaDataset()
         ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
-    return ds
+    syntax = pydicom.uid.UID(ds.file_meta.get("TransferSyntaxUID", ""))
+    if not verbatim.reusable(ds, syntax, as_written) or spans.keys() != set(ds.keys()):
+        return ds, None
+    return ds, verbatim.Original(memoryview(data)[start:], spans, syntax)
 
 
 def decode_file(path: Path, defer_size: int = DEFER_SIZE) -> Decoded:
@@ -93,10 +100,12 @@ def _parse_values(ds) -> None:
                 _parse_values(item)
 
 
-def _check_complete(fp: BinaryIO, total: int, headerless: bool, ds, defer: int | None = None) -> None:
+def _check_complete(fp: BinaryIO, total: int, headerless: bool, ds,
+                    defer: int | None = None) -> tuple[int, dict[int, tuple[int, int]]]:
     """pydicom reads a truncated file without complaint; walk the top-level elements and
     require each to be whole and the last to end at the end of the data (``total`` bytes).
-    Values longer than ``defer`` are skipped, not read: their end is checked by position."""
+    Values longer than ``defer`` are skipped, not read: their end is checked by position.
+    Returns where the data set begins and where each element lies, counted from there."""
     if not headerless:
         read_preamble(fp, False)
         _read_file_meta_info(fp)
@@ -105,13 +114,15 @@ def _check_complete(fp: BinaryIO, total: int, headerless: bool, ds, defer: int |
     implicit = syntax.is_implicit_VR if syntax.is_transfer_syntax else True
     little = syntax.is_little_endian if syntax.is_transfer_syntax else True
     if syntax.is_deflated:
-        return  # a deflated stream is checked by the inflater itself
-    end = fp.tell()
+        return fp.tell(), {}  # a deflated stream is checked by the inflater itself
+    begin = end = fp.tell()
+    spans = {}
     if end == total:
         raise DecodeError("no data set: the data ends before the first element", offset=end)
     for elem in data_element_generator(fp, implicit, little, defer_size=defer):
         start = end
         end = fp.tell()
+        spans[int(elem.tag)] = (start - begin, end - begin)
         if elem.length != 0xFFFFFFFF and elem.value is not None and len(elem.value) != elem.length:
             raise DecodeError(
                 f"element {elem.tag} is truncated: {len(elem.value)} of {elem.length} bytes",
@@ -126,6 +137,7 @@ def _check_complete(fp: BinaryIO, total: int, headerless: bool, ds, defer: int |
         # Cut at an element boundary before the pixels: whole elements, but not the object
         # (``extent`` says the same: an object ends with its Pixel Data).
         raise DecodeError("an image whose data ends before its Pixel Data", field="PixelData", offset=end)
+    return begin, spans
 
 
 def _dump(data: bytes, ds, headerless: bool) -> list[DumpRow]:
