@@ -119,11 +119,17 @@ def _spool_header(ds: Dataset) -> Dataset:
 def spool_prepared(spool: Spool, prepared: list[Prepared], dest: str, resend: bool) -> list[Added]:
     """Make converted files durable in the spool, queued for ``dest`` (``resend``: even where
     it has them already); the one step of this command that writes the spool, in order,
-    returning once every one of them is stored. A batch, so that one commit can serve it."""
+    returning once every one of them is stored: one group commit (``Spool.intake``) for the batch."""
     if resend:
         spool.purge(dest, [DELIVERED, DEAD], [str(item.header.SOPInstanceUID) for item in prepared])
-    return [spool.add_bytes(item.data, item.header, [dest], source="send", origin=str(item.path))
-            for item in prepared]
+    intake = spool.intake()
+    try:
+        for item in prepared:
+            intake.add_bytes(item.data, item.header, [dest], source="send", origin=str(item.path))
+    except BaseException:
+        intake.discard()
+        raise
+    return intake.commit()
 
 
 def _pool(jobs: int, files: list[Path], rules: SiteRules, routing: Routing | None) -> ProcessPoolExecutor | None:
