@@ -8,10 +8,13 @@ in our private block and writes the Part-10 meta header.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import Any
 
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.tag import Tag
+from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from gateway import __version__
@@ -30,7 +33,7 @@ from gateway.dicom.repair import record_put
 from gateway.dicom.uids import derive_uid, is_valid_uid
 from gateway.errors import DecodeError
 from gateway.formats import Decoded
-from gateway.formats.engine.fieldtable import element, put, tag_and_vr
+from gateway.formats.engine.fieldtable import element, put, tag_and_vr, value_of
 
 IMPLEMENTATION_CLASS_UID = "2.25.226411372716939123385981532934016345105"
 IMPLEMENTATION_VERSION_NAME = f"LEGACYGW_{__version__}"[:16]
@@ -76,14 +79,14 @@ def normalize(decoded: Decoded, rules: SiteRules = SiteRules(), origin: str | No
     # change is recorded in the instance (``repair``, ``provenance``). Converted data has no
     # DICOM original to record: its vendor header is kept in our private block instead.
     record = Changes() if passthrough else None
-    source = str(ds.get("InstitutionName") or "")
+    source = str(value_of(ds, "InstitutionName") or "")
     if record is not None:
         repair.drop_group_lengths(ds)
         repair.conform_values(ds, record)
         repair.separate_series_from_study(ds, rules.uid_root, record)
 
-    if not is_valid_uid(str(ds.get("SOPClassUID", ""))):
-        modality = str(ds.get("Modality", "")).upper()
+    if not is_valid_uid(str(value_of(ds, "SOPClassUID", ""))):
+        modality = str(value_of(ds, "Modality", "")).upper()
         record_put(ds, "SOPClassUID", SOP_CLASS_BY_MODALITY.get(modality, SECONDARY_CAPTURE_STORAGE), record)
         if "Modality" not in ds or not ds.Modality:
             record_put(ds, "Modality", "OT", record)
@@ -115,12 +118,12 @@ def _assign_uids(ds: Dataset, decoded: Decoded, root: str, sop_class: str, recor
     derived from that UID's text. Converted data skips it for Secondary Capture only."""
     for keyword, level in _UID_LEVELS.items():
         if level == "frame_of_reference" and sop_class not in FRAME_OF_REFERENCE_REQUIRED:
-            if sop_class in WITHOUT_FRAME_OF_REFERENCE or (record is not None and not ds.get(keyword)):
+            if sop_class in WITHOUT_FRAME_OF_REFERENCE or (record is not None and not value_of(ds, keyword)):
                 continue
-        if is_valid_uid(str(ds.get(keyword, ""))):
+        if is_valid_uid(str(value_of(ds, keyword, ""))):
             continue
         identity = decoded.identity.get(level)
-        previous = str(ds.get(keyword) or "").strip()
+        previous = str(value_of(ds, keyword) or "").strip()
         if identity is None and record is not None and previous:
             identity = ("invalid uid", previous)
         if identity is None:
@@ -137,8 +140,8 @@ def _separate_frame_of_reference(ds: Dataset, root: str, record: Changes | None 
     """Some vendors reused the Series (or Study) Instance UID as Frame of Reference UID, which
     DICOM forbids; the replacement is derived from the old value, so images that shared a frame
     of reference still share one."""
-    for_uid = ds.get("FrameOfReferenceUID")
-    if for_uid and for_uid in (ds.get("SeriesInstanceUID"), ds.get("StudyInstanceUID")):
+    for_uid = value_of(ds, "FrameOfReferenceUID")
+    if for_uid and for_uid in (value_of(ds, "SeriesInstanceUID"), value_of(ds, "StudyInstanceUID")):
         record_put(ds, "FrameOfReferenceUID", derive_uid("frame_of_reference", (str(for_uid),), root), record)
 
 
@@ -147,14 +150,12 @@ def _complete_iod(ds: Dataset, sop_class: str, strict: bool, record: Changes | N
     a type 1 attribute with no honest default is an error (converted data); otherwise it is
     left for the receiver to judge (DICOM passed through)."""
     present = ds.keys()
-    for keyword, kind, default in IOD_ATTRIBUTES.get(sop_class, []):
-        tag = tag_and_vr(keyword)[0]
+    for tag, keyword, kind, default in _iod_attributes(sop_class):
         if kind == 2:  # present is enough, empty or not
             if tag not in present:
                 record_put(ds, keyword, None, record)
             continue
-        # A value left in its file (gateway.dicom.deferred) is large, so present: not loaded to see.
-        if tag in present and (is_deferred(ds, tag) or ds[tag].value not in (None, "", [])):
+        if tag in present and _has_value(ds, tag):
             continue
         if default is not REQUIRED:
             record_put(ds, keyword, default, record)
@@ -162,8 +163,28 @@ def _complete_iod(ds: Dataset, sop_class: str, strict: bool, record: Changes | N
             raise DecodeError(f"required attribute {keyword} is missing", field=keyword)
 
 
+def _has_value(ds: Dataset, tag: BaseTag) -> bool:
+    """Whether the element at ``tag`` (present) is not empty. A value left in its file
+    (gateway.dicom.deferred) is large, so not empty: not loaded to see. An element already
+    built (every one of converted data) is read as it is, without the dataset's lookups."""
+    elem = ds.get_item(tag, keep_deferred=True)
+    if isinstance(elem, RawDataElement):
+        if is_deferred(ds, tag):
+            return True
+        elem = ds[tag]
+    return elem.value not in (None, "", [])
+
+
+@functools.lru_cache(maxsize=None)
+def _iod_attributes(sop_class: str) -> tuple[tuple[BaseTag, str, int, Any], ...]:
+    """``IOD_ATTRIBUTES`` of a SOP class with each keyword's tag, looked up once per process
+    rather than per attribute of every image."""
+    return tuple((tag_and_vr(keyword)[0], keyword, kind, default)
+                 for keyword, kind, default in IOD_ATTRIBUTES.get(sop_class, []))
+
+
 def _drop_meaningless_window(ds: Dataset) -> None:
-    width = ds.get("WindowWidth")
+    width = value_of(ds, "WindowWidth")
     if width is None:
         return
     iterable = isinstance(width, (list, tuple)) or hasattr(width, "__iter__") and not isinstance(width, str)
@@ -179,12 +200,12 @@ def _drop_meaningless_window(ds: Dataset) -> None:
 
 
 def _apply_site_rules(ds: Dataset, rules: SiteRules, converted: bool, record: Changes | None = None) -> None:
-    if rules.institution_name and not ds.get("InstitutionName"):
+    if rules.institution_name and not value_of(ds, "InstitutionName"):
         record_put(ds, "InstitutionName", rules.institution_name, record, COERCE)
-    if rules.station_name and not ds.get("StationName"):
+    if rules.station_name and not value_of(ds, "StationName"):
         record_put(ds, "StationName", rules.station_name, record, COERCE)
     if rules.patient_id_prefix and converted:
-        pid = str(ds.get("PatientID") or "")
+        pid = str(value_of(ds, "PatientID") or "")
         if not pid.startswith(rules.patient_id_prefix):
             ds.PatientID = (rules.patient_id_prefix + pid)[:64]
 
