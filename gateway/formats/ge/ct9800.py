@@ -251,10 +251,10 @@ def _spans(data: bytes, h: Headers) -> tuple[np.ndarray, np.ndarray]:
 def decode_pixels(data: bytes, h: Headers) -> np.ndarray:
     """The rows x cols raster of 12-bit stored values (uint16)."""
     left, width = _spans(data, h)
-    values = px.decode_stream(memoryview(data), h.data_at, int(width.sum()), h.data_end)
+    count = int(width.sum())
     if h.map_at is None:
-        return values.reshape(h.rows, h.cols)
-    return px.scatter(values, left, width, h.rows, h.cols)
+        return px.decode_stream(memoryview(data), h.data_at, count, h.data_end).reshape(h.rows, h.cols)
+    return px.scatter(px.predictor(memoryview(data), h.data_at, count, h.data_end), left, width, h.rows, h.cols)
 
 
 class CT9800Decoder(CT9800Format):

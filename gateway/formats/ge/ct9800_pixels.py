@@ -28,7 +28,7 @@ import numpy as np
 
 from gateway.errors import DecodeError
 
-__all__ = ["decode_stream", "scatter", "spans", "stream_length"]
+__all__ = ["decode_stream", "predictor", "scatter", "spans", "stream_length"]
 
 
 def spans(half: np.ndarray, cols: int, offset: int) -> tuple[np.ndarray, np.ndarray]:
@@ -103,8 +103,16 @@ def _codes(data: memoryview | bytes, offset: int, count: int,
 def decode_stream(data: memoryview | bytes, offset: int, count: int, limit: int) -> np.ndarray:
     """The ``count`` 12-bit pixel values coded from ``offset`` (uint16), never reading past
     ``limit``; DecodeError naming "pixel data" and the byte where the stream ran out."""
+    pixels = predictor(data, offset, count, limit).astype(np.uint16)
+    pixels &= np.uint16(0x0FFF)
+    return pixels
+
+
+def predictor(data: memoryview | bytes, offset: int, count: int, limit: int) -> np.ndarray:
+    """The predictor at each of the ``count`` pixels coded from ``offset`` modulo 2^32 (int32),
+    checked as ``decode_stream``; a pixel is its low 12 bits."""
     if count == 0:
-        return np.zeros(0, dtype=np.uint16)
+        return np.zeros(0, dtype=np.int32)
     stream, absolute, at = _codes(data, offset, count, limit)
     if absolute.size == 0:
         total = np.cumsum(_deltas(stream), dtype=np.int32)
@@ -124,10 +132,7 @@ def decode_stream(data: memoryview | bytes, offset: int, count: int, limit: int)
         total = small.astype(np.int32)
         total[at] = step
         np.cumsum(total, out=total)  # int32: NumPy's fast path; it wraps modulo 2^32, a multiple of 4096
-    # The low 12 bits of the true predictor (exact even where int32 wrapped).
-    pixels = total.astype(np.uint16)
-    pixels &= np.uint16(0x0FFF)
-    return pixels
+    return total
 
 
 def stream_length(data: memoryview | bytes, offset: int, count: int) -> int | None:
@@ -141,9 +146,13 @@ def stream_length(data: memoryview | bytes, offset: int, count: int) -> int | No
 
 
 def scatter(values: np.ndarray, left: np.ndarray, width: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """The full rows x cols raster: each row's span from ``values`` in order, 0 elsewhere."""
+    """The full rows x cols raster of 12-bit pixels (uint16): each row's span from the low 12
+    bits of ``values`` (``predictor``'s sums, or pixels) in order, 0 elsewhere. The sums are
+    cast and cut to 12 bits in the raster itself: no array of the pixels on the way, one
+    image-sized temporary less per image."""
     out = np.zeros((rows, cols), dtype=np.uint16)
-    out[_inside(left.tobytes(), width.tobytes(), cols)] = values  # row-major: the stored order
+    out[_inside(left.tobytes(), width.tobytes(), cols)] = values  # row-major: the stored order; modulo 2^16
+    out &= np.uint16(0x0FFF)
     return out
 
 
