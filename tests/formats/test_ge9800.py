@@ -305,6 +305,19 @@ def test_vectors_c1_to_c8():
     assert ds.SOPClassUID == SECONDARY_CAPTURE_STORAGE  # tilted: geometry conventions unknown
 
 
+def test_a_predictor_beyond_12_bits_gives_its_low_12_bits_in_a_mapped_row():
+    """Notes 4: each pixel is P & 0x0FFF, P a 15-bit absolute value plus deltas that may take
+    it below 0. In a row stored as a span (the map), by hand from the notes: 0x1234 -> 0x234,
+    -64 -> 0x1F4, absolute 0, then -1 -> 0xFFF; the columns outside the span are 0."""
+    data = bytes(vector_file(pixels=bytes.fromhex("1234C00000FF")))
+    ds = _convert(data)
+    # The bytes as written (pixel_array would hide bits above Bits Stored).
+    stored = np.frombuffer(ds.PixelData, dtype="<u2").reshape(8, 8)
+    assert stored[0].tolist() == [0, 0, 0x234, 0x1F4, 0x000, 0xFFF, 0, 0]
+    assert (stored[1:] == 0).all()
+    assert np.array_equal(stored.astype(np.int64) - 1024, read_per_notes(data)["hu"])
+
+
 def test_untilted_axial_is_ct_with_a_centred_plane(tmp_path):
     ds = _convert(vector_file(tilt=bytes(4)))
     assert ds.SOPClassUID == CT_IMAGE_STORAGE
