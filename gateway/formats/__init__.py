@@ -250,7 +250,8 @@ def get(name: str) -> Decoder:
 
 # The last bytes object identified and its decoder: whoever reads a file asks for its
 # companions (an identification) and then decodes it (another). Keyed by identity, never by
-# content, and only for immutable ``bytes``; ``decode`` lets the reference go.
+# content, and only for immutable ``bytes`` some format claims (those are decoded next, and
+# ``decode`` lets the reference go; unclaimed ones may wait long as a header's data file).
 _last: tuple[bytes, Decoder | None] | None = None
 
 
@@ -261,7 +262,7 @@ def identify(data: bytes) -> Decoder | None:
     if last is not None and last[0] is data:
         return last[1]
     found = _identify(data)
-    if type(data) is bytes:
+    if type(data) is bytes and found is not None:  # bytes no format claims are never decoded
         _last = (data, found)
     return found
 

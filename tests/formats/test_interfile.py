@@ -8,6 +8,7 @@ floats must come back within one quantum (one Rescale Slope). Every output passe
 from __future__ import annotations
 
 import shutil
+import sys
 
 import numpy as np
 import pydicom
@@ -293,3 +294,12 @@ def test_a_file_read_with_its_companions_is_identified_once(samples, monkeypatch
     assert len(calls) == 1
     formats.decode(capture.data, capture.parts)  # decoded once: not remembered any longer
     assert len(calls) == 2
+
+
+def test_bytes_no_format_claims_are_not_kept_by_the_registry():
+    """A file no format claims may wait a long time in a folder as a possible data file (and
+    may be large): the registry's remembered identification must not hold it meanwhile."""
+    data = bytes(range(256)) * 4096
+    before = sys.getrefcount(data)
+    assert formats.companions(data) is None
+    assert sys.getrefcount(data) == before
