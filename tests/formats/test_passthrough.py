@@ -111,3 +111,40 @@ def test_dump_rows_sit_at_their_elements_tags(samples, path):
         assert struct.unpack_from("<HH", raw, row.offset) == (tag >> 16, tag & 0xFFFF), row
     if path.startswith("dicom_vendor/"):  # both have Referenced Image Sequences
         assert any(r.name == "ReferencedSOPInstanceUID" for r in rows), "rows from inside the sequences"
+
+
+def test_a_meta_header_naming_no_transfer_syntax_names_the_element_and_its_offset(samples):
+    raw = (samples / "dicom_vendor" / "MR-SIEMENS-DICOM-WithOverlays.dcm").read_bytes()
+    meta = pydicom.dcmread(io.BytesIO(raw), stop_before_pixels=True).file_meta
+    syntax = str(meta.TransferSyntaxUID).encode()
+    bogus = b"1.2.840.10008.9.9" + b"9" * (len(syntax) - len(b"1.2.840.10008.9.9"))
+    at = raw.index(syntax)
+    with pytest.raises(DecodeError) as info:
+        convert(capture(raw[:at] + bogus + raw[at + len(bogus):]))
+    assert (info.value.field, info.value.offset) == ("TransferSyntaxUID", at)
+
+
+def test_a_value_of_the_wrong_size_names_its_element_and_offset():
+    """pydicom's BytesLengthException (here: Rows written as FD in 2 bytes) is bad input of
+    that element, named with the offset of its value, not an internal decoder error."""
+    ds = pydicom.Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.7", "1.2.3.4"
+    ds.Modality, ds.Rows, ds.Columns = "OT", 4, 4
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PixelData = 1, "MONOCHROME2", bytes(16)
+    raw = encode_part10(ds)
+    rows = struct.pack("<HH", 0x0028, 0x0010) + b"US" + struct.pack("<H", 2)
+    at = raw.index(rows)
+    with pytest.raises(DecodeError) as info:
+        convert(capture(raw[:at + 4] + b"FD" + raw[at + 6:]))
+    assert "internal" not in str(info.value)
+    assert (info.value.field, info.value.offset) == ("Rows", at + 8)
+
+
+def encode_part10(ds: pydicom.Dataset) -> bytes:
+    ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()

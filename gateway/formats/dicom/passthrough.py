@@ -9,12 +9,14 @@ no ACR-NEMA recognition code, and the SPI decoder (higher priority) claims SPI c
 from __future__ import annotations
 
 import io
+import re
 import struct
 from pathlib import Path
 from typing import BinaryIO
 
 import pydicom
-from pydicom.errors import InvalidDicomError
+from pydicom.datadict import keyword_for_tag
+from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.filereader import _read_file_meta_info, data_element_generator, read_preamble
 
 from gateway.dicom import verbatim
@@ -56,8 +58,8 @@ def _read(data: bytes, headerless: bool) -> tuple[pydicom.Dataset, verbatim.Orig
         as_written = verbatim.parse_values(ds)  # every value parsed now, so bad values surface here
     except InvalidDicomError as exc:
         raise DecodeError(f"not a DICOM file: {exc}") from None
-    except (EOFError, struct.error, ValueError, OSError, NotImplementedError) as exc:
-        raise DecodeError(f"damaged DICOM data set: {exc}") from None
+    except _DAMAGED as exc:
+        raise _damaged(exc, data, headerless) from None
     if headerless:
         # Kept as it came (implicit VR little endian): pass-through never re-encodes.
         ds.file_meta = pydicom.dataset.FileMetaDataset()
@@ -66,6 +68,82 @@ def _read(data: bytes, headerless: bool) -> tuple[pydicom.Dataset, verbatim.Orig
     if not verbatim.reusable(ds, syntax, as_written) or spans.keys() != set(ds.keys()):
         return ds, None
     return ds, verbatim.Original(memoryview(data)[start:], spans, syntax)
+
+
+# What pydicom raises for damaged input, beside InvalidDicomError: a value of the wrong size
+# (BytesLengthException), an ambiguous VR it cannot resolve (AttributeError), a value its
+# type refuses (TypeError), a tag or a position it cannot read (OSError, KeyError).
+_DAMAGED = (EOFError, struct.error, ValueError, OSError, NotImplementedError, BytesLengthException,
+            TypeError, AttributeError, KeyError)
+_TAG_TEXT = re.compile(r"\(([0-9A-Fa-f]{4}),\s*([0-9A-Fa-f]{4})\)")
+_POSITION_TEXT = re.compile(r"file position (?:0x)?([0-9A-Fa-f]+)")
+
+
+def _damaged(exc: Exception, data: bytes | None, headerless: bool) -> DecodeError:
+    """pydicom's complaint about damaged input as one line naming the element, and the byte
+    offset of its value where it can be known: from the message, or (where the data set
+    reads, but one value does not) by asking each element in turn."""
+    text = (str(exc).splitlines() or [type(exc).__name__])[0]
+    match = _TAG_TEXT.search(text)
+    tag = int(match.group(1) + match.group(2), 16) if match else None
+    position = _POSITION_TEXT.search(text)
+    offset = int(position.group(1), 16) if position else None
+    if tag is None and data is not None:
+        tag, offset = _failing_element(data, headerless, offset)
+    elif offset is None and data is not None:
+        offset = _value_offset(data, headerless, tag)
+    name = None if tag is None else keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+    return DecodeError(f"damaged DICOM data set: {text}", field=name, offset=offset)
+
+
+def _failing_element(data: bytes, headerless: bool, offset: int | None) -> tuple[int | None, int | None]:
+    """The meta header's Transfer Syntax UID where it names none, else the first top-level
+    element whose value does not read; and its value's offset."""
+    bad, at = (False, None) if headerless else _bad_syntax(data)
+    if bad:
+        return _TRANSFER_SYNTAX, at
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), force=headerless)
+    except Exception:  # noqa: BLE001 - the data set itself does not read: no element to name
+        return None, offset
+    for tag in ds.keys():
+        try:
+            elem = ds[tag]
+            if elem.VR == "SQ":
+                for item in elem.value:
+                    for _ in item.iterall():
+                        pass
+        except Exception:  # noqa: BLE001 - this is the element the complaint was about
+            raw = ds.get_item(tag)
+            return tag, getattr(raw, "value_tell", offset)
+    return None, offset
+
+
+def _value_offset(data: bytes, headerless: bool, tag: int) -> int | None:
+    """Where the value of top-level element ``tag`` begins, if the data set reads that far."""
+    try:
+        elem = pydicom.dcmread(io.BytesIO(data), force=headerless).get_item(tag)
+    except Exception:  # noqa: BLE001 - it does not: the element is named without a place
+        return None
+    return getattr(elem, "value_tell", None)
+
+
+_TRANSFER_SYNTAX = 0x00020010
+
+
+def _bad_syntax(data: bytes) -> tuple[bool, int | None]:
+    """Whether a Part-10 file's meta header names something other than a transfer syntax (and
+    the offset of that value): pydicom then cannot read the data set at all."""
+    try:
+        fp = io.BytesIO(data)
+        read_preamble(fp, False)
+        meta = _read_file_meta_info(fp)
+        elem = meta.get_item(_TRANSFER_SYNTAX)
+        if elem is None:
+            return False, None
+        return not pydicom.uid.UID(meta.TransferSyntaxUID).is_transfer_syntax, getattr(elem, "value_tell", None)
+    except Exception:  # noqa: BLE001 - no readable meta header: nothing to say about it
+        return False, None
 
 
 def decode_file(path: Path, defer_size: int = DEFER_SIZE) -> Decoded:
@@ -84,8 +162,8 @@ def decode_file(path: Path, defer_size: int = DEFER_SIZE) -> Decoded:
         _parse_values(ds)
     except InvalidDicomError as exc:
         raise DecodeError(f"not a DICOM file: {exc}") from None
-    except (EOFError, struct.error, ValueError, OSError, NotImplementedError) as exc:
-        raise DecodeError(f"damaged DICOM data set: {exc}") from None
+    except _DAMAGED as exc:
+        raise _damaged(exc, None, False) from None
     return Decoded(dataset=ds, format=Part10.name)
 
 
