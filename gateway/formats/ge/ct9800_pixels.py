@@ -16,8 +16,8 @@ Where codes start, without walking the stream: a byte with the top bit set alway
 a run of bytes below 0x80 that follows such a byte, codes start at every second byte. So byte
 i starts a code exactly when the number of bytes below 0x80 between the last byte >= 0x80
 before i and i is even; so the second byte of every absolute code is the byte after its first.
-The predictor is then one running sum, with the delta at each absolute code chosen (from the
-sums of the one-byte deltas between absolute codes) so that the sum lands on the code's value.
+The predictor is then the running sum of the one-byte deltas plus, from each absolute code to
+the next, the constant that makes it land on that code's value.
 """
 
 from __future__ import annotations
@@ -121,17 +121,16 @@ def predictor(data: memoryview | bytes, offset: int, count: int, limit: int) -> 
         keep[absolute + 1] = False
         small = _deltas(stream[keep])
         small[at] = 0
-        # The delta at each absolute code that makes the running sum land on its value: the
-        # value less the sum so far, i.e. less the previous absolute value and the one-byte
-        # deltas since (the sums between absolute codes, without a running sum of them all).
+        # The running sum of the one-byte deltas, then from each absolute code on, the
+        # constant that makes it land on the code's value (np.repeat of one number per
+        # absolute code: cheaper than np.add.reduceat's sums between them, ~40 ns each).
+        total = np.cumsum(small, dtype=np.int32)  # int32: it wraps modulo 2^32, a multiple of 4096
         value = (stream.take(absolute).astype(np.int32) << 8) | stream.take(absolute + 1)
-        step = np.empty(at.size, dtype=np.int32)
-        step[0] = value[0] - small[:at[0]].sum(dtype=np.int32)
-        np.subtract(value[1:], value[:-1], out=step[1:])
-        step[1:] -= np.add.reduceat(small, at, dtype=np.int32)[:-1]  # the sums from each to the next
-        total = small.astype(np.int32)
-        total[at] = step
-        np.cumsum(total, out=total)  # int32: NumPy's fast path; it wraps modulo 2^32, a multiple of 4096
+        value -= total.take(at)
+        lengths = np.empty(at.size, dtype=np.intp)
+        np.subtract(at[1:], at[:-1], out=lengths[:-1])
+        lengths[-1] = count - at[-1]
+        total[at[0]:] += np.repeat(value, lengths)
     return total
 
 
