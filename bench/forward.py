@@ -248,23 +248,9 @@ def measure_dcmtk(work: Path, files: list[Path], counts: list[int], repeat: int,
                   compare_with: list[Path]) -> dict[str, float]:
     """(c): storescu +sd against ours forwarding from a filled spool, then ``send`` end to end,
     in alternated turns; returns the median rate of each."""
-    runs: dict[str, list[float]] = {}
     with dcmtk_scp() as (scp, port):
         print(f"\n(c) DCMTK storescp --ignore with TCP_NODELAY=1, {repeat} turns each ({load()})")
-        for _ in range(repeat):
-            before = cpu_seconds(scp.pid)
-            t = run_storescu(work / "files", port, "FAST", nodelay=True)
-            runs.setdefault("storescu", []).append(len(files) / t)
-            print(f"  storescu +sd              {len(files) / t:7.1f} images/s  "
-                  f"{receiver_cpu(scp.pid, before, len(files))}({load()})")
-            for n in counts:
-                fill_spool(work / "spool", files)
-                before = cpu_seconds(scp.pid)
-                r = run_ours(work / "spool", port, "FAST", n)
-                runs.setdefault(f"ours x{n}", []).append(r["count"] / r["seconds"])
-                print(f"  ours, {n} association(s)    {r['count'] / r['seconds']:7.1f} images/s  "
-                      f"{receiver_cpu(scp.pid, before, len(files))}CPU {r['cpu_ms']:.1f} ms/image  "
-                      f"peak RSS {r['maxrss_mb']:.0f} MB  ({load()})")
+        runs = forwarding_turns(work, files, scp.pid, port, "FAST", counts, repeat, nodelay=True)
         config = send_config(work, port)
         senders = [(f"send --jobs {j}", ROOT, j) for j in send_jobs]
         senders += [(f"send of {repo.name}", repo, None) for repo in compare_with]
@@ -277,6 +263,33 @@ def measure_dcmtk(work: Path, files: list[Path], counts: list[int], repeat: int,
                 t = run_send(repo, config, work / "files", len(files), jobs)
                 runs.setdefault(name, []).append(len(files) / t)
                 print(f"  {name:<25} {t:6.2f} s  {len(files) / t:7.1f} images/s  ({load()})")
+    return medians(runs)
+
+
+def forwarding_turns(work: Path, files: list[Path], receiver_pid: int, port: int, aet: str, counts: list[int],
+                     repeat: int, nodelay: bool = False) -> dict[str, list[float]]:
+    """``repeat`` turns of storescu +sd, then ours with each association count from a filled
+    spool, to one receiver; the rates of each sender, turn by turn."""
+    runs: dict[str, list[float]] = {}
+    for _ in range(repeat):
+        before = cpu_seconds(receiver_pid)
+        t = run_storescu(work / "files", port, aet, nodelay=nodelay)
+        runs.setdefault("storescu", []).append(len(files) / t)
+        print(f"  storescu +sd              {len(files) / t:7.1f} images/s  "
+              f"{receiver_cpu(receiver_pid, before, len(files))}({load()})")
+        for n in counts:
+            fill_spool(work / "spool", files)
+            before = cpu_seconds(receiver_pid)
+            r = run_ours(work / "spool", port, aet, n)
+            runs.setdefault(f"ours x{n}", []).append(r["count"] / r["seconds"])
+            print(f"  ours, {n} association(s)    {r['count'] / r['seconds']:7.1f} images/s  "
+                  f"{receiver_cpu(receiver_pid, before, len(files))}CPU {r['cpu_ms']:.1f} ms/image  "
+                  f"peak RSS {r['maxrss_mb']:.0f} MB  ({load()})")
+    return runs
+
+
+def medians(runs: dict[str, list[float]]) -> dict[str, float]:
+    """Print and return the median rate of each sender, with its runs."""
     print("  medians:")
     for name, rates in runs.items():
         print(f"    {name:<25} {statistics.median(rates):7.1f} images/s  "
@@ -328,33 +341,15 @@ def main() -> int:
         results: dict[str, dict[str, float]] = {"discard": {}, "orthanc": {}, "dcmtk": {}, "end to end": {}}
         with discard_scp() as (scp, port):
             print(f"\n(a) discarding pynetdicom SCP with TCP_NODELAY, {args.repeat} turns each ({load()})")
-            runs: dict[str, list[float]] = {}
-            for _ in range(args.repeat):
-                before = cpu_seconds(scp.pid)
-                t = run_storescu(work / "files", port, "DISCARD")
-                runs.setdefault("storescu", []).append(len(files) / t)
-                print(f"  storescu +sd              {len(files) / t:7.1f} images/s  "
-                      f"{receiver_cpu(scp.pid, before, len(files))}({load()})")
-                for n in counts:
-                    fill_spool(work / "spool", files)
-                    before = cpu_seconds(scp.pid)
-                    r = run_ours(work / "spool", port, "DISCARD", n)
-                    runs.setdefault(f"ours x{n}", []).append(r["count"] / r["seconds"])
-                    print(f"  ours, {n} association(s)    {r['count'] / r['seconds']:7.1f} images/s  "
-                          f"{receiver_cpu(scp.pid, before, len(files))}CPU {r['cpu_ms']:.1f} ms/image  "
-                          f"peak RSS {r['maxrss_mb']:.0f} MB  ({load()})")
-            print("  medians:")
-            for name, rates in runs.items():
-                results["discard"][name] = statistics.median(rates)
-                print(f"    {name:<10} {statistics.median(rates):7.1f} images/s  "
-                      f"(runs: {', '.join(f'{r:.0f}' for r in rates)})")
+            results["discard"] = medians(forwarding_turns(work, files, scp.pid, port, "DISCARD", counts,
+                                                          args.repeat))
 
         if not args.skip_dcmtk:
-            medians = measure_dcmtk(work, files, counts, args.repeat, [int(j) for j in args.send_jobs.split(",")],
-                                    args.compare_with)
-            results["dcmtk"] = {k: v for k, v in medians.items() if k == "storescu" or k.startswith("ours")}
-            results["end to end"] = {"storescu": medians["storescu (e2e)"],
-                                     **{k: v for k, v in medians.items() if k.startswith("send")}}
+            rates = measure_dcmtk(work, files, counts, args.repeat, [int(j) for j in args.send_jobs.split(",")],
+                                  args.compare_with)
+            results["dcmtk"] = {k: v for k, v in rates.items() if k == "storescu" or k.startswith("ours")}
+            results["end to end"] = {"storescu": rates["storescu (e2e)"],
+                                     **{k: v for k, v in rates.items() if k.startswith("send")}}
 
         senders = [] if args.skip_orthanc else ["storescu", *counts]
         if senders:
