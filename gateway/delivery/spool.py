@@ -141,12 +141,17 @@ class DestinationStatus:
     last_error_at: float | None = None
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+def _fsync(path: Path, flags: int = 0) -> None:
+    """Flush a file (or, with ``os.O_DIRECTORY``, a directory's entries) to the disk."""
+    fd = os.open(path, os.O_RDONLY | flags)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    _fsync(path, os.O_DIRECTORY)
 
 
 def pid_alive(pid: int) -> bool:
@@ -503,11 +508,7 @@ class Spool:
     def _fsync_staged(self, paths: list[Path]) -> None:
         try:
             for path in paths:
-                fd = os.open(path, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                _fsync(path)
         except OSError as exc:
             if is_full(exc):
                 raise self.space.full(exc) from exc
