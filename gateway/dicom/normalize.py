@@ -18,7 +18,7 @@ from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from gateway import __version__
-from gateway.dicom import repair
+from gateway.dicom import repair, verbatim
 from gateway.dicom.deferred import is_deferred
 from gateway.dicom.iods import (
     FRAME_OF_REFERENCE_REQUIRED,
@@ -88,9 +88,9 @@ def normalize(decoded: Decoded, rules: SiteRules = SiteRules(), origin: str | No
     if not is_valid_uid(str(value_of(ds, "SOPClassUID", ""))):
         modality = str(value_of(ds, "Modality", "")).upper()
         record_put(ds, "SOPClassUID", SOP_CLASS_BY_MODALITY.get(modality, SECONDARY_CAPTURE_STORAGE), record)
-        if "Modality" not in ds or not ds.Modality:
+        if not value_of(ds, "Modality"):
             record_put(ds, "Modality", "OT", record)
-    sop_class = str(ds.SOPClassUID)
+    sop_class = str(value_of(ds, "SOPClassUID"))
     if record is not None:
         repair.derive_type1(ds, sop_class, record)
 
@@ -171,7 +171,10 @@ def _has_value(ds: Dataset, tag: BaseTag) -> bool:
     if isinstance(elem, RawDataElement):
         if is_deferred(ds, tag):
             return True
-        elem = ds[tag]
+        filled = verbatim.filled(elem)
+        if filled is not None:
+            return filled
+        elem = verbatim.peek(ds, tag)
     return elem.value not in (None, "", [])
 
 
@@ -249,8 +252,8 @@ def _write_meta(ds: Dataset) -> None:
     if not syntax or not UID(syntax).is_transfer_syntax:
         syntax = ExplicitVRLittleEndian
     meta = {}
-    for keyword, value in (("MediaStorageSOPClassUID", ds.SOPClassUID),
-                           ("MediaStorageSOPInstanceUID", ds.SOPInstanceUID),
+    for keyword, value in (("MediaStorageSOPClassUID", value_of(ds, "SOPClassUID")),
+                           ("MediaStorageSOPInstanceUID", value_of(ds, "SOPInstanceUID")),
                            ("TransferSyntaxUID", syntax),
                            ("ImplementationClassUID", IMPLEMENTATION_CLASS_UID),
                            ("ImplementationVersionName", IMPLEMENTATION_VERSION_NAME)):

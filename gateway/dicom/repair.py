@@ -16,12 +16,12 @@ import re
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
-from gateway.dicom import values
+from gateway.dicom import values, verbatim
 from gateway.dicom.deferred import is_deferred
 from gateway.dicom.iods import MODALITY_BY_SOP_CLASS
 from gateway.dicom.provenance import Changes, changes
 from gateway.dicom.uids import derive_uid, is_valid_uid
-from gateway.formats.engine.fieldtable import put
+from gateway.formats.engine.fieldtable import put, value_of
 
 # Text VRs whose values are checked one by one (values.is_valid) and conformed.
 _CHECKED_VRS = {"AE", "CS", "SH", "LO", "PN", "ST", "LT", "DA", "TM", "DS", "IS"}
@@ -65,11 +65,12 @@ def conform_values(ds: Dataset, record: Changes) -> None:
     becomes empty. Private and unknown elements are left alone (their VR is not ours to know);
     so are values inside sequences, which the recorder cannot address, and values still in
     their file (``deferred``: large binary values, which no text rule concerns)."""
+    texts = verbatim.lossless(ds)
     for tag in list(ds.keys()):
         elem = ds.get_item(tag, keep_deferred=True)
         if isinstance(elem, RawDataElement):
-            if is_deferred(ds, tag):
-                continue  # looking would read it into memory
+            if is_deferred(ds, tag) or verbatim.plain(elem, texts):
+                continue  # looking would read it into memory; or valid already, as it came
             elem = ds[tag]
         if elem.tag.is_private or not elem.keyword or elem.VR not in _CHECKED_VRS or elem.value in (None, ""):
             continue
@@ -113,22 +114,22 @@ def _conformed(vr: str, text: str) -> str | None:
 def separate_series_from_study(ds: Dataset, root: str, record: Changes) -> None:
     """Some early writers gave a series its study's UID. The Series Instance UID is derived
     from the repeated value, so every image of that series still shares one series."""
-    study, series = ds.get("StudyInstanceUID"), ds.get("SeriesInstanceUID")
+    study, series = value_of(ds, "StudyInstanceUID"), value_of(ds, "SeriesInstanceUID")
     if study and study == series and is_valid_uid(str(study)):
         record_put(ds, "SeriesInstanceUID", derive_uid("series", ("study uid reused", str(study)), root), record)
 
 
 def derive_type1(ds: Dataset, sop_class: str, record: Changes) -> None:
     """Missing type 1 values that follow from others (``DERIVED_FROM`` says from which)."""
-    if not ds.get("Modality") and sop_class in MODALITY_BY_SOP_CLASS:
+    if not value_of(ds, "Modality") and sop_class in MODALITY_BY_SOP_CLASS:
         record_put(ds, "Modality", MODALITY_BY_SOP_CLASS[sop_class], record)
-    stored, high = ds.get("BitsStored"), ds.get("HighBit")
+    stored, high = value_of(ds, "BitsStored"), value_of(ds, "HighBit")
     if high is None and isinstance(stored, int) and stored > 0:
         record_put(ds, "HighBit", stored - 1, record)
     elif stored is None and isinstance(high, int):
         record_put(ds, "BitsStored", high + 1, record)
-    photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
-    if ds.get("SamplesPerPixel") is None and photometric in _SAMPLES:
+    photometric = str(value_of(ds, "PhotometricInterpretation", "")).strip().upper()
+    if value_of(ds, "SamplesPerPixel") is None and photometric in _SAMPLES:
         record_put(ds, "SamplesPerPixel", _SAMPLES[photometric], record)
 
 
@@ -147,9 +148,9 @@ def stamp(ds: Dataset) -> dt.datetime:
     "changed as of the instance as it was made"; who changed it is the Modifying System.
     """
     for date_kw, time_kw in _STAMP_SOURCES:
-        date = str(ds.get(date_kw) or "")
+        date = str(value_of(ds, date_kw) or "")
         if values.is_valid("DA", date) and date:
-            clock = str(ds.get(time_kw) or "").split(".")[0].ljust(6, "0")
+            clock = str(value_of(ds, time_kw) or "").split(".")[0].ljust(6, "0")
             clock = clock if values.is_valid("TM", clock) else "000000"
             return dt.datetime.strptime(date + clock[:6], "%Y%m%d%H%M%S")
     return _NO_DATE

@@ -18,13 +18,15 @@ any change to the character set or the Pixel Data send the instance down the ord
 
 from __future__ import annotations
 
+import re
 import struct
 from copy import deepcopy
 from dataclasses import dataclass
 from typing import Any
 
 from pydicom.charset import default_encoding
-from pydicom.dataelem import RawDataElement
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element, write_file_meta_info
@@ -39,7 +41,7 @@ _PIXEL_DATA = 0x7FE00010
 # ASCII subset; pydicom reads text without a Specific Character Set as latin-1 too).
 _LOSSLESS_CHARSETS = {"", "ISO_IR 6", "ISO_IR 100"}
 
-Snapshot = dict[int, tuple[str, Any]]
+Snapshot = dict[int, Any]  # tag -> a raw element, or (VR, frozen value)
 
 
 @dataclass(frozen=True)
@@ -53,13 +55,18 @@ class Original:
 
 
 def parse_values(ds: Dataset, nested: bool = False) -> bool:
-    """Parse every value of ``ds`` (nested ones too) now, so bad values surface in the
-    decoder, and return whether each element was encoded as pydicom would write it again:
-    an even or undefined length, (explicit VR) the VR pydicom keeps, and inside sequences no
-    group length (pydicom leaves those out; at the top level normalisation drops them)."""
+    """Parse now every value of ``ds`` (nested ones too) that could fail or warn, so bad values
+    surface in the decoder, and return whether each element was encoded as pydicom would
+    write it again: an even or undefined length, (explicit VR) the VR pydicom keeps, and inside
+    sequences no group length (pydicom leaves those out; at the top level normalisation drops
+    them). A top-level element that is ``plain`` stays raw: converting it would say nothing new,
+    and most are never read (a CT's 40 conversions were a quarter of its pass-through)."""
     same = True
+    texts = not nested and lossless(ds)
     for tag in ds.keys():
         raw = ds.get_item(tag)
+        if not nested and isinstance(raw, RawDataElement) and plain(raw, texts):
+            continue
         elem = ds[tag]
         if isinstance(raw, RawDataElement):
             if raw.length != _UNDEFINED and raw.length % 2:
@@ -72,6 +79,96 @@ def parse_values(ds: Dataset, nested: bool = False) -> bool:
             for item in elem.value:
                 same = parse_values(item, nested=True) and same
     return same
+
+
+def parse_all(ds: Dataset) -> None:
+    """Convert the elements ``parse_values`` left raw (silently: they are ``plain``), for a
+    data set pydicom will encode again: its writer copies a raw element's bytes as they are."""
+    for tag in ds.keys():
+        if isinstance(ds.get_item(tag), RawDataElement):
+            ds[tag]
+
+
+# What a plain raw element may hold, by VR: text whose pydicom conversion neither warns nor
+# fails (its validators accept every value) and which ``repair.conform_values`` would keep as
+# it is (``values.is_valid``), or numbers of the right size. Stricter than either rule: what
+# is not plain is converted as before. Per value (split at backslashes), after the trailing
+# spaces and NULs pydicom strips; each value's length is checked on the unstripped bytes.
+_TEXT = rb"[\x20-\x5b\x5d-\x7e]"  # printable ASCII but backslash
+_PLAIN_TEXT = {
+    "CS": (rb"[A-Z0-9 _]*", 16),
+    "DA": (rb"(?:\d{8})?", 8),
+    "TM": (rb"(?:\d{2}(?:\d{2}(?:\d{2}(?:\.\d{1,6})?)?)?)?", 14),
+    "UI": (rb"(?:(?:0|[1-9][0-9]*)(?:\.(?:0|[1-9][0-9]*))*)?", 64),
+    "DS": (rb"(?:[+-]?(?:\d+(?:\.\d*)?|\.\d+))?", 16),
+    "IS": (rb"(?:[+-]?\d{1,9})?", 12),
+    "SH": (_TEXT + b"*", 16),
+    "LO": (_TEXT + b"*", 64),
+    "PN": (rb"[\x20-\x3c\x3e-\x5b\x5d-\x7e]*", 64),  # one component group: no "="
+}
+_PLAIN_RE = {vr: re.compile(rb"%s(?:\\%s)*" % (one, one)) for vr, (one, _) in _PLAIN_TEXT.items()}
+_PLAIN_LENGTH = {vr: limit for vr, (_, limit) in _PLAIN_TEXT.items()}
+_NUMBER_SIZE = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "AT": 4, "OB": 1, "OW": 1}
+
+
+def plain(raw: RawDataElement, texts: bool) -> bool:
+    """Whether converting ``raw`` (a top-level element) can neither fail nor warn nor depend
+    on the rest of the data set, and gives a value normalisation would keep as it is: a
+    public element of a VR the file or the dictionary names unambiguously, of even length,
+    holding numbers of its size or (``texts``: a character set read as latin-1) ASCII text
+    valid for its VR (``_PLAIN_TEXT``). Such an element may stay raw until someone reads it."""
+    value = raw.value
+    if value is None or raw.length == _UNDEFINED or raw.length % 2 or raw.tag & 0x10000 or raw.tag == _CHARSET:
+        return False
+    vr = raw.VR
+    if vr is None:
+        try:
+            vr = dictionary_VR(raw.tag)
+        except KeyError:
+            return False
+    size = _NUMBER_SIZE.get(vr)
+    if size is not None:
+        return len(value) % size == 0
+    pattern = _PLAIN_RE.get(vr) if texts else None
+    if pattern is None:
+        return False
+    limit = _PLAIN_LENGTH[vr]
+    if len(value) > limit and max(map(len, value.split(b"\\"))) > limit:
+        return False
+    return pattern.fullmatch(value.rstrip(b" \0")) is not None
+
+
+def filled(raw: RawDataElement) -> bool | None:
+    """Whether the value of ``raw`` is not empty (None, "" or []) once converted, where its
+    bytes say so (a public element of a known VR with a character other than padding, or
+    numbers); None when only the conversion can tell."""
+    value = raw.value
+    if not value or raw.tag & 0x10000 or raw.length == _UNDEFINED:
+        return None
+    vr = raw.VR
+    if vr is None:
+        try:
+            vr = dictionary_VR(raw.tag)
+        except KeyError:
+            return None
+    if vr in _NUMBER_SIZE:
+        return len(value) % _NUMBER_SIZE[vr] == 0 or None
+    return True if vr in _PLAIN_TEXT and value.strip(b" \0") else None
+
+
+def lossless(ds: Dataset) -> bool:
+    """Whether ``ds`` names no character set or one read as latin-1 (its ASCII text is ASCII)."""
+    charset = ds.get("SpecificCharacterSet", "")
+    return isinstance(charset, str) and charset.strip() in _LOSSLESS_CHARSETS
+
+
+def peek(ds: Dataset, tag: int) -> DataElement | None:
+    """``ds[tag]``, or None; a ``plain`` raw element is converted without being stored, so it
+    stays raw (unchanged, for ``part10``) for whoever only reads it."""
+    elem = ds.get_item(tag)
+    if isinstance(elem, RawDataElement):
+            return peek_raw(ds, tag, elem) if plain(elem, lossless(ds)) else ds[tag]
+    return elem
 
 
 def reusable(ds: Dataset, syntax: UID, values_as_written: bool) -> bool:
@@ -97,21 +194,46 @@ def reusable(ds: Dataset, syntax: UID, values_as_written: bool) -> bool:
 
 
 def snapshot(ds: Dataset) -> Snapshot:
-    """Every top-level element of ``ds`` as (VR, value), sequences item by item: two
-    snapshots agree on a tag only if its element kept its VR and its value, down to the text
-    of a number (DS "1.50" is not "1.5"). Byte values are kept by reference, not copied."""
-    shot = {}
+    """Every top-level element of ``ds``: a raw one as itself (it is immutable: while the data
+    set holds that very element, it is unchanged), any other as (VR, value), sequences item by
+    item. Two frozen forms agree on a tag only if its element kept its VR and its value, down
+    to the text of a number (DS "1.50" is not "1.5"). Byte values are kept by reference."""
+    shot: Snapshot = {}
     for tag in ds.keys():
-        elem = ds.get_item(tag)  # parsed already (parse_values, or made by normalisation): no conversion
-        if isinstance(elem, RawDataElement):
-            elem = ds[tag]
-        shot[int(tag)] = (elem.VR, _frozen(elem.value))
+        elem = ds.get_item(tag)
+        shot[int(tag)] = elem if isinstance(elem, RawDataElement) else _frozen_element(elem)
     return shot
 
 
+def _frozen_element(elem: DataElement) -> tuple[str, Any]:
+    return elem.VR, _frozen(elem.value)
+
+
+def _unchanged(ds: Dataset, tag: int, before: Snapshot) -> bool:
+    """Whether the element at ``tag`` is what ``before`` holds: the same raw element, or the
+    same frozen form (a raw one that was read since is converted again to compare)."""
+    was = before.get(tag)
+    now = ds.get_item(tag)
+    if was is None or now is None:
+        return was is None and now is None
+    if now is was:
+        return True
+    if isinstance(was, RawDataElement):
+        was = _frozen_element(peek_raw(ds, tag, was))
+    if isinstance(now, RawDataElement):
+        now = ds[tag]
+    return _frozen_element(now) == was
+
+
+def peek_raw(ds: Dataset, tag: int, raw: RawDataElement) -> DataElement:
+    """``raw`` (an element of ``ds``, or one it held) converted as ``ds[tag]`` converts it."""
+    charset = default_encoding if tag == _CHARSET else ds.original_character_set or ds._character_set
+    return convert_raw_data_element(raw, encoding=charset, ds=ds)
+
+
 def _frozen(value: Any) -> Any:
-    if isinstance(value, Sequence):
-        return tuple(snapshot(item) for item in value)
+    if isinstance(value, Sequence):  # items were parsed whole (``parse_values``)
+        return tuple({int(tag): _frozen_element(item[tag]) for tag in item.keys()} for item in value)
     if isinstance(value, (MultiValue, list, tuple)):
         return tuple(_frozen(v) for v in value)
     if isinstance(value, bytes):
@@ -127,18 +249,17 @@ def part10(ds: Dataset, original: Original, before: Snapshot) -> bytes | None:
     the same data set: its preamble or 128 zero bytes, ``DICM``, its File Meta, then each
     element's original bytes where it is unchanged and pydicom's encoding where not. None
     when the whole data set has to be encoded again (see the module docstring)."""
-    after = snapshot(ds)
     meta_syntax = UID(str(ds.file_meta.get("TransferSyntaxUID", "")))
-    if meta_syntax != original.syntax or any(after.get(t) != before.get(t) for t in (_CHARSET, _PIXEL_DATA)):
+    if meta_syntax != original.syntax or not all(_unchanged(ds, t, before) for t in (_CHARSET, _PIXEL_DATA)):
         return None
     preamble = getattr(ds, "preamble", None)
     chunks: list[bytes | memoryview] = [preamble if preamble else b"\0" * 128, b"DICM", _file_meta(ds)]
     encodings = ds.get("SpecificCharacterSet", default_encoding)
     run: tuple[int, int] | None = None  # adjacent unchanged elements, taken as one slice
-    for tag in sorted(after):
+    for tag in sorted(map(int, ds.keys())):
         if tag & 0xFFFF == 0 and tag >> 16 > 6:
             continue  # a retired group length: pydicom does not write it either
-        span = original.spans.get(tag) if after[tag] == before.get(tag) else None
+        span = original.spans.get(tag) if _unchanged(ds, tag, before) else None
         if span is not None and run is not None and run[1] == span[0]:
             run = (run[0], span[1])
             continue

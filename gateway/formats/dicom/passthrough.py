@@ -16,6 +16,7 @@ from typing import BinaryIO
 
 import pydicom
 from pydicom.datadict import keyword_for_tag
+from pydicom.dataelem import RawDataElement
 from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.filereader import _read_file_meta_info, data_element_generator, read_preamble
 
@@ -54,8 +55,9 @@ def _read(data: bytes, headerless: bool) -> tuple[pydicom.Dataset, verbatim.Orig
     """The data set, and its bytes when they can stand for its unchanged elements (``verbatim``)."""
     try:
         ds = pydicom.dcmread(io.BytesIO(data), force=headerless)
-        start, spans = _check_complete(io.BytesIO(data), len(data), headerless, ds, defer=_SKIP_SIZE)
-        as_written = verbatim.parse_values(ds)  # every value parsed now, so bad values surface here
+        found = _contiguous(data, headerless, ds)
+        start, spans = found or _check_complete(io.BytesIO(data), len(data), headerless, ds, defer=_SKIP_SIZE)
+        as_written = verbatim.parse_values(ds)  # parsed now where a value could be bad, so it surfaces here
     except InvalidDicomError as exc:
         raise DecodeError(f"not a DICOM file: {exc}") from None
     except _DAMAGED as exc:
@@ -66,6 +68,7 @@ def _read(data: bytes, headerless: bool) -> tuple[pydicom.Dataset, verbatim.Orig
         ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
     syntax = pydicom.uid.UID(ds.file_meta.get("TransferSyntaxUID", ""))
     if not verbatim.reusable(ds, syntax, as_written) or spans.keys() != set(ds.keys()):
+        verbatim.parse_all(ds)  # encoded again: every element from its value
         return ds, None
     return ds, verbatim.Original(memoryview(data)[start:], spans, syntax)
 
@@ -178,6 +181,71 @@ def _parse_values(ds) -> None:
                 _parse_values(item)
 
 
+def _encoding(ds) -> tuple[pydicom.uid.UID, bool, bool]:
+    """The transfer syntax the File Meta names (implicit VR little endian when none) and the
+    encoding (implicit VR, little endian) the completeness check reads the data set in."""
+    syntax = pydicom.uid.UID(ds.file_meta.get("TransferSyntaxUID", pydicom.uid.ImplicitVRLittleEndian))
+    implicit = syntax.is_implicit_VR if syntax.is_transfer_syntax else True
+    little = syntax.is_little_endian if syntax.is_transfer_syntax else True
+    return syntax, implicit, little
+
+
+_LONG_VRS = {"OB", "OD", "OF", "OL", "OW", "OV", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"}
+
+
+def _contiguous(data: bytes, headerless: bool, ds) -> tuple[int, dict[int, tuple[int, int]]] | None:
+    """``_check_complete``'s answer for a whole data set, from the elements pydicom read,
+    without reading the file again: each top-level element of defined length, whole, and its
+    header where its value's position says, begins where the one before it ends, and the last
+    ends at the end of the data. None when anything is otherwise (the check then walks the
+    bytes, to find and name what is wrong)."""
+    syntax, implicit, little = _encoding(ds)
+    if not little or syntax.is_deflated or ds.original_encoding != (implicit, little):
+        return None
+    elems = sorted((ds.get_item(tag) for tag in ds.keys()), key=lambda e: getattr(e, "value_tell", -1))
+    if not elems:
+        return None
+    spans = {}
+    begin = end = 0 if headerless else _meta_end(data)
+    for raw in elems:
+        if not isinstance(raw, RawDataElement) or raw.value is None or raw.length == 0xFFFFFFFF \
+                or len(raw.value) != raw.length:
+            return None
+        header = 8 if implicit or raw.VR not in _LONG_VRS else 12
+        start = raw.value_tell - header
+        tag = int(raw.tag)
+        if start != end or struct.unpack_from("<HH", data, start) != (tag >> 16, tag & 0xFFFF):
+            return None
+        if implicit:
+            length = struct.unpack_from("<I", data, start + 4)[0]
+        elif header == 8:
+            vr, length = struct.unpack_from("<2sH", data, start + 4)
+        else:
+            vr, length = struct.unpack_from("<2s2xI", data, start + 4)
+        if length != raw.length or not implicit and vr != raw.VR.encode():
+            return None
+        end = raw.value_tell + raw.length
+        spans[tag] = (start - begin, end - begin)
+    if end != len(data) or _ROWS in ds and not any(tag in ds for tag in _PIXEL_TAGS):
+        return None
+    return begin, spans
+
+
+def _meta_end(data: bytes) -> int | None:
+    """Where the explicit VR little endian group 0002 after ``DICM`` ends (the data set
+    begins), stepping over its elements as ``_read_file_meta_info`` reads them."""
+    pos = 132
+    while pos + 8 <= len(data) and data[pos:pos + 2] == b"\2\0":
+        vr = data[pos + 4:pos + 6]
+        if vr.decode("latin-1") in _LONG_VRS:
+            pos += 12 + struct.unpack_from("<I", data, pos + 8)[0] if pos + 12 <= len(data) else len(data) + 1
+        elif vr.isalpha() and vr.isupper():
+            pos += 8 + struct.unpack_from("<H", data, pos + 6)[0]
+        else:
+            return None
+    return pos
+
+
 def _check_complete(fp: BinaryIO, total: int, headerless: bool, ds,
                     defer: int | None = None) -> tuple[int, dict[int, tuple[int, int]]]:
     """pydicom reads a truncated file without complaint; walk the top-level elements and
@@ -187,10 +255,7 @@ def _check_complete(fp: BinaryIO, total: int, headerless: bool, ds,
     if not headerless:
         read_preamble(fp, False)
         _read_file_meta_info(fp)
-    syntax = ds.file_meta.get("TransferSyntaxUID", pydicom.uid.ImplicitVRLittleEndian)
-    syntax = pydicom.uid.UID(syntax)
-    implicit = syntax.is_implicit_VR if syntax.is_transfer_syntax else True
-    little = syntax.is_little_endian if syntax.is_transfer_syntax else True
+    syntax, implicit, little = _encoding(ds)
     if syntax.is_deflated:
         return fp.tell(), {}  # a deflated stream is checked by the inflater itself
     begin = end = fp.tell()

@@ -550,7 +550,12 @@ def put(ds: Elements, keyword: str, value: Any, vr: str | None = None) -> None:
 def value_of(ds: Dataset, keyword: str, default: Any = None) -> Any:
     """``ds.get(keyword, default)`` by the tag: pydicom's keyword lookup costs three times as
     much, and a decoder asks a few dozen times per image."""
-    elem = ds.get(tag_and_vr(keyword)[0])
+    tag = tag_and_vr(keyword)[0]
+    if isinstance(ds, Dataset):  # a plain raw element is read without being stored (``verbatim.peek``)
+        from gateway.dicom.verbatim import peek
+        elem = peek(ds, tag)
+    else:
+        elem = ds.get(tag)
     return default if elem is None else elem.value
 
 
