@@ -19,7 +19,6 @@ from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from gateway import __version__
 from gateway.dicom import repair, verbatim
-from gateway.dicom.deferred import is_deferred
 from gateway.dicom.iods import (
     FRAME_OF_REFERENCE_REQUIRED,
     IOD_ATTRIBUTES,
@@ -169,8 +168,8 @@ def _has_value(ds: Dataset, tag: BaseTag) -> bool:
     built (every one of converted data) is read as it is, without the dataset's lookups."""
     elem = ds.get_item(tag, keep_deferred=True)
     if isinstance(elem, RawDataElement):
-        if is_deferred(ds, tag):
-            return True
+        if elem.value is None and elem.length not in (0, 0xFFFFFFFF):
+            return True  # deferred (gateway.dicom.deferred): large, so not empty
         filled = verbatim.filled(elem)
         if filled is not None:
             return filled

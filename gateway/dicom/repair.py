@@ -17,7 +17,6 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
 from gateway.dicom import values, verbatim
-from gateway.dicom.deferred import is_deferred
 from gateway.dicom.iods import MODALITY_BY_SOP_CLASS
 from gateway.dicom.provenance import Changes, changes
 from gateway.dicom.uids import derive_uid, is_valid_uid
@@ -65,12 +64,11 @@ def conform_values(ds: Dataset, record: Changes) -> None:
     becomes empty. Private and unknown elements are left alone (their VR is not ours to know);
     so are values inside sequences, which the recorder cannot address, and values still in
     their file (``deferred``: large binary values, which no text rule concerns)."""
-    texts = verbatim.lossless(ds)
     for tag in list(ds.keys()):
         elem = ds.get_item(tag, keep_deferred=True)
         if isinstance(elem, RawDataElement):
-            if is_deferred(ds, tag) or verbatim.plain(elem, texts):
-                continue  # looking would read it into memory; or valid already, as it came
+            if elem.value is None and elem.length not in (0, 0xFFFFFFFF) or verbatim.is_plain(ds, tag, elem):
+                continue  # deferred: looking would read it into memory; plain: valid already, as it came
             elem = ds[tag]
         if elem.tag.is_private or not elem.keyword or elem.VR not in _CHECKED_VRS or elem.value in (None, ""):
             continue

@@ -63,9 +63,10 @@ def parse_values(ds: Dataset, nested: bool = False) -> bool:
     and most are never read (a CT's 40 conversions were a quarter of its pass-through)."""
     same = True
     texts = not nested and lossless(ds)
-    for tag in ds.keys():
-        raw = ds.get_item(tag)
-        if not nested and isinstance(raw, RawDataElement) and plain(raw, texts):
+    kept = {}
+    for tag, raw in list(ds.items()):  # unconverted
+        if not nested and type(raw) is RawDataElement and plain(raw, texts):
+            kept[tag] = raw
             continue
         elem = ds[tag]
         if isinstance(raw, RawDataElement):
@@ -78,7 +79,20 @@ def parse_values(ds: Dataset, nested: bool = False) -> bool:
         if elem.VR == "SQ":
             for item in elem.value:
                 same = parse_values(item, nested=True) and same
+    if not nested:
+        ds.__dict__[_PLAIN_KEPT] = kept
     return same
+
+
+_PLAIN_KEPT = "_verbatim_plain"  # beside a decoded data set: tag -> the plain raw element left there
+
+
+def is_plain(ds: Dataset, tag: int, raw: RawDataElement) -> bool:
+    """``plain(raw)`` for an element of ``ds``, answered from ``parse_values`` where it looked."""
+    kept = ds.__dict__.get(_PLAIN_KEPT)
+    if kept is not None and kept.get(tag) is raw:
+        return True
+    return plain(raw, lossless(ds))
 
 
 def parse_all(ds: Dataset) -> None:
@@ -164,11 +178,21 @@ def lossless(ds: Dataset) -> bool:
 
 def peek(ds: Dataset, tag: int) -> DataElement | None:
     """``ds[tag]``, or None; a ``plain`` raw element is converted without being stored, so it
-    stays raw (unchanged, for ``part10``) for whoever only reads it."""
+    stays raw (unchanged, for ``part10``) for whoever only reads it. The conversion is kept
+    beside the data set, for the next read of the same raw element (normalisation reads the
+    UIDs several times); a value read this way is not to be changed in place."""
     elem = ds.get_item(tag)
-    if isinstance(elem, RawDataElement):
-            return peek_raw(ds, tag, elem) if plain(elem, lossless(ds)) else ds[tag]
-    return elem
+    if not isinstance(elem, RawDataElement):
+        return elem
+    peeked = ds.__dict__.setdefault("_verbatim_peeked", {})
+    known = peeked.get(tag)
+    if known is not None and known[0] is elem:
+        return known[1]
+    if not is_plain(ds, tag, elem):
+        return ds[tag]
+    converted = peek_raw(ds, tag, elem)
+    peeked[tag] = (elem, converted)
+    return converted
 
 
 def reusable(ds: Dataset, syntax: UID, values_as_written: bool) -> bool:
@@ -219,7 +243,8 @@ def _unchanged(ds: Dataset, tag: int, before: Snapshot) -> bool:
     if now is was:
         return True
     if isinstance(was, RawDataElement):
-        was = _frozen_element(peek_raw(ds, tag, was))
+        known = ds.__dict__.get("_verbatim_peeked", {}).get(tag)
+        was = _frozen_element(known[1] if known is not None and known[0] is was else peek_raw(ds, tag, was))
     if isinstance(now, RawDataElement):
         now = ds[tag]
     return _frozen_element(now) == was
@@ -274,11 +299,79 @@ def part10(ds: Dataset, original: Original, before: Snapshot) -> bytes | None:
 
 
 def _element(ds: Dataset, tag: int, implicit: bool, encodings) -> bytes:
-    """One element as pydicom's ``write_dataset`` writes it in this encoding."""
+    """One element as pydicom's ``write_dataset`` writes it in this encoding: by ``_encoded``
+    where the element is that simple, else by pydicom."""
+    elem = ds[tag]
+    data = _encoded(elem, implicit)
+    if data is not None:
+        return data
     fp = DicomBytesIO()
     fp.is_implicit_VR, fp.is_little_endian = implicit, True
-    write_data_element(fp, ds[tag], encodings)
+    write_data_element(fp, elem, encodings)
     return fp.getvalue()
+
+
+# What normalisation and the provenance record add: text (ASCII, so the same bytes in every
+# character set ``reusable`` lets through), a US or AT number, OB bytes, and sequences of
+# items holding such elements. Padding as pydicom's writers pad each VR.
+_TEXT_PADDING = {"AE": b" ", "CS": b" ", "DA": b" ", "DT": b" ", "TM": b" ", "LO": b" ", "SH": b" ",
+                 "LT": b" ", "ST": b" ", "UI": b"\0"}
+_ASCII = re.compile(r"[\x20-\x7e]*")
+_LONG_HEADER = {"OB", "OD", "OF", "OL", "OW", "OV", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"}
+_ITEM = struct.pack("<HH", 0xFFFE, 0xE000)
+
+
+def _encoded(elem: DataElement, implicit: bool) -> bytes | None:
+    """``elem`` as pydicom's ``write_data_element`` writes it (little endian), for the few
+    simple kinds of element a normalised instance gains; None for any other (pydicom's)."""
+    vr, value = elem.VR, elem.value
+    if len(vr) != 2:
+        return None  # ambiguous ("US or SS"): pydicom resolves or refuses it
+    if vr == "SQ":
+        if elem.is_undefined_length or not isinstance(value, Sequence):
+            return None
+        items = []
+        for item in value:
+            body = None if getattr(item, "is_undefined_length_sequence_item", False) else _item(item, implicit)
+            if body is None:
+                return None
+            items.append(_ITEM + struct.pack("<I", len(body)) + body)
+        data = b"".join(items)
+    elif value is None or (type(value) is str and not value):
+        data = b""
+    elif vr in _TEXT_PADDING and isinstance(value, str) and _ASCII.fullmatch(value):
+        data = str(value).encode("ascii")
+        data += _TEXT_PADDING[vr] * (len(data) % 2)
+    elif vr == "US" and type(value) is int and 0 <= value <= 0xFFFF:
+        data = struct.pack("<H", value)
+    elif vr == "AT" and type(value) is int and 0 <= value <= 0xFFFFFFFF:
+        data = struct.pack("<HH", value >> 16, value & 0xFFFF)
+    elif vr == "OB" and type(value) is bytes:
+        data = value + b"\0" * (len(value) % 2)
+    else:
+        return None
+    tag = struct.pack("<HH", elem.tag >> 16, elem.tag & 0xFFFF)
+    if implicit:
+        return tag + struct.pack("<I", len(data)) + data
+    if vr in _LONG_HEADER:
+        return tag + struct.pack("<2sHI", vr.encode(), 0, len(data)) + data
+    if len(data) > 0xFFFF:
+        return None  # pydicom writes it as UN
+    return tag + struct.pack("<2sH", vr.encode(), len(data)) + data
+
+
+def _item(item: Dataset, implicit: bool) -> bytes | None:
+    """A sequence item's elements as ``write_dataset`` writes them, or None."""
+    chunks = []
+    for tag in sorted(item.keys()):
+        if tag.element == 0 and tag.group > 6:
+            continue
+        elem = item.get_item(tag)
+        data = None if isinstance(elem, RawDataElement) else _encoded(elem, implicit)
+        if data is None:
+            return None
+        chunks.append(data)
+    return b"".join(chunks)
 
 
 # The File Meta elements normalisation writes, and how each value is padded to even length.

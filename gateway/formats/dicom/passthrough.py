@@ -202,30 +202,31 @@ def _contiguous(data: bytes, headerless: bool, ds) -> tuple[int, dict[int, tuple
     syntax, implicit, little = _encoding(ds)
     if not little or syntax.is_deflated or ds.original_encoding != (implicit, little):
         return None
-    elems = sorted((ds.get_item(tag) for tag in ds.keys()), key=lambda e: getattr(e, "value_tell", -1))
-    if not elems:
+    if not len(ds):
         return None
     spans = {}
     begin = end = 0 if headerless else _meta_end(data)
-    for raw in elems:
-        if not isinstance(raw, RawDataElement) or raw.value is None or raw.length == 0xFFFFFFFF \
+    unpack = struct.unpack_from
+    for raw in ds.values():  # as read: in file order, unconverted
+        if type(raw) is not RawDataElement or raw.value is None or raw.length == 0xFFFFFFFF \
                 or len(raw.value) != raw.length:
             return None
-        header = 8 if implicit or raw.VR not in _LONG_VRS else 12
-        start = raw.value_tell - header
-        tag = int(raw.tag)
-        if start != end or struct.unpack_from("<HH", data, start) != (tag >> 16, tag & 0xFFFF):
+        tag, vr = raw.tag, None
+        long = not implicit and raw.VR in _LONG_VRS
+        start = raw.value_tell - (12 if long else 8)
+        if start != end:
             return None
         if implicit:
-            length = struct.unpack_from("<I", data, start + 4)[0]
-        elif header == 8:
-            vr, length = struct.unpack_from("<2sH", data, start + 4)
+            group, element, length = unpack("<HHI", data, start)
+        elif long:
+            group, element, vr, length = unpack("<HH2s2xI", data, start)
         else:
-            vr, length = struct.unpack_from("<2s2xI", data, start + 4)
-        if length != raw.length or not implicit and vr != raw.VR.encode():
+            group, element, vr, length = unpack("<HH2sH", data, start)
+        if group != tag >> 16 or element != tag & 0xFFFF or length != raw.length \
+                or not implicit and vr != raw.VR.encode():
             return None
-        end = raw.value_tell + raw.length
-        spans[tag] = (start - begin, end - begin)
+        end = raw.value_tell + length
+        spans[int(tag)] = (start - begin, end - begin)
     if end != len(data) or _ROWS in ds and not any(tag in ds for tag in _PIXEL_TAGS):
         return None
     return begin, spans
