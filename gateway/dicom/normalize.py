@@ -173,7 +173,7 @@ def _has_value(ds: Dataset, tag: BaseTag) -> bool:
         filled = verbatim.filled(elem)
         if filled is not None:
             return filled
-        elem = verbatim.peek(ds, tag)
+        elem = verbatim.read(ds, tag)
     return elem.value not in (None, "", [])
 
 

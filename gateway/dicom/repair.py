@@ -64,8 +64,7 @@ def conform_values(ds: Dataset, record: Changes) -> None:
     becomes empty. Private and unknown elements are left alone (their VR is not ours to know);
     so are values inside sequences, which the recorder cannot address, and values still in
     their file (``deferred``: large binary values, which no text rule concerns)."""
-    for tag in list(ds.keys()):
-        elem = ds.get_item(tag, keep_deferred=True)
+    for tag, elem in list(ds.items()):  # unconverted, deferred values not read
         if isinstance(elem, RawDataElement):
             if elem.value is None and elem.length not in (0, 0xFFFFFFFF) or verbatim.is_plain(ds, tag, elem):
                 continue  # deferred: looking would read it into memory; plain: valid already, as it came

@@ -176,23 +176,22 @@ def lossless(ds: Dataset) -> bool:
     return isinstance(charset, str) and charset.strip() in _LOSSLESS_CHARSETS
 
 
-def peek(ds: Dataset, tag: int) -> DataElement | None:
-    """``ds[tag]``, or None; a ``plain`` raw element is converted without being stored, so it
-    stays raw (unchanged, for ``part10``) for whoever only reads it. The conversion is kept
-    beside the data set, for the next read of the same raw element (normalisation reads the
-    UIDs several times); a value read this way is not to be changed in place."""
+def read(ds: Dataset, tag: int) -> DataElement | None:
+    """``ds[tag]``, or None. A ``plain`` raw element's converted form is remembered beside the
+    data set as it was when converted (its "before" for ``part10``, which then need not
+    convert the raw element again to see whether it changed)."""
     elem = ds.get_item(tag)
-    if not isinstance(elem, RawDataElement):
+    if type(elem) is not RawDataElement:
         return elem
-    peeked = ds.__dict__.setdefault("_verbatim_peeked", {})
-    known = peeked.get(tag)
-    if known is not None and known[0] is elem:
-        return known[1]
     if not is_plain(ds, tag, elem):
         return ds[tag]
-    converted = peek_raw(ds, tag, elem)
-    peeked[tag] = (elem, converted)
+    converted = _converted(ds, tag, elem)
+    ds.__dict__.setdefault(_READ, {})[tag] = (elem, _frozen_element(converted))
+    ds[tag] = converted
     return converted
+
+
+_READ = "_verbatim_read"  # beside a decoded data set: tag -> (raw element, its frozen conversion)
 
 
 def reusable(ds: Dataset, syntax: UID, values_as_written: bool) -> bool:
@@ -222,11 +221,7 @@ def snapshot(ds: Dataset) -> Snapshot:
     set holds that very element, it is unchanged), any other as (VR, value), sequences item by
     item. Two frozen forms agree on a tag only if its element kept its VR and its value, down
     to the text of a number (DS "1.50" is not "1.5"). Byte values are kept by reference."""
-    shot: Snapshot = {}
-    for tag in ds.keys():
-        elem = ds.get_item(tag)
-        shot[int(tag)] = elem if isinstance(elem, RawDataElement) else _frozen_element(elem)
-    return shot
+    return {int(tag): elem if type(elem) is RawDataElement else _frozen_element(elem) for tag, elem in ds.items()}
 
 
 def _frozen_element(elem: DataElement) -> tuple[str, Any]:
@@ -243,14 +238,14 @@ def _unchanged(ds: Dataset, tag: int, before: Snapshot) -> bool:
     if now is was:
         return True
     if isinstance(was, RawDataElement):
-        known = ds.__dict__.get("_verbatim_peeked", {}).get(tag)
-        was = _frozen_element(known[1] if known is not None and known[0] is was else peek_raw(ds, tag, was))
+        known = ds.__dict__.get(_READ, {}).get(tag)
+        was = known[1] if known is not None and known[0] is was else _frozen_element(_converted(ds, tag, was))
     if isinstance(now, RawDataElement):
         now = ds[tag]
     return _frozen_element(now) == was
 
 
-def peek_raw(ds: Dataset, tag: int, raw: RawDataElement) -> DataElement:
+def _converted(ds: Dataset, tag: int, raw: RawDataElement) -> DataElement:
     """``raw`` (an element of ``ds``, or one it held) converted as ``ds[tag]`` converts it."""
     charset = default_encoding if tag == _CHARSET else ds.original_character_set or ds._character_set
     return convert_raw_data_element(raw, encoding=charset, ds=ds)
@@ -281,10 +276,13 @@ def part10(ds: Dataset, original: Original, before: Snapshot) -> bytes | None:
     chunks: list[bytes | memoryview] = [preamble if preamble else b"\0" * 128, b"DICM", _file_meta(ds)]
     encodings = ds.get("SpecificCharacterSet", default_encoding)
     run: tuple[int, int] | None = None  # adjacent unchanged elements, taken as one slice
-    for tag in sorted(map(int, ds.keys())):
+    for tag, now in sorted(ds.items()):
+        tag = int(tag)
         if tag & 0xFFFF == 0 and tag >> 16 > 6:
             continue  # a retired group length: pydicom does not write it either
-        span = original.spans.get(tag) if _unchanged(ds, tag, before) else None
+        was = before.get(tag)
+        same = now is was or was is not None and _unchanged(ds, tag, before)
+        span = original.spans.get(tag) if same else None
         if span is not None and run is not None and run[1] == span[0]:
             run = (run[0], span[1])
             continue

@@ -73,6 +73,7 @@ from pydicom.uid import UID
 from pydicom.valuerep import DSfloat
 
 from gateway.dicom.values import MAX_LENGTH, ds_number, forbidden_controls
+from gateway.dicom.verbatim import read as _verbatim_read
 from gateway.errors import DecodeError
 from gateway.formats import DumpRow
 from gateway.formats.engine.hostnum import NUMBER_TYPES, ReservedOperand, reserved_operand
@@ -551,9 +552,8 @@ def value_of(ds: Dataset, keyword: str, default: Any = None) -> Any:
     """``ds.get(keyword, default)`` by the tag: pydicom's keyword lookup costs three times as
     much, and a decoder asks a few dozen times per image."""
     tag = tag_and_vr(keyword)[0]
-    if isinstance(ds, Dataset):  # a plain raw element is read without being stored (``verbatim.peek``)
-        from gateway.dicom.verbatim import peek
-        elem = peek(ds, tag)
+    if isinstance(ds, Dataset):  # as ``ds[tag]``, with a note for ``verbatim.part10`` (which then need not look again)
+        elem = _verbatim_read(ds, tag)
     else:
         elem = ds.get(tag)
     return default if elem is None else elem.value
