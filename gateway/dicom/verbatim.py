@@ -24,15 +24,18 @@ from copy import deepcopy
 from dataclasses import dataclass
 from typing import Any
 
+from pydicom import config as pydicom_config
 from pydicom.charset import default_encoding
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element, write_file_meta_info
+from pydicom.hooks import hooks, raw_element_value, raw_element_vr
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.uid import UID
+from pydicom.values import convert_numbers, multi_string
 
 _UNDEFINED = 0xFFFFFFFF
 _CHARSET = 0x00080005
@@ -246,9 +249,35 @@ def _unchanged(ds: Dataset, tag: int, before: Snapshot) -> bool:
 
 
 def _converted(ds: Dataset, tag: int, raw: RawDataElement) -> DataElement:
-    """``raw`` (an element of ``ds``, or one it held) converted as ``ds[tag]`` converts it."""
+    """``raw`` (a ``plain`` element of ``ds``, or one it held) converted as ``ds[tag]`` converts
+    it: for the strings, UIDs and unsigned numbers normalisation reads most, by the very
+    converters pydicom's default hooks would call (``_fast_value``), without the hooks."""
+    value = _fast_value(raw)
+    if value is not _SLOW:
+        return DataElement(raw.tag, raw.VR or dictionary_VR(raw.tag), value, raw.value_tell,
+                           raw.length == _UNDEFINED, already_converted=True)
     charset = default_encoding if tag == _CHARSET else ds.original_character_set or ds._character_set
     return convert_raw_data_element(raw, encoding=charset, ds=ds)
+
+
+_SLOW = object()
+
+
+def _fast_value(raw: RawDataElement) -> Any:
+    """What ``pydicom.values.convert_value`` makes of a plain ``raw`` whose VR converts
+    without a character set (UI, CS, AE, DA, TM: ``default_encoding``) or is US/UL, when
+    pydicom's conversion hooks are its own; else ``_SLOW``."""
+    if not raw.length or pydicom_config.data_element_callback or hooks.raw_element_kwargs \
+            or hooks.raw_element_vr is not raw_element_vr or hooks.raw_element_value is not raw_element_value:
+        return _SLOW
+    vr = raw.VR or dictionary_VR(raw.tag)
+    if vr == "UI":
+        return multi_string(raw.value.decode(default_encoding).rstrip("\0 "), UID)
+    if vr in ("CS", "AE") or vr in ("DA", "TM") and not pydicom_config.datetime_conversion:
+        return multi_string(raw.value.decode(default_encoding))
+    if vr in ("US", "UL"):  # unsigned: the hook's fix of a negative LUT descriptor never applies
+        return convert_numbers(raw.value, raw.is_little_endian, "H" if vr == "US" else "L")
+    return _SLOW
 
 
 def _frozen(value: Any) -> Any:
