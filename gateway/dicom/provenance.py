@@ -24,6 +24,7 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
 from gateway import __version__
+from gateway.formats.engine.fieldtable import element as _element, tag_and_vr
 
 CORRECT = "CORRECT"
 COERCE = "COERCE"
@@ -75,22 +76,30 @@ class Changes:
             groups = ([(plain, None)] if plain else []) + [({k: None}, (k, raw)) for k, raw in sorted(odd.items())]
             for listed, nonconforming in groups:
                 modified = Dataset()
-                for keyword, element in sorted(listed.items()):
-                    if element is None:
-                        setattr(modified, keyword, None)  # absent (or nonconforming) before: listed empty
+                for keyword, previous in sorted(listed.items()):
+                    if previous is None:
+                        _put(modified, keyword, None)  # absent (or nonconforming) before: listed empty
                     else:
-                        modified.add(element)
+                        modified.add(previous)
                 item = Dataset()
-                item.ModifiedAttributesSequence = [modified]
+                _put(item, "ModifiedAttributesSequence", [modified])
                 if nonconforming:
-                    item.NonconformingModifiedAttributesSequence = [_nonconforming_item(*nonconforming)]
-                item.AttributeModificationDateTime = stamp
-                item.ModifyingSystem = MODIFYING_SYSTEM
-                item.SourceOfPreviousValues = source[:64]
-                item.ReasonForTheAttributeModification = reason
+                    _put(item, "NonconformingModifiedAttributesSequence", [_nonconforming_item(*nonconforming)])
+                _put(item, "AttributeModificationDateTime", stamp)
+                _put(item, "ModifyingSystem", MODIFYING_SYSTEM)
+                _put(item, "SourceOfPreviousValues", source[:64])
+                _put(item, "ReasonForTheAttributeModification", reason)
                 ds.setdefault("OriginalAttributesSequence", []).value.append(item)
         self._before.clear()
         self._nonconforming.clear()
+
+
+def _put(ds: Dataset, keyword: str, value: Any) -> None:
+    """``setattr(ds, keyword, value)`` for a new element, as ``fieldtable.element`` builds it:
+    these values are valid as they are (nothing for pydicom to convert or to check), and a
+    record is written for every repaired instance."""
+    tag, vr = tag_and_vr(keyword)
+    ds[tag] = _element(tag, vr, value)
 
 
 def _text_bytes(value: Any) -> bytes:
@@ -102,9 +111,9 @@ def _text_bytes(value: Any) -> bytes:
 
 def _nonconforming_item(keyword: str, raw: bytes) -> Dataset:
     item = Dataset()
-    item.SelectorAttribute = tag_for_keyword(keyword)
-    item.SelectorValueNumber = 0  # all values
-    item.NonconformingDataElementValue = raw
+    _put(item, "SelectorAttribute", tag_for_keyword(keyword))
+    _put(item, "SelectorValueNumber", 0)  # all values
+    _put(item, "NonconformingDataElementValue", raw)
     return item
 
 
