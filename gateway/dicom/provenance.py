@@ -24,7 +24,8 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
 from gateway import __version__
-from gateway.formats.engine.fieldtable import element as _element, tag_and_vr
+from gateway.formats.engine.fieldtable import element as _element
+from gateway.formats.engine.fieldtable import tag_and_vr
 
 CORRECT = "CORRECT"
 COERCE = "COERCE"
