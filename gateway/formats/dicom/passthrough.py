@@ -15,10 +15,19 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pydicom
+from pydicom.charset import convert_encodings, default_encoding
 from pydicom.datadict import keyword_for_tag
-from pydicom.dataelem import RawDataElement
+from pydicom.dataelem import RawDataElement, convert_raw_data_element, empty_value_for_VR
+from pydicom.dataset import Dataset, FileDataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
-from pydicom.filereader import _read_file_meta_info, data_element_generator, read_preamble
+from pydicom.filereader import (
+    ENCODED_VR,
+    _read_file_meta_info,
+    data_element_generator,
+    read_preamble,
+)
+from pydicom.tag import BaseTag
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
 from gateway.dicom import verbatim
 from gateway.dicom.deferred import DEFER_SIZE, is_deferred
@@ -54,9 +63,13 @@ class Headerless(HeaderlessFormat):
 def _read(data: bytes, headerless: bool) -> tuple[pydicom.Dataset, verbatim.Original | None]:
     """The data set, and its bytes when they can stand for its unchanged elements (``verbatim``)."""
     try:
-        ds = pydicom.dcmread(io.BytesIO(data), force=headerless)
-        found = _contiguous(data, headerless, ds)
-        start, spans = found or _check_complete(io.BytesIO(data), len(data), headerless, ds, defer=_SKIP_SIZE)
+        read = None if headerless else _read_plain(data)
+        if read is not None:
+            ds, start, spans = read
+        else:
+            ds = pydicom.dcmread(io.BytesIO(data), force=headerless)
+            found = _contiguous(data, headerless, ds)
+            start, spans = found or _check_complete(io.BytesIO(data), len(data), headerless, ds, defer=_SKIP_SIZE)
         as_written = verbatim.parse_values(ds)  # parsed now where a value could be bad, so it surfaces here
     except InvalidDicomError as exc:
         raise DecodeError(f"not a DICOM file: {exc}") from None
@@ -230,6 +243,110 @@ def _contiguous(data: bytes, headerless: bool, ds) -> tuple[int, dict[int, tuple
     if end != len(data) or _ROWS in ds and not any(tag in ds for tag in _PIXEL_TAGS):
         return None
     return begin, spans
+
+
+_PLAIN_SYNTAXES = {str(pydicom.uid.ImplicitVRLittleEndian): True, str(pydicom.uid.ExplicitVRLittleEndian): False}
+
+
+def _read_plain(data: bytes) -> tuple[FileDataset, int, dict[int, tuple[int, int]]] | None:
+    """What ``dcmread`` and ``_check_complete`` make of a plain Part-10 file, in one pass over
+    its data set: the same data set of raw elements, where it begins, and each element's
+    span. Plain: a little endian syntax the File Meta names and the first element agrees with,
+    no Command Set, and elements of defined length and known VR, each whole, up to the end.
+    None for anything else, found before pydicom reads anything (so nothing it warns about is
+    said twice): ``dcmread`` and the completeness walk then read it, and name what is wrong.
+    The preamble and the File Meta are read by pydicom's own functions."""
+    meta = _plain_meta(data)
+    if meta is None:
+        return None
+    begin, implicit = meta
+    found = _plain_elements(data, begin, implicit)
+    if found is None:
+        return None
+    fp = io.BytesIO(data)
+    preamble = read_preamble(fp, False)
+    file_meta = _read_file_meta_info(fp)
+    if fp.tell() != begin or _PLAIN_SYNTAXES.get(file_meta.get("TransferSyntaxUID")) is not implicit:
+        return None  # not where the walk over group 0002 ended: let dcmread read it all
+    elements, spans = found
+    fp.seek(len(data))
+    return _file_dataset(fp, elements, preamble, file_meta, implicit), begin, spans
+
+
+def _plain_meta(data: bytes) -> tuple[int, bool] | None:
+    """Where the File Meta after ``DICM`` ends, as ``_read_file_meta_info`` steps over it
+    (explicit VR little endian elements of group 0002), and whether the syntax it names, one
+    of ``_PLAIN_SYNTAXES``, is implicit VR; None otherwise."""
+    pos, total, syntax = 132, len(data), None
+    while total - pos >= 8 and data[pos:pos + 2] == b"\2\0":
+        element, code, length = struct.unpack_from("<H2sH", data, pos + 2)
+        if code not in ENCODED_VR:
+            return None
+        at = pos + 8
+        if code.decode(default_encoding) in EXPLICIT_VR_LENGTH_32:
+            if total - pos < 12:
+                return None
+            length, at = struct.unpack_from("<I", data, pos + 8)[0], pos + 12
+        if length == 0xFFFFFFFF or at + length > total:
+            return None
+        if element == 0x0010:
+            syntax = bytes(data[at:at + length]).rstrip(b"\0 ").decode("latin-1")
+        pos = at + length
+    implicit = _PLAIN_SYNTAXES.get(syntax)
+    return None if implicit is None else (pos, implicit)
+
+
+def _plain_elements(data: bytes, begin: int, implicit: bool) -> tuple[dict, dict] | None:
+    """The data set from ``begin`` as ``data_element_generator`` reads it (raw elements by tag,
+    the last of a repeated tag kept) and each element's span from ``begin``, when every element
+    is plain (see ``_read_plain``) and the last ends at the end of the data; else None."""
+    total = len(data)
+    if total - begin < 8 or data[begin:begin + 2] == b"\0\0":
+        return None  # no data set, or a Command Set first
+    found_implicit = not (0x40 < data[begin + 4] < 0x5B and 0x40 < data[begin + 5] < 0x5B)
+    if found_implicit != implicit:
+        return None  # pydicom warns and reads it the other way
+    elements: dict[BaseTag, RawDataElement] = {}
+    spans = {}
+    unpack = struct.unpack_from
+    pos = begin
+    while pos < total:
+        if total - pos < 8:
+            return None
+        if implicit:
+            group, element, length = unpack("<HHI", data, pos)
+            vr, at = None, pos + 8
+        else:
+            group, element, code, length = unpack("<HH2sH", data, pos)
+            if code not in ENCODED_VR:
+                return None
+            vr, at = code.decode(default_encoding), pos + 8
+            if vr in EXPLICIT_VR_LENGTH_32:
+                if total - pos < 12:
+                    return None
+                length, at = unpack("<I", data, pos + 8)[0], pos + 12
+        tag = group << 16 | element
+        if tag == 0xFFFEE00D or length == 0xFFFFFFFF or at + length > total:
+            return None
+        value = data[at:at + length] if length else empty_value_for_VR(vr, raw=True)
+        elements[BaseTag(tag)] = RawDataElement(BaseTag(tag), vr, length, value, at, implicit, True)
+        spans[tag] = (pos - begin, at + length - begin)
+        pos = at + length
+    if _ROWS in elements and not any(tag in elements for tag in _PIXEL_TAGS):
+        return None
+    return elements, spans
+
+
+def _file_dataset(fp: BinaryIO, elements: dict, preamble: bytes | None, file_meta, implicit: bool) -> FileDataset:
+    """The data set as ``read_dataset`` and ``read_partial`` wrap the elements they read."""
+    inner = Dataset(elements, parent_encoding=default_encoding)
+    encoding = default_encoding
+    if 0x00080005 in elements:
+        encoding = convert_encodings(convert_raw_data_element(elements[BaseTag(0x00080005)]).value)
+    inner.set_original_encoding(implicit, True, encoding)
+    ds = FileDataset(fp, inner, preamble, file_meta, implicit, True)
+    ds.set_original_encoding(implicit, True, inner._character_set)
+    return ds
 
 
 def _meta_end(data: bytes) -> int | None:
