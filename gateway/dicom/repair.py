@@ -149,7 +149,11 @@ def stamp(ds: Dataset) -> dt.datetime:
         if values.is_valid("DA", date) and date:
             clock = str(value_of(ds, time_kw) or "").split(".")[0].ljust(6, "0")
             clock = clock if values.is_valid("TM", clock) else "000000"
-            return dt.datetime.strptime(date + clock[:6], "%Y%m%d%H%M%S")
+            try:  # both checked above: two digits a field, as strptime would read them
+                return dt.datetime(int(date[:4]), int(date[4:6]), int(date[6:8]),
+                                   int(clock[:2]), int(clock[2:4]), int(clock[4:6]))
+            except ValueError:  # 31 February, a leap second: strptime's own error
+                return dt.datetime.strptime(date + clock[:6], "%Y%m%d%H%M%S")
     return _NO_DATE
 
 

@@ -305,8 +305,7 @@ def part10(ds: Dataset, original: Original, before: Snapshot) -> bytes | None:
     chunks: list[bytes | memoryview] = [preamble if preamble else b"\0" * 128, b"DICM", _file_meta(ds)]
     encodings = ds.get("SpecificCharacterSet", default_encoding)
     run: tuple[int, int] | None = None  # adjacent unchanged elements, taken as one slice
-    for tag, now in sorted(ds.items()):
-        tag = int(tag)
+    for tag, now in sorted((int(tag), elem) for tag, elem in ds.items()):  # tags differ: elements never compared
         if tag & 0xFFFF == 0 and tag >> 16 > 6:
             continue  # a retired group length: pydicom does not write it either
         was = before.get(tag)
@@ -390,10 +389,9 @@ def _encoded(elem: DataElement, implicit: bool) -> bytes | None:
 def _item(item: Dataset, implicit: bool) -> bytes | None:
     """A sequence item's elements as ``write_dataset`` writes them, or None."""
     chunks = []
-    for tag in sorted(item.keys()):
-        if tag.element == 0 and tag.group > 6:
+    for tag, elem in sorted((int(tag), elem) for tag, elem in item.items()):
+        if tag & 0xFFFF == 0 and tag >> 16 > 6:
             continue
-        elem = item.get_item(tag)
         data = None if isinstance(elem, RawDataElement) else _encoded(elem, implicit)
         if data is None:
             return None
