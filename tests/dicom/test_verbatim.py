@@ -204,3 +204,140 @@ def test_latin1_text_and_encapsulated_pixels_are_taken(tmp_path, make):
     raw = make()
     assert _taken(raw)
     _same_as_slow_path(raw, "taken", tmp_path)
+
+
+# --- each thing once: values left raw, read once, encoded directly -----------------------
+
+def _real_and_made(samples) -> dict[str, bytes]:
+    """Real Part-10 and headerless samples, a clean and a repaired made-up CT, the early-DICOM
+    mutations and the encodings that go the slow way: the inputs the checks below run over."""
+    made = {name: (samples / "dicom_vendor" / name).read_bytes() for name in PART10}
+    made.update({name: (samples / "dicom_vendor_nopreamble" / name).read_bytes() for name in HEADERLESS})
+    clean = ct_instance(9, 32)
+    clean.Manufacturer, clean.AcquisitionNumber, clean.PositionReferenceIndicator = "ACME", 1, ""
+    made["clean"] = _part10(clean)
+    repaired = ct_instance(10, 32)
+    repaired.StudyDate, repaired.PatientID = "2024.01.01", "X" * 70
+    for syntax in (ExplicitVRLittleEndian, ImplicitVRLittleEndian):
+        made[f"repaired {syntax}"] = _part10(repaired.copy(), syntax)
+    made.update(_early_cases(samples))
+    made.update({name: make() for name, make in NOT_TAKEN.items()})
+    return made
+
+
+def test_a_clean_instance_is_decoded_without_converting_its_values():
+    from pydicom.dataelem import RawDataElement
+    raw = _part10(ct_instance(11, 32))
+    ds = formats.decode(raw).dataset
+    converted = [tag for tag, elem in ds.items() if type(elem) is not RawDataElement]
+    assert converted == []  # every value is plain: nothing to parse before someone reads it
+    assert _taken(raw)
+
+
+def test_plain_values_convert_silently_to_what_repair_keeps():
+    """``plain`` is a promise: pydicom converts the element without a warning or an error,
+    and ``conform_values`` would keep the value. Checked over hand-picked texts, each VR."""
+    import warnings
+
+    from pydicom.dataelem import RawDataElement, convert_raw_data_element
+    from pydicom.tag import Tag
+
+    from gateway.dicom import repair, verbatim
+    tags = {"CS": 0x00080060, "DA": 0x00080020, "TM": 0x00080030, "UI": 0x00080018, "DS": 0x00180050,
+            "IS": 0x00200013, "SH": 0x00200010, "LO": 0x00100020, "PN": 0x00100010, "US": 0x00280010}
+    texts = [b"", b" ", b"\\", b"1\\", b"A", b"a", b"1.0", b"+1", b"-.5", b"1.", b".", b"-", b"01", b"1.02.3",
+             b"1.2.3", b"20240101", b"2024010", b"120000", b"1200", b"120000.1234567", b"250000", b"1e5",
+             b"12345678901234567", b"A B", b"A^B", b"A=B", b"1.0\\2.0", b"2147483647", b"9999999999",
+             b"x" * 17, b"1" * 65, b"1\x00", b" 1", b"\x1b$B", b"\xe9", b"AB"]
+    plain = 0
+    for vr, tag in tags.items():
+        for text in texts:
+            value = text + (b"\0" if vr == "UI" else b" ") * (len(text) % 2)
+            for implicit in (True, False):
+                raw = RawDataElement(Tag(tag), None if implicit else vr, len(value), value, 0, implicit, True)
+                if not verbatim.plain(raw, True):
+                    continue
+                plain += 1
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error")
+                    elem = convert_raw_data_element(raw, encoding=["iso8859"])
+                if vr in repair._CHECKED_VRS and elem.value not in (None, ""):
+                    found = [repair._text(v) for v in (elem.value if elem.VM > 1 else [elem.value])]
+                    fixed = [repair._conformed(vr, t) for t in found]
+                    assert any(f is None for f in fixed) or fixed == found, (vr, value)
+                filled = verbatim.filled(raw)
+                assert filled is None or filled == (elem.value not in (None, "", [])), (vr, value)
+    assert plain > 100
+
+
+def test_values_read_without_the_hooks_are_pydicoms(samples):
+    """``verbatim._converted`` gives what ``convert_raw_data_element`` gives, value and type."""
+    from pydicom.dataelem import RawDataElement, convert_raw_data_element
+
+    from gateway.dicom import verbatim
+    fast = 0
+    for name, data in _real_and_made(samples).items():
+        ds = formats.decode(data).dataset
+        for tag, raw in ds.items():
+            if type(raw) is not RawDataElement:
+                continue
+            ours = verbatim._converted(ds, tag, raw)
+            theirs = convert_raw_data_element(raw, encoding=ds.original_character_set, ds=ds)
+            fast += verbatim._fast_value(raw) is not verbatim._SLOW
+            assert (ours.VR, ours.value, type(ours.value), ours.file_tell) == \
+                (theirs.VR, theirs.value, type(theirs.value), theirs.file_tell), (name, tag)
+            if ours.VM > 1:
+                assert [type(v) for v in ours.value] == [type(v) for v in theirs.value], (name, tag)
+    assert fast > 50
+
+
+def test_new_elements_are_encoded_as_pydicom_writes_them(samples):
+    """``verbatim._encoded`` gives pydicom's bytes for every element it takes on (the
+    provenance record among them), implicit and explicit; the rest it leaves to pydicom."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_data_element
+
+    from gateway.dicom import verbatim
+    taken = set()
+    for name, data in _real_and_made(samples).items():
+        ds = prepare(Capture(data, Origin("test", name))).dataset
+        for tag in ds.keys():
+            elem = ds[tag]
+            for implicit in (True, False):
+                ours = verbatim._encoded(elem, implicit)
+                if ours is None:
+                    continue
+                fp = DicomBytesIO()
+                fp.is_implicit_VR, fp.is_little_endian = implicit, True
+                write_data_element(fp, elem, ds.get("SpecificCharacterSet", "iso8859"))
+                assert ours == fp.getvalue(), (name, tag, implicit)
+                taken.add(elem.keyword)
+    assert {"OriginalAttributesSequence", "Manufacturer", "StudyDate"} <= taken
+
+
+def test_a_plain_file_is_read_in_one_pass_as_dcmread_and_the_completeness_walk_read_it(samples):
+    from gateway.formats.dicom import passthrough
+    read = 0
+    for name, data in _real_and_made(samples).items():
+        found = passthrough._read_plain(data) if data[128:132] == b"DICM" else None
+        if found is None:
+            continue
+        read += 1
+        ds, begin, spans = found
+        reference = pydicom.dcmread(io.BytesIO(data))
+        assert list(ds.items()) == list(reference.items()), name
+        assert (ds.preamble, ds.file_meta, ds.original_encoding, ds.original_character_set) == \
+            (reference.preamble, reference.file_meta, reference.original_encoding, reference.original_character_set)
+        assert (begin, spans) == passthrough._check_complete(io.BytesIO(data), len(data), False, reference, defer=4096)
+    assert read >= 4
+
+
+@pytest.mark.parametrize("cut", [1, 7, 300])
+def test_a_damaged_file_is_left_to_dcmread_and_keeps_its_error(cut):
+    from gateway.errors import DecodeError
+    from gateway.formats.dicom import passthrough
+    data = _part10(ct_instance(12, 32))[:-cut]
+    assert passthrough._read_plain(data) is None
+    with pytest.raises(DecodeError, match="truncated|incomplete") as caught:
+        formats.decode(data)
+    assert caught.value.offset is not None
