@@ -104,6 +104,14 @@ def parse_all(ds: Dataset) -> None:
     for tag in ds.keys():
         if isinstance(ds.get_item(tag), RawDataElement):
             ds[tag]
+    _forget(ds)
+
+
+def _forget(ds: Dataset) -> None:
+    """Drop the notes kept beside ``ds`` (``parse_values``, ``read``): a FileDataset compares
+    its attributes too, and nothing needs them once ``part10`` is done."""
+    ds.__dict__.pop(_PLAIN_KEPT, None)
+    ds.__dict__.pop(_READ, None)
 
 
 # What a plain raw element may hold, by VR: text whose pydicom conversion neither warns nor
@@ -298,6 +306,13 @@ def part10(ds: Dataset, original: Original, before: Snapshot) -> bytes | None:
     the same data set: its preamble or 128 zero bytes, ``DICM``, its File Meta, then each
     element's original bytes where it is unchanged and pydicom's encoding where not. None
     when the whole data set has to be encoded again (see the module docstring)."""
+    try:
+        return _spliced(ds, original, before)
+    finally:
+        _forget(ds)
+
+
+def _spliced(ds: Dataset, original: Original, before: Snapshot) -> bytes | None:
     meta_syntax = UID(str(ds.file_meta.get("TransferSyntaxUID", "")))
     if meta_syntax != original.syntax or not all(_unchanged(ds, t, before) for t in (_CHARSET, _PIXEL_DATA)):
         return None
