@@ -170,9 +170,9 @@ def _has_value(ds: Dataset, tag: BaseTag) -> bool:
     if isinstance(elem, RawDataElement):
         if elem.value is None and elem.length not in (0, 0xFFFFFFFF):
             return True  # deferred (gateway.dicom.deferred): large, so not empty
-        filled = verbatim.filled(elem)
+        filled = verbatim.filled(elem) if verbatim.is_plain(ds, tag, elem) else None
         if filled is not None:
-            return filled
+            return filled  # seen in its bytes: not converted
         elem = verbatim.read(ds, tag)
     return elem.value not in (None, "", [])
 
