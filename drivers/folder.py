@@ -241,40 +241,33 @@ class FolderDriver(FileSystemEventHandler, Driver):
     def ack(self, capture: Capture, sop_instance_uid: str) -> None:
         for companion in self._companions(capture):  # the files of a group leave together
             self._after_success(companion)
-        path = Path(capture.origin.details["path"])
-        if self.after_success == "delete":
-            _remove(path)
-        elif self.after_success == "move":
-            dest = _move(path, self.done_dir / capture.origin.location)
-            log.info("event=done source=%s file=%s to=%s sop=%s", self.name, capture.origin.location, dest,
+        moved = self._after_success(Path(capture.origin.details["path"]))
+        if moved is not None:
+            log.info("event=done source=%s file=%s to=%s sop=%s", self.name, capture.origin.location, moved,
                      sop_instance_uid)
-            return
         else:
-            try:
-                st = path.stat()
-                self._kept[path] = (st.st_size, st.st_mtime_ns)
-            except FileNotFoundError:
-                pass
-        log.info("event=done source=%s file=%s action=%s sop=%s", self.name, capture.origin.location,
-                 self.after_success, sop_instance_uid)
+            log.info("event=done source=%s file=%s action=%s sop=%s", self.name, capture.origin.location,
+                     self.after_success, sop_instance_uid)
 
     def defer(self, capture: Capture) -> None:
         """Not durable (storage failed): the file stays and is offered again (the service waits
         first, longer each time storage keeps failing)."""
         self._note(Path(capture.origin.details["path"]))
 
-    def _after_success(self, path: Path) -> None:
-        """What ``after_success`` does to a companion file (the header's own line logs the group)."""
+    def _after_success(self, path: Path) -> Path | None:
+        """Delete, move or keep (remembered, so it is not offered again unless it changes) a
+        file whose instance is durable; where it was moved to, if it was."""
         if self.after_success == "delete":
             _remove(path)
         elif self.after_success == "move":
-            _move(path, self.done_dir / path.relative_to(self.path))
+            return _move(path, self.done_dir / path.relative_to(self.path))
         else:
             try:
                 st = path.stat()
                 self._kept[path] = (st.st_size, st.st_mtime_ns)
             except FileNotFoundError:
                 pass
+        return None
 
     def _companions(self, capture: Capture) -> list[Path]:
         """The other files of ``capture``'s group (none for a single file)."""

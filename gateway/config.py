@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from gateway import routing as _routing
 from gateway.delivery.space import Floor
-from gateway.dicom.normalize import SiteRules
+from gateway.dicom.site import SiteRules
 from gateway.dicom.uids import is_valid_uid
 from gateway.errors import ConfigError
 from gateway.routing import Routing

@@ -21,14 +21,15 @@ from __future__ import annotations
 import fnmatch
 import logging
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
-from pydicom.dataset import Dataset
-from pydicom.uid import UID
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from gateway.dicom.coercion import Coercion, PatientIdMap, read_id_map, value_problem
 from gateway.schema import List, Map, Spec, Str
+
+if TYPE_CHECKING:  # pydicom is loaded when instances are routed, not to read a configuration
+    from pydicom.dataset import Dataset
 
 log = logging.getLogger("gateway.routing")
 
@@ -150,6 +151,8 @@ def _values(ds: Dataset, fmt: str, key: str) -> list[str]:
         return [fmt]
     value = str(ds.get(MATCH_KEYS[key], "") or "").strip()
     if key == "sop_class" and value:
+        from pydicom.uid import UID
+
         return [value, UID(value).name]  # the UID or its name ("CT Image Storage")
     return [value]
 

@@ -16,12 +16,12 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
-from pydicom.dataset import Dataset
-
-from gateway.dicom.provenance import COERCE, Changes
 from gateway.errors import DecodeError
+
+if TYPE_CHECKING:  # pydicom is loaded when a coercion is applied, not to read a configuration
+    from pydicom.dataset import Dataset
 
 # keyword -> (VR, maximum length); the lengths are PS3.5 Table 6.2-1's.
 SAFE_KEYWORDS: dict[str, tuple[str, int]] = {
@@ -132,9 +132,12 @@ class Coercion:
         Raises ``DecodeError`` (the capture is rejected and kept) for a Patient ID the map
         does not know when unmapped IDs are to be rejected. Returns whether anything changed.
         """
+        from gateway.dicom.provenance import COERCE, Changes  # pydicom: loaded here, not with the configuration
+
         changes = Changes()
-        if self.patient_ids is not None:
-            self._map_patient_id(ds, changes)
+        mapped = self._mapped_patient_id(ds) if self.patient_ids is not None else None
+        if mapped is not None:
+            changes.set(ds, "PatientID", mapped, COERCE)
         for keyword, value in self.set.items():
             if keyword not in ds or str(ds[keyword].value or "") != value:
                 changes.set(ds, keyword, value, COERCE)
@@ -142,7 +145,8 @@ class Coercion:
         changes.write(ds, source)
         return changed
 
-    def _map_patient_id(self, ds: Dataset, changes: Changes) -> None:
+    def _mapped_patient_id(self, ds: Dataset) -> str | None:
+        """The Patient ID the map gives, if it differs from the legacy one."""
         legacy = str(ds.get("PatientID", "") or "")
         new = self.patient_ids.lookup(legacy)
         if new is None:
@@ -150,6 +154,5 @@ class Coercion:
                 # The ID itself stays out of the reason: reasons are logged.
                 name = Path(self.patient_ids.file).name
                 raise DecodeError(f"Patient ID not in {name} (patient_ids.unmapped: reject)", field="PatientID")
-            return
-        if new != legacy:
-            changes.set(ds, "PatientID", new, COERCE)
+            return None
+        return new if new != legacy else None

@@ -9,7 +9,6 @@ in our private block and writes the Part-10 meta header.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from typing import Any
 
 from pydicom.dataelem import RawDataElement
@@ -29,6 +28,7 @@ from gateway.dicom.iods import (
 )
 from gateway.dicom.provenance import COERCE, Changes
 from gateway.dicom.repair import record_put
+from gateway.dicom.site import SiteRules
 from gateway.dicom.uids import derive_uid, is_valid_uid
 from gateway.errors import DecodeError
 from gateway.formats import Decoded
@@ -44,22 +44,6 @@ _PRIV_FORMAT = 0x01
 _PRIV_VERSION = 0x02
 _PRIV_ORIGIN = 0x03
 _PRIV_VENDOR_HEADER = 0x10
-
-
-@dataclass(frozen=True)
-class SiteRules:
-    """Site-wide rules from the configuration.
-
-    Institution and station names fill only what the source left empty; the patient-ID
-    prefix is added once (never twice on re-ingest) to every instance converted from a
-    vendor format, so the PACS can tell legacy IDs from today's.
-    """
-
-    institution_name: str | None = None
-    station_name: str | None = None
-    patient_id_prefix: str | None = None
-    uid_root: str = "2.25"
-    keep_vendor_header: bool = True
 
 
 _UID_LEVELS = {

@@ -82,3 +82,30 @@ def test_a_command_that_decodes_still_loads_its_decoder():
     assert run.returncode == 0, run.stderr[-2000:]
     assert "ge-genesis" in run.stdout or "IMGF" in run.stdout
     assert {"pydicom", "numpy"} <= modules
+
+
+def test_check_config_imports_neither_pydicom_nor_numpy(tmp_path: Path):
+    """Checking a configuration (routing and coercion rules and an ID map included) reads
+    YAML and a CSV file; the DICOM libraries load only when instances are converted."""
+    (tmp_path / "ids.csv").write_text("legacy,new\nA1,B1\n")
+    config = tmp_path / "gateway.yaml"
+    config.write_text(f"""
+gateway:
+  ae_title: LEGACYGW
+  spool_dir: {tmp_path / 'spool'}
+  state_dir: {tmp_path / 'state'}
+destinations:
+  - {{name: pacs, host: 127.0.0.1, port: 11112, called_ae: PACS}}
+sources:
+  - {{name: drop, type: folder, path: {tmp_path / 'in'}, create: true}}
+routes:
+  - match: {{modality: CT, sop_class: CT Image Storage, format: ge-genesis}}
+    to: [pacs]
+coerce:
+  set: {{InstitutionName: Somewhere}}
+  patient_ids: {{file: {tmp_path / 'ids.csv'}, from_column: legacy, to_column: new}}
+""")
+    run, modules = imported("-c", str(config), "check-config")
+    assert run.returncode == 0, run.stdout + run.stderr[-2000:]
+    assert "OK" in run.stdout
+    assert not modules & set(HEAVY), f"check-config imported {sorted(modules & set(HEAVY))}"

@@ -4,12 +4,14 @@ with a CA the test makes, basic and bearer authentication."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import subprocess
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import urllib3
@@ -41,6 +43,21 @@ def web_orthanc(tmp_path):
 def _states(spool: Spool, name: str) -> dict[str, str]:
     return {r["sop_instance_uid"]: r["state"] for r in spool.rows(name)}
 
+
+
+@contextlib.contextmanager
+def gated_orthanc(tmp_path: Path, lua: str) -> Iterator[tuple[Orthanc, Path]]:
+    """A DICOMweb Orthanc running the Lua filter ``lua``, which looks at a gate file (``{gate}``
+    in it) that exists at first: the test removes it to let things through."""
+    gate = tmp_path / "gate"
+    gate.write_text("")
+    script = tmp_path / "filter.lua"
+    script.write_text(lua.replace("{gate}", str(gate)))
+    peer = Orthanc(tmp_path / "orthanc", dicomweb=True, extra={"LuaScripts": [str(script)]}).start()
+    try:
+        yield peer, gate
+    finally:
+        peer.stop()
 
 def test_batches_arrive_unchanged(web_orthanc, tmp_path):
     spool = Spool(tmp_path / "spool")
@@ -85,19 +102,14 @@ def test_an_instance_the_response_does_not_name_is_retried(tmp_path):
     (HTTP 200, absent from both sequences, and so is every instance after it in the request):
     not counted as stored, it is retried; the others are delivered. Once the filter lets it
     through, it arrives."""
-    gate = tmp_path / "refuse"
-    gate.write_text("")
-    lua = tmp_path / "filter.lua"
-    lua.write_text(f"""
+    with gated_orthanc(tmp_path, """
 function ReceivedInstanceFilter(dicom, origin, info)
    local f = io.open("{gate}", "r")
    if f ~= nil and dicom.SeriesDescription == "HOLD" then f:close(); error("held back") end
    if f ~= nil then f:close() end
    return true
 end
-""")
-    peer = Orthanc(tmp_path / "orthanc", dicomweb=True, extra={"LuaScripts": [str(lua)]}).start()
-    try:
+""") as (peer, gate):
         spool = Spool(tmp_path / "spool")
         dest = stow_destination("web", peer.dicomweb_url, batch=8)
         others = spool_instances(spool, 3, ["web"])
@@ -113,8 +125,6 @@ end
             gate.unlink()
             assert wait_until(lambda: spool.pending("web") == 0, 30)
         assert sorted(orthanc_uids(peer)) == sorted(others + [held_uid])
-    finally:
-        peer.stop()
 
 
 def test_delivery_resumes_when_the_server_comes_back(tmp_path):
@@ -143,18 +153,13 @@ def test_delivery_resumes_when_the_server_comes_back(tmp_path):
 def test_server_errors_are_retried_and_the_server_probed_until_it_recovers(tmp_path):
     """While a Lua HTTP filter fails, Orthanc answers every request (the probe's GET too) with
     500: the batch is retried, not dead-lettered, and the server is probed until it answers."""
-    gate = tmp_path / "overloaded"
-    gate.write_text("")
-    lua = tmp_path / "filter.lua"
-    lua.write_text(f"""
+    with gated_orthanc(tmp_path, """
 function IncomingHttpRequestFilter(method, uri, ip, username, httpHeaders)
    local f = io.open("{gate}", "r")
    if f ~= nil then f:close(); error("overloaded") end
    return true
 end
-""")
-    peer = Orthanc(tmp_path / "orthanc", dicomweb=True, extra={"LuaScripts": [str(lua)]}).start()
-    try:
+""") as (peer, gate):
         spool = Spool(tmp_path / "spool")
         dest = stow_destination("web", peer.dicomweb_url, batch=8)
         uids = spool_instances(spool, 5, ["web"])
@@ -168,8 +173,6 @@ end
             gate.unlink()
             assert wait_until(lambda: spool.pending("web") == 0, 15)
         assert sorted(orthanc_uids(peer)) == sorted(uids)
-    finally:
-        peer.stop()
 
 
 def test_a_server_that_never_answers_times_out_and_is_retried(tmp_path):
