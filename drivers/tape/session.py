@@ -11,8 +11,9 @@ Captures may wait for their verdicts in a group: the consumer stages several and
 together (one fsync'd spool commit per group, not per image), so the next tape file is read
 before the previous verdict is in. ``captures`` yields None whenever the group must be committed
 now (the end of the tape, a read that stopped, a stop request): a ``yields_idle`` driver.
-Outcomes are journaled in tape order only: a verdict that comes while an earlier tape file still
-waits for its own is held until that one is settled, so the journal's settled files always form
+Outcomes are journaled in tape order only, when the consumer comes back for the next capture
+(a group's outcomes with one journal write): a verdict that comes while an earlier tape file
+still waits for its own is held until that one is settled, so the journal's settled files always form
 an unbroken run from the start and ``--resume`` never passes over a file that was staged but not
 committed (re-reading a few is harmless: the spool de-duplicates by UID and digest).
 
@@ -165,8 +166,10 @@ class TapeSession:
             yield capture
             del capture
             self._handed(tf.number)
+            self.journal_settled(quiet=True)
             yield from self._again()
         yield from self._end_of_group()
+        self.journal_settled(quiet=True)
         pending = len(self._by_file)  # no verdict: not journaled, read again on resume
         if pending:
             self.summary.counts["pending"] = self.summary.counts.get("pending", 0) + pending
@@ -194,17 +197,18 @@ class TapeSession:
 
     # -- verdicts (CaptureSink) -----------------------------------------------------------
 
+    # A verdict is noted here and journaled when the consumer comes back for the next capture
+    # (or calls ``journal_settled``): a group's acks arrive together and cost one journal write.
+
     def ack(self, capture: Capture, sop_instance_uid: str) -> None:
         entry = self._take(capture)
         if entry is not None:
             entry.status, entry.sop = "done", sop_instance_uid
-            self._journal_ready()
 
     def reject(self, capture: Capture, reason: str) -> None:
         entry = self._take(capture)
         if entry is not None:
             entry.status, entry.reason = "rejected", reason
-            self._journal_ready()
 
     def defer(self, capture: Capture) -> None:
         """Not durable (the spool failed): offer the same capture again before reading on."""
@@ -243,23 +247,26 @@ class TapeSession:
                 entry.deferred = False
                 if entry.capture is not None and entry.status is None:
                     yield entry.capture
+                    self.journal_settled(quiet=True)
 
     def _end_of_group(self) -> Iterator[None]:
         """None (commit now) while captures wait for verdicts, then the deferred ones again."""
         while self._by_file and not self.stop.is_set():
             yield None
+            self.journal_settled(quiet=True)
             if not any(e.deferred for e in self._open):
                 return
             for capture in self._again():
                 yield capture  # type: ignore[misc]
         if self._by_file:
             yield None  # stopping: the consumer commits what it holds before it goes
+            self.journal_settled(quiet=True)
 
     def _met(self, tf: TapeFile) -> None:
         """A tape file that is not handed on (label, empty, damaged, oversize): its outcome is
         known now, journaled once every earlier tape file is."""
         self._open.append(_Open(tf, status=tf.kind, reason=_reason(tf)))
-        self._journal_ready()
+        self.journal_settled(quiet=True)
 
     def _take(self, capture: Capture) -> _Open | None:
         entry = self._by_file.get(capture.origin.details.get("tape_file", -1))
@@ -270,23 +277,32 @@ class TapeSession:
         entry.capture, entry.deferred = None, False
         return entry
 
-    def _journal_ready(self) -> None:
-        """Journal the open tape files from the first while their outcomes are known."""
-        while self._open and self._open[0].status is not None:
-            entry = self._open[0]
-            self._settle(entry.file, entry.status, sop=entry.sop, reason=entry.reason)
-            self._open.popleft()  # only once journaled: a failed write is tried again with the next
-
-    def _settle(self, tf: TapeFile, status: str, sop: str | None = None, reason: str | None = None) -> None:
-        tf.data = None  # settled: the outcome is kept, the bytes are not (memory stays bounded)
+    def journal_settled(self, quiet: bool = False) -> None:
+        """Journal the open tape files from the first while their outcomes are known, all with
+        one write and one fsync, then report each. Nothing leaves the open list before its line
+        is written: a failed write raises (or, ``quiet``, is logged) and is tried again next time."""
+        ready = []
+        for entry in self._open:
+            if entry.status is None:
+                break
+            ready.append(entry)
+        if not ready:
+            return
         if self.journal is not None:
-            self.journal.record(
-                tf.number, status, sop=sop, reason=reason, records=tf.records, bytes=tf.size, offset=tf.offset,
-                end_offset=tf.end_offset, terminated=tf.terminated, sha256=tf.sha256,
-                bad=[{"record": b.record, "offset": b.offset, "reason": b.reason} for b in tf.bad] or None,
-                labels=[label.kind for label in tf.labels] or None,
-                extracted=str(tf.extracted) if tf.extracted else None,
-            )
+            try:
+                self.journal.record_all([(e.file.number, e.status, _facts(e)) for e in ready])
+            except OSError as exc:
+                if not quiet:
+                    raise
+                log.error("event=tape_journal_failed medium=%s files=%d error=%r note='written again later'",
+                          self.reader.path, len(ready), str(exc))
+                return
+        for entry in ready:
+            self._open.popleft()
+            self._settled(entry.file, entry.status, entry.sop, entry.reason)
+
+    def _settled(self, tf: TapeFile, status: str, sop: str | None, reason: str | None) -> None:
+        tf.data = None  # settled: the outcome is kept, the bytes are not (memory stays bounded)
         outcome = Outcome(tf, status, sop, reason)
         self.summary.counts[status] = self.summary.counts.get(status, 0) + 1
         if self.on_outcome is not None:
@@ -295,6 +311,18 @@ class TapeSession:
         log.log(level, "event=tape_file medium=%s tape_file=%d status=%s records=%d bytes=%d%s%s", self.reader.path,
                 tf.number, status, tf.records, tf.size, f" sop={sop}" if sop else "",
                 f" reason={reason!r}" if reason else "")
+
+
+def _facts(entry: _Open) -> dict:
+    """What the journal keeps of one settled tape file besides its number and status."""
+    tf = entry.file
+    return dict(
+        sop=entry.sop, reason=entry.reason, records=tf.records, bytes=tf.size, offset=tf.offset,
+        end_offset=tf.end_offset, terminated=tf.terminated, sha256=tf.sha256,
+        bad=[{"record": b.record, "offset": b.offset, "reason": b.reason} for b in tf.bad] or None,
+        labels=[label.kind for label in tf.labels] or None,
+        extracted=str(tf.extracted) if tf.extracted else None,
+    )
 
 
 class _NothingLeft(Exception):

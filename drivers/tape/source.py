@@ -161,7 +161,9 @@ class TapeDriver(Driver):
                 yield from self._read(reader, stop)
             except TapeError as exc:
                 log.error("event=tape_failed source=%s device=%s error=%r", self.name, self.device, str(exc))
-                yield None  # what this tape's session has staged is committed (and journaled) now
+                yield None  # what this tape's session has staged is committed now ...
+                if self.session is not None:
+                    self.session.journal_settled(quiet=True)  # ... and journaled
                 stop.wait(self.poll_interval)
                 continue
             finally:

@@ -201,27 +201,29 @@ class _Ingest:
         try:
             for capture in session.captures():
                 if capture is None:
-                    self._commit(batch)
+                    self._commit(session, batch)
                     continue
                 self._handle(session, batch, capture)
                 del capture  # its bytes: nothing holds them while the group waits
                 if batch is not None and (len(batch) >= GROUP_COUNT or batch.nbytes >= GROUP_BYTES):
-                    self._commit(batch)
+                    self._commit(session, batch)
         except KeyboardInterrupt:
             if batch is not None:
                 batch.discard()
             raise
         except BaseException:
             with contextlib.suppress(Exception):  # the first failure is the one to report
-                self._commit(batch)
+                self._commit(session, batch)
             raise
 
-    def _commit(self, batch) -> None:
-        """Make the group durable (the session hears each ack, in order, and journals it), then
-        report its instances. Raises when the group is not durable, or not all of it journaled."""
+    def _commit(self, session, batch) -> None:
+        """Make the group durable, journal its tape files (one journal write; rejections and
+        labels between them too), then report its instances. Raises when the group is not
+        durable, or not all of it journaled."""
         if batch is None or not len(batch):
             return
         done = batch.commit()
+        session.journal_settled()
         for capture, result in done.results:
             if result.dataset is not None:
                 self._found(capture, result.dataset, result.format or "")
