@@ -80,6 +80,7 @@ def test_a_tape_of_300_small_images_takes_a_commit_per_group_not_per_image(tmp_p
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 1, out + err  # all read; one tape file is no image (listed)
     assert "tape file 100" in out and "not an image" in out and "stopped:" not in err
+    assert "images: 300" in out  # the report, from the headers the groups kept
     counts = json.loads(report.read_text())
     assert counts["staged"] == 300
     assert counts["commits"] == -(-300 // GROUP_COUNT), counts  # 64 + 64 + 64 + 64 + 44, not 300
