@@ -19,9 +19,11 @@ With ``--ingest-images N`` it measures instead how many images a second ``ingest
 from a SIMH image of N small images (64 x 64 CT, one per tape file): a real ingest into a fresh
 durable spool on the work directory's disk (fsyncs are real there; a tmpfs would hide them), its
 destination absent (``--wait 0``: delivery is not measured). The net time subtracts a run over a
-one-image tape (start-up and shut-down). ``--against DIR`` runs another checkout (e.g. the main
-branch) alternately with this one, ``--rounds`` times each, and prints the load average with each
-number and the ratio of the medians.
+one-image tape (start-up and shut-down); the durability cost per image is the difference to a
+``--dry-run`` of the same tape by the same code (conversion without spool and journal).
+``--against DIR`` runs another checkout (e.g. the main branch) alternately with this one,
+``--rounds`` times each, and prints the load average with each number and the ratio of the
+medians.
 
 Usage: python bench/tape.py [--size-mb 1024] [--keep DIR]
        python bench/tape.py --ingest-images 2000 [--against /work/main] [--rounds 3]
@@ -187,8 +189,9 @@ def small_images_tape(path: Path, count: int) -> None:
         w.end()
 
 
-def ingest_once(checkout: Path, tape: Path, work: Path) -> float:
-    """Wall seconds of one real ingest of ``tape`` into a fresh spool, by ``checkout``'s code."""
+def ingest_once(checkout: Path, tape: Path, work: Path, dry: bool = False) -> float:
+    """Wall seconds of one real ingest of ``tape`` into a fresh spool (``dry``: only decoded),
+    by ``checkout``'s code."""
     run = Path(tempfile.mkdtemp(prefix="run-", dir=work))
     config = run / "gw.yaml"
     config.write_text(f"gateway:\n  spool_dir: {run / 'spool'}\n  state_dir: {run / 'state'}\n  log_level: WARNING\n"
@@ -197,7 +200,8 @@ def ingest_once(checkout: Path, tape: Path, work: Path) -> float:
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "gateway", "ingest-tape", str(tape), "-c", str(config),
-                           "--no-progress", "--wait", "0"], env=env, cwd=checkout, capture_output=True, text=True)
+                           "--no-progress", "--wait", "0", *(["--dry-run"] if dry else [])],
+                          env=env, cwd=checkout, capture_output=True, text=True)
     dt = time.perf_counter() - t
     shutil.rmtree(run, ignore_errors=True)
     if proc.returncode not in (0, 3):  # 3: all read, delivery pending (the destination is absent)
@@ -217,17 +221,24 @@ def ingest_speed(work: Path, count: int, against: Path | None, rounds: int) -> N
     print(f"ingest-tape of {count} images of 64x64x16 ({tape.stat().st_size / 1e6:.1f} MB SIMH), "
           f"a fresh durable spool in {work} each run")
     rates: dict[str, list[float]] = {name: [] for name, _ in arms}
+    costs: dict[str, list[float]] = {name: [] for name, _ in arms}
     for r in range(rounds):
         for name, checkout in (arms if r % 2 == 0 else arms[::-1]):  # alternated: A B, B A, ...
             base = ingest_once(checkout, one, work)
             dt = ingest_once(checkout, tape, work)
+            dry = ingest_once(checkout, tape, work, dry=True)
             rate = count / max(dt - base, 1e-9)
             rates[name].append(rate)
-            print(f"  {name:8s} {checkout}: {dt:6.2f} s (start-up {base:4.2f} s) -> {rate:6.0f} images/s   {load()}")
-    for name, values in rates.items():
-        print(f"  median {name:8s} {statistics.median(values):6.0f} images/s")
+            costs[name].append((dt - dry) / count * 1e3)
+            print(f"  {name:8s} {checkout}: {dt:6.2f} s (start-up {base:4.2f} s) -> {rate:6.0f} images/s; "
+                  f"--dry-run {dry:6.2f} s: spool and journal {costs[name][-1]:5.2f} ms/image   {load()}")
+    for name in rates:
+        print(f"  median {name:8s} {statistics.median(rates[name]):6.0f} images/s, "
+              f"spool and journal {statistics.median(costs[name]):5.2f} ms/image")
     if against:
-        print(f"  ratio this/against {statistics.median(rates['this']) / statistics.median(rates['against']):.2f}")
+        print(f"  ratio this/against {statistics.median(rates['this']) / statistics.median(rates['against']):.2f} "
+              f"images/s, {statistics.median(costs['this']) / statistics.median(costs['against']):.2f} "
+              "spool and journal time")
 
 
 def main() -> int:
