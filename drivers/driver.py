@@ -41,7 +41,7 @@ class Driver(Protocol):
     receives_c_store: ClassVar[bool] = False
     # ``captures()`` yields None whenever nothing more is ready right now. The service then
     # spools the captures in between as one group (one commit, acks after it) and commits at
-    # each None: for drivers whose sources can wait that long for their acks (a folder). Others
+    # each None: for drivers whose sources can wait that long for their acks (a folder, a tape). Others
     # get one commit per capture (a Storage SCP answers each C-STORE once its instance is durable).
     # The verdicts of a grouped capture come on a copy without its bytes (the same origin), so
     # such a driver knows its captures by origin, not by identity.

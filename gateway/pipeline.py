@@ -38,6 +38,8 @@ from gateway.routing import Routing
 log = logging.getLogger("gateway.pipeline")
 
 PART10 = "dicom"
+GROUP_COUNT = 64          # a group (``Batch``) of a grouping source commits at most this many at once ...
+GROUP_BYTES = 64 << 20    # ... or this many staged bytes (on disk, not in memory)
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,8 @@ def _finish(decoded: formats.Decoded, rules: SiteRules, routing: Routing | None,
         raise DecodeError(f"{decoded.format}: cannot build a valid instance: {type(exc).__name__}: {exc}") from exc
     return ds
 
+
+_PIXEL_GROUP = 0x7FE0  # Pixel Data and its float forms: not kept for a result's report
 
 _MISPLACED = {0x0000: "Command Set", 0x0002: "File Meta Information"}
 
@@ -173,13 +177,17 @@ class Pipeline:
             raise done.unacked[0][1]
         return done.results[0][1]
 
-    def batch(self, sink: CaptureSink, keep_datasets: bool | None = None, bare: bool = False) -> Batch:
+    def batch(self, sink: CaptureSink, keep_datasets: bool | None = None, bare: bool = False,
+              headers_only: bool = False) -> Batch:
         """Captures spooled as one group (``Batch``) for ``sink``'s verdicts. Datasets are kept
-        for the results only when asked, or when the console wants them (``on_arrival``).
+        for the results only when asked, or when the console wants them (``on_arrival``);
+        ``headers_only`` keeps them without their pixel data (for a report: a group waiting
+        for its commit holds no images in memory).
         ``bare``: keep each staged capture without its bytes, and ack that copy (same origin),
         for a sink that knows its captures by origin; otherwise the capture itself is kept (a
         sink may know it by identity) and should be committed soon."""
-        return Batch(self, sink, self.on_arrival is not None if keep_datasets is None else keep_datasets, bare)
+        keep = self.on_arrival is not None if keep_datasets is None else keep_datasets
+        return Batch(self, sink, keep, bare, headers_only)
 
 
 @dataclass(frozen=True)
@@ -210,11 +218,13 @@ class Batch:
     from either acknowledges nothing it concerns: the caller defers those captures (``add``'s
     own, or ``captures`` as they were before ``commit``)."""
 
-    def __init__(self, pipeline: Pipeline, sink: CaptureSink, keep_datasets: bool, bare: bool = False):
+    def __init__(self, pipeline: Pipeline, sink: CaptureSink, keep_datasets: bool, bare: bool = False,
+                 headers_only: bool = False):
         self.pipeline = pipeline
         self.sink = sink
         self.keep_datasets = keep_datasets
         self.bare = bare
+        self.headers_only = headers_only
         self._intake = pipeline.spool.intake()
         self._staged: list[_Staged] = []
 
@@ -263,8 +273,22 @@ class Batch:
         kept = replace(capture, data=b"", parts={}) if self.bare else capture
         self._staged.append(_Staged(kept, fmt,
                                     str(ds.get("SeriesInstanceUID", "")), str(ds.get("StudyInstanceUID", "")),
-                                    ds if self.keep_datasets else None))
+                                    self._kept(ds)))
         return None
+
+    def _kept(self, ds: Dataset) -> Dataset | None:
+        """The dataset its result will carry, if any (without the pixel group if so asked)."""
+        if not self.keep_datasets:
+            return None
+        if not self.headers_only:
+            return ds
+        return Dataset({tag: ds.get_item(tag) for tag in ds.keys() if tag.group != _PIXEL_GROUP})
+
+    def discard(self) -> None:
+        """Forget what is staged (nothing acknowledged, nothing recorded, the staged files gone):
+        for a caller stopping at once."""
+        self._staged = []
+        self._intake.discard()
 
     def commit(self) -> Committed:
         """Make every staged capture durable, then ack each (in order), then tell delivery and

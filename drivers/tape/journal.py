@@ -2,12 +2,13 @@
 
 It lives in the state directory as ``tape/<fingerprint>.jsonl`` (the fingerprint identifies
 the tape by its first MiB, so a tape moved to another drive or an image copied elsewhere
-finds its journal, and a different tape never does). Each line is a JSON object written with
-one ``write``, flushed and fsynced before the next tape file is read: after a crash or
-SIGKILL at most the line being written is torn, and a torn last line is ignored on load. An
-outcome is journaled only once it is final (the instance durable in the spool, a rejection,
-a label group, a damaged file), so a tape file interrupted in flight is simply read again and,
-its UIDs being deterministic, sent nothing twice.
+finds its journal, and a different tape never does). Each line is a JSON object; the lines of
+one group of outcomes (those a spool commit settled together) are written with one ``write``
+and fsynced once: after a crash or SIGKILL at most the last line is torn, and a torn line is
+ignored on load. An outcome is journaled only once it is final (the instance durable in the
+spool, a rejection, a label group, a damaged file) and in tape order, so a tape file
+interrupted in flight, or staged in a group not yet committed, is simply read again and, its
+UIDs being deterministic, sent nothing twice.
 
 A new ingest (without ``--resume``) keeps the previous journal beside it, renamed with its
 start time, so the history of every read of a tape stays on disk.
@@ -72,23 +73,33 @@ class TapeJournal:
             with open(self.path, "ab") as f:
                 f.write(b"\n")  # the torn fragment stays a line of its own
 
-    def _append(self, entry: dict[str, Any]) -> None:
-        line = (json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n").encode()
+    def _append(self, *entries: dict[str, Any]) -> None:
+        data = b"".join((json.dumps(e, sort_keys=True, separators=(",", ":")) + "\n").encode() for e in entries)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, line)
+            while data:  # a regular file takes it in one write; a short one is finished, not lost
+                data = data[os.write(fd, data):]
             os.fsync(fd)
         finally:
             os.close(fd)
 
     def record(self, file: int, status: str, **facts: Any) -> None:
         """Journal the final outcome of tape file ``file`` (durably, before going on)."""
-        if status not in FINAL:
-            raise ValueError(f"not a final status: {status!r}")
-        entry = {"file": file, "status": status, "time": round(time.time(), 3),
-                 **{k: v for k, v in facts.items() if v is not None}}
-        self._append(entry)
-        self.entries[file] = entry
+        self.record_all([(file, status, facts)])
+
+    def record_all(self, outcomes: list[tuple[int, str, dict[str, Any]]]) -> None:
+        """Journal final outcomes (file, status, facts), in the order given, with one write and
+        one fsync: a group's tape files cost one journal flush, not one each."""
+        now = round(time.time(), 3)
+        entries = []
+        for file, status, facts in outcomes:
+            if status not in FINAL:
+                raise ValueError(f"not a final status: {status!r}")
+            entries.append({"file": file, "status": status, "time": now,
+                            **{k: v for k, v in facts.items() if v is not None}})
+        self._append(*entries)
+        for entry in entries:
+            self.entries[entry["file"]] = entry
 
     def done(self, file: int, retry_damaged: bool = False) -> bool:
         """True if the file needs no more reading (a damaged one may be read again on request)."""

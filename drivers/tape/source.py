@@ -8,8 +8,10 @@ never reads or sends twice what is settled), then rewinds and, when configured, 
 not read again; the next tape is taken once the drive has been emptied (or the image file
 replaced).
 
-The driver is a ``drivers.driver.Driver``; its ``defer`` offers a capture the spool could not
-take again.
+The driver is a ``drivers.driver.Driver`` that ``yields_idle``: the service stages its captures
+in groups sharing one spool commit, committed at the group's bounds and whenever the session
+yields None (the end of a tape, a read that stopped); the journal records each tape file once
+its group is durable. Its ``defer`` offers a capture the spool could not take again.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ log = logging.getLogger("drivers.tape")
 
 class TapeDriver(Driver):
     uses_state_dir = True  # the service passes gateway.state_dir (where tape journals live)
+    yields_idle = True     # tape files are spooled in groups; a tape waits for its acks
 
     def __init__(self, name: str, device: str, state_dir: str | Path = "./var/state", format: str = "auto",
                  block_size: int = 0, retries: int = 3, on_error: str = "skip", eject: bool = True,
@@ -141,7 +144,7 @@ class TapeDriver(Driver):
 
     # -- reading --------------------------------------------------------------------------
 
-    def captures(self, stop: threading.Event) -> Iterator[Capture]:
+    def captures(self, stop: threading.Event) -> Iterator[Capture | None]:
         while not stop.is_set():
             token = self._wait(stop)
             if token is None:
@@ -158,6 +161,9 @@ class TapeDriver(Driver):
                 yield from self._read(reader, stop)
             except TapeError as exc:
                 log.error("event=tape_failed source=%s device=%s error=%r", self.name, self.device, str(exc))
+                yield None  # what this tape's session has staged is committed now ...
+                if self.session is not None:
+                    self.session.journal_settled(quiet=True)  # ... and journaled
                 stop.wait(self.poll_interval)
                 continue
             finally:
@@ -165,7 +171,7 @@ class TapeDriver(Driver):
             if not stop.is_set():
                 self._done_with = token if not self._is_drive() else self._done_with
 
-    def _read(self, reader: TapeReader, stop: threading.Event) -> Iterator[Capture]:
+    def _read(self, reader: TapeReader, stop: threading.Event) -> Iterator[Capture | None]:
         fingerprint = reader.fingerprint()
         journal = TapeJournal.open(self.state_dir, fingerprint, self.device, reader.kind, resume=True)
         self.session = session = TapeSession(reader, self.name, journal=journal, fingerprint=fingerprint, resume=True,

@@ -1,10 +1,14 @@
 """Read a tape (a drive such as /dev/nst0, or a SIMH, AWS or raw image) once, carefully.
 
 Each tape file becomes one capture; what decodes is made durable in the spool and forwarded
-(``--to``, default every enabled destination), or only decoded (``--dry-run``). A journal of
-positions in the state directory records every tape file's outcome as it is settled, so
-``--resume`` continues after a crash, a Ctrl-C or a full disk, and an ingest of the same tape
-twice sends nothing twice (UIDs are deterministic and the spool remembers deliveries).
+(``--to``, default every enabled destination), or only decoded (``--dry-run``). Captures are
+staged in groups that share one spool commit (``GROUP_COUNT`` files or ``GROUP_BYTES``, the end
+of the tape, or before the read stops for any reason), so a tape of many small images does not
+pay one fsync'd commit per image. A journal of positions in the state directory records every
+tape file's outcome, in tape order, once it is settled (its group durable), so ``--resume``
+continues after a crash, a Ctrl-C or a full disk without passing over a file that was staged
+but not committed, and an ingest of the same tape twice sends nothing twice (UIDs are
+deterministic and the spool remembers deliveries).
 ``--extract DIR`` also keeps every raw tape file (with a manifest of positions and SHA-256).
 At the end: what was found per study and series (never patient data) and every failure with
 its position on the tape.
@@ -159,13 +163,13 @@ class _Ingest:
         fingerprint = self.reader.fingerprint()
         session = TapeSession(self.reader, args.name, journal=self._journal(fingerprint), fingerprint=fingerprint,
                               resume=args.resume, retry_damaged=args.retry_damaged, extract_dir=args.extract,
-                              max_bytes=args.max_file_size, stop=self.stop, on_outcome=self._outcome)
+                              max_bytes=args.max_file_size, stop=self.stop, on_outcome=self._outcome,
+                              reoffer=False)  # a storage failure stops the read: --resume reads it again
         previous = signal.signal(signal.SIGINT, self._interrupt)
         self.bar = _progress(self.reader, args.no_progress)
         try:
             with _logs_above(self.bar):
-                for capture in session.captures():
-                    self._handle(session, capture)
+                self._read(session)
         except Exception as exc:  # noqa: BLE001 - the spool failed: nothing unsafe was journaled
             log.exception("event=ingest_failed medium=%s", args.source)
             print(f"\nstopped: {type(exc).__name__}: {exc}\nThe journal holds every settled tape file; "
@@ -183,7 +187,50 @@ class _Ingest:
         self.stop.set()
         print("\ninterrupt: stopping after the current record (Ctrl-C again to stop at once)", file=sys.stderr)
 
-    def _handle(self, session, capture) -> None:
+    def _read(self, session) -> None:
+        """Stage each capture into a group that commits at ``GROUP_COUNT`` files or
+        ``GROUP_BYTES`` and whenever the session yields None (the end of the tape, a read that
+        stopped, Ctrl-C); the session journals each tape file once its group is durable. Any
+        other stop (a tape error, a capture that could not be staged) commits what is staged
+        first; a second Ctrl-C drops it instead (stop at once: it is read again on resume)."""
+        from gateway.pipeline import GROUP_BYTES, GROUP_COUNT
+
+        batch = None
+        if not self.args.dry_run:
+            batch = self.pipeline.batch(session, keep_datasets=True, bare=True, headers_only=True)
+        try:
+            for capture in session.captures():
+                if capture is None:
+                    self._commit(session, batch)
+                    continue
+                self._handle(session, batch, capture)
+                del capture  # its bytes: nothing holds them while the group waits
+                if batch is not None and (len(batch) >= GROUP_COUNT or batch.nbytes >= GROUP_BYTES):
+                    self._commit(session, batch)
+        except KeyboardInterrupt:
+            if batch is not None:
+                batch.discard()
+            raise
+        except BaseException:
+            with contextlib.suppress(Exception):  # the first failure is the one to report
+                self._commit(session, batch)
+            raise
+
+    def _commit(self, session, batch) -> None:
+        """Make the group durable, journal its tape files (one journal write; rejections and
+        labels between them too), then report its instances. Raises when the group is not
+        durable, or not all of it journaled."""
+        if batch is None or not len(batch):
+            return
+        done = batch.commit()
+        session.journal_settled()
+        for capture, result in done.results:
+            if result.dataset is not None:
+                self._found(capture, result.dataset, result.format or "")
+        if done.unacked:
+            raise done.unacked[0][1]
+
+    def _handle(self, session, batch, capture) -> None:
         if formats.identify(capture.data) is None:
             leading = capture.origin.details.get("leading_file")
             why = ("not an image: the first data file of the tape (GE tapes start with a header file)"
@@ -201,9 +248,7 @@ class _Ingest:
             self._found(capture, ds, fmt)
             session.ack(capture, str(ds.SOPInstanceUID))
             return
-        result = self.pipeline.handle(capture, session, self.destinations)
-        if result.accepted and result.dataset is not None:
-            self._found(capture, result.dataset, result.format or "")
+        batch.add(capture, self.destinations)  # a rejection is told to the session; raises if not staged
 
     def _found(self, capture, ds, fmt: str) -> None:
         s = self.report.instance(capture.origin.details["tape_file"], ds, fmt)

@@ -31,7 +31,7 @@ from gateway.delivery.forwarder import Forwarder
 from gateway.delivery.metrics import Metrics
 from gateway.delivery.spool import Spool
 from gateway.errors import ConfigError, GatewayError, StorageError
-from gateway.pipeline import Batch, Pipeline
+from gateway.pipeline import GROUP_BYTES, GROUP_COUNT, Batch, Pipeline
 from gateway.service.lock import Busy, DirectoryLock
 from gateway.service.sdnotify import Notifier
 from gateway.service.sources import make_driver
@@ -44,8 +44,6 @@ STATE_INTERVAL = 2.0  # how often the state file that ``status`` and the console
 
 RETRY_FIRST = 2.0   # after a storage failure, the first wait before the capture is offered again
 RETRY_MAX = 120.0   # and the longest: the waits double up to here while storage keeps failing
-GROUP_COUNT = 64          # a driver that groups (``yields_idle``) commits at most this many at once ...
-GROUP_BYTES = 64 << 20    # ... or this many staged bytes (on disk, not in memory)
 
 
 def retry_delay(failures: int) -> float:

@@ -155,3 +155,73 @@ def test_service_reads_a_tape_source_into_orthanc(tmp_path, orthanc):
     assert sorted(orthanc.sop_instance_uids()) == sorted(uid(b) for b in blobs)
     assert (tmp_path / "state" / "tape").is_dir()
     assert "event=tape_done" in daemon.log_text()
+
+
+class CheckedTapeDriver(TapeDriver):
+    """The real tape source, which checks at each ack that the instance is durable already (its
+    row committed, as another process sees it, and its file in place) before the journal moves."""
+
+    def __init__(self, *args, spool_dir, **kw):
+        super().__init__(*args, **kw)
+        self.spool_dir = spool_dir
+        self.problems: list[str] = []
+        self.acked = 0
+
+    def ack(self, capture, sop_instance_uid: str) -> None:
+        import sqlite3
+
+        db = sqlite3.connect(self.spool_dir / "spool.db")
+        try:
+            row = db.execute("SELECT path FROM instances WHERE sop_instance_uid=?", (sop_instance_uid,)).fetchone()
+        finally:
+            db.close()
+        if row is None or not (self.spool_dir / row[0]).is_file():
+            self.problems.append(f"{capture.origin.location} acknowledged before it was durable")
+        self.acked += 1
+        super().ack(capture, sop_instance_uid)
+
+
+def test_service_tape_source_spools_in_groups_and_offers_a_failed_group_again(tmp_path, caplog):
+    """Under the service's SourceRunner: a commit per group, not per image; a group whose commit
+    fails (the spool's files/ is a file for a while) is offered again from memory and taken,
+    each image once, the journal in tape order."""
+    import json
+    import shutil
+
+    from gateway.config import Source
+    from gateway.pipeline import GROUP_COUNT
+    from gateway.service.daemon import SourceRunner
+
+    blobs = [encode(ct_instance(500 + i, rows=32, columns=32)) for i in range(150)]
+    tape = tmp_path / "tape.tap"
+    tape.write_bytes(simh_tape([as_records(b, 1024) for b in blobs]))
+    spool_dir = tmp_path / "spool"
+    spool = Spool(spool_dir)
+    commits: list[str] = []
+    spool._db.set_trace_callback(lambda sql: commits.append(sql) if sql.strip().upper() == "COMMIT" else None)
+    shutil.rmtree(spool_dir / "files")
+    (spool_dir / "files").write_bytes(b"")  # every group's commit fails until it is a folder again
+    source = Source("loader", "tape", {"device": str(tape)}, ("pacs",))
+    runner = SourceRunner(source, Pipeline(spool, SiteRules()), state_dir=tmp_path / "state")
+    runner.driver = driver = CheckedTapeDriver("loader", str(tape), state_dir=tmp_path / "state",
+                                               poll_interval=0.05, spool_dir=spool_dir)
+    runner.start_driver()
+    runner.start()
+    try:
+        wait_until(lambda: runner.failures >= 1, 30, 0.01, what="the first group's commit failing")
+        assert driver.acked == 0 and commits == []
+        (spool_dir / "files").unlink()
+        (spool_dir / "files").mkdir()
+        wait_until(lambda: driver.acked == len(blobs), 60, what="every image acknowledged")
+    finally:
+        runner.stop()
+        runner.join(30)
+    assert driver.problems == []
+    assert f"tape file 0 records 0-3 and {GROUP_COUNT - 1} more" in caplog.text  # a whole group deferred
+    assert sorted(spooled(spool)) == sorted(uid(b) for b in blobs)
+    assert -(-len(blobs) // GROUP_COUNT) <= len(commits) <= -(-len(blobs) // GROUP_COUNT) + 1, len(commits)
+    journal, = (tmp_path / "state" / "tape").glob("*.jsonl")
+    entries = [e for e in map(json.loads, journal.read_text().splitlines()) if "file" in e]
+    assert [(e["file"], e["status"], e["sop"]) for e in entries] == [
+        (n, "done", uid(b)) for n, b in enumerate(blobs)]
+    spool.close()
