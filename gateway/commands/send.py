@@ -44,7 +44,7 @@ from gateway.routing import Routing
 if TYPE_CHECKING:  # imported in ``run`` once the workers are forked: pynetdicom takes ~0.1 s
     from gateway.delivery.forwarder import Forwarder
 
-WINDOW = 16  # files handed to the workers ahead of the spool: bounds what is staged in between
+WINDOW = 64  # files handed to the workers ahead of the spool: bounds what is staged (on disk) in between
 BATCH = 8  # files converted in this process (no workers) before they are spooled together
 LOOK_AGAIN = 1.0  # seconds between looks at the rows when no outcome wakes the wait earlier
 

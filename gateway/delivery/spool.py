@@ -384,17 +384,13 @@ class Intake:
     def add_staged(self, staged: Staged, header: Dataset | Header, destinations: Iterable[str], source: str = "",
                    origin: str = "") -> None:
         """Adopt a file staged under this spool's ``tmp/`` (by ``Staging``, in this process or
-        another): from now on it is the group's, recorded by ``commit`` or removed (here at
-        once when every destination has that very object already; by ``discard``, or a failed
-        commit, otherwise). Its fsync is skipped at the commit when ``staged.synced``."""
+        another): from now on it is the group's, recorded by ``commit``, or removed there if
+        every destination has that very object already (or by ``discard``, or a failed commit).
+        Nothing is looked up here: the file exists already, and the commit's transaction decides
+        what is needed anyway (one locked query less per file while the forwarder records).
+        Its fsync is skipped at the commit when ``staged.synced``."""
         try:
-            spool = self._spool
-            entry = spool._entry(Header.of(header), staged.digest, staged.size, destinations, source, origin)
-            if self._first(entry) and spool._unneeded(entry):
-                staged.remove()
-                entry.settled = Added(entry.uid, ())
-                self._keep(entry)
-                return
+            entry = self._spool._entry(Header.of(header), staged.digest, staged.size, destinations, source, origin)
         except BaseException:
             staged.remove()
             raise
