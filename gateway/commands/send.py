@@ -29,7 +29,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from gateway import logs
 from gateway.commands.base import add_config_argument
@@ -143,6 +143,19 @@ def spool_prepared(spool: Spool, prepared: list[Prepared], dest: str, resend: bo
         raise
 
 
+def _collect(results: Iterable[Prepared]) -> list[Prepared]:
+    """A batch of prepared files; if getting one raises (a full spool, a broken pool), those
+    got already lose their staged files."""
+    batch: list[Prepared] = []
+    try:
+        for item in results:
+            batch.append(item)
+    except BaseException:
+        _remove(batch)
+        raise
+    return batch
+
+
 def _remove(prepared: list[Prepared]) -> None:
     for item in prepared:
         if item.staged is not None:
@@ -183,19 +196,18 @@ class Conversion:
     def __iter__(self) -> Iterator[list[Prepared]]:
         if self._pool is None:
             for start in range(0, len(self._files), BATCH):
-                yield [prepare_path(path) for path in self._files[start:start + BATCH]]
+                yield _collect(prepare_path(path) for path in self._files[start:start + BATCH])
             return
         while self._pending:
-            batch: list[Prepared] = []
-            try:
-                batch.append(self._pending.popleft().result())
-                while self._pending and self._pending[0].done():
-                    batch.append(self._pending.popleft().result())
-            except BaseException:
-                _remove(batch)
-                raise
+            batch = _collect(self._ready())
             self._submit(len(batch))
             yield batch
+
+    def _ready(self) -> Iterator[Prepared]:
+        """The next result (waited for), then those ready after it."""
+        yield self._pending.popleft().result()
+        while self._pending and self._pending[0].done():
+            yield self._pending.popleft().result()
 
     def close(self) -> None:
         pending, self._pending = self._pending, deque()

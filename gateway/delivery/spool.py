@@ -573,9 +573,9 @@ class Spool:
 
     def _commit(self, entries: list[_Entry]) -> list[Added]:
         """Make a staged group durable: check the floor again (each file was admitted when
-        staged), fsync each staged file its writer did not, then in one write transaction rename each needed file
-        into place, fsync each directory once, record every row and commit. On any failure
-        nothing is recorded and no file this group placed is left."""
+        staged), fsync each staged file its writer did not fsync already, then in one write
+        transaction rename each needed file into place, fsync each directory once, record every
+        row and commit. On any failure nothing is recorded and no file this group placed is left."""
         staged = [e for e in entries if e.tmp is not None]
         if staged:  # another writer filled the disk since: the reserve is delivery's, not intake's
             self.space.admit(-STAGED_SLACK * len(staged))
