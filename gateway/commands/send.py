@@ -6,39 +6,45 @@ service when there is one (only one process forwards from a spool). The command 
 every instance to be delivered or dead-lettered and reports each file.
 
 With many files, worker processes (``--jobs``, made before any thread of this command starts)
-identify and convert them in parallel; this process alone writes the spool
-(``spool_prepared``), and reports a file only from the spool's rows, so nothing is reported
-that is not durable. The wait for delivery looks at the rows whenever the forwarder records
+identify and convert them in parallel and write each file straight into the spool's staging
+area, fsynced there (``Staging``); they hand back only a small record (``Prepared``). This
+process alone records them (``spool_prepared``: a rename each, one fsync per directory and one
+SQLite transaction a batch), and reports a file only from the spool's rows, so nothing is reported
+that is not durable. A staged file nobody records is removed (an unneeded one at once, a failed
+batch's with it), or swept at the next spool opening if its worker died. The workers are forked
+as soon as the rules are known, and the forwarder (pynetdicom) is imported only then, while
+they already convert. The wait for delivery looks at the rows whenever the forwarder records
 outcomes.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import os
 import time
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Iterator
-
-from pydicom.dataset import Dataset, FileMetaDataset
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from gateway import logs
 from gateway.commands.base import add_config_argument
 from gateway.commands.common import load_or_report
-from gateway.delivery.forwarder import Forwarder
-from gateway.delivery.spool import DEAD, DELIVERED, WAITING, Added, Spool, SpoolBusy
+from gateway.delivery.spool import DEAD, DELIVERED, WAITING, Added, Header, Spool, SpoolBusy, Staged, Staging
 from gateway.dicom.normalize import SiteRules
 from gateway.errors import DecodeError
 from gateway.files import claimed_paths, read_capture
 from gateway.pipeline import prepare
 from gateway.routing import Routing
 
-WINDOW = 16  # files handed to the workers ahead of the spool: bounds the memory held in between
+if TYPE_CHECKING:  # imported in ``run`` once the workers are forked: pynetdicom takes ~0.1 s
+    from gateway.delivery.forwarder import Forwarder
+
+WINDOW = 64  # files handed to the workers ahead of the spool: bounds what is staged (on disk) in between
 BATCH = 8  # files converted in this process (no workers) before they are spooled together
 LOOK_AGAIN = 1.0  # seconds between looks at the rows when no outcome wakes the wait earlier
 
@@ -69,98 +75,147 @@ def _files(paths: list[Path]) -> list[Path]:
 
 @dataclass(frozen=True)
 class Prepared:
-    """One file, converted (``data``, the Part-10 bytes, and ``header``, what the spool records
-    of the instance) or not (``problem`` says why), and the companion files it claimed."""
+    """One file, converted (``staged``, its Part-10 file in the spool's staging area, and
+    ``header``, what the spool records of the instance) or not (``problem`` says why), and the
+    companion files it claimed. Small: this is all a worker sends back."""
 
     path: Path
     claimed: tuple[Path, ...] = ()
-    data: bytes | None = field(default=None, repr=False)
-    header: Dataset | None = None
+    staged: Staged | None = None
+    header: Header | None = None
     problem: str | None = None
 
 
-_rules: tuple[SiteRules, Routing | None] = (SiteRules(), None)  # a worker's (set before it starts)
+@dataclass(frozen=True)
+class _Setup:
+    """What ``prepare_path`` needs besides the file: the rules and where to stage."""
+
+    rules: SiteRules
+    routing: Routing | None
+    staging: Staging | None
 
 
-def _use_rules(rules: SiteRules, routing: Routing | None) -> None:
-    global _rules
-    _rules = (rules, routing)
+_setup = _Setup(SiteRules(), None, None)  # a worker's (set before it starts)
+
+
+def _use(setup: _Setup) -> None:
+    global _setup
+    _setup = setup
 
 
 def prepare_path(path: Path) -> Prepared:
-    """Read and convert one file as the service would (in a worker, or in this process)."""
+    """Read and convert one file as the service would, and stage it in the spool, fsynced (in
+    a worker, or in this process). A full spool (``IntakePaused``) or a failed write is raised."""
     try:
         capture = read_capture(path, "send")
     except OSError as exc:
         return Prepared(path, problem=f"cannot read: {exc.strerror}")
     claimed = tuple(claimed_paths(capture))
     try:
-        instance = prepare(capture, *_rules)  # coerced too
+        instance = prepare(capture, _setup.rules, _setup.routing)  # coerced too
     except DecodeError as exc:  # UnknownFormat too: dropped later if a later file names it as its data file
         return Prepared(path, claimed, problem=f"rejected: {exc}")
-    return Prepared(path, claimed, instance.data, _spool_header(instance.dataset))
-
-
-_RECORDED = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
-
-
-def _spool_header(ds: Dataset) -> Dataset:
-    """What ``Spool.add_bytes`` records of an instance (its UIDs and transfer syntax): all a
-    worker sends back beside the bytes, as pickling the whole dataset costs the parent more."""
-    header = Dataset()
-    for keyword in _RECORDED:
-        if keyword in ds:
-            setattr(header, keyword, ds[keyword].value)
-    header.file_meta = FileMetaDataset()
-    header.file_meta.TransferSyntaxUID = ds.file_meta.TransferSyntaxUID
-    return header
+    header = Header.of(instance.dataset)
+    staging = _setup.staging
+    assert staging is not None, "prepare_path before _use"
+    staging.check(len(instance.data))
+    return Prepared(path, claimed, staging.write_bytes(header.sop_instance_uid, instance.data, sync=True), header)
 
 
 def spool_prepared(spool: Spool, prepared: list[Prepared], dest: str, resend: bool) -> list[Added]:
     """Make converted files durable in the spool, queued for ``dest`` (``resend``: even where
-    it has them already); the one step of this command that writes the spool, in order,
-    returning once every one of them is stored: one group commit (``Spool.intake``) for the batch."""
-    if resend:
-        spool.purge(dest, [DELIVERED, DEAD], [str(item.header.SOPInstanceUID) for item in prepared])
+    it has them already); the one step of this command that records in the spool, in order,
+    returning once every one of them is stored: one group commit (``Spool.intake``) for the
+    batch, adopting the staged files. If it raises, none is recorded and their files are gone."""
+    if not prepared:
+        return []  # (a purge of no instances would purge them all)
     intake = spool.intake()
     try:
+        if resend:
+            spool.purge(dest, [DELIVERED, DEAD], [item.header.sop_instance_uid for item in prepared if item.header])
         for item in prepared:
-            intake.add_bytes(item.data, item.header, [dest], source="send", origin=str(item.path))
+            assert item.staged is not None and item.header is not None
+            intake.add_staged(item.staged, item.header, [dest], source="send", origin=str(item.path))
+        return intake.commit()
     except BaseException:
         intake.discard()
+        _remove(prepared)  # those not adopted yet
         raise
-    return intake.commit()
 
 
-def _pool(jobs: int, files: list[Path], rules: SiteRules, routing: Routing | None) -> ProcessPoolExecutor | None:
+def _collect(results: Iterable[Prepared]) -> list[Prepared]:
+    """A batch of prepared files; if getting one raises (a full spool, a broken pool), those
+    got already lose their staged files."""
+    batch: list[Prepared] = []
+    try:
+        for item in results:
+            batch.append(item)
+    except BaseException:
+        _remove(batch)
+        raise
+    return batch
+
+
+def _remove(prepared: list[Prepared]) -> None:
+    for item in prepared:
+        if item.staged is not None:
+            item.staged.remove()
+
+
+def _pool(jobs: int, files: list[Path], setup: _Setup) -> ProcessPoolExecutor | None:
     """Worker processes for ``files``, or None where one process does as well. Forked (they
-    inherit the loaded modules and the rules), so they are started here, before this process
-    opens the spool or starts a thread; a worker that dies breaks the pool (an error, not a
-    hang)."""
+    inherit the loaded modules, the rules and the staging area), so they are started here,
+    before this process opens the spool or starts a thread; a worker that dies breaks the pool
+    (an error, not a hang)."""
+    _use(setup)
     jobs = min(jobs, len(files) // 4)  # a few files: forking costs more than it saves
     if jobs < 1 or "fork" not in multiprocessing.get_all_start_methods():
-        _use_rules(rules, routing)
         return None
-    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"), initializer=_use_rules,
-                               initargs=(rules, routing))
-    pool.submit(int)  # the first task forks every worker, now
-    return pool
+    return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"), initializer=_use,
+                               initargs=(setup,))
 
 
-def _prepared(files: list[Path], pool: ProcessPoolExecutor | None) -> Iterator[list[Prepared]]:
-    """The files converted, in their order, in batches of those ready together."""
-    if pool is None:
-        for start in range(0, len(files), BATCH):
-            yield [prepare_path(path) for path in files[start:start + BATCH]]
-        return
-    waiting = iter(files)
-    pending = deque(pool.submit(prepare_path, path) for path in islice(waiting, WINDOW))
-    while pending:
-        batch = [pending.popleft().result()]
-        while pending and pending[0].done():
-            batch.append(pending.popleft().result())
-        pending.extend(pool.submit(prepare_path, path) for path in islice(waiting, len(batch)))
-        yield batch
+class Conversion:
+    """The files converted (``prepare_path``), in their order, in batches of those ready
+    together: by the workers, ``WINDOW`` files ahead of the spool from the moment this is made
+    (the first submission forks every worker), or in this process. ``close`` removes the staged
+    files of whatever was converted but not taken (the command failed)."""
+
+    def __init__(self, files: list[Path], pool: ProcessPoolExecutor | None):
+        self._files = files
+        self._pool = pool
+        self._waiting = iter(files)
+        self._pending: deque[Future] = deque()
+        if pool is not None:
+            self._submit(WINDOW)
+
+    def _submit(self, count: int) -> None:
+        assert self._pool is not None
+        self._pending.extend(self._pool.submit(prepare_path, path) for path in islice(self._waiting, count))
+
+    def __iter__(self) -> Iterator[list[Prepared]]:
+        if self._pool is None:
+            for start in range(0, len(self._files), BATCH):
+                yield _collect(prepare_path(path) for path in self._files[start:start + BATCH])
+            return
+        while self._pending:
+            batch = _collect(self._ready())
+            self._submit(len(batch))
+            yield batch
+
+    def _ready(self) -> Iterator[Prepared]:
+        """The next result (waited for), then those ready after it."""
+        yield self._pending.popleft().result()
+        while self._pending and self._pending[0].done():
+            yield self._pending.popleft().result()
+
+    def close(self) -> None:
+        pending, self._pending = self._pending, deque()
+        for future in pending:
+            if future.cancel():
+                continue
+            with contextlib.suppress(BaseException):
+                _remove([future.result()])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -174,8 +229,12 @@ def run(args: argparse.Namespace) -> int:
         print(exc.args[0])
         return 2
     files = _files(args.paths)
-    pool = _pool(args.jobs, files, config.site, config.routing)
+    pool = _pool(args.jobs, files, _Setup(config.site, config.routing,
+                                          Staging(config.spool_dir, config.durable, config.floor())))
+    conversion = Conversion(files, pool)
     try:
+        from gateway.delivery.forwarder import Forwarder  # while the workers convert the first files
+
         spool = Spool(config.spool_dir, durable=config.durable, floor=config.floor())
         forwarder = Forwarder([dest], spool, config.ae_title, commitment=config.commitment) if dest.enabled else None
         try:
@@ -187,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
                     print("the gateway service is running: it delivers what this command spools")
             elif not spool.forwarding_elsewhere():
                 print(f"destination {dest.name} is disabled and no service runs: the files are only spooled")
-            return _send(args, files, pool, dest.name, spool, forwarder)
+            return _send(args, conversion, pool, dest.name, spool, forwarder)
         finally:
             if forwarder is not None:
                 forwarder.stop()
@@ -195,19 +254,21 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+        conversion.close()
 
 
-def _send(args, files: list[Path], pool: ProcessPoolExecutor | None, dest: str, spool: Spool,
+def _send(args, conversion: Conversion, pool: ProcessPoolExecutor | None, dest: str, spool: Spool,
           forwarder: Forwarder | None) -> int:
     results: dict[Path, str] = {}
     uids: dict[Path, str] = {}
     already: set[str] = set()  # the destination had it (or was about to): nothing new queued
     claimed: set[Path] = set()  # companion files (an Interfile data file) go with the file naming them
-    for batch in _prepared(files, pool):
+    for batch in conversion:
         converted = []
         for item in batch:
             if claimed and item.path.resolve() in claimed:
                 results.pop(item.path, None)
+                _remove([item])
                 continue
             claimed.update(item.claimed)
             if item.problem is not None:

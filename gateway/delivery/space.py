@@ -101,6 +101,15 @@ class SpaceGuard:
                 return
             self._pause(f"{room.describe()}: intake paused until space is freed")
 
+    def refusal(self, size: int) -> str | None:
+        """Why ``size`` more bytes would cross the floor (None: they would not): ``admit``'s
+        test without its effects (pausing, resuming, the reserve), for a process that writes
+        into the spool but is not the one that keeps its state (a ``send`` worker)."""
+        room = self.room()
+        if room.free - size >= room.floor:
+            return None
+        return f"{room.describe()}: intake paused until space is freed"
+
     def full(self, exc: BaseException) -> IntakePaused:
         """Intake hit a full file system after all (another writer took the room)."""
         with self._lock:

@@ -38,6 +38,7 @@ from pydicom.dataset import Dataset
 
 from gateway import private
 from gateway.delivery.space import Floor, SpaceGuard, is_full
+from gateway.errors import IntakePaused
 
 QUEUED, IN_FLIGHT, COMMITTING, DELIVERED, DEAD = "queued", "in_flight", "committing", "delivered", "dead"
 STATES = (QUEUED, IN_FLIGHT, COMMITTING, DELIVERED, DEAD)
@@ -213,6 +214,100 @@ class _Hashing:
         self.f.flush()
 
 
+@dataclass(frozen=True)
+class Header:
+    """What the spool records of an instance besides its file: its UIDs and transfer syntax.
+    Small and plain, so a worker process hands this back rather than a pickled dataset."""
+
+    sop_instance_uid: str
+    sop_class_uid: str
+    transfer_syntax: str
+    study_uid: str = ""
+    series_uid: str = ""
+
+    @classmethod
+    def of(cls, ds: Dataset | Header) -> Header:
+        if isinstance(ds, Header):
+            return ds
+        return cls(str(ds.SOPInstanceUID), str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID),
+                   str(ds.get("StudyInstanceUID", "")), str(ds.get("SeriesInstanceUID", "")))
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A file written under a spool's ``tmp/`` (by this process or another one), with the
+    SHA-256 and size of what was written; ``synced``: fsynced already, so the commit that
+    adopts it (``Intake.add_staged``) need not."""
+
+    path: Path
+    digest: str
+    size: int
+    synced: bool = False
+
+    def remove(self) -> None:
+        """Delete the file: nobody adopted it, or it is not needed after all."""
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+class Staging:
+    """A spool's ``tmp/`` as any process may write it: the spool's own intake, and worker
+    processes (``send --jobs``) that have no database and were forked before the spool was
+    opened. A worker writes and fsyncs an instance's file here in parallel with the others
+    and hands back only the small ``Staged`` record; the spool's process adopts it into a
+    group. Each name carries the writer's pid, so a file whose writer died is swept by the next
+    ``Spool`` opened there (``_sweep_tmp``). Plain data (directory, durability, floor), so a
+    forked or pickled copy works the same."""
+
+    def __init__(self, directory: str | Path, durable: bool = True, floor: Floor | None = None):
+        self.directory = Path(directory)
+        self.tmp = self.directory / "tmp"
+        self.durable = durable
+        self.floor = floor
+        for d in (self.directory, self.tmp):
+            private.make_dir(d)
+
+    def check(self, size: int) -> None:
+        """Raise ``IntakePaused`` unless ``size`` more bytes leave the floor free; no side
+        effects (the pause and the reserve are the spool process's ``SpaceGuard``), so any
+        process may ask before it writes. The adopting commit checks again anyway."""
+        reason = SpaceGuard(self.directory, self.floor).refusal(size)
+        if reason is not None:
+            raise IntakePaused(reason)
+
+    def write(self, uid: str, write: Callable[[BinaryIO], None], sync: bool = False) -> Staged:
+        """Stage what ``write(f)`` writes, hashed as it passes; fsynced now if ``sync`` (and the
+        spool is durable). A failed write leaves no file; its ``OSError`` is raised as it is."""
+        hashing: list[_Hashing] = []
+
+        def hashed(f: BinaryIO) -> None:
+            hashing.append(_Hashing(f))
+            write(hashing[0])
+
+        path, synced = self._write(uid, hashed, sync)
+        return Staged(path, hashing[0].digest.hexdigest(), hashing[0].size, synced)
+
+    def write_bytes(self, uid: str, data: bytes, sync: bool = False, digest: str | None = None) -> Staged:
+        """``write`` for bytes in memory (``digest``: their SHA-256, when known already)."""
+        path, synced = self._write(uid, lambda f: f.write(data), sync)
+        return Staged(path, digest or hashlib.sha256(data).hexdigest(), len(data), synced)
+
+    def _write(self, uid: str, write: Callable[[BinaryIO], None], sync: bool) -> tuple[Path, bool]:
+        path = self.tmp / f"{uid}.{next(_STAGED)}.{os.getpid()}.{threading.get_ident()}.tmp"
+        synced = sync and self.durable
+        try:
+            with os.fdopen(private.open_file(path, os.O_WRONLY | os.O_TRUNC), "wb") as f:
+                write(f)
+                if synced:
+                    f.flush()
+                    os.fsync(f.fileno())
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            raise
+        return path, synced
+
+
 @dataclass
 class _Entry:
     """One instance of an intake group: what its rows need and its staged file (no dataset,
@@ -230,6 +325,7 @@ class _Entry:
     origin: str
     tmp: Path | None = None        # the staged file (None: nothing to write)
     settled: Added | None = None   # known when staged: every destination has it already
+    synced: bool = False           # the staged file is fsynced already (by its writer)
 
 
 @dataclass
@@ -244,9 +340,10 @@ class _GroupCommit:
 
 class Intake:
     """Instances made durable together: ``add_bytes``/``add_stream`` stage each one's file
-    under ``tmp/`` (written, not fsynced), ``commit`` makes them all durable at once and returns
-    each one's ``Added``, in order. Nothing is durable, so nothing may be acknowledged, before
-    ``commit`` returns; if it raises, nothing of the group was recorded and its files are gone.
+    under ``tmp/`` (written, not fsynced), ``add_staged`` adopts a file another process staged
+    (``Staging``); ``commit`` makes them all durable at once and returns each one's ``Added``,
+    in order. Nothing is durable, so nothing may be acknowledged, before ``commit`` returns; if
+    it raises, nothing of the group was recorded and its files are gone.
 
     Why: a file fsync costs ~1 ms when written and fsynced in turn, ~0.6 ms when a batch is
     written first; a directory fsync and a SQLite commit (WAL, synchronous=FULL) each add one
@@ -260,37 +357,47 @@ class Intake:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def add_bytes(self, data: bytes, ds: Dataset, destinations: Iterable[str], source: str = "",
+    def add_bytes(self, data: bytes, ds: Dataset | Header, destinations: Iterable[str], source: str = "",
                   origin: str = "") -> None:
         """Stage ``data`` (the Part-10 bytes of ``ds``); raises ``IntakePaused`` at the floor.
         Nothing is written when every destination has that very object already."""
         spool = self._spool
-        entry = spool._entry(ds, hashlib.sha256(data).hexdigest(), len(data), destinations, source, origin)
+        digest = hashlib.sha256(data).hexdigest()
+        entry = spool._entry(Header.of(ds), digest, len(data), destinations, source, origin)
         if self._first(entry) and spool._unneeded(entry):
             entry.settled = Added(entry.uid, ())
-        else:
-            spool.space.admit(len(data))
-            entry.tmp = spool._stage(entry.uid, lambda f: f.write(data))
-        self._keep(entry)
+            self._keep(entry)
+            return
+        spool.space.admit(len(data))
+        self._adopt(entry, spool._stage(lambda: spool.staging.write_bytes(entry.uid, data, digest=digest)))
 
-    def add_stream(self, ds: Dataset, write: Callable[[BinaryIO], None], size_hint: int,
+    def add_stream(self, ds: Dataset | Header, write: Callable[[BinaryIO], None], size_hint: int,
                    destinations: Iterable[str], source: str = "", origin: str = "") -> None:
         """Stage what ``write(f)`` writes (hashed as it passes); ``size_hint`` is checked
         against the free space first."""
         spool = self._spool
         spool.space.admit(size_hint)
-        hashing: list[_Hashing] = []
+        header = Header.of(ds)
+        self.add_staged(spool._stage(lambda: spool.staging.write(header.sop_instance_uid, write)), header,
+                        destinations, source, origin)
 
-        def hashed(f: BinaryIO) -> None:
-            hashing.append(_Hashing(f))
-            write(hashing[0])
+    def add_staged(self, staged: Staged, header: Dataset | Header, destinations: Iterable[str], source: str = "",
+                   origin: str = "") -> None:
+        """Adopt a file staged under this spool's ``tmp/`` (by ``Staging``, in this process or
+        another): from now on it is the group's, recorded by ``commit``, or removed there if
+        every destination has that very object already (or by ``discard``, or a failed commit).
+        Nothing is looked up here: the file exists already, and the commit's transaction decides
+        what is needed anyway (one locked query less per file while the forwarder records).
+        Its fsync is skipped at the commit when ``staged.synced``."""
+        try:
+            entry = self._spool._entry(Header.of(header), staged.digest, staged.size, destinations, source, origin)
+        except BaseException:
+            staged.remove()
+            raise
+        self._adopt(entry, staged)
 
-        tmp = spool._stage(str(ds.SOPInstanceUID), hashed)
-        entry = spool._entry(ds, hashing[0].digest.hexdigest(), hashing[0].size, destinations, source, origin)
-        entry.tmp = tmp
-        if self._first(entry) and spool._unneeded(entry):
-            tmp.unlink()
-            entry.tmp, entry.settled = None, Added(entry.uid, ())
+    def _adopt(self, entry: _Entry, staged: Staged) -> None:
+        entry.tmp, entry.synced = staged.path, staged.synced
         self._keep(entry)
 
     def _first(self, entry: _Entry) -> bool:
@@ -336,6 +443,7 @@ class Spool:
         for d in (self.directory, self.files, self.tmp, self.gone):
             private.make_dir(d)
         self.space = SpaceGuard(self.directory, floor)
+        self.staging = Staging(self.directory, durable, floor)
         self.space.ensure_headroom()  # a full disk must not keep the database from opening
         self._sweep_tmp()
         self._lock = threading.RLock()
@@ -441,11 +549,10 @@ class Spool:
         one directory fsync per directory and one SQLite commit for the whole group."""
         return Intake(self)
 
-    def _entry(self, ds: Dataset, digest: str, size: int, destinations: Iterable[str], source: str,
+    def _entry(self, header: Header, digest: str, size: int, destinations: Iterable[str], source: str,
                origin: str) -> _Entry:
-        return _Entry(str(ds.SOPInstanceUID), str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID),
-                      str(ds.get("StudyInstanceUID", "")), str(ds.get("SeriesInstanceUID", "")),
-                      digest, size, tuple(dict.fromkeys(destinations)), source, origin)
+        return _Entry(header.sop_instance_uid, header.sop_class_uid, header.transfer_syntax, header.study_uid,
+                      header.series_uid, digest, size, tuple(dict.fromkeys(destinations)), source, origin)
 
     def _unneeded(self, entry: _Entry) -> bool:
         """Whether every destination of ``entry`` has that very object already, or will."""
@@ -455,35 +562,25 @@ class Spool:
             return row is not None and row[0] == entry.digest and all(
                 self._has(entry.uid, d) for d in entry.destinations)
 
-    def _tmp_name(self, uid: str) -> Path:
-        """A staging name of this process and thread (``_sweep_tmp`` reads the pid back)."""
-        return self.tmp / f"{uid}.{next(_STAGED)}.{os.getpid()}.{threading.get_ident()}.tmp"
-
-    def _stage(self, uid: str, write: Callable[[BinaryIO], None]) -> Path:
-        """Write a file under ``tmp/`` (not fsynced: the group's commit does that); removed at
-        once when the write fails."""
-        tmp = self._tmp_name(uid)
+    def _stage(self, write: Callable[[], Staged]) -> Staged:
+        """Stage through ``self.staging``; a full file system pauses this spool's intake."""
         try:
-            with os.fdopen(private.open_file(tmp, os.O_WRONLY | os.O_TRUNC), "wb") as f:
-                write(f)
-        except BaseException as exc:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            if isinstance(exc, OSError) and is_full(exc):
+            return write()
+        except OSError as exc:
+            if is_full(exc):
                 raise self.space.full(exc) from exc
             raise
-        return tmp
 
     def _commit(self, entries: list[_Entry]) -> list[Added]:
         """Make a staged group durable: check the floor again (each file was admitted when
-        staged), fsync each staged file, then in one write transaction rename each needed file
-        into place, fsync each directory once, record every row and commit. On any failure
-        nothing is recorded and no file this group placed is left."""
-        staged = [e.tmp for e in entries if e.tmp is not None]
+        staged), fsync each staged file its writer did not fsync already, then in one write
+        transaction rename each needed file into place, fsync each directory once, record every
+        row and commit. On any failure nothing is recorded and no file this group placed is left."""
+        staged = [e for e in entries if e.tmp is not None]
         if staged:  # another writer filled the disk since: the reserve is delivery's, not intake's
             self.space.admit(-STAGED_SLACK * len(staged))
         if self.durable:
-            self._fsync_staged(staged)
+            self._fsync_staged([e.tmp for e in staged if e.tmp is not None and not e.synced])
         commit = _GroupCommit()
         with self._lock:
             try:

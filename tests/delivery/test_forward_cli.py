@@ -134,3 +134,37 @@ def test_send_with_worker_processes_reports_what_one_process_does(storescp, samp
         assert Spool(tmp_path / f"jobs{jobs}" / "spool").files_on_disk() == []
         reports[jobs] = sorted(line.split(" sop=")[0].replace(str(tmp_path), "") for line in out.stdout.splitlines())
     assert reports[0] == reports[2]
+
+
+def test_send_reports_only_what_is_durable_and_a_failed_commit_leaves_no_staged_file(storescp, tmp_path):
+    """The workers stage files in the spool ahead of it; when the spool cannot record them
+    (no file can be put in place: files stand where its folders go), the command fails,
+    reports no file as spooled or delivered, sends nothing, and leaves none of the files the
+    workers staged meanwhile."""
+    config = _config(tmp_path, storescp.port)
+    files = tmp_path / "spool" / "files"
+    files.mkdir(parents=True)
+    for name in (f"{i:02x}" for i in range(256)):
+        (files / name).write_bytes(b"in the way")
+    _files(tmp_path / "in", 40)
+    before = len(storescp.received())
+    out = _cli("send", "-c", config, tmp_path / "in", "--to", "pacs", "--jobs", 2)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "legacy-gateway send:" in out.stderr and "delivered" not in out.stdout
+    assert list((tmp_path / "spool" / "tmp").iterdir()) == []  # looked at before an opening sweeps it
+    spool = Spool(tmp_path / "spool")
+    assert spool.rows() == [] and spool.files_on_disk() == [] and len(storescp.received()) == before
+
+
+def test_send_again_with_worker_processes_stages_nothing_it_keeps(storescp, tmp_path):
+    """What the destination has already is reported so, and the files the workers staged
+    again for it are removed: the spool holds nothing more than after the first send."""
+    config = _config(tmp_path, storescp.port)
+    _files(tmp_path / "in", 12)
+    first = _cli("send", "-c", config, tmp_path / "in", "--to", "pacs", "--jobs", 2)
+    assert first.returncode == 0 and "12 of 12 delivered to pacs" in first.stdout, first.stdout + first.stderr
+    received = len(storescp.received())
+    again = _cli("send", "-c", config, tmp_path / "in", "--to", "pacs", "--jobs", 2)
+    assert again.returncode == 0 and again.stdout.count("delivered earlier, not sent again") == 12
+    assert len(storescp.received()) == received
+    assert list((tmp_path / "spool" / "tmp").iterdir()) == [] and Spool(tmp_path / "spool").files_on_disk() == []

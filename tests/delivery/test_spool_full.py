@@ -19,7 +19,7 @@ from gateway.capture import Capture, Origin
 from gateway.console.snapshot import intake
 from gateway.delivery.metrics import Metrics
 from gateway.delivery.space import MB, Floor
-from gateway.delivery.spool import Spool, encode
+from gateway.delivery.spool import Spool, Staging, encode
 from gateway.dicom.normalize import SiteRules
 from gateway.errors import IntakePaused
 from gateway.pipeline import Pipeline
@@ -209,3 +209,21 @@ def test_a_group_whose_commit_meets_a_full_disk_acks_none_and_keeps_every_source
         looks.close()
         folder.stop()
         spool.close()
+
+
+def test_a_worker_checks_the_floor_before_it_stages_and_leaves_the_spool_state_alone(small_fs):
+    """``Staging.check`` (what a ``send`` worker asks before it writes) refuses what would
+    cross the floor, as ``admit`` does, but pauses nothing and makes no reserve: those belong to
+    the process that holds the spool, which checks again when it commits."""
+    floor = Floor(mb=4, percent=50)
+    spool = Spool(small_fs / "spool", floor=floor)
+    staging = Staging(small_fs / "spool", floor=floor)
+    free = spool.space.room().free
+    staging.check(MB)
+    with pytest.raises(IntakePaused, match="intake paused"):
+        staging.check(free - 3 * MB)  # would leave less than the 4 MB floor
+    assert spool.intake_paused is None and not spool.space.reserve.exists()
+    with pytest.raises(IntakePaused):
+        spool.space.admit(free - 3 * MB)  # the spool's own check pauses its intake
+    assert spool.intake_paused is not None
+    spool.close()
