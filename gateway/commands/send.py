@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # imported in ``run`` once the workers are forked: pynetdicom
     from gateway.delivery.forwarder import Forwarder
 
 WINDOW = 64  # files handed to the workers ahead of the spool: bounds what is staged (on disk) in between
-BATCH = 8  # files converted in this process (no workers) before they are spooled together
+BATCH = 8  # files a worker converts per task, and this process (no workers) before they are spooled together
 LOOK_AGAIN = 1.0  # seconds between looks at the rows when no outcome wakes the wait earlier
 
 
@@ -122,6 +122,12 @@ def prepare_path(path: Path) -> Prepared:
     return Prepared(path, claimed, staging.write_bytes(header.sop_instance_uid, instance.data, sync=True), header)
 
 
+def prepare_paths(paths: list[Path]) -> list[Prepared]:
+    """``prepare_path`` of each (a worker's task); if one raises, the files already staged
+    for the others are removed."""
+    return _collect(prepare_path(path) for path in paths)
+
+
 def spool_prepared(spool: Spool, prepared: list[Prepared], dest: str, resend: bool) -> list[Added]:
     """Make converted files durable in the spool, queued for ``dest`` (``resend``: even where
     it has them already); the one step of this command that records in the spool, in order,
@@ -178,8 +184,9 @@ def _pool(jobs: int, files: list[Path], setup: _Setup) -> ProcessPoolExecutor | 
 class Conversion:
     """The files converted (``prepare_path``), in their order, in batches of those ready
     together: by the workers, ``WINDOW`` files ahead of the spool from the moment this is made
-    (the first submission forks every worker), or in this process. ``close`` removes the staged
-    files of whatever was converted but not taken (the command failed)."""
+    (the first submission forks every worker), ``BATCH`` files a task (one result to pickle
+    and one future to settle per batch, not per file), or in this process. ``close`` removes
+    the staged files of whatever was converted but not taken (the command failed)."""
 
     def __init__(self, files: list[Path], pool: ProcessPoolExecutor | None):
         self._files = files
@@ -187,11 +194,15 @@ class Conversion:
         self._waiting = iter(files)
         self._pending: deque[Future] = deque()
         if pool is not None:
-            self._submit(WINDOW)
+            self._submit(WINDOW // BATCH)
 
-    def _submit(self, count: int) -> None:
+    def _submit(self, tasks: int) -> None:
         assert self._pool is not None
-        self._pending.extend(self._pool.submit(prepare_path, path) for path in islice(self._waiting, count))
+        for _ in range(tasks):
+            paths = list(islice(self._waiting, BATCH))
+            if not paths:
+                return
+            self._pending.append(self._pool.submit(prepare_paths, paths))
 
     def __iter__(self) -> Iterator[list[Prepared]]:
         if self._pool is None:
@@ -199,15 +210,13 @@ class Conversion:
                 yield _collect(prepare_path(path) for path in self._files[start:start + BATCH])
             return
         while self._pending:
-            batch = _collect(self._ready())
-            self._submit(len(batch))
+            tasks = 1  # the first, waited for, then those ready after it
+            while tasks < len(self._pending) and self._pending[tasks].done():
+                tasks += 1
+            # Taken off one by one: if one raises, the rest stay pending for ``close``.
+            batch = _collect(item for _ in range(tasks) for item in self._pending.popleft().result())
+            self._submit(tasks)
             yield batch
-
-    def _ready(self) -> Iterator[Prepared]:
-        """The next result (waited for), then those ready after it."""
-        yield self._pending.popleft().result()
-        while self._pending and self._pending[0].done():
-            yield self._pending.popleft().result()
 
     def close(self) -> None:
         pending, self._pending = self._pending, deque()
@@ -215,7 +224,7 @@ class Conversion:
             if future.cancel():
                 continue
             with contextlib.suppress(BaseException):
-                _remove([future.result()])
+                _remove(future.result())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -313,7 +322,7 @@ def _wait(timeout: float, dest: str, spool: Spool, forwarder: Forwarder | None, 
     deadline = time.monotonic() + timeout
     seen = forwarder.progress() if forwarder is not None else 0
     while uids and time.monotonic() < deadline:
-        if not spool.rows(dest, WAITING, uids, limit=len(uids)):
+        if not spool.count(dest, WAITING, uids):
             return
         if forwarder is None:
             time.sleep(0.1)

@@ -1038,6 +1038,14 @@ class Spool:
             names = [c[0] for c in cur.description]
             return [dict(zip(names, row)) for row in cur.fetchall()]
 
+    def count(self, destination: str | None = None, states: Iterable[str] | None = None,
+              uids: Iterable[str] | None = None) -> int:
+        """How many delivery rows match (``rows`` without building them: a waiting command
+        looks often)."""
+        where, args = self._where(destination, states, uids)
+        with self._lock:
+            return self._db.execute(f"SELECT COUNT(*) FROM deliveries d {where}", args).fetchone()[0]
+
     # -- inspection -----------------------------------------------------------------------
 
     def status(self) -> list[DestinationStatus]:
