@@ -224,6 +224,12 @@ def _not_established(assoc, dest: Destination) -> LinkError:
                      f"cannot connect to {where} (refused, unreachable, timed out or TLS handshake failed)")
 
 
+def _missing(path: Path, exc: OSError | None = None) -> Sent:
+    """The spool file cannot be sent: one bad item, not a broken association."""
+    why = f": {exc.strerror or exc}" if exc is not None else ""
+    return Sent(classify_failure(Failure.FILE_MISSING), "", f"{path} is missing or unreadable{why}")
+
+
 class Link:
     """A lane's association (``gateway.delivery.sender.Sender``): one C-STORE per instance."""
 
@@ -242,6 +248,7 @@ class Link:
         self._opening: AE | None = None
         self.awaiting: int | None = None  # message ID of the request whose answer we wait for
         self._message_id = 0
+        self._buffer: bytearray | None = None  # what streamed files are read through (store_request.CHUNK)
 
     @property
     def is_open(self) -> bool:
@@ -353,11 +360,11 @@ class Link:
         if not self.is_open:
             raise self._lost()
         path = Path(item.path)
+        if pair in self.exact and internals.FAST:
+            return self._stream(item, path, self.exact[pair], meanwhile)  # opening it tells if it is there
         if not path.is_file():
-            return Sent(classify_failure(Failure.FILE_MISSING), "", f"{path} is missing")
+            return _missing(path)
         if pair in self.exact:
-            if internals.FAST:
-                return self._stream(item, path, self.exact[pair], meanwhile)
             return self._through_pynetdicom(item, path, meanwhile)
         if self.accepted.get(item.sop_class_uid, set()) & set(UNCOMPRESSED):
             try:
@@ -387,12 +394,23 @@ class Link:
         return self._answer(item, send)
 
     def _stream(self, item: Item, path: Path, context_id: int, meanwhile: Callable[[], None] | None) -> Sent:
-        """The stored syntax was accepted: the file goes out as it is (``gateway.delivery.store_request``)."""
+        """The stored syntax was accepted: the file goes out as it is (``gateway.delivery.store_request``),
+        through this link's buffer."""
+        try:
+            f = store_request.open_instance(path)
+        except OSError as exc:
+            return _missing(path, exc)
+        if self._buffer is None:
+            self._buffer = bytearray(store_request.CHUNK)
+        buffer = self._buffer
+
         def send(message_id: int) -> Dataset:
             return store_response.exchange(self.assoc, context_id, message_id, lambda: store_request.write_c_store(
-                self.assoc, context_id, path, item.sop_class_uid, item.sop_instance_uid, message_id), meanwhile)
+                self.assoc, context_id, f, path, item.sop_class_uid, item.sop_instance_uid, message_id, buffer),
+                meanwhile)
 
-        return self._answer(item, send)
+        with f:
+            return self._answer(item, send)
 
     def _answer(self, item: Item, send: Callable[[int], Dataset]) -> Sent:
         """Run one C-STORE and classify what came back."""
