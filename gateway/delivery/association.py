@@ -151,6 +151,7 @@ class _Socket(AssociationSocket):
     ``internals.FAST``: pynetdicom takes a socket of ours through a private hook."""
 
     connected = False  # did the TCP (and TLS) connection ever come up?
+    usual_nap: float | None = None  # the DUL's nap while ``store_response.quiet`` holds a longer one
 
     def __init__(self, *args, **kwargs):
         self.write_lock = threading.Lock()
@@ -332,21 +333,22 @@ class Link:
         An item not proposed on this association goes back for another; when the association
         is lost, the item in hand counts an attempt (it may be what broke it), the rest go back."""
         batch = Batch()
-        for index, item in enumerate(items):
-            if stopping.is_set():
-                batch.released += [(i, "stopping") for i in items[index:]]
-                break
-            try:
-                sent = self.send(item, meanwhile if index == len(items) - 1 else None)
-            except NotProposed:
-                batch.released.append((item, "needs another association"))
-                continue
-            except LinkError as exc:
-                batch.answered.append((item, Sent(exc.rule, "", exc.detail)))
-                batch.released += [(i, exc.detail) for i in items[index + 1:]]
-                batch.lost = exc.detail
-                break
-            batch.answered.append((item, sent))
+        with store_response.quiet(self.assoc):
+            for index, item in enumerate(items):
+                if stopping.is_set():
+                    batch.released += [(i, "stopping") for i in items[index:]]
+                    break
+                try:
+                    sent = self.send(item, meanwhile if index == len(items) - 1 else None)
+                except NotProposed:
+                    batch.released.append((item, "needs another association"))
+                    continue
+                except LinkError as exc:
+                    batch.answered.append((item, Sent(exc.rule, "", exc.detail)))
+                    batch.released += [(i, exc.detail) for i in items[index + 1:]]
+                    batch.lost = exc.detail
+                    break
+                batch.answered.append((item, sent))
         return batch
 
     def send(self, item: Item, meanwhile: Callable[[], None] | None = None) -> Sent:
