@@ -37,12 +37,18 @@ COMMAND, COMMAND_LAST, DATA, DATA_LAST = 0x01, 0x03, 0x00, 0x02
 
 def _frames(parts: list, context_id: int, data: memoryview, fragment: int, middle: int, last: int,
             final: bool) -> None:
-    """Append PDU headers and fragments of ``data``; ``final``: its last fragment ends the message part."""
-    for start in range(0, len(data), fragment):
-        piece = data[start:start + fragment]
-        closing = final and start + fragment >= len(data)
-        parts.append(_HEADER.pack(0x04, 0x00, len(piece) + 6, len(piece) + 2, context_id, last if closing else middle))
-        parts.append(piece)
+    """Append PDU headers and fragments of ``data``; ``final``: its last fragment ends the message part.
+    Every fragment but the last is full, so they share one header."""
+    size = len(data)
+    if not size:
+        return
+    whole = size - (size % fragment or fragment)  # the bytes before the last fragment
+    if whole:
+        full = _HEADER.pack(0x04, 0x00, fragment + 6, fragment + 2, context_id, middle)
+        for start in range(0, whole, fragment):
+            parts += (full, data[start:start + fragment])
+    piece = data[whole:]
+    parts += (_HEADER.pack(0x04, 0x00, len(piece) + 6, len(piece) + 2, context_id, last if final else middle), piece)
 
 
 def _element(element: int, value: bytes) -> bytes:
@@ -107,14 +113,17 @@ def _send_all(raw, parts: list) -> None:
     """Write ``parts`` (bytes and memoryviews) in order with as few ``sendmsg`` calls as the
     kernel allows: gathered from where they lie, not joined into one copy first."""
     while parts:
-        sent = raw.sendmsg(parts[:IOV_MAX])
+        batch = parts[:IOV_MAX]
+        sent = raw.sendmsg(batch)
+        if sent == sum(map(len, batch)):  # all of it, as a blocking socket does
+            parts = parts[len(batch):]
+            continue
         done = 0
-        while done < len(parts) and sent >= len(parts[done]):
+        while sent >= len(parts[done]):
             sent -= len(parts[done])
             done += 1
         parts = parts[done:]
-        if sent:
-            parts[0] = memoryview(parts[0])[sent:]
+        parts[0] = memoryview(parts[0])[sent:]
 
 
 def write_c_store(assoc, context_id: int, f: BinaryIO, path: Path, sop_class_uid: str, sop_instance_uid: str,
