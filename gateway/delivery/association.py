@@ -361,7 +361,7 @@ class Link:
             raise NotProposed(pair)
         if not self.is_open:
             raise self._lost()
-        path = Path(item.path)
+        path = item.path if isinstance(item.path, Path) else Path(item.path)
         if pair in self.exact and internals.FAST:
             return self._stream(item, path, self.exact[pair], meanwhile)  # opening it tells if it is there
         if not path.is_file():
@@ -427,11 +427,12 @@ class Link:
             self.awaiting = None
         self.sent += 1
         self.last_used = time.monotonic()
-        if "Status" not in status:
+        if store_response.STATUS not in status:  # by tag: a keyword is looked up every time
             raise self._lost(started)
-        code = int(status.Status)
+        code = int(status[store_response.STATUS].value)
         rule = classify_status(code)
-        comment = str(status.get("ErrorComment", "") or "")
+        element = status.get(store_response.ERROR_COMMENT)  # by tag: the element, not its value
+        comment = str(element.value or "") if element is not None else ""
         return Sent(rule, f"0x{code:04X}", rule.meaning + (f": {comment}" if comment else ""), item.size)
 
     def _next_message_id(self) -> int:

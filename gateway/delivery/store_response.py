@@ -36,6 +36,8 @@ import struct
 import time
 from typing import Callable, Iterator
 
+from pydicom import config
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
@@ -46,6 +48,7 @@ POLL = 0.05          # a blocked wait looks this often whether the association w
 QUIET_NAP = 0.005    # the DUL's nap while this thread owns the read side (pynetdicom's: 1 ms)
 MAX_PDU = 4096       # a C-STORE-RSP command set is a few hundred bytes; anything longer is not one
 C_STORE_RSP = 0x8001
+STATUS, ERROR_COMMENT = Tag(0x0000, 0x0900), Tag(0x0000, 0x0902)
 NO_DATA_SET = 0x0101
 COMMAND_LAST = 0x03  # message control header: command information, last fragment
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)
@@ -80,8 +83,9 @@ def parse_c_store_rsp(pdu_body: bytes, context_id: int, message_id: int) -> Data
     if (us(0x0100) != C_STORE_RSP or us(0x0120) != message_id or us(0x0800) != NO_DATA_SET
             or us(0x0900) is None):
         return None
-    status = Dataset()
-    status.Status = us(0x0900)
+    # Built straight from its element (no keyword look-ups, no validation of a US we just
+    # unpacked): 9 instead of 17 us, once per instance.
+    status = Dataset({STATUS: DataElement(STATUS, "US", us(0x0900), validation_mode=config.IGNORE)})
     comment = values.get(0x0902)
     if comment:
         status.ErrorComment = comment.decode("ascii", "replace").rstrip(" \0")
