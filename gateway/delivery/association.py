@@ -249,7 +249,6 @@ class Link:
         self._opening: AE | None = None
         self.awaiting: int | None = None  # message ID of the request whose answer we wait for
         self._message_id = 0
-        self._buffer: bytearray | None = None  # what streamed files are read through (store_request.CHUNK)
 
     @property
     def is_open(self) -> bool:
@@ -396,20 +395,15 @@ class Link:
         return self._answer(item, send)
 
     def _stream(self, item: Item, path: Path, context_id: int, meanwhile: Callable[[], None] | None) -> Sent:
-        """The stored syntax was accepted: the file goes out as it is (``gateway.delivery.store_request``),
-        through this link's buffer."""
+        """The stored syntax was accepted: the file goes out as it is (``gateway.delivery.store_request``)."""
         try:
             f = store_request.open_instance(path)
         except OSError as exc:
             return _missing(path, exc)
-        if self._buffer is None:
-            self._buffer = bytearray(store_request.CHUNK)
-        buffer = self._buffer
 
         def send(message_id: int) -> Dataset:
             return store_response.exchange(self.assoc, context_id, message_id, lambda: store_request.write_c_store(
-                self.assoc, context_id, f, path, item.sop_class_uid, item.sop_instance_uid, message_id, buffer),
-                meanwhile)
+                self.assoc, context_id, f, path, item.sop_class_uid, item.sop_instance_uid, message_id), meanwhile)
 
         with f:
             return self._answer(item, send)

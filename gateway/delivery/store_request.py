@@ -5,9 +5,9 @@ through two queues to its DUL thread, which encodes and writes it: 32 hand-overs
 threads under one GIL for a 512 KB CT image, ~2.7 ms of CPU per image measured here (DCMTK's
 storescu spends far less on the whole send). Here the command set and the data set are framed
 as P-DATA-TF PDUs (PS3.8 9.3.5: one PDV per PDU, message control header bit 0 = command,
-bit 1 = last fragment) from large reads of the file into one reused buffer and written with
-``sendmsg``, headers and fragments gathered where they lie (a join copied every image once
-more), while holding the socket's write lock, which pynetdicom's own writes take too, so no other message's
+bit 1 = last fragment) straight from the mapped file and written with ``sendmsg``, headers
+and fragments gathered where they lie (no copy in this process), while holding the socket's
+write lock, which pynetdicom's own writes take too, so no other message's
 fragments come in between (PS3.8 9.3.1). The response is read by ``gateway.delivery.store_response``;
 everything else stays pynetdicom's: negotiation, release, abort. A P-DATA request does not change the
 state of the upper layer state machine (Sta6 stays Sta6), so bypassing its queue for it is safe.
@@ -16,6 +16,8 @@ Measured on one association to a pynetdicom receiver: 1.7 instead of 2.7 ms of C
 
 from __future__ import annotations
 
+import contextlib
+import mmap
 import os
 import struct
 from pathlib import Path
@@ -27,7 +29,8 @@ from pynetdicom.dsutils import split_dataset
 
 from gateway.delivery import pynetdicom_internals as internals
 
-CHUNK = 1 << 20          # bytes of the data set read and written at a time: memory stays bounded
+CHUNK = 1 << 20          # the longest PDU we write (a peer without a limit): one P-DATA at a time
+WINDOW = 4 << 20         # bytes of a spool file mapped at a time while it is sent
 IOV_MAX = min(1024, os.sysconf("SC_IOV_MAX")) if hasattr(os, "sysconf") else 16  # buffers per sendmsg
 PRIORITY_MEDIUM = 0x0000
 HAS_DATA_SET = 0x0001    # Command Data Set Type: anything but 0x0101 says a data set follows
@@ -93,20 +96,9 @@ def data_set_offset(path: Path) -> int:
 
 
 def open_instance(path: Path) -> BinaryIO:
-    """The spool file, opened unbuffered: ``write_c_store`` reads it straight into its own
-    buffer. Raises ``OSError`` if it is missing or unreadable (nothing has been sent yet)."""
+    """The spool file, opened for ``write_c_store``. Raises ``OSError`` if it is missing or
+    unreadable (nothing has been sent yet)."""
     return open(path, "rb", buffering=0)
-
-
-def _read_full(f: BinaryIO, view: memoryview) -> int:
-    """Fill ``view`` from ``f``; fewer bytes only at the end of the file."""
-    got = 0
-    while got < len(view):
-        count = f.readinto(view[got:])
-        if not count:
-            break
-        got += count
-    return got
 
 
 def _send_all(raw, parts: list) -> None:
@@ -127,52 +119,64 @@ def _send_all(raw, parts: list) -> None:
 
 
 def write_c_store(assoc, context_id: int, f: BinaryIO, path: Path, sop_class_uid: str, sop_instance_uid: str,
-                  message_id: int, buffer: bytearray) -> None:
-    """Write the whole request from ``f`` (``open_instance(path)``), read through ``buffer``
-    (``CHUNK`` bytes, reused from one request to the next: a fresh megabyte each time was
-    zeroed and paged in every time); raises ``OSError`` if the connection fails (and tells the
-    association's state machine the transport closed, as pynetdicom's own writes do).
+                  message_id: int) -> None:
+    """Write the whole request from ``f`` (``open_instance(path)``); raises ``OSError`` if the
+    connection fails (and tells the association's state machine the transport closed, as
+    pynetdicom's own writes do).
 
-    The file is read once, from its start: the first read holds the file meta group, so the
-    data set's offset costs no read of its own."""
+    The file is mapped (``WINDOW`` bytes at a time, so what is mapped stays bounded) and its
+    fragments handed to the socket from the page cache: read into a buffer first, every image
+    was copied once more (~50 us of CPU for 0.5 MB here, as much as the send itself). The
+    first window holds the file meta group, so finding the data set costs no read of its own.
+    Spool files are never changed in place (a new version is a new file, renamed), so a
+    mapped file cannot shrink under the send."""
     command = command_set(sop_class_uid, sop_instance_uid, message_id)
     maximum = assoc.acceptor.maximum_length  # the peer's limit on a PDU's variable part; 0: none
-    view = memoryview(buffer)
-    fragment = min(maximum - 6, len(view)) if maximum else len(view)  # a PDU may be shorter than allowed
+    fragment = min(maximum - 6, CHUNK) if maximum else CHUNK  # a PDU may be shorter than allowed
     sock = internals.assoc_socket(assoc)
     raw = sock.socket
     if raw is None:  # closed since (the peer aborted): the association is lost, not the instance
         raise OSError("the connection is closed")
+    fd = f.fileno()
+    total = os.fstat(fd).st_size
+    if total == 0:
+        raise ValueError(f"{path} is empty")
+    parts: list = []
+    _frames(parts, context_id, memoryview(command), fragment, COMMAND, COMMAND_LAST, True)
+    pos, offset = 0, None
     with sock.write_lock:
-        end = _read_full(f, view)
-        offset = _part10_offset(view[:end])
-        if offset is None:
-            offset = split_dataset(path)[1]
-        size = os.fstat(f.fileno()).st_size - offset
-        if size <= 0 or offset > end:
-            raise ValueError(f"{path} has no data set after its file meta information")
-        parts: list = []
-        _frames(parts, context_id, memoryview(command), fragment, COMMAND, COMMAND_LAST, True)
-        start, sent = offset, 0
-        try:
-            while True:
-                available = min(end - start, size - sent)
-                final = sent + available >= size or end < len(view)
+        while True:
+            base = pos - pos % mmap.ALLOCATIONGRANULARITY
+            length = min(WINDOW, total - base)
+            window = mmap.mmap(fd, length, offset=base, access=mmap.ACCESS_READ)
+            view = memoryview(window)
+            try:
+                if offset is None:
+                    offset = _part10_offset(view[:144])
+                    if offset is None:
+                        offset = split_dataset(path)[1]
+                    if offset >= total:
+                        raise ValueError(f"{path} has no data set after its file meta information")
+                    pos = offset
+                    if pos >= base + length:
+                        continue  # the data set starts beyond this window (a huge meta group)
+                final = base + length >= total
+                available = base + length - pos
                 count = available if final else available - available % fragment
-                _frames(parts, context_id, view[start:start + count], fragment, DATA, DATA_LAST, final)
-                _send_all(raw, parts)
+                _frames(parts, context_id, view[pos - base:pos - base + count], fragment, DATA, DATA_LAST, final)
+                try:
+                    _send_all(raw, parts)
+                except OSError:
+                    internals.transport_closed(assoc)
+                    raise
                 parts = []
-                sent += count
+                pos += count
                 if final:
-                    break
-                tail = end - start - count  # less than a fragment: kept for the next PDU
-                buffer[:tail] = bytes(view[start + count:end])
-                start, end = 0, tail + _read_full(f, view[tail:])
-        except OSError:
-            internals.transport_closed(assoc)
-            raise
-        if sent != size:
-            raise OSError(f"{path} shrank while it was being sent ({sent} of {size} bytes)")
+                    return
+            finally:
+                view.release()
+                with contextlib.suppress(BufferError):  # fragments still referenced (an error): unmapped when freed
+                    window.close()
 
 
 def await_response(assoc, message_id: int) -> Dataset:

@@ -1,9 +1,9 @@
 """A C-STORE streamed from its spool file (gateway.delivery.store_request) arrives byte for byte.
 
 DCMTK's storescp, bit-preserving, keeps the data set exactly as it came. Its PDU limit is set
-so that fragments do not divide the read buffer (a fragment's tail is carried into the next
-read) and one instance is larger than a read; a spool file gone before its turn is one bad
-item, not a lost association."""
+so that fragments do not divide the mapped window, and the window is made small enough that
+an instance takes several; a spool file gone before its turn is one bad item, not a lost
+association."""
 
 from __future__ import annotations
 
@@ -22,10 +22,12 @@ def _data_set(path) -> bytes:
     return path.read_bytes()[data_set_offset(path):]
 
 
-@pytest.mark.parametrize("max_pdu", [4100, 16384])
-def test_streamed_instances_arrive_bit_for_bit(tmp_path, max_pdu):
-    size = 768  # 768 x 768 x 16 bit: ~1.2 MB, more than one read of the buffer
+@pytest.mark.parametrize("max_pdu, window", [(4100, None), (16384, None), (4100, 100_000), (16384, 250_000)])
+def test_streamed_instances_arrive_bit_for_bit(tmp_path, monkeypatch, max_pdu, window):
+    size = 768  # 768 x 768 x 16 bit: ~1.2 MB, more than a PDU of the largest size we write
     assert 2 * size * size > store_request.CHUNK
+    if window:  # mapped a piece at a time: fragments cross the pieces' ends
+        monkeypatch.setattr(store_request, "WINDOW", window)
     peer = StoreSCP(tmp_path / "scp", args=("--bit-preserving", "--max-pdu", str(max_pdu))).start()
     try:
         spool = Spool(tmp_path / "spool")
