@@ -396,11 +396,19 @@ class Spool:
             deleter.shutdown(wait=True)
 
     @contextlib.contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, flush: bool = True) -> Iterator[sqlite3.Connection]:
         """One write transaction. A full file system gives the reserve back first (see
-        ``space``), so the next attempt can record what it must."""
+        ``space``), so the next attempt can record what it must.
+
+        ``flush=False``: committed without its own fsync (~130 us of CPU each here), for a
+        change that a power cut may undo because ``recover`` redoes it or it never mattered
+        (a claim, the path of a file every destination has). The WAL is written in order, so
+        the next flushed commit makes it durable too."""
         with self._lock:
             self.space.ensure_headroom()
+            lazy = not flush and self.durable
+            if lazy:
+                self._db.execute("PRAGMA synchronous=NORMAL")
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
@@ -417,6 +425,9 @@ class Spool:
                             self._db.execute("ROLLBACK")
                     self.space.release_reserve(f"spool database: {exc}")
                 raise
+            finally:
+                if lazy:
+                    self._db.execute("PRAGMA synchronous=FULL")
 
     # -- intake ---------------------------------------------------------------------------
 
@@ -643,7 +654,7 @@ class Spool:
         item belongs to its claimer alone until settled: parallel associations never send the
         same instance at the same time."""
         now = time.time() if now is None else now
-        with self._tx() as db:
+        with self._tx(flush=False) as db:  # undone by a power cut: as ``recover`` would make them due again
             rows = db.execute(
                 """SELECT d.sop_instance_uid, i.sop_class_uid, i.transfer_syntax, i.path, i.size,
                           d.attempts, d.queued_at
@@ -829,7 +840,7 @@ class Spool:
         row that needs it could still roll back to in flight."""
         uids = list(dict.fromkeys(uids))
         if uids:
-            with self._tx() as db:
+            with self._tx(flush=False) as db:  # undone by a power cut: ``recover`` does it again
                 gone = self._remove_files(db, uids)
             self._delete(gone)
 
