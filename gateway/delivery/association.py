@@ -387,7 +387,8 @@ class Link:
         """pynetdicom's public ``send_c_store`` (given a path, it decodes the file first);
         ``meanwhile`` runs once the answer is in, as this call gives no moment before."""
         def send(message_id: int) -> Dataset:
-            status = self.assoc.send_c_store(dataset, msg_id=message_id)
+            with store_response.usual_pace(self.assoc):
+                status = self.assoc.send_c_store(dataset, msg_id=message_id)
             if meanwhile is not None:
                 meanwhile()
             return status

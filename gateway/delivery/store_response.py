@@ -163,6 +163,23 @@ def quiet(assoc) -> Iterator[None]:
         internals.resume_reactor(assoc)
 
 
+@contextlib.contextmanager
+def usual_pace(assoc) -> Iterator[None]:
+    """Inside ``quiet``: the DUL back at its usual nap while pynetdicom sends a request itself
+    (an instance converted to another syntax), as its DUL writes and reads each PDU of it and
+    naps whenever it finds nothing to do. pynetdicom pauses and resumes its reactor itself."""
+    sock = _fast(assoc)
+    nap = getattr(sock, "usual_nap", None)
+    if nap is None:
+        yield
+        return
+    internals.set_dul_nap(assoc, nap)
+    try:
+        yield
+    finally:
+        internals.set_dul_nap(assoc, max(nap, QUIET_NAP))
+
+
 def exchange(assoc, context_id: int, message_id: int, write: Callable[[], None],
              meanwhile: Callable[[], None] | None = None) -> Dataset:
     """Write a request (``write``), run ``meanwhile`` while the peer works on it, and return

@@ -18,6 +18,7 @@ from pynetdicom.pdu import P_DATA_TF
 from pynetdicom.sop_class import StorageCommitmentPushModel
 
 from gateway.delivery import pynetdicom_internals as internals
+from gateway.delivery import store_response
 from gateway.delivery.association import Link, LinkError
 from gateway.delivery.outcomes import FAILURE_RULES, Failure, Outcome
 from gateway.delivery.spool import Spool
@@ -233,6 +234,25 @@ def test_an_abort_from_another_thread_ends_the_wait(tmp_path, how):
         aborter.join()
         assert lost.value.kind is Failure.ASSOCIATION_ABORTED
         assert waited < 2.5 and took[0] < 2  # not the 4 s the peer takes, nor the 20 s timeout
+    finally:
+        link.close()
+        scp.stop()
+
+
+def test_pynetdicom_sending_itself_inside_a_batch_gets_its_usual_pace(tmp_path):
+    """A converted instance goes through pynetdicom's DUL, PDU by PDU: not at the batch's long nap."""
+    scp = StatusSCP().start()
+    link = Link(destination("pacs", scp.port), "LEGACYGW")
+    try:
+        link.open([(CTImageStorage, ExplicitVRLittleEndian)])
+        usual = internals.dul_nap(link.assoc)
+        assert usual < store_response.QUIET_NAP
+        with store_response.quiet(link.assoc):
+            assert internals.dul_nap(link.assoc) == store_response.QUIET_NAP
+            with store_response.usual_pace(link.assoc):
+                assert internals.dul_nap(link.assoc) == usual
+            assert internals.dul_nap(link.assoc) == store_response.QUIET_NAP
+        assert internals.dul_nap(link.assoc) == usual
     finally:
         link.close()
         scp.stop()
