@@ -132,7 +132,7 @@ def write_c_store(assoc, context_id: int, f: BinaryIO, path: Path, sop_class_uid
     mapped file cannot shrink under the send."""
     command = command_set(sop_class_uid, sop_instance_uid, message_id)
     maximum = assoc.acceptor.maximum_length  # the peer's limit on a PDU's variable part; 0: none
-    fragment = min(maximum - 6, CHUNK) if maximum else CHUNK  # a PDU may be shorter than allowed
+    fragment = max(1, min(maximum - 6, CHUNK)) if maximum else CHUNK  # a PDU may be shorter than allowed
     sock = internals.assoc_socket(assoc)
     raw = sock.socket
     if raw is None:  # closed since (the peer aborted): the association is lost, not the instance
