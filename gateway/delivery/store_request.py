@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
+import ssl
 import struct
 from pathlib import Path
 from typing import BinaryIO
@@ -118,6 +119,11 @@ def _send_all(raw, parts: list) -> None:
         parts[0] = memoryview(parts[0])[sent:]
 
 
+def _send_joined(raw, parts: list) -> None:
+    """For a TLS socket, which has no ``sendmsg``: one buffer (it is encrypted, so copied, anyway)."""
+    raw.sendall(b"".join(parts))
+
+
 def write_c_store(assoc, context_id: int, f: BinaryIO, path: Path, sop_class_uid: str, sop_instance_uid: str,
                   message_id: int) -> None:
     """Write the whole request from ``f`` (``open_instance(path)``); raises ``OSError`` if the
@@ -137,6 +143,7 @@ def write_c_store(assoc, context_id: int, f: BinaryIO, path: Path, sop_class_uid
     raw = sock.socket
     if raw is None:  # closed since (the peer aborted): the association is lost, not the instance
         raise OSError("the connection is closed")
+    send = _send_joined if isinstance(raw, ssl.SSLSocket) else _send_all
     fd = f.fileno()
     total = os.fstat(fd).st_size
     if total == 0:
@@ -165,7 +172,7 @@ def write_c_store(assoc, context_id: int, f: BinaryIO, path: Path, sop_class_uid
                 count = available if final else available - available % fragment
                 _frames(parts, context_id, view[pos - base:pos - base + count], fragment, DATA, DATA_LAST, final)
                 try:
-                    _send_all(raw, parts)
+                    send(raw, parts)
                 except OSError:
                     internals.transport_closed(assoc)
                     raise
