@@ -151,6 +151,7 @@ class _Socket(AssociationSocket):
     ``internals.FAST``: pynetdicom takes a socket of ours through a private hook."""
 
     connected = False  # did the TCP (and TLS) connection ever come up?
+    usual_nap: float | None = None  # the DUL's nap while ``store_response.quiet`` holds a longer one
 
     def __init__(self, *args, **kwargs):
         self.write_lock = threading.Lock()
@@ -222,6 +223,12 @@ def _not_established(assoc, dest: Destination) -> LinkError:
         return LinkError(Failure.ASSOCIATION_ABORTED, f"{where} aborted the association request")
     return LinkError(Failure.CONNECTION_FAILED,
                      f"cannot connect to {where} (refused, unreachable, timed out or TLS handshake failed)")
+
+
+def _missing(path: Path, exc: OSError | None = None) -> Sent:
+    """The spool file cannot be sent: one bad item, not a broken association."""
+    why = f": {exc.strerror or exc}" if exc is not None else ""
+    return Sent(classify_failure(Failure.FILE_MISSING), "", f"{path} is missing or unreadable{why}")
 
 
 class Link:
@@ -325,21 +332,22 @@ class Link:
         An item not proposed on this association goes back for another; when the association
         is lost, the item in hand counts an attempt (it may be what broke it), the rest go back."""
         batch = Batch()
-        for index, item in enumerate(items):
-            if stopping.is_set():
-                batch.released += [(i, "stopping") for i in items[index:]]
-                break
-            try:
-                sent = self.send(item, meanwhile if index == len(items) - 1 else None)
-            except NotProposed:
-                batch.released.append((item, "needs another association"))
-                continue
-            except LinkError as exc:
-                batch.answered.append((item, Sent(exc.rule, "", exc.detail)))
-                batch.released += [(i, exc.detail) for i in items[index + 1:]]
-                batch.lost = exc.detail
-                break
-            batch.answered.append((item, sent))
+        with store_response.quiet(self.assoc):
+            for index, item in enumerate(items):
+                if stopping.is_set():
+                    batch.released += [(i, "stopping") for i in items[index:]]
+                    break
+                try:
+                    sent = self.send(item, meanwhile if index == len(items) - 1 else None)
+                except NotProposed:
+                    batch.released.append((item, "needs another association"))
+                    continue
+                except LinkError as exc:
+                    batch.answered.append((item, Sent(exc.rule, "", exc.detail)))
+                    batch.released += [(i, exc.detail) for i in items[index + 1:]]
+                    batch.lost = exc.detail
+                    break
+                batch.answered.append((item, sent))
         return batch
 
     def send(self, item: Item, meanwhile: Callable[[], None] | None = None) -> Sent:
@@ -352,12 +360,12 @@ class Link:
             raise NotProposed(pair)
         if not self.is_open:
             raise self._lost()
-        path = Path(item.path)
+        path = item.path if isinstance(item.path, Path) else Path(item.path)
+        if pair in self.exact and internals.FAST:
+            return self._stream(item, path, self.exact[pair], meanwhile)  # opening it tells if it is there
         if not path.is_file():
-            return Sent(classify_failure(Failure.FILE_MISSING), "", f"{path} is missing")
+            return _missing(path)
         if pair in self.exact:
-            if internals.FAST:
-                return self._stream(item, path, self.exact[pair], meanwhile)
             return self._through_pynetdicom(item, path, meanwhile)
         if self.accepted.get(item.sop_class_uid, set()) & set(UNCOMPRESSED):
             try:
@@ -379,7 +387,8 @@ class Link:
         """pynetdicom's public ``send_c_store`` (given a path, it decodes the file first);
         ``meanwhile`` runs once the answer is in, as this call gives no moment before."""
         def send(message_id: int) -> Dataset:
-            status = self.assoc.send_c_store(dataset, msg_id=message_id)
+            with store_response.usual_pace(self.assoc):
+                status = self.assoc.send_c_store(dataset, msg_id=message_id)
             if meanwhile is not None:
                 meanwhile()
             return status
@@ -388,11 +397,17 @@ class Link:
 
     def _stream(self, item: Item, path: Path, context_id: int, meanwhile: Callable[[], None] | None) -> Sent:
         """The stored syntax was accepted: the file goes out as it is (``gateway.delivery.store_request``)."""
+        try:
+            f = store_request.open_instance(path)
+        except OSError as exc:
+            return _missing(path, exc)
+
         def send(message_id: int) -> Dataset:
             return store_response.exchange(self.assoc, context_id, message_id, lambda: store_request.write_c_store(
-                self.assoc, context_id, path, item.sop_class_uid, item.sop_instance_uid, message_id), meanwhile)
+                self.assoc, context_id, f, path, item.sop_class_uid, item.sop_instance_uid, message_id), meanwhile)
 
-        return self._answer(item, send)
+        with f:
+            return self._answer(item, send)
 
     def _answer(self, item: Item, send: Callable[[int], Dataset]) -> Sent:
         """Run one C-STORE and classify what came back."""
@@ -407,11 +422,12 @@ class Link:
             self.awaiting = None
         self.sent += 1
         self.last_used = time.monotonic()
-        if "Status" not in status:
+        if store_response.STATUS not in status:  # by tag: a keyword is looked up every time
             raise self._lost(started)
-        code = int(status.Status)
+        code = int(status[store_response.STATUS].value)
         rule = classify_status(code)
-        comment = str(status.get("ErrorComment", "") or "")
+        element = status.get(store_response.ERROR_COMMENT)  # by tag: the element, not its value
+        comment = str(element.value or "") if element is not None else ""
         return Sent(rule, f"0x{code:04X}", rule.meaning + (f": {comment}" if comment else ""), item.size)
 
     def _next_message_id(self) -> int:

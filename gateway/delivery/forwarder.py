@@ -230,6 +230,9 @@ class Lane(threading.Thread):
         self.recording: tuple[Future, list[Settlement]] | None = None
         self.recorder = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-record")
         self.ahead: list[Item] = []  # the next batch, claimed while the last answer was awaited
+        # This destination's counters of every instance, looked up once (labels() takes a lock).
+        self.bytes_sent = runner.metrics.bytes_sent.labels(runner.dest.name)
+        self.delivered = runner.metrics.delivered.labels(runner.dest.name)
 
     def run(self) -> None:
         runner = self.runner
@@ -438,7 +441,7 @@ class Lane(threading.Thread):
     def _outcome(self, item: Item, sent: Sent, transaction: str | None) -> Settlement:
         name, sop, metrics = self.dest.name, item.sop_instance_uid, self.runner.metrics
         if sent.bytes:
-            metrics.bytes_sent.labels(name).inc(sent.bytes)
+            self.bytes_sent.inc(sent.bytes)
         outcome = sent.rule.outcome
         if outcome is Outcome.DELIVERED:
             warning = sent.detail if sent.rule is not SUCCESS else None
@@ -447,7 +450,7 @@ class Lane(threading.Thread):
                             name, sop, sent.status, warning)
             if transaction:
                 return Settlement(item, COMMITTING, sent.status, warning, transaction_uid=transaction)
-            metrics.delivered.labels(name).inc()
+            self.delivered.inc()
             log.info("event=delivered destination=%s sop=%s status=%s", name, sop, sent.status)
             return Settlement(item, DELIVERED, sent.status, warning)
         status = sent.status or sent.rule.meaning

@@ -5,8 +5,9 @@ through two queues to its DUL thread, which encodes and writes it: 32 hand-overs
 threads under one GIL for a 512 KB CT image, ~2.7 ms of CPU per image measured here (DCMTK's
 storescu spends far less on the whole send). Here the command set and the data set are framed
 as P-DATA-TF PDUs (PS3.8 9.3.5: one PDV per PDU, message control header bit 0 = command,
-bit 1 = last fragment) from large reads of the file and written with ``sendall`` while holding
-the socket's write lock, which pynetdicom's own writes take too, so no other message's
+bit 1 = last fragment) straight from the mapped file and written with ``sendmsg``, headers
+and fragments gathered where they lie (no copy in this process), while holding the socket's
+write lock, which pynetdicom's own writes take too, so no other message's
 fragments come in between (PS3.8 9.3.1). The response is read by ``gateway.delivery.store_response``;
 everything else stays pynetdicom's: negotiation, release, abort. A P-DATA request does not change the
 state of the upper layer state machine (Sta6 stays Sta6), so bypassing its queue for it is safe.
@@ -15,8 +16,13 @@ Measured on one association to a pynetdicom receiver: 1.7 instead of 2.7 ms of C
 
 from __future__ import annotations
 
+import contextlib
+import mmap
+import os
+import ssl
 import struct
 from pathlib import Path
+from typing import BinaryIO
 
 from pydicom.dataset import Dataset
 from pynetdicom.dimse_primitives import C_STORE
@@ -24,7 +30,9 @@ from pynetdicom.dsutils import split_dataset
 
 from gateway.delivery import pynetdicom_internals as internals
 
-CHUNK = 1 << 20          # bytes of the data set read and written at a time: memory stays bounded
+CHUNK = 1 << 20          # the longest PDU we write (a peer without a limit): one P-DATA at a time
+WINDOW = 4 << 20         # bytes of a spool file mapped at a time while it is sent
+IOV_MAX = min(1024, os.sysconf("SC_IOV_MAX")) if hasattr(os, "sysconf") else 16  # buffers per sendmsg
 PRIORITY_MEDIUM = 0x0000
 HAS_DATA_SET = 0x0001    # Command Data Set Type: anything but 0x0101 says a data set follows
 _HEADER = struct.Struct(">BBLLBB")  # PDU type, reserved, PDU length, PDV item length, context ID, control
@@ -33,12 +41,18 @@ COMMAND, COMMAND_LAST, DATA, DATA_LAST = 0x01, 0x03, 0x00, 0x02
 
 def _frames(parts: list, context_id: int, data: memoryview, fragment: int, middle: int, last: int,
             final: bool) -> None:
-    """Append PDU headers and fragments of ``data``; ``final``: its last fragment ends the message part."""
-    for start in range(0, len(data), fragment):
-        piece = data[start:start + fragment]
-        closing = final and start + fragment >= len(data)
-        parts.append(_HEADER.pack(0x04, 0x00, len(piece) + 6, len(piece) + 2, context_id, last if closing else middle))
-        parts.append(piece)
+    """Append PDU headers and fragments of ``data``; ``final``: its last fragment ends the message part.
+    Every fragment but the last is full, so they share one header."""
+    size = len(data)
+    if not size:
+        return
+    whole = size - (size % fragment or fragment)  # the bytes before the last fragment
+    if whole:
+        full = _HEADER.pack(0x04, 0x00, fragment + 6, fragment + 2, context_id, middle)
+        for start in range(0, whole, fragment):
+            parts += (full, data[start:start + fragment])
+    piece = data[whole:]
+    parts += (_HEADER.pack(0x04, 0x00, len(piece) + 6, len(piece) + 2, context_id, last if final else middle), piece)
 
 
 def _element(element: int, value: bytes) -> bytes:
@@ -64,54 +78,112 @@ def command_set(sop_class_uid: str, sop_instance_uid: str, message_id: int) -> b
     return _element(0x0000, struct.pack("<L", len(body))) + body  # Command Group Length
 
 
+def _part10_offset(head: bytes | memoryview) -> int | None:
+    """Where the data set starts after a Part-10 file's first 144 bytes ``head``: after the
+    128-byte preamble, "DICM" and the file meta group, whose length its first element gives
+    (PS3.10 7.1); None if ``head`` does not start that way."""
+    if len(head) >= 144 and head[128:132] == b"DICM" and head[132:140] == b"\x02\x00\x00\x00UL\x04\x00":
+        return 144 + struct.unpack_from("<L", head, 140)[0]
+    return None
+
+
 def data_set_offset(path: Path) -> int:
-    """Where the data set starts in a Part-10 file: after the 128-byte preamble, "DICM" and
-    the file meta group, whose length its first element gives (PS3.10 7.1). Anything else is
-    left to pynetdicom's own parser."""
+    """Where the data set starts in a Part-10 file (``_part10_offset``); anything else is left
+    to pynetdicom's own parser."""
     with open(path, "rb") as f:
         head = f.read(144)
-    if len(head) == 144 and head[128:132] == b"DICM" and head[132:140] == b"\x02\x00\x00\x00UL\x04\x00":
-        return 144 + struct.unpack("<L", head[140:144])[0]
-    return split_dataset(path)[1]
+    offset = _part10_offset(head)
+    return offset if offset is not None else split_dataset(path)[1]
 
 
-def write_c_store(assoc, context_id: int, path: Path, sop_class_uid: str, sop_instance_uid: str,
+def open_instance(path: Path) -> BinaryIO:
+    """The spool file, opened for ``write_c_store``. Raises ``OSError`` if it is missing or
+    unreadable (nothing has been sent yet)."""
+    return open(path, "rb", buffering=0)
+
+
+def _send_all(raw, parts: list) -> None:
+    """Write ``parts`` (bytes and memoryviews) in order with as few ``sendmsg`` calls as the
+    kernel allows: gathered from where they lie, not joined into one copy first."""
+    while parts:
+        batch = parts[:IOV_MAX]
+        sent = raw.sendmsg(batch)
+        if sent == sum(map(len, batch)):  # all of it, as a blocking socket does
+            parts = parts[len(batch):]
+            continue
+        done = 0
+        while sent >= len(parts[done]):
+            sent -= len(parts[done])
+            done += 1
+        parts = parts[done:]
+        parts[0] = memoryview(parts[0])[sent:]
+
+
+def _send_joined(raw, parts: list) -> None:
+    """For a TLS socket, which has no ``sendmsg``: one buffer (it is encrypted, so copied, anyway)."""
+    raw.sendall(b"".join(parts))
+
+
+def write_c_store(assoc, context_id: int, f: BinaryIO, path: Path, sop_class_uid: str, sop_instance_uid: str,
                   message_id: int) -> None:
-    """Write the whole request; raises ``OSError`` if the connection fails (and tells the
-    association's state machine the transport closed, as pynetdicom's own writes do)."""
+    """Write the whole request from ``f`` (``open_instance(path)``); raises ``OSError`` if the
+    connection fails (and tells the association's state machine the transport closed, as
+    pynetdicom's own writes do).
+
+    The file is mapped (``WINDOW`` bytes at a time, so what is mapped stays bounded) and its
+    fragments handed to the socket from the page cache: read into a buffer first, every image
+    was copied once more (~50 us of CPU for 0.5 MB here, as much as the send itself). The
+    first window holds the file meta group, so finding the data set costs no read of its own.
+    Spool files are never changed in place (a new version is a new file, renamed), so a
+    mapped file cannot shrink under the send."""
     command = command_set(sop_class_uid, sop_instance_uid, message_id)
-    offset = data_set_offset(path)
     maximum = assoc.acceptor.maximum_length  # the peer's limit on a PDU's variable part; 0: none
-    fragment = maximum - 6 if maximum else CHUNK
-    per_read = max(1, CHUNK // fragment) * fragment
+    fragment = max(1, min(maximum - 6, CHUNK)) if maximum else CHUNK  # a PDU may be shorter than allowed
     sock = internals.assoc_socket(assoc)
     raw = sock.socket
     if raw is None:  # closed since (the peer aborted): the association is lost, not the instance
         raise OSError("the connection is closed")
-    with sock.write_lock, open(path, "rb") as f:
-        size = f.seek(0, 2) - offset
-        if size <= 0:
-            raise ValueError(f"{path} has no data set after its file meta information")
-        f.seek(offset)
-        parts: list = []
-        _frames(parts, context_id, memoryview(command), fragment, COMMAND, COMMAND_LAST, True)
-        buffer = bytearray(per_read)
-        view = memoryview(buffer)
-        sent = 0
-        try:
-            while True:
-                count = f.readinto(buffer) if sent < size else 0
-                sent += count
-                _frames(parts, context_id, view[:count], fragment, DATA, DATA_LAST, sent >= size)
-                raw.sendall(b"".join(parts))
+    send = _send_joined if isinstance(raw, ssl.SSLSocket) else _send_all
+    fd = f.fileno()
+    total = os.fstat(fd).st_size
+    if total == 0:
+        raise ValueError(f"{path} is empty")
+    parts: list = []
+    _frames(parts, context_id, memoryview(command), fragment, COMMAND, COMMAND_LAST, True)
+    pos, offset = 0, None
+    with sock.write_lock:
+        while True:
+            base = pos - pos % mmap.ALLOCATIONGRANULARITY
+            length = min(WINDOW, total - base)
+            window = mmap.mmap(fd, length, offset=base, access=mmap.ACCESS_READ)
+            view = memoryview(window)
+            try:
+                if offset is None:
+                    offset = _part10_offset(view[:144])
+                    if offset is None:
+                        offset = split_dataset(path)[1]
+                    if offset >= total:
+                        raise ValueError(f"{path} has no data set after its file meta information")
+                    pos = offset
+                    if pos >= base + length:
+                        continue  # the data set starts beyond this window (a huge meta group)
+                final = base + length >= total
+                available = base + length - pos
+                count = available if final else available - available % fragment
+                _frames(parts, context_id, view[pos - base:pos - base + count], fragment, DATA, DATA_LAST, final)
+                try:
+                    send(raw, parts)
+                except OSError:
+                    internals.transport_closed(assoc)
+                    raise
                 parts = []
-                if sent >= size or count == 0:
-                    break
-        except OSError:
-            internals.transport_closed(assoc)
-            raise
-        if sent != size:
-            raise OSError(f"{path} shrank while it was being sent ({sent} of {size} bytes)")
+                pos += count
+                if final:
+                    return
+            finally:
+                view.release()
+                with contextlib.suppress(BufferError):  # fragments still referenced (an error): unmapped when freed
+                    window.close()
 
 
 def await_response(assoc, message_id: int) -> Dataset:

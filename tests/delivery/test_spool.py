@@ -4,7 +4,7 @@ import sqlite3
 
 import pydicom
 
-from gateway.delivery.spool import QUEUED, Spool, encode
+from gateway.delivery.spool import DELIVERED, QUEUED, Spool, encode
 from tests.support.helpers import ct_instance
 
 
@@ -132,3 +132,29 @@ def test_recover_sweeps_what_a_crash_left(tmp_path):
     spool.recover()
     assert not orphan.exists() and not doomed.exists()
     assert young.exists() and kept.exists()
+
+
+def test_recover_redoes_the_drop_of_a_delivered_file_that_a_power_cut_undid(tmp_path):
+    """The drop of a delivered file commits without its own fsync: a power cut may undo that
+    commit after the file was moved aside. The outcome (flushed) stands, ``recover`` clears
+    the path again, and the instance is neither sent twice nor unable to come back."""
+    spool = Spool(tmp_path)
+    ds = ct_instance(10)
+    uid = spool.add(ds, ["a"]).sop_instance_uid
+    rel = spool.rows()[0]["path"]
+    (item,) = spool.claim("a", 10)
+    spool.delivered(item, "0x0000")
+    spool.close()
+    db = sqlite3.connect(tmp_path / "spool.db")  # the undone commit: the path is back, its file is not
+    db.execute("UPDATE instances SET path=? WHERE sop_instance_uid=?", (rel, uid))
+    db.commit()
+    db.close()
+    reopened = Spool(tmp_path)
+    reopened.recover()
+    (row,) = reopened.rows()
+    assert row["state"] == DELIVERED and row["path"] is None
+    assert reopened.files_on_disk() == [] and list((tmp_path / "gone").iterdir()) == []
+    assert reopened.add(ds, ["a"]).queued == ()  # delivered already: nothing is sent twice
+    assert reopened.add(ds, ["b"]).queued == ("b",)
+    (again,) = reopened.claim("b", 10)
+    assert pydicom.dcmread(again.path).SOPInstanceUID == uid

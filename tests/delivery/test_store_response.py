@@ -17,8 +17,10 @@ from pynetdicom.dimse_primitives import C_ECHO, C_STORE, N_EVENT_REPORT
 from pynetdicom.pdu import P_DATA_TF
 from pynetdicom.sop_class import StorageCommitmentPushModel
 
+from gateway.delivery import pynetdicom_internals as internals
+from gateway.delivery import store_response
 from gateway.delivery.association import Link, LinkError
-from gateway.delivery.outcomes import Failure, Outcome
+from gateway.delivery.outcomes import FAILURE_RULES, Failure, Outcome
 from gateway.delivery.spool import Spool
 from gateway.delivery.store_response import parse_c_store_rsp
 from tests.support.forwarding import destination, spool_instances
@@ -101,13 +103,26 @@ def test_anything_but_the_awaited_response_is_left_alone():
     assert all(parse_c_store_rsp(p[6:], 3, 7) is None for p in _pdus(report_rq, 3))
 
 
+def _send(link: Link, item, how: str):
+    """One C-STORE through ``Link.send`` or as a batch of one (``Link.send_batch``, where
+    pynetdicom's threads are held quiet for the whole batch); a lost association raises."""
+    if how == "one":
+        return link.send(item)
+    batch = link.send_batch([item], threading.Event())
+    ((_, sent),) = batch.answered
+    if batch.lost is not None:  # the batch kept the LinkError's rule and detail: raise it again
+        raise LinkError(next(kind for kind, rule in FAILURE_RULES.items() if rule is sent.rule), sent.detail)
+    return sent
+
+
 def _items(tmp_path, count: int):
     spool = Spool(tmp_path / "spool")
     spool_instances(spool, count, ["pacs"])
     return spool.claim("pacs", count)
 
 
-def test_answers_are_read_here_not_by_pynetdicom(tmp_path):
+@pytest.mark.parametrize("how", ["one", "batch"])
+def test_answers_are_read_here_not_by_pynetdicom(tmp_path, how):
     statuses = iter([0x0000, 0xB000, 0xA700])
     scp = StatusSCP(policy=lambda uid, seen: next(statuses)).start()
     link = Link(destination("pacs", scp.port), "LEGACYGW")
@@ -116,10 +131,18 @@ def test_answers_are_read_here_not_by_pynetdicom(tmp_path):
         link.open([(CTImageStorage, ExplicitVRLittleEndian)])
         decoded = []
         link.assoc.bind(evt.EVT_DIMSE_RECV, lambda event: decoded.append(event))
-        sent = [link.send(item) for item in items]
+        nap = internals.dul_nap(link.assoc)
+        if how == "one":
+            sent = [link.send(item) for item in items]
+        else:
+            batch = link.send_batch(items, threading.Event())
+            assert batch.lost is None and batch.released == []
+            sent = [s for _, s in batch.answered]
         assert [s.status for s in sent] == ["0x0000", "0xB000", "0xA700"]
         assert [s.rule.outcome for s in sent] == [Outcome.DELIVERED, Outcome.DELIVERED, Outcome.RETRY]
         assert decoded == []  # pynetdicom decoded none of them
+        assert internals.dul_nap(link.assoc) == nap  # its DUL is back to its usual pace
+        assert link.assoc._reactor_checkpoint.is_set()  # and its reactor runs again
     finally:
         link.close()
         scp.stop()
@@ -138,7 +161,8 @@ class _Peer:
         self.server.shutdown()
 
 
-def test_a_report_before_the_answer_goes_to_pynetdicom_and_the_answer_still_arrives(tmp_path):
+@pytest.mark.parametrize("how", ["one", "batch"])
+def test_a_report_before_the_answer_goes_to_pynetdicom_and_the_answer_still_arrives(tmp_path, how):
     def on_store(event):
         info = Dataset()
         info.TransactionUID = "1.2.826.0.1.3680043.8.498.2"
@@ -156,7 +180,7 @@ def test_a_report_before_the_answer_goes_to_pynetdicom_and_the_answer_still_arri
     try:
         (item,) = _items(tmp_path, 1)
         link.open([(CTImageStorage, ExplicitVRLittleEndian)], commitment=True)
-        sent = link.send(item)
+        sent = _send(link, item, how)
         assert (sent.status, sent.rule.outcome) == ("0x0000", Outcome.DELIVERED)
         assert reports == ["1.2.826.0.1.3680043.8.498.2"]
     finally:
@@ -164,7 +188,8 @@ def test_a_report_before_the_answer_goes_to_pynetdicom_and_the_answer_still_arri
         peer.stop()
 
 
-def test_a_peer_aborting_instead_of_answering_ends_the_wait_at_once(tmp_path):
+@pytest.mark.parametrize("how", ["one", "batch"])
+def test_a_peer_aborting_instead_of_answering_ends_the_wait_at_once(tmp_path, how):
     def on_store(event):
         event.assoc.abort()
         return 0x0000
@@ -176,7 +201,7 @@ def test_a_peer_aborting_instead_of_answering_ends_the_wait_at_once(tmp_path):
         link.open([(CTImageStorage, ExplicitVRLittleEndian)])
         started = time.monotonic()
         with pytest.raises(LinkError) as lost:
-            link.send(item)
+            _send(link, item, how)
         assert lost.value.kind is Failure.ASSOCIATION_ABORTED
         assert time.monotonic() - started < 5
     finally:
@@ -184,7 +209,8 @@ def test_a_peer_aborting_instead_of_answering_ends_the_wait_at_once(tmp_path):
         peer.stop()
 
 
-def test_an_abort_from_another_thread_ends_the_wait(tmp_path):
+@pytest.mark.parametrize("how", ["one", "batch"])
+def test_an_abort_from_another_thread_ends_the_wait(tmp_path, how):
     """As Forwarder.stop does with a lane stuck on a PACS that does not answer."""
     scp = StatusSCP(policy=lambda uid, seen: time.sleep(4) or 0x0000).start()
     link = Link(destination("pacs", scp.port, timeout=20.0), "LEGACYGW")
@@ -203,11 +229,30 @@ def test_an_abort_from_another_thread_ends_the_wait(tmp_path):
         aborter.start()
         started = time.monotonic()
         with pytest.raises(LinkError) as lost:
-            link.send(item)
+            _send(link, item, how)
         waited = time.monotonic() - started
         aborter.join()
         assert lost.value.kind is Failure.ASSOCIATION_ABORTED
         assert waited < 2.5 and took[0] < 2  # not the 4 s the peer takes, nor the 20 s timeout
+    finally:
+        link.close()
+        scp.stop()
+
+
+def test_pynetdicom_sending_itself_inside_a_batch_gets_its_usual_pace(tmp_path):
+    """A converted instance goes through pynetdicom's DUL, PDU by PDU: not at the batch's long nap."""
+    scp = StatusSCP().start()
+    link = Link(destination("pacs", scp.port), "LEGACYGW")
+    try:
+        link.open([(CTImageStorage, ExplicitVRLittleEndian)])
+        usual = internals.dul_nap(link.assoc)
+        assert usual < store_response.QUIET_NAP
+        with store_response.quiet(link.assoc):
+            assert internals.dul_nap(link.assoc) == store_response.QUIET_NAP
+            with store_response.usual_pace(link.assoc):
+                assert internals.dul_nap(link.assoc) == usual
+            assert internals.dul_nap(link.assoc) == store_response.QUIET_NAP
+        assert internals.dul_nap(link.assoc) == usual
     finally:
         link.close()
         scp.stop()
