@@ -1069,6 +1069,11 @@ class Spool:
               uids: Iterable[str] | None = None) -> int:
         """How many delivery rows match (``rows`` without building them: a waiting command
         looks often)."""
+        if uids is None:
+            return self._count(destination, states, None)
+        return sum(self._count(destination, states, part) for part in _chunks(list(uids)))
+
+    def _count(self, destination: str | None, states: Iterable[str] | None, uids: list[str] | None) -> int:
         where, args = self._where(destination, states, uids)
         with self._lock:
             return self._db.execute(f"SELECT COUNT(*) FROM deliveries d {where}", args).fetchone()[0]

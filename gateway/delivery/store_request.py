@@ -5,8 +5,8 @@ through two queues to its DUL thread, which encodes and writes it: 32 hand-overs
 threads under one GIL for a 512 KB CT image, ~2.7 ms of CPU per image measured here (DCMTK's
 storescu spends far less on the whole send). Here the command set and the data set are framed
 as P-DATA-TF PDUs (PS3.8 9.3.5: one PDV per PDU, message control header bit 0 = command,
-bit 1 = last fragment) straight from the mapped file and written with ``sendmsg``, headers
-and fragments gathered where they lie (no copy in this process), while holding the socket's
+bit 1 = last fragment) from large reads of the file and written with ``sendmsg``, headers
+and fragments gathered where they lie in the read buffer (no join copy), while holding the socket's
 write lock, which pynetdicom's own writes take too, so no other message's
 fragments come in between (PS3.8 9.3.1). The response is read by ``gateway.delivery.store_response``;
 everything else stays pynetdicom's: negotiation, release, abort. A P-DATA request does not change the
@@ -16,8 +16,6 @@ Measured on one association to a pynetdicom receiver: 1.7 instead of 2.7 ms of C
 
 from __future__ import annotations
 
-import contextlib
-import mmap
 import os
 import ssl
 import struct
@@ -31,7 +29,7 @@ from pynetdicom.dsutils import split_dataset
 from gateway.delivery import pynetdicom_internals as internals
 
 CHUNK = 1 << 20          # the longest PDU we write (a peer without a limit): one P-DATA at a time
-WINDOW = 4 << 20         # bytes of a spool file mapped at a time while it is sent
+WINDOW = 4 << 20         # bytes of a spool file read at a time while it is sent
 IOV_MAX = min(1024, os.sysconf("SC_IOV_MAX")) if hasattr(os, "sysconf") else 16  # buffers per sendmsg
 PRIORITY_MEDIUM = 0x0000
 HAS_DATA_SET = 0x0001    # Command Data Set Type: anything but 0x0101 says a data set follows
@@ -130,12 +128,12 @@ def write_c_store(assoc, context_id: int, f: BinaryIO, path: Path, sop_class_uid
     connection fails (and tells the association's state machine the transport closed, as
     pynetdicom's own writes do).
 
-    The file is mapped (``WINDOW`` bytes at a time, so what is mapped stays bounded) and its
-    fragments handed to the socket from the page cache: read into a buffer first, every image
-    was copied once more (~50 us of CPU for 0.5 MB here, as much as the send itself). The
-    first window holds the file meta group, so finding the data set costs no read of its own.
-    Spool files are never changed in place (a new version is a new file, renamed), so a
-    mapped file cannot shrink under the send."""
+    The file is read ``WINDOW`` bytes at a time into one buffer, whose fragments go to the
+    socket where they lie; the first read holds the file meta group, so finding the data set
+    costs no read of its own. Read, not mapped: mapping saves one copy (~50 us for 0.5 MB),
+    but a read error of a mapped page (a failing disk, a file cut short by hand) is a SIGBUS
+    that kills the service, and it would meet the same file again after every restart; a
+    read error is an ``OSError`` of this one item."""
     command = command_set(sop_class_uid, sop_instance_uid, message_id)
     maximum = assoc.acceptor.maximum_length  # the peer's limit on a PDU's variable part; 0: none
     fragment = max(1, min(maximum - 6, CHUNK)) if maximum else CHUNK  # a PDU may be shorter than allowed
@@ -144,46 +142,55 @@ def write_c_store(assoc, context_id: int, f: BinaryIO, path: Path, sop_class_uid
     if raw is None:  # closed since (the peer aborted): the association is lost, not the instance
         raise OSError("the connection is closed")
     send = _send_joined if isinstance(raw, ssl.SSLSocket) else _send_all
-    fd = f.fileno()
-    total = os.fstat(fd).st_size
+    total = os.fstat(f.fileno()).st_size
     if total == 0:
         raise ValueError(f"{path} is empty")
+    buffer = memoryview(bytearray(min(WINDOW, total)))
     parts: list = []
     _frames(parts, context_id, memoryview(command), fragment, COMMAND, COMMAND_LAST, True)
-    pos, offset = 0, None
     with sock.write_lock:
+        held = _read_into(f, buffer)
+        offset = _part10_offset(buffer[:min(held, 144)])
+        if offset is None:
+            offset = split_dataset(path)[1]
+        if offset >= total:
+            raise ValueError(f"{path} has no data set after its file meta information")
+        start = offset
+        if offset >= held:  # the data set starts beyond the first read (a huge meta group)
+            f.seek(offset)
+            start, held = 0, _read_into(f, buffer)
+        pos = offset  # where buffer[start] lies in the file
         while True:
-            base = pos - pos % mmap.ALLOCATIONGRANULARITY
-            length = min(WINDOW, total - base)
-            window = mmap.mmap(fd, length, offset=base, access=mmap.ACCESS_READ)
-            view = memoryview(window)
+            available = held - start
+            final = pos + available >= total
+            count = available if final else available - available % fragment
+            _frames(parts, context_id, buffer[start:start + count], fragment, DATA, DATA_LAST, final)
             try:
-                if offset is None:
-                    offset = _part10_offset(view[:144])
-                    if offset is None:
-                        offset = split_dataset(path)[1]
-                    if offset >= total:
-                        raise ValueError(f"{path} has no data set after its file meta information")
-                    pos = offset
-                    if pos >= base + length:
-                        continue  # the data set starts beyond this window (a huge meta group)
-                final = base + length >= total
-                available = base + length - pos
-                count = available if final else available - available % fragment
-                _frames(parts, context_id, view[pos - base:pos - base + count], fragment, DATA, DATA_LAST, final)
-                try:
-                    send(raw, parts)
-                except OSError:
-                    internals.transport_closed(assoc)
-                    raise
-                parts = []
-                pos += count
-                if final:
-                    return
-            finally:
-                view.release()
-                with contextlib.suppress(BufferError):  # fragments still referenced (an error): unmapped when freed
-                    window.close()
+                send(raw, parts)
+            except OSError:
+                internals.transport_closed(assoc)
+                raise
+            parts = []
+            pos += count
+            if final:
+                return
+            rest = available - count  # less than a fragment: kept for the next one
+            buffer[:rest] = buffer[start + count:held]
+            got = _read_into(f, buffer[rest:])
+            if got == 0:
+                raise OSError(f"{path} shrank while it was being sent ({pos + rest} of {total} bytes)")
+            start, held = 0, rest + got
+
+
+def _read_into(f: BinaryIO, view: memoryview) -> int:
+    """Fill ``view`` from ``f`` as far as the file goes; the bytes read."""
+    held = 0
+    while held < len(view):
+        got = f.readinto(view[held:])
+        if not got:
+            break
+        held += got
+    return held
 
 
 def await_response(assoc, message_id: int) -> Dataset:
