@@ -156,7 +156,7 @@ class Result:
 
 
 class Pipeline:
-    def __init__(self, spool: Spool, rules: SiteRules, on_spooled: Callable[[tuple[str, ...]], None] | None = None,
+    def __init__(self, spool: Spool, rules: SiteRules, on_spooled: Callable[[tuple[str, ...], int], None] | None = None,
                  on_arrival: Callable[[Result, Capture], None] | None = None, routing: Routing = Routing()):
         self.spool = spool
         self.rules = rules
@@ -303,7 +303,7 @@ class Batch:
         except (OSError, sqlite3.Error) as exc:
             raise _storage_error(f"{len(staged)} capture(s) from {staged[0].capture.origin}", exc) from exc
         done = Committed()
-        queued: dict[str, None] = {}
+        queued: dict[str, int] = {}  # destination: instances queued for it
         for item, a in zip(staged, added):
             log.info("event=spooled origin=%s format=%s sop=%s queued=%s", item.capture.origin, item.format,
                      a.sop_instance_uid, ",".join(a.queued) or "-")
@@ -312,13 +312,18 @@ class Batch:
             except Exception as exc:  # noqa: BLE001 - durable all the same; the driver offers it again
                 done.unacked.append((item.capture, exc))
                 continue
-            queued.update(dict.fromkeys(a.queued))
+            for destination in a.queued:
+                queued[destination] = queued.get(destination, 0) + 1
             done.results.append((item.capture, Result(True, a.sop_instance_uid, item.format, queued=a.queued,
                                                       series_uid=item.series_uid, study_uid=item.study_uid,
                                                       dataset=item.dataset)))
         p = self.pipeline
         if p.on_spooled and queued:
-            p.on_spooled(tuple(queued))
+            told: dict[int, list[str]] = {}  # how many: the destinations that many went to
+            for destination, count in queued.items():
+                told.setdefault(count, []).append(destination)
+            for count, destinations in told.items():  # one call for a group of one kind
+                p.on_spooled(tuple(destinations), count)
         if p.on_arrival:
             for capture, result in done.results:
                 p.on_arrival(result, capture)

@@ -284,12 +284,15 @@ def _send(args, conversion: Conversion, pool: ProcessPoolExecutor | None, dest: 
                 results[item.path] = item.problem
             else:
                 converted.append(item)
+        queued = 0
         for item, added in zip(converted, spool_prepared(spool, converted, dest, args.resend)):
             uids[item.path] = added.sop_instance_uid
-            if not added.queued:
+            if added.queued:
+                queued += 1
+            else:
                 already.add(added.sop_instance_uid)
-            elif forwarder is not None:
-                forwarder.notify(added.queued)
+        if queued and forwarder is not None:
+            forwarder.notify((dest,), queued)
     if pool is not None:
         pool.shutdown(wait=False)  # every file converted: the workers may go
     for path in [p for p in results if p.resolve() in claimed]:

@@ -564,12 +564,13 @@ class Forwarder:
         for worker in self.workers.values():
             worker.start()
 
-    def notify(self, destinations: tuple[str, ...] | list[str] | None = None) -> None:
-        """New instances were queued for ``destinations`` (None: just look again, all)."""
+    def notify(self, destinations: tuple[str, ...] | list[str] | None = None, count: int = 1) -> None:
+        """``count`` new instances were queued for ``destinations`` (None: just look again, all);
+        a group's instances are told at once, so each lane wakes once for all of them."""
         for name, worker in self.workers.items():
             if destinations is None or name in destinations:
                 if destinations is not None:
-                    self.metrics.received.labels(name).inc()
+                    self.metrics.received.labels(name).inc(count)
                 worker.wake()
 
     def stop(self, timeout: float = 10.0) -> None:

@@ -89,3 +89,20 @@ def test_metrics_endpoint_counts_per_destination(tmp_path):
     finally:
         listener.stop()
         scp.stop()
+
+
+def test_a_group_counts_each_instance_received(tmp_path):
+    """A folder source's group (one commit, one wake of delivery) still counts every instance
+    it queued, for each destination that has it to do."""
+    from gateway.delivery.forwarder import Forwarder
+
+    spool = Spool(tmp_path / "spool")
+    fwd = Forwarder([destination("pacs", free_port()), destination("other", free_port())], spool, "LEGACYGW")
+    pipeline = Pipeline(spool, SiteRules(), on_spooled=fwd.notify)
+    batch = pipeline.batch(_Sink(), bare=True)
+    for index in range(3):
+        batch.add(Capture(_bytes(ct_instance(index)), Origin("test", f"slice{index}")), ("pacs",))
+    batch.add(Capture(_bytes(ct_instance(9)), Origin("test", "slice9")), ("pacs", "other"))
+    batch.commit()
+    assert fwd.metrics.received.labels("pacs")._value.get() == 4
+    assert fwd.metrics.received.labels("other")._value.get() == 1

@@ -164,8 +164,8 @@ def _capture(index: int) -> Capture:
 
 def test_a_batch_rejects_at_once_and_acks_each_only_after_its_commit(tmp_path):
     spool = Spool(tmp_path)
-    spooled: list[tuple[str, ...]] = []
-    pipeline = Pipeline(spool, SiteRules(), on_spooled=spooled.append)
+    spooled: list[tuple[tuple[str, ...], int]] = []
+    pipeline = Pipeline(spool, SiteRules(), on_spooled=lambda dests, count: spooled.append((dests, count)))
     sink = DurableSink(tmp_path)
     batch = pipeline.batch(sink, bare=True)
     for capture in (_capture(10), Capture(b"not an image at all", Origin("export", "junk.bin")), _capture(11)):
@@ -176,7 +176,7 @@ def test_a_batch_rejects_at_once_and_acks_each_only_after_its_commit(tmp_path):
     done = batch.commit()
     assert sink.acked == ["slice10.dcm", "slice11.dcm"] and sink.problems == []
     assert [r.accepted for _, r in done.results] == [True, True] and done.unacked == []
-    assert spooled == [("pacs",)]  # delivery is woken once for the group
+    assert spooled == [(("pacs",), 2)]  # delivery is woken once for the group, told how many
     assert len(_rows(tmp_path)) == 2
     assert batch.commit().results == []  # the batch is empty after its commit
 
