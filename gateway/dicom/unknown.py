@@ -38,7 +38,8 @@ def is_unknown(tag: int) -> bool:
 
 def remove_unknown(ds: Dataset, record: Changes) -> None:
     """Remove every top-level ``is_unknown`` element of ``ds``, its bytes kept in ``record``."""
-    # One dictionary lookup a tag first: the elements of most files are all in it.
-    for tag in [t for t in ds.keys() if t not in DicomDictionary]:
+    # One dictionary lookup a tag first, the elements of most files are all in it; by int, as
+    # a BaseTag compares with the dictionary's keys through its Python-level __eq__ (4x slower).
+    for tag in [t for t in map(int, ds.keys()) if t not in DicomDictionary]:
         if is_unknown(tag):
             record.remove(ds, tag)
