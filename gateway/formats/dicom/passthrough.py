@@ -389,7 +389,10 @@ def _check_complete(fp: BinaryIO, total: int, headerless: bool, ds,
         start = end
         end = fp.tell()
         spans[int(elem.tag)] = (start - begin, end - begin)
-        if elem.length != 0xFFFFFFFF and elem.value is not None and len(elem.value) != elem.length:
+        # A sequence of undefined length comes parsed (a DataElement, no ``length``): its
+        # items were read up to their delimiters, so it is whole or pydicom said otherwise.
+        if type(elem) is RawDataElement and elem.length != 0xFFFFFFFF and elem.value is not None \
+                and len(elem.value) != elem.length:
             raise DecodeError(
                 f"element {elem.tag} is truncated: {len(elem.value)} of {elem.length} bytes",
                 field=str(elem.tag), offset=start,
