@@ -17,7 +17,7 @@ from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from gateway import __version__
-from gateway.dicom import repair, verbatim
+from gateway.dicom import repair, unknown, verbatim
 from gateway.dicom.iods import (
     FRAME_OF_REFERENCE_REQUIRED,
     IOD_ATTRIBUTES,
@@ -65,6 +65,7 @@ def normalize(decoded: Decoded, rules: SiteRules = SiteRules(), origin: str | No
     source = str(value_of(ds, "InstitutionName") or "")
     if record is not None:
         repair.drop_group_lengths(ds)
+        unknown.remove_unknown(ds, record)
         repair.conform_values(ds, record)
         repair.separate_series_from_study(ds, rules.uid_root, record)
 

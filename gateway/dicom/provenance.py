@@ -12,6 +12,9 @@ A previous value that did not conform to its VR (a ``1998.09.22`` date, an over-
 make the record itself invalid. PS3.3 C.12.1.1.9.2 has a place for it: the attribute is listed
 empty in the Modified Attributes Sequence and its original bytes go to the Nonconforming
 Modified Attributes Sequence (Selector Attribute + Nonconforming Data Element Value).
+
+An element removed because its tag is not a standard attribute (``unknown``) is kept the same
+way, by its tag: its value's bytes as they were in the file, and no keyword to list.
 """
 
 from __future__ import annotations
@@ -20,8 +23,13 @@ import copy
 import datetime as dt
 from typing import Any
 
-from pydicom.datadict import tag_for_keyword
+from pydicom.datadict import keyword_for_tag, tag_for_keyword
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import read_deferred_data_element
+from pydicom.filewriter import write_data_element
+from pydicom.tag import Tag
 
 from gateway import __version__
 from gateway.formats.engine.fieldtable import element as _element
@@ -43,6 +51,7 @@ class Changes:
     def __init__(self) -> None:
         self._before: dict[str, dict[str, Any]] = {}  # reason -> keyword -> previous element or None
         self._nonconforming: dict[str, dict[str, bytes]] = {}  # reason -> keyword -> original bytes
+        self._removed: dict[str, dict[int, bytes]] = {}  # reason -> tag -> value bytes (no keyword)
 
     def set(self, ds: Dataset, keyword: str, value: Any, reason: str = CORRECT) -> None:
         self.note(ds, keyword, reason)
@@ -64,17 +73,31 @@ class Changes:
             self._nonconforming.setdefault(reason, {})[keyword] = _text_bytes(ds[keyword].value)
             before[keyword] = None  # listed empty in the Modified Attributes Sequence
 
+    def remove(self, ds: Dataset, tag: int, reason: str = CORRECT) -> None:
+        """Remove the element at ``tag``, which is no standard attribute (so it has no keyword),
+        keeping its value's bytes for the record."""
+        self._removed.setdefault(reason, {})[int(tag)] = _value_bytes(ds, tag)
+        del ds[tag]
+
     def __bool__(self) -> bool:
-        return any(self._before.values())
+        return any(self._before.values()) or any(self._removed.values())
 
     def write(self, ds: Dataset, source: str = "", when: dt.datetime | None = None) -> None:
         stamp = (when or dt.datetime.now(dt.timezone.utc)).strftime("%Y%m%d%H%M%S.%f%z")
-        for reason, before in self._before.items():
+        for reason in dict.fromkeys([*self._before, *self._removed]):
+            before = self._before.get(reason, {})
             odd = self._nonconforming.get(reason, {})
             plain = {k: v for k, v in before.items() if k not in odd}
             # One item for the values that conformed; one per value that did not, as an item's
-            # Nonconforming Modified Attributes Sequence holds a single item.
-            groups = ([(plain, None)] if plain else []) + [({k: None}, (k, raw)) for k, raw in sorted(odd.items())]
+            # Nonconforming Modified Attributes Sequence holds a single item. A removed element
+            # that is no standard attribute is not listed in the Modified Attributes Sequence:
+            # its tag would be as invalid in that item as it was at the top level (PS3.5 7.1).
+            # That sequence is type 1 with exactly one item, whose content C.12.1.1.9 leaves
+            # open; so the item is there and empty, and the Selector Attribute (an AT value,
+            # which may name any tag) says which element the bytes were.
+            groups = ([(plain, None)] if plain else [])
+            groups += [({k: None}, (tag_for_keyword(k), raw)) for k, raw in sorted(odd.items())]
+            groups += [({}, (tag, raw)) for tag, raw in sorted(self._removed.get(reason, {}).items())]
             for listed, nonconforming in groups:
                 modified = Dataset()
                 for keyword, previous in sorted(listed.items()):
@@ -93,6 +116,7 @@ class Changes:
                 ds.setdefault("OriginalAttributesSequence", []).value.append(item)
         self._before.clear()
         self._nonconforming.clear()
+        self._removed.clear()
 
 
 def _put(ds: Dataset, keyword: str, value: Any) -> None:
@@ -110,9 +134,33 @@ def _text_bytes(value: Any) -> bytes:
     return raw + b" " if len(raw) % 2 else raw
 
 
-def _nonconforming_item(keyword: str, raw: bytes) -> Dataset:
+def _value_bytes(ds: Dataset, tag: int) -> bytes:
+    """The bytes of an element's value as the file held them: a raw element's own (a value
+    left in its file is read as it is, not converted), else pydicom's encoding of the value in
+    the data set's encoding (its header cut off)."""
+    elem = ds.get_item(tag, keep_deferred=True)
+    if isinstance(elem, RawDataElement):
+        if elem.value is None and elem.length not in (0, 0xFFFFFFFF):
+            elem = read_deferred_data_element(ds.fileobj_type, ds.filename or ds.buffer, ds.timestamp, elem)
+        return bytes(elem.value or b"")
+    return _encoded_value(ds, elem)
+
+
+_LONG_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"}
+
+
+def _encoded_value(ds: Dataset, elem: DataElement) -> bytes:
+    implicit, little = (True if v is None else v for v in ds.original_encoding)
+    fp = DicomBytesIO()
+    fp.is_implicit_VR, fp.is_little_endian = implicit, little
+    write_data_element(fp, elem, ds.get("SpecificCharacterSet", "iso8859"))
+    header = 8 if implicit or elem.VR not in _LONG_VRS else 12
+    return fp.getvalue()[header:]
+
+
+def _nonconforming_item(tag: int, raw: bytes) -> Dataset:
     item = Dataset()
-    _put(item, "SelectorAttribute", tag_for_keyword(keyword))
+    _put(item, "SelectorAttribute", tag)
     _put(item, "SelectorValueNumber", 0)  # all values
     _put(item, "NonconformingDataElementValue", raw)
     return item
@@ -126,13 +174,29 @@ def changes(ds: Dataset) -> list[tuple[str, str, str, str]]:
             continue
         odd = {int(i.SelectorAttribute): bytes(i.NonconformingDataElementValue)
                for i in item.get("NonconformingModifiedAttributesSequence", [])}
+        reason = str(item.get("ReasonForTheAttributeModification", ""))
         for modified in item.get("ModifiedAttributesSequence", []):
             for element in modified:
-                now = _text(ds[element.tag].value, "(empty)") if element.tag in ds else "(removed)"
-                before = (odd[element.tag].decode("latin-1").rstrip(" ") if element.tag in odd
+                before = (odd.pop(element.tag).decode("latin-1").rstrip(" ") if element.tag in odd
                           else _text(element.value))
-                out.append((str(item.get("ReasonForTheAttributeModification", "")), element.keyword, before, now))
+                out.append((reason, element.keyword, before, _now(ds, element.tag)))
+        for tag, raw in odd.items():  # not listed: an element that was no standard attribute
+            out.append((reason, keyword_for_tag(tag) or str(Tag(tag)), _bytes_text(raw), _now(ds, tag)))
     return out
+
+
+def _now(ds: Dataset, tag: int) -> str:
+    return _text(ds[tag].value, "(empty)") if tag in ds else "(removed)"
+
+
+def _bytes_text(raw: bytes, shown: int = 32) -> str:
+    """Bytes kept for the record, readable: as text where they are printable ASCII (padding
+    left out), else in hexadecimal (the first ``shown`` bytes, and how many there were)."""
+    text = raw.rstrip(b" \0")
+    if all(0x20 <= b < 0x7F for b in text):
+        return text.decode("ascii") or "(empty)"
+    more = f"... ({len(raw)} bytes)" if len(raw) > shown else ""
+    return "0x" + raw[:shown].hex() + more
 
 
 def _text(value: Any, empty: str = "(absent)") -> str:

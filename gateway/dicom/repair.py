@@ -167,5 +167,7 @@ def explain(ds: Dataset) -> list[str]:
             line += f" (derived from {DERIVED_FROM[keyword]})"
         elif before != "(absent)" and (keyword.endswith("InstanceUID") or keyword == "FrameOfReferenceUID"):
             line += f" ({_UID_NOTE})"
+        elif keyword.startswith("("):  # named by its tag: no standard attribute (``unknown``)
+            line += " (not a standard attribute; its bytes are kept in the record)"
         lines.append(line)
     return lines

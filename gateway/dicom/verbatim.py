@@ -37,6 +37,8 @@ from pydicom.sequence import Sequence
 from pydicom.uid import UID
 from pydicom.values import convert_numbers, multi_string
 
+from gateway.dicom.unknown import is_unknown
+
 _UNDEFINED = 0xFFFFFFFF
 _CHARSET = 0x00080005
 _PIXEL_DATA = 0x7FE00010
@@ -63,13 +65,17 @@ def parse_values(ds: Dataset, nested: bool = False) -> bool:
     write it again: an even or undefined length, (explicit VR) the VR pydicom keeps, and inside
     sequences no group length (pydicom leaves those out; at the top level normalisation drops
     them). A top-level element that is ``plain`` stays raw: converting it would say nothing new,
-    and most are never read (a CT's 40 conversions were a quarter of its pass-through)."""
+    and most are never read (a CT's 40 conversions were a quarter of its pass-through). So does
+    one that is no standard attribute (``unknown``): normalisation removes it, keeping its bytes
+    as they came, so a value it could not convert is no reason to refuse the instance."""
     same = True
     texts = not nested and lossless(ds)
     kept = {}
     for tag, raw in list(ds.items()):  # unconverted
         if not nested and type(raw) is RawDataElement and plain(raw, texts):
             kept[tag] = raw
+            continue
+        if not nested and type(raw) is RawDataElement and is_unknown(tag):
             continue
         elem = ds[tag]
         if isinstance(raw, RawDataElement):
@@ -100,9 +106,10 @@ def is_plain(ds: Dataset, tag: int, raw: RawDataElement) -> bool:
 
 def parse_all(ds: Dataset) -> None:
     """Convert the elements ``parse_values`` left raw (silently: they are ``plain``), for a
-    data set pydicom will encode again: its writer copies a raw element's bytes as they are."""
+    data set pydicom will encode again: its writer copies a raw element's bytes as they are.
+    Elements that are no standard attribute stay raw: normalisation removes them."""
     for tag in ds.keys():
-        if isinstance(ds.get_item(tag), RawDataElement):
+        if isinstance(ds.get_item(tag), RawDataElement) and not is_unknown(tag):
             ds[tag]
     _forget(ds)
 

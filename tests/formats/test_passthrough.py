@@ -18,6 +18,7 @@ from gateway.capture import Capture, Origin
 from gateway.delivery.spool import encode
 from gateway.errors import DecodeError, UnknownFormat
 from gateway.pipeline import convert
+from tests.support.instances import ct_instance
 from tests.support.peers import dciodvfy_errors
 
 HEADERLESS = ["prostate_Marconi_nopreamble.img", "OT-MONO2-8-a7_Philips_nopreamble.dcm"]
@@ -148,3 +149,30 @@ def encode_part10(ds: pydicom.Dataset) -> bytes:
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True)
     return out.getvalue()
+
+
+@pytest.mark.parametrize("syntax", [pydicom.uid.ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+def test_a_sequence_of_undefined_length_passes_through(tmp_path, syntax):
+    """Many writers give sequences an undefined length (items up to a delimiter). pydicom's
+    element walk hands such a sequence over parsed, not raw: the completeness check must take
+    it as whole, not refuse the file as damaged."""
+    ds = ct_instance(8, 16, transfer_syntax=syntax)
+    item = pydicom.Dataset()
+    item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = ds.SOPClassUID, "1.2.3.4"
+    ds.ReferencedImageSequence = [item]
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    raw = buf.getvalue()
+    header = 12 if syntax == pydicom.uid.ExplicitVRLittleEndian else 8
+    at = raw.index(struct.pack("<HH", 0x0008, 0x1140))
+    length = struct.unpack_from("<I", raw, at + header - 4)[0]
+    body = raw[at + header:at + header + length]
+    undefined = raw[:at + header - 4] + b"\xff\xff\xff\xff" + body + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
+    undefined += raw[at + header + length:]
+    written, _ = convert(capture(undefined))
+    assert written.ReferencedImageSequence[0].ReferencedSOPInstanceUID == "1.2.3.4"
+    path = tmp_path / "out.dcm"
+    path.write_bytes(encode(written))
+    assert pydicom.dcmread(path).ReferencedImageSequence[0].ReferencedSOPInstanceUID == "1.2.3.4"
+    with pytest.raises(DecodeError):  # cut inside the sequence: still refused
+        convert(capture(undefined[:at + header + 10]))

@@ -31,6 +31,7 @@ from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
 from gateway.dicom import verbatim
 from gateway.dicom.deferred import DEFER_SIZE, is_deferred
+from gateway.dicom.unknown import is_unknown
 from gateway.errors import DecodeError
 from gateway.formats import Decoded, DumpRow
 from gateway.formats.dicom.recognise import HeaderlessFormat, Part10Format
@@ -183,15 +184,19 @@ def decode_file(path: Path, defer_size: int = DEFER_SIZE) -> Decoded:
     return Decoded(dataset=ds, format=Part10.name)
 
 
-def _parse_values(ds) -> None:
-    """Every value but the deferred ones parsed now, so bad values surface here."""
+def _parse_values(ds, nested: bool = False) -> None:
+    """Every value but the deferred ones parsed now, so bad values surface here; and but those
+    of top-level elements that are no standard attribute, which normalisation removes with
+    their bytes as they came (``gateway.dicom.unknown``)."""
     for tag in ds.keys():
         if is_deferred(ds, tag) and ds.get_item(tag, keep_deferred=True).VR != "SQ":
+            continue
+        if not nested and is_unknown(tag) and isinstance(ds.get_item(tag, keep_deferred=True), RawDataElement):
             continue
         elem = ds[tag]
         if elem.VR == "SQ":
             for item in elem.value:
-                _parse_values(item)
+                _parse_values(item, nested=True)
 
 
 def _encoding(ds) -> tuple[pydicom.uid.UID, bool, bool]:
@@ -384,7 +389,10 @@ def _check_complete(fp: BinaryIO, total: int, headerless: bool, ds,
         start = end
         end = fp.tell()
         spans[int(elem.tag)] = (start - begin, end - begin)
-        if elem.length != 0xFFFFFFFF and elem.value is not None and len(elem.value) != elem.length:
+        # A sequence of undefined length comes parsed (a DataElement, no ``length``): its
+        # items were read up to their delimiters, so it is whole or pydicom said otherwise.
+        if type(elem) is RawDataElement and elem.length != 0xFFFFFFFF and elem.value is not None \
+                and len(elem.value) != elem.length:
             raise DecodeError(
                 f"element {elem.tag} is truncated: {len(elem.value)} of {elem.length} bytes",
                 field=str(elem.tag), offset=start,
