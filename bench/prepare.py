@@ -1,6 +1,7 @@
-"""CPU per file of ``send``'s conversion (``prepare_path``: read, decode, normalise, encode).
+"""CPU per file of ``send``'s conversion (``files.read_capture`` and ``pipeline.prepare``: read,
+decode, normalise, encode; not the staging write, which is I/O).
 
-Each round times ``prepare_path`` over every file of FOLDER with ``time.process_time`` (after
+Each round times that over every file of FOLDER with ``time.process_time`` (after
 a warm-up on the first 20 files) and the best round is printed with the load average, as the
 machine is shared. With ``--against DIR`` (another checkout, e.g. the main worktree) the same
 measurement runs in a child process per side, the sides alternating round by round, and the
@@ -24,18 +25,21 @@ ROOT = Path(__file__).resolve().parents[1]
 def measure(folder: Path, rounds: int) -> float:
     """Best per-file CPU milliseconds over ``rounds`` rounds, in this process."""
     sys.path.insert(0, os.getcwd())
-    from gateway.commands import send
+    from gateway.dicom.normalize import SiteRules
+    from gateway.files import read_capture
+    from gateway.pipeline import prepare
 
-    send._use_rules(send.SiteRules(), None)
+    def convert(path: Path) -> None:
+        prepare(read_capture(path, "send"), SiteRules())  # raises DecodeError if it cannot
+
     files = sorted(p for p in folder.iterdir() if p.is_file())
     for path in files[:20]:
-        send.prepare_path(path)
+        convert(path)
     best = float("inf")
     for _ in range(rounds):
         start = time.process_time()
         for path in files:
-            if send.prepare_path(path).problem is not None:
-                raise SystemExit(f"{path}: not converted")
+            convert(path)
         best = min(best, (time.process_time() - start) / len(files) * 1000)
     return best
 
