@@ -9,7 +9,7 @@ interpreter's own start), which is what the gateway adds. Targets: ``--version``
 ``identify`` under 0.3 s over ``python -c pass``. ``run --help`` and ``send --help`` import
 the command's module and stop: how long those commands take before they start working.
 ``check-config`` and ``status`` are for information (they read the configuration and so load
-its validator and pydicom; ``status`` also the spool, and may answer that there is none).
+its validator, not pydicom; ``status`` also the spool, and may answer that there is none).
 
 Usage: python bench/startup.py [--rounds 15] [--file SAMPLE]
 """

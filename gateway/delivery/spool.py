@@ -32,13 +32,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable, Iterator
-
-from pydicom.dataset import Dataset
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable, Iterator
 
 from gateway import private
 from gateway.delivery.space import Floor, SpaceGuard, is_full
 from gateway.errors import IntakePaused
+
+if TYPE_CHECKING:  # datasets come from the callers; ``status`` reads a spool without pydicom
+    from pydicom.dataset import Dataset
 
 QUEUED, IN_FLIGHT, COMMITTING, DELIVERED, DEAD = "queued", "in_flight", "committing", "delivered", "dead"
 STATES = (QUEUED, IN_FLIGHT, COMMITTING, DELIVERED, DEAD)

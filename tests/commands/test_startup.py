@@ -11,6 +11,7 @@ Signa 4.x, CT 9800): identification is all it does, so each must still be named 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -84,9 +85,11 @@ def test_a_command_that_decodes_still_loads_its_decoder():
     assert {"pydicom", "numpy"} <= modules
 
 
-def test_check_config_imports_neither_pydicom_nor_numpy(tmp_path: Path):
+@pytest.mark.parametrize("command", ["check-config", "status"])
+def test_check_config_and_status_import_neither_pydicom_nor_numpy(tmp_path: Path, command: str):
     """Checking a configuration (routing and coercion rules and an ID map included) reads
-    YAML and a CSV file; the DICOM libraries load only when instances are converted."""
+    YAML and a CSV file, and ``status`` reads the spool's database besides; the DICOM
+    libraries load only when instances are converted or sent."""
     (tmp_path / "ids.csv").write_text("legacy,new\nA1,B1\n")
     config = tmp_path / "gateway.yaml"
     config.write_text(f"""
@@ -105,7 +108,15 @@ coerce:
   set: {{InstitutionName: Somewhere}}
   patient_ids: {{file: {tmp_path / 'ids.csv'}, from_column: legacy, to_column: new}}
 """)
-    run, modules = imported("-c", str(config), "check-config")
-    assert run.returncode == 0, run.stdout + run.stderr[-2000:]
-    assert "OK" in run.stdout
-    assert not modules & set(HEAVY), f"check-config imported {sorted(modules & set(HEAVY))}"
+    if command == "status":  # a spool with an instance in it, so that there is something to read
+        from gateway.delivery.spool import Spool
+        from tests.support.instances import ct_instance
+
+        spool = Spool(tmp_path / "spool")
+        spool.add(ct_instance(1), ["pacs"])
+        spool.close()
+    run, modules = imported("-c", str(config), command)
+    assert run.returncode in (0, 1), run.stdout + run.stderr[-2000:]  # status: 1, no service runs
+    expected = r"OK \(1 source" if command == "check-config" else r"^pacs\s+up\s+1\s"  # one queued, read
+    assert re.search(expected, run.stdout, re.MULTILINE), run.stdout
+    assert not modules & set(HEAVY), f"{command} imported {sorted(modules & set(HEAVY))}"
