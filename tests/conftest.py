@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.disk import tmpfs
 from tests.support.peers import Orthanc, StoreSCP
 from tests.support.samples import SAMPLES, SHARED
 
@@ -38,3 +39,10 @@ def storescp(tmp_path_factory):
     peer = StoreSCP(tmp_path_factory.mktemp("storescp")).start()
     yield peer
     peer.stop()
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A 16 MB file system of the test's own (``tests.support.disk``)."""
+    with tmpfs(tmp_path / "fs") as mount:
+        yield mount

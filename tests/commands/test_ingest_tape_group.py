@@ -20,8 +20,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from gateway.delivery.spool import encode
 from gateway.pipeline import GROUP_COUNT
 from tests.commands.test_ingest_tape import config, ingest, journal_lines, sop_uid
@@ -120,18 +118,6 @@ def test_sigkill_between_staging_and_commit_then_resume_spools_each_image_once(t
     assert settled(tmp_path) == expected_journal(uids, 70)  # each tape file once, in order
 
 
-@pytest.fixture
-def small_fs(tmp_path):
-    mount = tmp_path / "fs"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True,
-                          text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {done.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_a_full_disk_in_the_middle_of_a_group_settles_none_of_it_and_resume_takes_them(tmp_path, small_fs):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 from prometheus_client import generate_latest
@@ -23,25 +22,10 @@ from gateway.delivery.spool import Spool, Staging, encode
 from gateway.dicom.normalize import SiteRules
 from gateway.errors import IntakePaused
 from gateway.pipeline import Pipeline
+from tests.support.disk import fill
 from tests.support.forwarding import destination, forwarding, wait_until
 from tests.support.instances import ct_instance
 from tests.support.peers import StoreSCP
-
-SIZE_MB = 16
-
-
-@pytest.fixture
-def small_fs(tmp_path):
-    mount = tmp_path / "fs"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={SIZE_MB}m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {done.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 class Sink:
@@ -61,20 +45,6 @@ class Sink:
 def _capture(index: int) -> Capture:
     """A 512 x 512 CT slice (~0.5 MB) as a DICOM file arriving at a source."""
     return Capture(encode(ct_instance(index, size=512)), Origin("export", f"slice{index}.dcm"))
-
-
-def _fill(path: Path) -> None:
-    """Another writer takes every byte that is left (the scanner's export, a log ...)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        for chunk in (1 << 16, 512, 1):
-            try:
-                while True:
-                    os.write(fd, b"\0" * chunk)
-            except OSError:
-                pass
-    finally:
-        os.close(fd)
 
 
 def test_full_disk_pauses_intake_while_delivery_frees_space_then_intake_resumes(small_fs, tmp_path, caplog):
@@ -98,7 +68,7 @@ def test_full_disk_pauses_intake_while_delivery_frees_space_then_intake_resumes(
     assert spool.intake_paused
 
     # Something else takes the rest of the disk, down to the last byte.
-    _fill(small_fs / "hog")
+    fill(small_fs / "hog")
     assert os.statvfs(small_fs).f_bavail < 2
     with pytest.raises(IntakePaused):
         pipeline.handle(_capture(paused_at), sink, ("pacs",))
@@ -185,7 +155,7 @@ def test_a_group_whose_commit_meets_a_full_disk_acks_none_and_keeps_every_source
     try:
         stage_one_look()
         assert len(batch) == 5
-        _fill(small_fs / "hog")
+        fill(small_fs / "hog")
         waiting = batch.captures
         with pytest.raises(IntakePaused):
             batch.commit()

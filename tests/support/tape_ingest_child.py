@@ -16,27 +16,13 @@ command, spool, journal and file system: only the moment is chosen.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 import gateway.delivery.spool as spool_module
 from gateway.cli import main
-
-
-def fill(path: Path) -> None:
-    """Take every byte that is left on ``path``'s file system (as another writer would)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        for chunk in (1 << 16, 512, 1):
-            try:
-                while True:
-                    os.write(fd, b"\0" * chunk)
-            except OSError:
-                pass
-    finally:
-        os.close(fd)
+from tests.support.disk import fill
 
 
 def install(hook: str, arg: str, report: Path, counts: dict[str, int]) -> None:
