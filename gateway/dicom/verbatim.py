@@ -152,12 +152,9 @@ def plain(raw: RawDataElement, texts: bool) -> bool:
     value = raw.value
     if value is None or raw.length == _UNDEFINED or raw.length % 2 or raw.tag & 0x10000 or raw.tag == _CHARSET:
         return False
-    vr = raw.VR
+    vr = _vr(raw)
     if vr is None:
-        try:
-            vr = dictionary_VR(raw.tag)
-        except KeyError:
-            return False
+        return False
     size = _NUMBER_SIZE.get(vr)
     if size is not None:
         return len(value) % size == 0
@@ -170,6 +167,16 @@ def plain(raw: RawDataElement, texts: bool) -> bool:
     return pattern.fullmatch(value.rstrip(b" \0")) is not None
 
 
+def _vr(raw: RawDataElement) -> str | None:
+    """The element's VR: as the file gave it (explicit VR), else the dictionary's; None if unknown."""
+    if raw.VR is not None:
+        return raw.VR
+    try:
+        return dictionary_VR(raw.tag)
+    except KeyError:
+        return None
+
+
 def filled(raw: RawDataElement) -> bool | None:
     """Whether the value of ``raw`` is not empty (None, "" or []) once converted, where its
     bytes say so (a public element of a known VR with a character other than padding, or
@@ -177,12 +184,9 @@ def filled(raw: RawDataElement) -> bool | None:
     value = raw.value
     if not value or raw.tag & 0x10000 or raw.length == _UNDEFINED:
         return None
-    vr = raw.VR
+    vr = _vr(raw)
     if vr is None:
-        try:
-            vr = dictionary_VR(raw.tag)
-        except KeyError:
-            return None
+        return None
     if vr in _NUMBER_SIZE:
         return len(value) % _NUMBER_SIZE[vr] == 0 or None
     return True if vr in _PLAIN_TEXT and value.strip(b" \0") else None

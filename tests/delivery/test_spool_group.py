@@ -14,16 +14,8 @@ from gateway.capture import Capture, Origin
 from gateway.delivery.spool import QUEUED, Spool, encode
 from gateway.dicom.normalize import SiteRules
 from gateway.pipeline import Pipeline
+from tests.support.forwarding import delivery_rows
 from tests.support.helpers import ct_instance
-
-
-def _rows(spool_dir: Path) -> list[tuple[str, str, str]]:
-    """(instance, destination, state) as another process sees them: a fresh connection."""
-    db = sqlite3.connect(spool_dir / "spool.db")
-    try:
-        return sorted(db.execute("SELECT sop_instance_uid, destination, state FROM deliveries"))
-    finally:
-        db.close()
 
 
 def _commits(spool: Spool) -> list[str]:
@@ -41,13 +33,13 @@ def test_a_group_is_staged_unrecorded_then_recorded_in_one_commit(tmp_path):
     for ds in datasets:
         group.add_bytes(encode(ds), ds, ["a", "b"], source="test", origin="test:x")
     assert len(group) == 10 and group.nbytes > 0
-    assert _rows(tmp_path) == [] and spool.files_on_disk() == []  # staged only: nothing durable yet
+    assert delivery_rows(tmp_path) == [] and spool.files_on_disk() == []  # staged only: nothing durable yet
     assert len(list((tmp_path / "tmp").iterdir())) == 10
     added = group.commit()
     assert [a.sop_instance_uid for a in added] == [str(ds.SOPInstanceUID) for ds in datasets]
     assert all(a.queued == ("a", "b") for a in added)
     assert len(commits) == 1
-    assert len(_rows(tmp_path)) == 20 and {r[2] for r in _rows(tmp_path)} == {QUEUED}
+    assert len(delivery_rows(tmp_path)) == 20 and {r[2] for r in delivery_rows(tmp_path)} == {QUEUED}
     on_disk = {pydicom.dcmread(p).SOPInstanceUID for p in spool.files_on_disk()}
     assert on_disk == {ds.SOPInstanceUID for ds in datasets}
     assert list((tmp_path / "tmp").iterdir()) == []
@@ -71,7 +63,7 @@ def test_the_same_instance_twice_in_a_group_behaves_as_in_turn(tmp_path):
     assert len(files) == 2  # the replaced file of the group is gone
     read = {str(f.SOPInstanceUID): f for f in map(pydicom.dcmread, files)}
     assert read[str(changed.SOPInstanceUID)].SeriesDescription == "corrected"
-    assert len(_rows(tmp_path)) == 2
+    assert len(delivery_rows(tmp_path)) == 2
     assert list((tmp_path / "tmp").iterdir()) == []
     spool.close()
 
@@ -123,7 +115,7 @@ def test_a_group_that_fails_in_its_commit_records_nothing_and_leaves_no_file(tmp
     group.add_bytes(encode(second), second, ["a"])
     with pytest.raises(OSError):
         group.commit()
-    assert _rows(tmp_path) == []
+    assert delivery_rows(tmp_path) == []
     assert spool.files_on_disk() == [] and list((tmp_path / "tmp").iterdir()) == []
     assert len(group) == 0
     (tmp_path / "files" / _digest_dir(second)).unlink()
@@ -171,13 +163,13 @@ def test_a_batch_rejects_at_once_and_acks_each_only_after_its_commit(tmp_path):
     for capture in (_capture(10), Capture(b"not an image at all", Origin("export", "junk.bin")), _capture(11)):
         batch.add(capture, ("pacs",))
     assert sink.rejected == ["junk.bin"] and sink.acked == []  # the rejection needs no commit
-    assert len(batch) == 2 and _rows(tmp_path) == []
+    assert len(batch) == 2 and delivery_rows(tmp_path) == []
     assert [c.data for c in batch.captures] == [b"", b""]  # a bare batch holds no capture's bytes
     done = batch.commit()
     assert sink.acked == ["slice10.dcm", "slice11.dcm"] and sink.problems == []
     assert [r.accepted for _, r in done.results] == [True, True] and done.unacked == []
     assert spooled == [(("pacs",), 2)]  # delivery is woken once for the group, told how many
-    assert len(_rows(tmp_path)) == 2
+    assert len(delivery_rows(tmp_path)) == 2
     assert batch.commit().results == []  # the batch is empty after its commit
 
 

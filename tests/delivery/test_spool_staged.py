@@ -7,7 +7,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-import sqlite3
 from pathlib import Path
 
 import pydicom
@@ -17,16 +16,8 @@ import gateway.delivery.spool as spool_module
 from gateway.commands import send
 from gateway.delivery.spool import QUEUED, Header, Spool, Staging, encode
 from gateway.dicom.normalize import SiteRules
+from tests.support.forwarding import delivery_rows
 from tests.support.helpers import ct_instance
-
-
-def _rows(spool_dir: Path) -> list[tuple[str, str, str]]:
-    """(instance, destination, state) as another process sees them: a fresh connection."""
-    db = sqlite3.connect(spool_dir / "spool.db")
-    try:
-        return sorted(db.execute("SELECT sop_instance_uid, destination, state FROM deliveries"))
-    finally:
-        db.close()
 
 
 def _tmp(spool_dir: Path) -> list[Path]:
@@ -57,12 +48,12 @@ def test_a_staged_file_is_recorded_by_the_commit_without_a_second_fsync(tmp_path
     group.add_staged(staged, Header.of(ds), ["a"], source="send", origin="x.dcm")
     group.add_bytes(encode(other), other, ["a"])
     (other_tmp,) = [p for p in _tmp(tmp_path) if p != staged.path]
-    assert _rows(tmp_path) == []  # adopted, not recorded
+    assert delivery_rows(tmp_path) == []  # adopted, not recorded
     added = group.commit()
     assert [a.queued for a in added] == [("a",), ("a",)]
     assert staged.path not in fsynced and other_tmp in fsynced  # only the unsynced one is fsynced now
-    assert {r[0] for r in _rows(tmp_path)} == {str(ds.SOPInstanceUID), str(other.SOPInstanceUID)}
-    assert {r[2] for r in _rows(tmp_path)} == {QUEUED}
+    assert {r[0] for r in delivery_rows(tmp_path)} == {str(ds.SOPInstanceUID), str(other.SOPInstanceUID)}
+    assert {r[2] for r in delivery_rows(tmp_path)} == {QUEUED}
     read = {str(pydicom.dcmread(p).SOPInstanceUID) for p in spool.files_on_disk()}
     assert read == {str(ds.SOPInstanceUID), str(other.SOPInstanceUID)}
     (row,) = spool.rows("a", uids=[str(ds.SOPInstanceUID)])
@@ -82,7 +73,7 @@ def test_a_staged_file_every_destination_has_is_removed(tmp_path):
     (added,) = group.commit()
     assert added.queued == ()  # nothing sent twice
     assert not staged.path.exists() and _tmp(tmp_path) == []
-    assert spool.files_on_disk() == [kept] and len(_rows(tmp_path)) == 1
+    assert spool.files_on_disk() == [kept] and len(delivery_rows(tmp_path)) == 1
     spool.close()
 
 
@@ -95,7 +86,7 @@ def test_a_discarded_group_of_staged_files_leaves_none(tmp_path):
         group.add_staged(staging.write_bytes(str(ds.SOPInstanceUID), encode(ds)), Header.of(ds), ["a"])
     assert len(_tmp(tmp_path)) == 2
     group.discard()
-    assert _tmp(tmp_path) == [] and _rows(tmp_path) == [] and spool.files_on_disk() == []
+    assert _tmp(tmp_path) == [] and delivery_rows(tmp_path) == [] and spool.files_on_disk() == []
     spool.close()
 
 
@@ -110,7 +101,7 @@ def test_a_group_of_staged_files_that_fails_at_commit_records_nothing_and_leaves
         group.add_staged(staging.write_bytes(str(ds.SOPInstanceUID), encode(ds), sync=True), Header.of(ds), ["a"])
     with pytest.raises(OSError):
         group.commit()
-    assert _rows(tmp_path) == [] and _tmp(tmp_path) == [] and spool.files_on_disk() == []
+    assert delivery_rows(tmp_path) == [] and _tmp(tmp_path) == [] and spool.files_on_disk() == []
     spool.close()
 
 
@@ -138,8 +129,8 @@ def test_a_worker_killed_after_staging_leaves_nothing_recorded_and_its_file_is_s
     worker.join(60)
     assert worker.exitcode == -signal.SIGKILL
     assert _tmp(spool_dir) == [staged] and f".{worker.pid}." in staged.name
-    assert _rows(spool_dir) == [] and spool.files_on_disk() == []
+    assert delivery_rows(spool_dir) == [] and spool.files_on_disk() == []
     spool.close()
     Spool(spool_dir).close()  # the next opening sweeps what a dead writer left
     assert _tmp(spool_dir) == []
-    assert _rows(spool_dir) == []
+    assert delivery_rows(spool_dir) == []

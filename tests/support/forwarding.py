@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import sqlite3
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -91,3 +92,13 @@ def write_config(path: Path, spool_dir: Path, destinations: list[dict], **blocks
 
 def tls_config(**kw) -> TLSConfig:
     return TLSConfig(**kw)
+
+
+def delivery_rows(spool_dir: Path) -> list[tuple[str, str, str]]:
+    """(instance, destination, state) of every delivery row, as another process sees them: a
+    fresh connection to the spool's database."""
+    db = sqlite3.connect(spool_dir / "spool.db")
+    try:
+        return sorted(db.execute("SELECT sop_instance_uid, destination, state FROM deliveries"))
+    finally:
+        db.close()
