@@ -9,16 +9,20 @@ Attributes Sequence (``provenance.Changes.remove``: reason CORRECT).
 
 Not concerned: private elements (odd groups), which are the writer's to define; group lengths
 (gggg,0000), which ``repair.drop_group_lengths`` handles; the Command and File Meta groups
-(0000, 0002), which the pipeline refuses inside a data set. Elements inside sequence items stay
-as they are for now (dciodvfy reports them too): to remove one, the record would keep the whole
-top-level sequence as it was (C.12.1.1.9), unknown element included.
+(0000, 0002), which the pipeline refuses inside a data set.
+
+Inside a standard sequence's items (at any depth) such elements are removed too, and the record
+keeps the whole top-level sequence as it was, as C.12.1.1.9 asks for an attribute changed inside
+a sequence: there the element is a prior value, which dciodvfy only warns about. Private
+sequences are left as they are: their items are the writer's business, and the record, keyed
+by attribute keyword, could not name them.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pydicom.datadict import DicomDictionary, mask_match
+from pydicom.datadict import DicomDictionary, dictionary_VR, keyword_for_tag, mask_match
 from pydicom.dataset import Dataset
 
 if TYPE_CHECKING:  # the decoder asks ``is_unknown`` without the recorder's imports
@@ -43,3 +47,37 @@ def remove_unknown(ds: Dataset, record: Changes) -> None:
     for tag in [t for t in map(int, ds.keys()) if t not in DicomDictionary]:
         if is_unknown(tag):
             record.remove(ds, tag)
+    for tag in [t for t in ds.keys() if _is_sequence(ds, t)]:
+        keyword = keyword_for_tag(tag)
+        if keyword and _inside(ds[tag].value):
+            record.note(ds, keyword)  # the whole sequence as it was, before anything goes
+            _strip(ds[tag].value)
+
+
+def _is_sequence(ds: Dataset, tag) -> bool:
+    """A sequence of a standard attribute (known without converting the element: a value still
+    in its file stays there)."""
+    if tag.group & 1:
+        return False
+    vr = getattr(ds.get_item(tag, keep_deferred=True), "VR", None)
+    if vr is None:
+        try:
+            vr = dictionary_VR(tag)
+        except KeyError:
+            return False
+    return vr == "SQ"
+
+
+def _inside(items) -> bool:
+    """Whether any item holds an unknown element, at any depth."""
+    return any(is_unknown(int(tag)) or _is_sequence(item, tag) and _inside(item[tag].value)
+               for item in items for tag in item.keys())
+
+
+def _strip(items) -> None:
+    for item in items:
+        for tag in list(item.keys()):
+            if is_unknown(int(tag)):
+                del item[tag]
+            elif _is_sequence(item, tag):
+                _strip(item[tag].value)

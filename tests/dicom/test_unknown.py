@@ -13,10 +13,8 @@ import io
 import struct
 
 import pydicom
-import pytest
 from pydicom.uid import ImplicitVRLittleEndian
 
-from gateway import formats
 from gateway.capture import Capture, Origin
 from gateway.dicom.normalize import normalize
 from gateway.dicom.provenance import CORRECT, changes
@@ -124,16 +122,39 @@ def test_which_tags_are_unknown():
     assert not any(is_unknown(tag) for tag in known)
 
 
-@pytest.mark.parametrize("tag", [0x00189999, 0x60009999])
-def test_nested_unknown_elements_stay(tag):
-    """Only the top level is cleaned: an item's element stays as it was (see ``unknown``)."""
+def _with_references(unknown: bool) -> bytes:
+    """A CT with a Referenced Image Sequence whose item holds a code sequence, with (or without)
+    a made-up element in the item and another one in the nested item."""
     ds = ct_instance(6, 64)
+    code = pydicom.Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "121311", "DCM", "Localizer"
     item = pydicom.Dataset()
-    item.add_new(tag, "LO", "inside")
+    item.ReferencedSOPClassUID = ds.SOPClassUID
+    item.ReferencedSOPInstanceUID = "1.2.3.4.5.6"
+    item.PurposeOfReferenceCodeSequence = [code]
+    if unknown:
+        item.add_new(0x00189999, "LO", "inside")
+        code.add_new(0x60009999, "LO", "deeper")
     ds.ReferencedImageSequence = [item]
-    ds.file_meta = pydicom.dataset.FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
     buf = io.BytesIO()
     ds.save_as(buf, enforce_file_format=True)
-    out = normalize(formats.decode(buf.getvalue()), origin="test")
-    assert out.ReferencedImageSequence[0][tag].value == "inside"
+    return buf.getvalue()
+
+
+def test_nested_unknown_elements_leave_with_their_sequence_on_record(tmp_path):
+    """Inside a sequence's items (at any depth) the made-up elements go too, and the record
+    keeps the whole sequence as it was (C.12.1.1.9): no new dciodvfy error."""
+    out = prepare(Capture(_with_references(True), Origin("t", "nested")))
+    written = pydicom.dcmread(io.BytesIO(out.data))
+    item = written.ReferencedImageSequence[0]
+    assert 0x00189999 not in item and 0x60009999 not in item.PurposeOfReferenceCodeSequence[0]
+    assert item.ReferencedSOPInstanceUID == "1.2.3.4.5.6"  # the rest of the item stays
+    before = [m.ModifiedAttributesSequence[0] for m in written.OriginalAttributesSequence
+              if "ReferencedImageSequence" in m.ModifiedAttributesSequence[0]]
+    assert len(before) == 1
+    kept = before[0].ReferencedImageSequence[0]
+    assert kept[0x00189999].value == "inside"
+    assert kept.PurposeOfReferenceCodeSequence[0][0x60009999].value == "deeper"
+    (tmp_path / "nested.dcm").write_bytes(out.data)
+    (tmp_path / "plain.dcm").write_bytes(prepare(Capture(_with_references(False), Origin("t", "plain"))).data)
+    assert dciodvfy_errors(tmp_path / "nested.dcm") == dciodvfy_errors(tmp_path / "plain.dcm")
