@@ -19,11 +19,11 @@ from pydicom.filebase import DicomFileLike
 from pydicom.filewriter import write_data_element, write_file_meta_info
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
 DEFER_SIZE = 1 << 20   # values larger than this stay in the file
 COPY_CHUNK = 1 << 20   # bytes copied at a time
 # Explicit VRs with a 4-byte length after two reserved bytes: their element header is 12 bytes.
-_LONG_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"}
 
 
 def is_deferred(ds: Dataset, tag: int | str | BaseTag) -> bool:
@@ -64,7 +64,7 @@ def write_part10(ds: Dataset, source: Path, out: BinaryIO) -> None:
 
 def _copy_element(src: BinaryIO, raw: RawDataElement, out: BinaryIO) -> None:
     """The element's header and value, as they are in the source file."""
-    header = 8 if raw.is_implicit_VR or raw.VR not in _LONG_VRS else 12
+    header = 8 if raw.is_implicit_VR or raw.VR not in EXPLICIT_VR_LENGTH_32 else 12
     start = raw.value_tell - header
     src.seek(start)
     tag = src.read(4)

@@ -30,6 +30,7 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_deferred_data_element
 from pydicom.filewriter import write_data_element
 from pydicom.tag import Tag
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
 from gateway import __version__
 from gateway.formats.engine.fieldtable import element as _element
@@ -146,7 +147,6 @@ def _value_bytes(ds: Dataset, tag: int) -> bytes:
     return _encoded_value(ds, elem)
 
 
-_LONG_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"}
 
 
 def _encoded_value(ds: Dataset, elem: DataElement) -> bytes:
@@ -154,7 +154,7 @@ def _encoded_value(ds: Dataset, elem: DataElement) -> bytes:
     fp = DicomBytesIO()
     fp.is_implicit_VR, fp.is_little_endian = implicit, little
     write_data_element(fp, elem, ds.get("SpecificCharacterSet", "iso8859"))
-    header = 8 if implicit or elem.VR not in _LONG_VRS else 12
+    header = 8 if implicit or elem.VR not in EXPLICIT_VR_LENGTH_32 else 12
     return fp.getvalue()[header:]
 
 

@@ -35,6 +35,7 @@ from pydicom.hooks import hooks, raw_element_value, raw_element_vr
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.uid import UID
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 from pydicom.values import convert_numbers, multi_string
 
 from gateway.dicom.unknown import is_unknown
@@ -369,7 +370,6 @@ def _element(ds: Dataset, tag: int, implicit: bool, encodings) -> bytes:
 _TEXT_PADDING = {"AE": b" ", "CS": b" ", "DA": b" ", "DT": b" ", "TM": b" ", "LO": b" ", "SH": b" ",
                  "LT": b" ", "ST": b" ", "UI": b"\0"}
 _ASCII = re.compile(r"[\x20-\x7e]*")
-_LONG_HEADER = {"OB", "OD", "OF", "OL", "OW", "OV", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"}
 _ITEM = struct.pack("<HH", 0xFFFE, 0xE000)
 
 
@@ -405,7 +405,7 @@ def _encoded(elem: DataElement, implicit: bool) -> bytes | None:
     tag = struct.pack("<HH", elem.tag >> 16, elem.tag & 0xFFFF)
     if implicit:
         return tag + struct.pack("<I", len(data)) + data
-    if vr in _LONG_HEADER:
+    if vr in EXPLICIT_VR_LENGTH_32:
         return tag + struct.pack("<2sHI", vr.encode(), 0, len(data)) + data
     if len(data) > 0xFFFF:
         return None  # pydicom writes it as UN

@@ -208,9 +208,6 @@ def _encoding(ds) -> tuple[pydicom.uid.UID, bool, bool]:
     return syntax, implicit, little
 
 
-_LONG_VRS = {"OB", "OD", "OF", "OL", "OW", "OV", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"}
-
-
 def _contiguous(data: bytes, headerless: bool, ds) -> tuple[int, dict[int, tuple[int, int]]] | None:
     """``_check_complete``'s answer for a whole data set, from the elements pydicom read,
     without reading the file again: each top-level element of defined length, whole, and its
@@ -223,14 +220,17 @@ def _contiguous(data: bytes, headerless: bool, ds) -> tuple[int, dict[int, tuple
     if not len(ds):
         return None
     spans = {}
-    begin = end = 0 if headerless else _meta_end(data)
+    walked = (0, None) if headerless else _meta_walk(data)
+    if walked is None:
+        return None
+    begin = end = walked[0]
     unpack = struct.unpack_from
     for raw in ds.values():  # as read: in file order, unconverted
         if type(raw) is not RawDataElement or raw.value is None or raw.length == 0xFFFFFFFF \
                 or len(raw.value) != raw.length:
             return None
         tag, vr = raw.tag, None
-        long = not implicit and raw.VR in _LONG_VRS
+        long = not implicit and raw.VR in EXPLICIT_VR_LENGTH_32
         start = raw.value_tell - (12 if long else 8)
         if start != end:
             return None
@@ -279,9 +279,17 @@ def _read_plain(data: bytes) -> tuple[FileDataset, int, dict[int, tuple[int, int
 
 
 def _plain_meta(data: bytes) -> tuple[int, bool] | None:
+    """Where the File Meta after ``DICM`` ends (``_meta_walk``), and whether the syntax it
+    names, one of ``_PLAIN_SYNTAXES``, is implicit VR; None otherwise."""
+    walked = _meta_walk(data)
+    implicit = None if walked is None else _PLAIN_SYNTAXES.get(walked[1])
+    return None if implicit is None else (walked[0], implicit)
+
+
+def _meta_walk(data: bytes) -> tuple[int, str | None] | None:
     """Where the File Meta after ``DICM`` ends, as ``_read_file_meta_info`` steps over it
-    (explicit VR little endian elements of group 0002), and whether the syntax it names, one
-    of ``_PLAIN_SYNTAXES``, is implicit VR; None otherwise."""
+    (explicit VR little endian elements of group 0002), and the transfer syntax it names;
+    None where an element is not whole or its VR not one pydicom knows."""
     pos, total, syntax = 132, len(data), None
     while total - pos >= 8 and data[pos:pos + 2] == b"\2\0":
         element, code, length = struct.unpack_from("<H2sH", data, pos + 2)
@@ -297,8 +305,7 @@ def _plain_meta(data: bytes) -> tuple[int, bool] | None:
         if element == 0x0010:
             syntax = bytes(data[at:at + length]).rstrip(b"\0 ").decode("latin-1")
         pos = at + length
-    implicit = _PLAIN_SYNTAXES.get(syntax)
-    return None if implicit is None else (pos, implicit)
+    return pos, syntax
 
 
 def _plain_elements(data: bytes, begin: int, implicit: bool) -> tuple[dict, dict] | None:
@@ -352,21 +359,6 @@ def _file_dataset(fp: BinaryIO, elements: dict, preamble: bytes | None, file_met
     ds = FileDataset(fp, inner, preamble, file_meta, implicit, True)
     ds.set_original_encoding(implicit, True, inner._character_set)
     return ds
-
-
-def _meta_end(data: bytes) -> int | None:
-    """Where the explicit VR little endian group 0002 after ``DICM`` ends (the data set
-    begins), stepping over its elements as ``_read_file_meta_info`` reads them."""
-    pos = 132
-    while pos + 8 <= len(data) and data[pos:pos + 2] == b"\2\0":
-        vr = data[pos + 4:pos + 6]
-        if vr.decode("latin-1") in _LONG_VRS:
-            pos += 12 + struct.unpack_from("<I", data, pos + 8)[0] if pos + 12 <= len(data) else len(data) + 1
-        elif vr.isalpha() and vr.isupper():
-            pos += 8 + struct.unpack_from("<H", data, pos + 6)[0]
-        else:
-            return None
-    return pos
 
 
 def _check_complete(fp: BinaryIO, total: int, headerless: bool, ds,
