@@ -212,8 +212,8 @@ class TapeSession:
 
     def defer(self, capture: Capture) -> None:
         """Not durable (the spool failed): offer the same capture again before reading on."""
-        entry = self._by_file.get(capture.origin.details.get("tape_file", -1))
-        if entry is None or entry.capture is None or entry.capture.origin != capture.origin:
+        entry = self._waiting(capture)
+        if entry is None:
             return
         if self.reoffer:
             entry.deferred = True
@@ -268,9 +268,17 @@ class TapeSession:
         self._open.append(_Open(tf, status=tf.kind, reason=_reason(tf)))
         self.journal_settled(quiet=True)
 
-    def _take(self, capture: Capture) -> _Open | None:
+    def _waiting(self, capture: Capture) -> _Open | None:
+        """The open tape file ``capture`` was handed on from (matched by origin, so a bare
+        copy of the capture finds it too), while it waits for its verdict."""
         entry = self._by_file.get(capture.origin.details.get("tape_file", -1))
         if entry is None or entry.capture is None or entry.capture.origin != capture.origin:
+            return None
+        return entry
+
+    def _take(self, capture: Capture) -> _Open | None:
+        entry = self._waiting(capture)
+        if entry is None:
             log.error("event=tape_verdict_unexpected origin=%s", capture.origin)
             return None
         del self._by_file[entry.file.number]
