@@ -207,7 +207,7 @@ class Conversion:
     def __iter__(self) -> Iterator[list[Prepared]]:
         if self._pool is None:
             for start in range(0, len(self._files), BATCH):
-                yield _collect(prepare_path(path) for path in self._files[start:start + BATCH])
+                yield prepare_paths(self._files[start:start + BATCH])
             return
         while self._pending:
             tasks = 1  # the first, waited for, then those ready after it
