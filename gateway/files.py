@@ -40,8 +40,11 @@ def read_capture(path: Path, source: str, details: dict[str, Any] | None = None)
 
 def claimed_paths(capture: Capture) -> list[Path]:
     """The other files ``capture`` (from ``read_capture``) named: they are not objects of their own."""
+    companions = capture.origin.details.get("companions")
+    if not companions:  # the usual case: no path to resolve (a file system call each)
+        return []
     own = Path(capture.origin.location).resolve()
-    named = (Path(p).resolve() for p in capture.origin.details.get("companions", {}).values())
+    named = (Path(p).resolve() for p in companions.values())
     return [p for p in named if p != own]
 
 

@@ -343,6 +343,8 @@ class _GroupCommit:
     before: dict[str, str | None] = field(default_factory=dict)  # uid: the path committed before
     final: dict[str, str] = field(default_factory=dict)           # uid: the path recorded now
     replaced: list[str] = field(default_factory=list)              # old files of changed objects
+    folder: str | None = None  # where this group's files go (``Spool._folder``)
+    made: bool = False         # that folder is new: ``files/`` itself changed too
 
 
 class Intake:
@@ -604,9 +606,10 @@ class Spool:
             try:
                 with self._tx() as db:
                     results = [e.settled or self._record(db, e, commit) for e in entries]
-                    if self.durable:
-                        for folder in dict.fromkeys((self.directory / rel).parent for _, rel in commit.placed):
-                            _fsync_dir(folder)
+                    if self.durable and commit.folder is not None:
+                        if commit.made:
+                            _fsync_dir(self.files)
+                        _fsync_dir(self.directory / commit.folder)
             except BaseException as exc:
                 for uid, rel in commit.placed:
                     if rel != commit.before.get(uid):  # not the file a committed row names
@@ -639,14 +642,11 @@ class Spool:
         queued = [d for d in e.destinations if not (same and self._has(e.uid, d))]
         if not queued:
             return Added(e.uid, ())  # every destination has it, or will: nothing is sent twice
-        rel = self._relpath(e.uid, e.digest)
         kept = bool(same and row[1] and (self.directory / row[1]).exists())
-        if not kept:
-            self._place(e, rel)
-            commit.placed.append((e.uid, rel))
+        rel = row[1] if kept else self._place(e, commit)
         now = time.time()
         if same:
-            db.execute("UPDATE instances SET path=? WHERE sop_instance_uid=?", (row[1] if kept else rel, e.uid))
+            db.execute("UPDATE instances SET path=? WHERE sop_instance_uid=?", (rel, e.uid))
         else:
             db.execute("INSERT OR REPLACE INTO instances VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                        (e.uid, e.sop_class_uid, e.transfer_syntax, e.study_uid, e.series_uid, rel, e.size,
@@ -655,27 +655,36 @@ class Spool:
             """INSERT OR REPLACE INTO deliveries (sop_instance_uid, destination, state, attempts,
                queued_at, next_attempt, updated) VALUES (?,?,?,0,?,?,?)""",
             [(e.uid, dest, QUEUED, now, now, now) for dest in queued])
-        commit.final[e.uid] = row[1] if kept else rel
+        commit.final[e.uid] = rel
         if row is not None and row[1] and not kept and row[1] != rel:
             commit.replaced.append(row[1])
         return Added(e.uid, tuple(queued))
 
-    def _place(self, e: _Entry, rel: str) -> None:
-        """Rename a staged file to ``rel`` (its directory is fsynced once for the group)."""
-        final = self.directory / rel
-        if not final.parent.is_dir():
-            private.make_dir(final.parent)
+    def _place(self, e: _Entry, commit: _GroupCommit) -> str:
+        """Rename a staged file into the group's folder; its relative path."""
+        if commit.folder is None:
+            commit.folder, commit.made = self._folder(e.digest)
+        rel = f"{commit.folder}/{e.uid}.{e.digest[:8]}.dcm"
         assert e.tmp is not None
-        os.replace(e.tmp, final)
+        os.replace(e.tmp, self.directory / rel)
+        commit.placed.append((e.uid, rel))
+        return rel
+
+    def _folder(self, digest: str) -> tuple[str, bool]:
+        """The folder of a group, and whether it was made now. A group's files share one of
+        256 folders (named by its first file's digest), so making them durable takes one
+        directory fsync, not one per file; the spool still spreads over the 256."""
+        rel = f"files/{digest[:2]}"
+        if (self.directory / rel).is_dir():
+            return rel, False
+        private.make_dir(self.directory / rel)
+        return rel, True
 
     def _has(self, uid: str, destination: str) -> bool:
         row = self._db.execute(
             "SELECT state FROM deliveries WHERE sop_instance_uid=? AND destination=?", (uid, destination)
         ).fetchone()
         return row is not None and row[0] in (DELIVERED, *WAITING)
-
-    def _relpath(self, uid: str, digest: str) -> str:
-        return f"files/{digest[:2]}/{uid}.{digest[:8]}.dcm"
 
     def _unlink(self, rel: str) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -99,27 +101,48 @@ def test_a_changed_object_in_a_group_replaces_the_old_file(tmp_path):
     assert pydicom.dcmread(item.path).SeriesDescription == "corrected"
 
 
-def _digest_dir(ds) -> str:
-    return hashlib.sha256(encode(ds)).hexdigest()[:2]
-
-
 def test_a_group_that_fails_in_its_commit_records_nothing_and_leaves_no_file(tmp_path):
     spool = Spool(tmp_path)
-    first = ct_instance(6)
-    second = next(ds for ds in (ct_instance(i) for i in range(7, 40)) if _digest_dir(ds) != _digest_dir(first))
-    # The second instance's directory cannot be made (a file stands in its way): the rename
-    # of its file fails after the first one's was put in place.
-    (tmp_path / "files" / _digest_dir(second)).write_bytes(b"in the way")
+    first, second = ct_instance(6), ct_instance(7)
+    # A group's files share the folder named by its first file's digest. The second file's
+    # place there is taken by a folder, so its rename fails after the first file's was done.
+    folder = tmp_path / "files" / hashlib.sha256(encode(first)).hexdigest()[:2]
+    obstacle = folder / f"{second.SOPInstanceUID}.{hashlib.sha256(encode(second)).hexdigest()[:8]}.dcm"
+    (obstacle / "in the way").mkdir(parents=True)
     group = spool.intake()
     group.add_bytes(encode(first), first, ["a"])
     group.add_bytes(encode(second), second, ["a"])
     with pytest.raises(OSError):
         group.commit()
     assert delivery_rows(tmp_path) == []
-    assert spool.files_on_disk() == [] and list((tmp_path / "tmp").iterdir()) == []
+    assert spool.files_on_disk() == [obstacle] and list((tmp_path / "tmp").iterdir()) == []  # the first file's is gone
     assert len(group) == 0
-    (tmp_path / "files" / _digest_dir(second)).unlink()
+    shutil.rmtree(obstacle)
     assert spool.add(first, ["a"]).queued == ("a",)  # and the spool goes on
+
+
+def test_a_group_shares_one_folder_and_fsyncs_it_once(tmp_path, monkeypatch):
+    """One directory fsync per group, not one per file (which made the commit, not the
+    conversion, the pace of ``send``); and the new folder's own entry is made durable too."""
+    spool = Spool(tmp_path)
+    synced: list[Path] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(Path(os.readlink(f"/proc/self/fd/{fd}")))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    group = spool.intake()
+    instances = [ct_instance(i) for i in range(20, 36)]
+    for ds in instances:
+        group.add_bytes(encode(ds), ds, ["a"])
+    group.commit()
+    folders = {p.parent for p in spool.files_on_disk()}
+    assert len(folders) == 1 and len(spool.files_on_disk()) == len(instances)
+    (folder,) = folders
+    directories = [p for p in synced if p.is_dir()]
+    assert directories.count(folder) == 1 and directories.count(tmp_path / "files") == 1
 
 
 class DurableSink:
