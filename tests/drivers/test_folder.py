@@ -22,11 +22,14 @@ class Recorder(DriverThread):
         self.verdict = verdict
 
     def handle(self, capture) -> None:
-        self.taken.append((capture, time.monotonic()))
+        at = time.monotonic()
         if self.verdict(capture):
             self.driver.ack(capture, "1.2.3")
         else:
             self.driver.reject(capture, "unknown format")
+        # Counted once its verdict is carried out: a test that waits for it then finds the file
+        # moved (writing the same name again before that rewrote the file being acknowledged).
+        self.taken.append((capture, at))
 
     def names(self) -> list[str]:
         return sorted(c.origin.location for c, _ in self.taken)
