@@ -252,6 +252,7 @@ def run_send(repo: Path, config: Path, folder: Path, count: int, jobs: int | Non
     """Seconds of one ``send`` of ``folder`` from the checkout ``repo``, with a fresh spool."""
     shutil.rmtree(config.parent / "send-spool", ignore_errors=True)
     shutil.rmtree(config.parent / "state", ignore_errors=True)
+    os.sync()  # the removal's and the last run's writes are not this run's
     command = [sys.executable, "-m", "gateway", "-c", str(config), "send", "--to", "fast", str(folder)]
     if jobs is not None:
         command += ["--jobs", str(jobs)]
@@ -277,6 +278,7 @@ def measure_dcmtk(work: Path, files: list[Path], counts: list[int], repeat: int,
             compile_sources(repo)
         print(f"  end to end: storescu +sd and `send` of the same {len(files)} files, alternated ({load()})")
         for _ in range(repeat):
+            os.sync()  # each timed run starts with nothing of the previous one left to write back
             t = run_storescu(work / "files", port, "FAST", nodelay=True)
             runs.setdefault("storescu (e2e)", []).append(len(files) / t)
             print(f"  storescu +sd              {t:6.2f} s  {len(files) / t:7.1f} images/s  ({load()})")
