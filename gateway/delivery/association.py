@@ -23,13 +23,14 @@ stall (measured on one association: storescp 47 -> 3 ms, Orthanc 50 -> 6.5 ms pe
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, ContextManager, Iterable
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -295,6 +296,17 @@ class Link:
         self.commitment_accepted = bool(self.accepted.get(StorageCommitmentPushModel))
         self.sent = 0
         self.last_used = time.monotonic()
+
+    def idling(self) -> ContextManager[None]:
+        """Between batches, pynetdicom's threads stay as quiet as during one: idle, its DUL
+        looked at the socket every millisecond and its reactor at the DIMSE queue as often
+        (about 0.1 s of CPU in a ``send`` of 500 files, taken from the conversion). A release
+        or abort from the peer is still seen by the DUL; the reactor catches up when the wait
+        ends (within ``forwarder.POLL``). Not with storage commitment: its reports arrive on
+        the association and the reactor serves them."""
+        if self.commitment_proposed or not self.is_open:
+            return contextlib.nullcontext()
+        return store_response.quiet(self.assoc)
 
     def close(self) -> None:
         if self.assoc is not None:

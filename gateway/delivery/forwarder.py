@@ -322,7 +322,8 @@ class Lane(threading.Thread):
                 timeout = min(timeout, max(0.01, due - time.time()))
         if self.link.is_open:
             timeout = min(timeout, max(0.01, IDLE_RELEASE - (time.monotonic() - self.link.last_used)))
-        runner.wait(generation, timeout)
+        with self.link.idling():
+            runner.wait(generation, timeout)
 
     def give_back_ahead(self, why: str) -> None:
         """A batch claimed ahead that will not be sent now goes back with the next record."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterable, Protocol
+from typing import TYPE_CHECKING, Callable, ContextManager, Iterable, Protocol
 
 if TYPE_CHECKING:
     from gateway.config import Destination
@@ -55,6 +55,10 @@ class Sender(Protocol):
 
     def abort(self) -> None:
         """Cut the connection (from another thread, to stop)."""
+
+    def idling(self) -> ContextManager[None]:
+        """Around a lane's wait for more work while open: the connection costs as little as
+        it can meanwhile."""
 
 
 def new_sender(dest: "Destination", ae_title: str, on_report: Callable | None = None) -> Sender:

@@ -19,6 +19,7 @@ restart) and only ever put in the Authorization header: never logged, never in a
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import threading
@@ -27,7 +28,7 @@ import uuid
 import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, ContextManager, Iterable
 
 import urllib3
 from urllib3.exceptions import (
@@ -190,6 +191,9 @@ class StowSender:
 
     def abort(self) -> None:
         self.close()
+
+    def idling(self) -> ContextManager[None]:
+        return contextlib.nullcontext()  # nothing runs between requests
 
     # -- one batch ------------------------------------------------------------------------
 

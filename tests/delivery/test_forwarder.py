@@ -305,3 +305,32 @@ def test_a_batch_claimed_ahead_goes_back_unpenalised_when_the_association_is_los
         assert sorted(set(received)) == sorted(uids) and len(received) == len(uids) + 1
     finally:
         server.shutdown()
+
+
+def test_between_batches_pynetdicom_stays_quiet_and_the_association_goes_on(storescp, tmp_path):
+    """A lane waiting for work keeps its association open (for ``IDLE_RELEASE``), but not
+    pynetdicom's threads busy: left alone, its DUL looks at the socket every millisecond and
+    its reactor at the DIMSE queue as often, CPU a ``send`` needs for converting. The next
+    work goes out on the same association."""
+    spool = Spool(tmp_path / "spool")
+    spool_instances(spool, 4, ["a"])
+    with forwarding(spool, [destination("a", storescp.port)]) as fwd:
+        assert wait_until(lambda: spool.pending("a") == 0, 30)
+        (lane,) = fwd.workers["a"].lanes
+        assoc = lane.link.assoc
+        looks = [0]
+        look = assoc.dul._is_transport_event
+
+        def counted() -> bool:
+            looks[0] += 1
+            return look()
+
+        assoc.dul._is_transport_event = counted
+        time.sleep(1.0)
+        assert looks[0] < 400, f"the DUL looked {looks[0]} times in a second of waiting"
+        assert not assoc._reactor_checkpoint.is_set()  # the reactor is paused too
+        later = spool_instances(spool, 4, ["a"])
+        fwd.notify(("a",), len(later))
+        assert wait_until(lambda: spool.pending("a") == 0, 30)
+        assert lane.link.assoc is assoc and assoc.is_established
+    assert all(r["state"] == DELIVERED for r in _states(spool, "a").values())
