@@ -18,7 +18,7 @@ import pydicom
 from pydicom.charset import convert_encodings, default_encoding
 from pydicom.datadict import keyword_for_tag
 from pydicom.dataelem import RawDataElement, convert_raw_data_element, empty_value_for_VR
-from pydicom.dataset import Dataset, FileDataset
+from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.filereader import (
     ENCODED_VR,
@@ -259,8 +259,7 @@ def _read_plain(data: bytes) -> tuple[FileDataset, int, dict[int, tuple[int, int
     span. Plain: a little endian syntax the File Meta names and the first element agrees with,
     no Command Set, and elements of defined length and known VR, each whole, up to the end.
     None for anything else, found before pydicom reads anything (so nothing it warns about is
-    said twice): ``dcmread`` and the completeness walk then read it, and name what is wrong.
-    The preamble and the File Meta are read by pydicom's own functions."""
+    said twice): ``dcmread`` and the completeness walk then read it, and name what is wrong."""
     meta = _plain_meta(data)
     if meta is None:
         return None
@@ -268,14 +267,50 @@ def _read_plain(data: bytes) -> tuple[FileDataset, int, dict[int, tuple[int, int
     found = _plain_elements(data, begin, implicit)
     if found is None:
         return None
-    fp = io.BytesIO(data)
-    preamble = read_preamble(fp, False)
-    file_meta = _read_file_meta_info(fp)
-    if fp.tell() != begin or _PLAIN_SYNTAXES.get(file_meta.get("TransferSyntaxUID")) is not implicit:
-        return None  # not where the walk over group 0002 ended: let dcmread read it all
+    file_meta = _file_meta(data, begin)
+    if file_meta is None:  # pydicom's reader, which has something to say about it
+        fp = io.BytesIO(data)
+        read_preamble(fp, False)
+        file_meta = _read_file_meta_info(fp)
+        if fp.tell() != begin:
+            return None  # not where the walk over group 0002 ended: let dcmread read it all
+    if _PLAIN_SYNTAXES.get(file_meta.get("TransferSyntaxUID")) is not implicit:
+        return None
     elements, spans = found
+    fp = io.BytesIO(data)
     fp.seek(len(data))
-    return _file_dataset(fp, elements, preamble, file_meta, implicit), begin, spans
+    return _file_dataset(fp, elements, bytes(data[:128]), file_meta, implicit), begin, spans
+
+
+def _file_meta(data: bytes, end: int) -> FileMetaDataset | None:
+    """The File Meta as ``_read_file_meta_info`` reads it (raw elements, the first one
+    converted), from the elements ``_meta_walk`` stepped over up to ``end``: pydicom's reader
+    builds a data set twice and a generator for six elements. Only where it would say nothing:
+    a first element that is the group length, holding the length it should (pydicom logs
+    otherwise); else None, before anything is converted or said."""
+    elements: dict[BaseTag, RawDataElement] = {}
+    unpack = struct.unpack_from
+    pos = 132
+    while pos < end:
+        element, code, length = unpack("<H2sH", data, pos + 2)
+        vr, at = code.decode(default_encoding), pos + 8
+        if vr in EXPLICIT_VR_LENGTH_32:
+            length, at = unpack("<I", data, pos + 8)[0], pos + 12
+        tag = BaseTag(0x00020000 | element)
+        value = data[at:at + length] if length else empty_value_for_VR(vr, raw=True)
+        elements[tag] = RawDataElement(tag, vr, length, value, at, False, True)
+        pos = at + length
+    first = next(iter(elements.values()), None)
+    if first is None or first.tag != _GROUP_LENGTH or first.VR != "UL" or first.length != 4 \
+            or unpack("<I", first.value)[0] != end - 144:
+        return None
+    meta = FileMetaDataset(elements)
+    meta.set_original_encoding(False, True, default_encoding)
+    meta[first.tag]  # converted, as pydicom's reader converts the first element
+    return meta
+
+
+_GROUP_LENGTH = 0x00020000
 
 
 def _plain_meta(data: bytes) -> tuple[int, bool] | None:
@@ -341,7 +376,8 @@ def _plain_elements(data: bytes, begin: int, implicit: bool) -> tuple[dict, dict
         if tag == 0xFFFEE00D or length == 0xFFFFFFFF or at + length > total:
             return None
         value = data[at:at + length] if length else empty_value_for_VR(vr, raw=True)
-        elements[BaseTag(tag)] = RawDataElement(BaseTag(tag), vr, length, value, at, implicit, True)
+        key = BaseTag(tag)  # one object, key and element's tag, as read_dataset keeps them
+        elements[key] = RawDataElement(key, vr, length, value, at, implicit, True)
         spans[tag] = (pos - begin, at + length - begin)
         pos = at + length
     if _ROWS in elements and not any(tag in elements for tag in _PIXEL_TAGS):
@@ -350,14 +386,13 @@ def _plain_elements(data: bytes, begin: int, implicit: bool) -> tuple[dict, dict
 
 
 def _file_dataset(fp: BinaryIO, elements: dict, preamble: bytes | None, file_meta, implicit: bool) -> FileDataset:
-    """The data set as ``read_dataset`` and ``read_partial`` wrap the elements they read."""
-    inner = Dataset(elements, parent_encoding=default_encoding)
-    encoding = default_encoding
+    """The data set as ``read_dataset`` and ``read_partial`` wrap the elements they read (the
+    character set converted as they convert it: twice; no inner data set, which only lends
+    the outer one its elements)."""
     if 0x00080005 in elements:
-        encoding = convert_encodings(convert_raw_data_element(elements[BaseTag(0x00080005)]).value)
-    inner.set_original_encoding(implicit, True, encoding)
-    ds = FileDataset(fp, inner, preamble, file_meta, implicit, True)
-    ds.set_original_encoding(implicit, True, inner._character_set)
+        convert_encodings(convert_raw_data_element(elements[BaseTag(0x00080005)]).value)
+    ds = FileDataset(fp, elements, preamble, file_meta, implicit, True)
+    ds.set_original_encoding(implicit, True, ds._character_set)
     return ds
 
 
