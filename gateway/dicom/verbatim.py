@@ -38,6 +38,7 @@ from pydicom.uid import UID
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 from pydicom.values import convert_numbers, multi_string
 
+from gateway.dicom.tags import shared_tag
 from gateway.dicom.unknown import is_unknown
 
 _UNDEFINED = 0xFFFFFFFF
@@ -151,7 +152,7 @@ def plain(raw: RawDataElement, texts: bool) -> bool:
     holding numbers of its size or (``texts``: a character set read as latin-1) ASCII text
     valid for its VR (``_PLAIN_TEXT``). Such an element may stay raw until someone reads it."""
     value = raw.value
-    if value is None or raw.length == _UNDEFINED or raw.length % 2 or raw.tag & 0x10000 or raw.tag == _CHARSET:
+    if value is None or raw.length == _UNDEFINED or raw.length % 2 or raw.tag & 0x10000 or int(raw.tag) == _CHARSET:
         return False
     vr = _vr(raw)
     if vr is None:
@@ -208,10 +209,17 @@ def read(ds: Dataset, tag: int) -> DataElement | None:
         return elem
     if not is_plain(ds, tag, elem):
         return ds[tag]
-    converted = _converted(ds, tag, elem)
+    converted = _converted(ds, tag, elem, checked=True)
     ds.__dict__.setdefault(_READ, {})[tag] = (elem, _frozen_element(converted))
-    ds[tag] = converted
+    if tag >> 16 == _PIXEL_GROUP or tag == _PIXEL_REPRESENTATION:
+        ds[tag] = converted
+    else:  # as ``ds[tag]`` stores what it converted: a plain element needs nothing of ``__setitem__``
+        ds._dict[elem.tag] = converted
     return converted
+
+
+_PIXEL_GROUP = 0x7FE0
+_PIXEL_REPRESENTATION = 0x00280103
 
 
 _READ = "_verbatim_read"  # beside a decoded data set: tag -> (raw element, its frozen conversion)
@@ -255,24 +263,26 @@ def _unchanged(ds: Dataset, tag: int, before: Snapshot) -> bool:
     """Whether the element at ``tag`` is what ``before`` holds: the same raw element, or the
     same frozen form (a raw one that was read since is converted again to compare)."""
     was = before.get(tag)
-    now = ds.get_item(tag)
+    now = ds.get_item(shared_tag(tag))  # the data set's own key object: no BaseTag.__eq__
     if was is None or now is None:
         return was is None and now is None
     if now is was:
         return True
     if isinstance(was, RawDataElement):
         known = ds.__dict__.get(_READ, {}).get(tag)
-        was = known[1] if known is not None and known[0] is was else _frozen_element(_converted(ds, tag, was))
+        was = known[1] if known is not None and known[0] is was \
+            else _frozen_element(_converted(ds, tag, was, checked=is_plain(ds, tag, was)))
     if isinstance(now, RawDataElement):
         now = ds[tag]
     return _frozen_element(now) == was
 
 
-def _converted(ds: Dataset, tag: int, raw: RawDataElement) -> DataElement:
+def _converted(ds: Dataset, tag: int, raw: RawDataElement, checked: bool) -> DataElement:
     """``raw`` (a ``plain`` element of ``ds``, or one it held) converted as ``ds[tag]`` converts
     it: for the strings, UIDs and unsigned numbers normalisation reads most, by the very
-    converters pydicom's default hooks would call (``_fast_value``), without the hooks."""
-    value = _fast_value(raw)
+    converters pydicom's default hooks would call (``_fast_value``), without the hooks.
+    ``checked``: ``plain`` said yes, so its UIDs are valid (pydicom's check would pass)."""
+    value = _fast_value(raw, checked)
     if value is not _SLOW:
         return DataElement(raw.tag, raw.VR or dictionary_VR(raw.tag), value, raw.value_tell,
                            raw.length == _UNDEFINED, already_converted=True)
@@ -283,21 +293,26 @@ def _converted(ds: Dataset, tag: int, raw: RawDataElement) -> DataElement:
 _SLOW = object()
 
 
-def _fast_value(raw: RawDataElement) -> Any:
+def _fast_value(raw: RawDataElement, checked: bool = False) -> Any:
     """What ``pydicom.values.convert_value`` makes of a plain ``raw`` whose VR converts
     without a character set (UI, CS, AE, DA, TM: ``default_encoding``) or is US/UL, when
-    pydicom's conversion hooks are its own; else ``_SLOW``."""
+    pydicom's conversion hooks are its own; else ``_SLOW``. A ``checked`` UI value is made a
+    UID without pydicom's validation: ``plain`` checked it more strictly (a fifth of a read)."""
     if not raw.length or pydicom_config.data_element_callback or hooks.raw_element_kwargs \
             or hooks.raw_element_vr is not raw_element_vr or hooks.raw_element_value is not raw_element_value:
         return _SLOW
     vr = raw.VR or dictionary_VR(raw.tag)
     if vr == "UI":
-        return multi_string(raw.value.decode(default_encoding).rstrip("\0 "), UID)
+        return multi_string(raw.value.decode(default_encoding).rstrip("\0 "), _checked_uid if checked else UID)
     if vr in ("CS", "AE") or vr in ("DA", "TM") and not pydicom_config.datetime_conversion:
         return multi_string(raw.value.decode(default_encoding))
     if vr in ("US", "UL"):  # unsigned: the hook's fix of a negative LUT descriptor never applies
         return convert_numbers(raw.value, raw.is_little_endian, "H" if vr == "US" else "L")
     return _SLOW
+
+
+def _checked_uid(text: str) -> UID:
+    return UID(text, validation_mode=pydicom_config.IGNORE)
 
 
 def _frozen(value: Any) -> Any:
@@ -437,7 +452,7 @@ def _file_meta(ds: Dataset) -> bytes:
     body = []
     for tag in sorted(meta.keys()):
         elem = meta[tag]
-        if tag in (0x00020000, 0x00020001) or elem.VR not in _META_PADDING or not isinstance(elem.value, str):
+        if int(tag) in (0x00020000, 0x00020001) or elem.VR not in _META_PADDING or not isinstance(elem.value, str):
             fp = DicomBytesIO()
             write_file_meta_info(fp, deepcopy(meta), enforce_standard=True)  # as dcmwrite: ds's own kept
             return fp.getvalue()

@@ -31,6 +31,7 @@ from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
 from gateway.dicom import verbatim
 from gateway.dicom.deferred import DEFER_SIZE, is_deferred
+from gateway.dicom.tags import shared_tag
 from gateway.dicom.unknown import is_unknown
 from gateway.errors import DecodeError
 from gateway.formats import Decoded, DumpRow
@@ -81,7 +82,7 @@ def _read(data: bytes, headerless: bool) -> tuple[pydicom.Dataset, verbatim.Orig
         ds.file_meta = pydicom.dataset.FileMetaDataset()
         ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
     syntax = pydicom.uid.UID(ds.file_meta.get("TransferSyntaxUID", ""))
-    if not verbatim.reusable(ds, syntax, as_written) or spans.keys() != set(ds.keys()):
+    if not verbatim.reusable(ds, syntax, as_written) or spans.keys() != set(map(int, ds.keys())):
         verbatim.parse_all(ds)  # encoded again: every element from its value
         return ds, None
     return ds, verbatim.Original(memoryview(data)[start:], spans, syntax)
@@ -376,7 +377,7 @@ def _plain_elements(data: bytes, begin: int, implicit: bool) -> tuple[dict, dict
         if tag == 0xFFFEE00D or length == 0xFFFFFFFF or at + length > total:
             return None
         value = data[at:at + length] if length else empty_value_for_VR(vr, raw=True)
-        key = BaseTag(tag)  # one object, key and element's tag, as read_dataset keeps them
+        key = shared_tag(tag)  # one object, key and element's tag, as read_dataset keeps them
         elements[key] = RawDataElement(key, vr, length, value, at, implicit, True)
         spans[tag] = (pos - begin, at + length - begin)
         pos = at + length
