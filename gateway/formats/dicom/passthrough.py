@@ -251,6 +251,10 @@ def _contiguous(data: bytes, headerless: bool, ds) -> tuple[int, dict[int, tuple
     return begin, spans
 
 
+# Each VR pydicom knows, by its two bytes: one lookup instead of a check and a decode by the
+# codec's name (pydicom's "iso8859", which Python looks up anew each time: a microsecond).
+_VR_NAMES = {code: code.decode(default_encoding) for code in ENCODED_VR}
+
 _PLAIN_SYNTAXES = {str(pydicom.uid.ImplicitVRLittleEndian): True, str(pydicom.uid.ExplicitVRLittleEndian): False}
 
 
@@ -294,7 +298,7 @@ def _file_meta(data: bytes, end: int) -> FileMetaDataset | None:
     pos = 132
     while pos < end:
         element, code, length = unpack("<H2sH", data, pos + 2)
-        vr, at = code.decode(default_encoding), pos + 8
+        vr, at = _VR_NAMES[code], pos + 8
         if vr in EXPLICIT_VR_LENGTH_32:
             length, at = unpack("<I", data, pos + 8)[0], pos + 12
         tag = BaseTag(0x00020000 | element)
@@ -332,7 +336,7 @@ def _meta_walk(data: bytes) -> tuple[int, str | None] | None:
         if code not in ENCODED_VR:
             return None
         at = pos + 8
-        if code.decode(default_encoding) in EXPLICIT_VR_LENGTH_32:
+        if _VR_NAMES[code] in EXPLICIT_VR_LENGTH_32:
             if total - pos < 12:
                 return None
             length, at = struct.unpack_from("<I", data, pos + 8)[0], pos + 12
@@ -366,9 +370,9 @@ def _plain_elements(data: bytes, begin: int, implicit: bool) -> tuple[dict, dict
             vr, at = None, pos + 8
         else:
             group, element, code, length = unpack("<HH2sH", data, pos)
-            if code not in ENCODED_VR:
+            vr, at = _VR_NAMES.get(code), pos + 8
+            if vr is None:
                 return None
-            vr, at = code.decode(default_encoding), pos + 8
             if vr in EXPLICIT_VR_LENGTH_32:
                 if total - pos < 12:
                     return None
