@@ -114,10 +114,13 @@ class Changes:
                 _put(item, "ModifyingSystem", MODIFYING_SYSTEM)
                 _put(item, "SourceOfPreviousValues", source[:64])
                 _put(item, "ReasonForTheAttributeModification", reason)
-                ds.setdefault("OriginalAttributesSequence", []).value.append(item)
+                ds.setdefault(_ORIGINAL_ATTRIBUTES, []).value.append(item)
         self._before.clear()
         self._nonconforming.clear()
         self._removed.clear()
+
+
+_ORIGINAL_ATTRIBUTES = tag_and_vr("OriginalAttributesSequence")[0]  # by tag: no keyword lookups
 
 
 def _put(ds: Dataset, keyword: str, value: Any) -> None:

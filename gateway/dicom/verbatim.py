@@ -211,7 +211,7 @@ def read(ds: Dataset, tag: int) -> DataElement | None:
     if not is_plain(ds, tag, elem):
         return ds[tag]
     converted = _converted(ds, tag, elem, checked=True)
-    ds.__dict__.setdefault(_READ, {})[tag] = (elem, _frozen_element(converted))
+    ds.__dict__.setdefault(_READ, {})[tag] = (elem, _frozen_element(converted), converted, converted.value)
     if tag >> 16 == _PIXEL_GROUP or tag == _PIXEL_REPRESENTATION:
         ds[tag] = converted
     else:  # as ``ds[tag]`` stores what it converted: a plain element needs nothing of ``__setitem__``
@@ -223,7 +223,10 @@ _PIXEL_GROUP = 0x7FE0
 _PIXEL_REPRESENTATION = 0x00280103
 
 
-_READ = "_verbatim_read"  # beside a decoded data set: tag -> (raw element, its frozen conversion)
+_READ = "_verbatim_read"  # beside a decoded data set: tag -> (raw element, its frozen conversion,
+# the converted element and its value as made)
+# Values that cannot change in place: one still held by the element ``read`` made is as frozen.
+_IMMUTABLE = {str, UID, int, float, bytes}
 
 
 def reusable(ds: Dataset, syntax: UID, values_as_written: bool) -> bool:
@@ -271,8 +274,12 @@ def _unchanged(ds: Dataset, tag: int, before: Snapshot) -> bool:
         return True
     if isinstance(was, RawDataElement):
         known = ds.__dict__.get(_READ, {}).get(tag)
-        was = known[1] if known is not None and known[0] is was \
-            else _frozen_element(_converted(ds, tag, was, checked=is_plain(ds, tag, was)))
+        if known is not None and known[0] is was:
+            if now is known[2] and type(known[3]) in _IMMUTABLE and now.value is known[3] and now.VR == known[1][0]:
+                return True  # the element ``read`` made, holding the very value it froze
+            was = known[1]
+        else:
+            was = _frozen_element(_converted(ds, tag, was, checked=is_plain(ds, tag, was)))
     if isinstance(now, RawDataElement):
         now = ds[tag]
     return _frozen_element(now) == was
