@@ -34,7 +34,7 @@ from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
 from gateway import __version__
 from gateway.formats.engine.fieldtable import element as _element
-from gateway.formats.engine.fieldtable import tag_and_vr
+from gateway.formats.engine.fieldtable import tag_and_vr, value_of
 
 CORRECT = "CORRECT"
 COERCE = "COERCE"
@@ -85,6 +85,10 @@ class Changes:
 
     def write(self, ds: Dataset, source: str = "", when: dt.datetime | None = None) -> None:
         stamp = (when or dt.datetime.now(dt.timezone.utc)).strftime("%Y%m%d%H%M%S.%f%z")
+        # Adding a sequence makes pydicom read the Pixel Representation (for the items' sake):
+        # read here first, a raw one is converted the cheap way and remembered (``verbatim``).
+        if self:
+            value_of(ds, "PixelRepresentation")
         for reason in dict.fromkeys([*self._before, *self._removed]):
             before = self._before.get(reason, {})
             odd = self._nonconforming.get(reason, {})

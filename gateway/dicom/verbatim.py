@@ -285,7 +285,13 @@ def _unchanged(ds: Dataset, tag: int, before: Snapshot) -> bool:
     return _frozen_element(now) == was
 
 
-def _converted(ds: Dataset, tag: int, raw: RawDataElement, checked: bool) -> DataElement:
+def converted(raw: RawDataElement) -> DataElement:
+    """A ``plain`` raw element of a VR ``_fast_value`` converts (UI, CS, AE, DA, TM, US, UL),
+    converted as ``ds[tag]`` would convert it; others by pydicom, in the default encoding."""
+    return _converted(None, raw.tag, raw, checked=True)
+
+
+def _converted(ds: Dataset | None, tag: int, raw: RawDataElement, checked: bool) -> DataElement:
     """``raw`` (a ``plain`` element of ``ds``, or one it held) converted as ``ds[tag]`` converts
     it: for the strings, UIDs and unsigned numbers normalisation reads most, by the very
     converters pydicom's default hooks would call (``_fast_value``), without the hooks.
@@ -294,7 +300,7 @@ def _converted(ds: Dataset, tag: int, raw: RawDataElement, checked: bool) -> Dat
     if value is not _SLOW:
         return DataElement(raw.tag, raw.VR or dictionary_VR(raw.tag), value, raw.value_tell,
                            raw.length == _UNDEFINED, already_converted=True)
-    charset = default_encoding if tag == _CHARSET else ds.original_character_set or ds._character_set
+    charset = default_encoding if tag == _CHARSET or ds is None else ds.original_character_set or ds._character_set
     return convert_raw_data_element(raw, encoding=charset, ds=ds)
 
 

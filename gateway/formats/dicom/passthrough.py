@@ -289,10 +289,11 @@ def _read_plain(data: bytes) -> tuple[FileDataset, int, dict[int, tuple[int, int
 
 def _file_meta(data: bytes, end: int) -> FileMetaDataset | None:
     """The File Meta as ``_read_file_meta_info`` reads it (raw elements, the first one
-    converted), from the elements ``_meta_walk`` stepped over up to ``end``: pydicom's reader
-    builds a data set twice and a generator for six elements. Only where it would say nothing:
-    a first element that is the group length, holding the length it should (pydicom logs
-    otherwise); else None, before anything is converted or said."""
+    converted; here the Transfer Syntax UID too, which is read next), from the elements
+    ``_meta_walk`` stepped over up to ``end``: pydicom's reader builds a data set twice and a
+    generator for six elements. Only where it would say nothing: a first element that is the
+    group length, holding the length it should (pydicom logs otherwise); else None, before
+    anything is converted or said."""
     elements: dict[BaseTag, RawDataElement] = {}
     unpack = struct.unpack_from
     pos = 132
@@ -309,9 +310,12 @@ def _file_meta(data: bytes, end: int) -> FileMetaDataset | None:
     if first is None or first.tag != _GROUP_LENGTH or first.VR != "UL" or first.length != 4 \
             or unpack("<I", first.value)[0] != end - 144:
         return None
+    for tag in (_GROUP_LENGTH, _TRANSFER_SYNTAX):  # read first thing: converted the cheap way
+        raw = elements.get(tag)
+        if raw is not None and verbatim.plain(raw, texts=True):
+            elements[tag] = verbatim.converted(raw)
     meta = FileMetaDataset(elements)
     meta.set_original_encoding(False, True, default_encoding)
-    meta[first.tag]  # converted, as pydicom's reader converts the first element
     return meta
 
 
