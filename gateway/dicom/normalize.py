@@ -14,7 +14,7 @@ from typing import Any
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.tag import BaseTag, Tag
-from pydicom.uid import UID, ExplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from gateway import __version__
 from gateway.dicom import repair, unknown, verbatim
@@ -229,11 +229,17 @@ def _private_block(ds: Dataset) -> int:
     raise DecodeError(f"no free private block in group {PRIVATE_GROUP:04X}", field="private creator")
 
 
+_TRANSFER_SYNTAX = tag_and_vr("TransferSyntaxUID")[0]
+_PLAIN_SYNTAXES = {ImplicitVRLittleEndian, ExplicitVRLittleEndian}
+
+
 def _write_meta(ds: Dataset) -> None:
     """File meta information for Part 10; a decoder may have chosen the transfer syntax."""
     old = getattr(ds, "file_meta", None)
-    syntax = old.get("TransferSyntaxUID") if isinstance(old, FileMetaDataset) else None
-    if not syntax or not UID(syntax).is_transfer_syntax:
+    found = old.get(_TRANSFER_SYNTAX) if isinstance(old, FileMetaDataset) else None  # by tag: no keyword lookup
+    syntax = None if found is None else found.value
+    # The two plain syntaxes (most files) need no second UID, which would check the value again.
+    if not syntax or not (isinstance(syntax, str) and syntax in _PLAIN_SYNTAXES or UID(syntax).is_transfer_syntax):
         syntax = ExplicitVRLittleEndian
     meta = {}
     for keyword, value in (("MediaStorageSOPClassUID", value_of(ds, "SOPClassUID")),
