@@ -44,6 +44,8 @@ from gateway.dicom.unknown import is_unknown
 
 _UNDEFINED = 0xFFFFFFFF
 _CHARSET = 0x00080005
+_CHARSET_TAG = shared_tag(_CHARSET)
+_TRANSFER_SYNTAX = shared_tag(0x00020010)
 _PIXEL_DATA = 0x7FE00010
 # Character sets whose decoding maps every byte to one character and back (latin-1 and its
 # ASCII subset; pydicom reads text without a Specific Character Set as latin-1 too).
@@ -153,21 +155,38 @@ def plain(raw: RawDataElement, texts: bool) -> bool:
     holding numbers of its size or (``texts``: a character set read as latin-1) ASCII text
     valid for its VR (``_PLAIN_TEXT``). Such an element may stay raw until someone reads it."""
     value = raw.value
-    if value is None or raw.length == _UNDEFINED or raw.length % 2 or raw.tag & 0x10000 or int(raw.tag) == _CHARSET:
+    length = raw.length
+    if value is None or length == _UNDEFINED or length % 2 or raw.tag & 0x10000 or int(raw.tag) == _CHARSET:
         return False
-    vr = _vr(raw)
+    vr = raw.VR or _vr(raw)
     if vr is None:
         return False
     size = _NUMBER_SIZE.get(vr)
     if size is not None:
         return len(value) % size == 0
-    pattern = _PLAIN_RE.get(vr) if texts else None
-    if pattern is None:
+    if not texts or vr not in _PLAIN_RE:
         return False
+    key = (vr, value)
+    known = _PLAIN_SEEN.get(key)
+    if known is None:
+        known = _PLAIN_SEEN[key] = _plain_text(vr, value)
+        if len(_PLAIN_SEEN) > _PLAIN_SEEN_MAX:
+            _PLAIN_SEEN.clear()
+    return known
+
+
+# Texts ``plain`` judged, by (VR, bytes): the images of a series repeat most of their values.
+_PLAIN_SEEN: dict[tuple[str, bytes], bool] = {}
+_PLAIN_SEEN_MAX = 4096
+
+
+def _plain_text(vr: str, value: bytes) -> bool:
+    """Whether ``value`` is ASCII text valid for ``vr`` (``_PLAIN_TEXT``), each value of it
+    within the VR's length."""
     limit = _PLAIN_LENGTH[vr]
     if len(value) > limit and max(map(len, value.split(b"\\"))) > limit:
         return False
-    return pattern.fullmatch(value.rstrip(b" \0")) is not None
+    return _PLAIN_RE[vr].fullmatch(value.rstrip(b" \0")) is not None
 
 
 def _vr(raw: RawDataElement) -> str | None:
@@ -359,12 +378,15 @@ def part10(ds: Dataset, original: Original, before: Snapshot) -> bytes | None:
 
 
 def _spliced(ds: Dataset, original: Original, before: Snapshot) -> bytes | None:
-    meta_syntax = UID(str(ds.file_meta.get("TransferSyntaxUID", "")))
+    found = ds.file_meta.get(_TRANSFER_SYNTAX)  # by tag, and compared as text: a UID made of it
+    meta_syntax = "" if found is None else str(found.value)  # would check it again for nothing
     if meta_syntax != original.syntax or not all(_unchanged(ds, t, before) for t in (_CHARSET, _PIXEL_DATA)):
         return None
     preamble = getattr(ds, "preamble", None)
     chunks: list[bytes | memoryview] = [preamble if preamble else b"\0" * 128, b"DICM", _file_meta(ds)]
-    encodings = ds.get("SpecificCharacterSet", default_encoding)
+    charset = ds.get(_CHARSET_TAG)
+    encodings = default_encoding if charset is None else charset.value
+    implicit = original.syntax.is_implicit_VR
     run: tuple[int, int] | None = None  # adjacent unchanged elements, taken as one slice
     for tag, now in sorted((int(tag), elem) for tag, elem in ds.items()):  # tags differ: elements never compared
         if tag & 0xFFFF == 0 and tag >> 16 > 6:
@@ -379,7 +401,7 @@ def _spliced(ds: Dataset, original: Original, before: Snapshot) -> bytes | None:
             chunks.append(original.data[run[0]:run[1]])
         run = span
         if span is None:
-            chunks.append(_element(ds, tag, original.syntax.is_implicit_VR, encodings))
+            chunks.append(_element(ds, tag, implicit, encodings))
     if run is not None:
         chunks.append(original.data[run[0]:run[1]])
     return b"".join(chunks)
