@@ -216,7 +216,12 @@ def filled(raw: RawDataElement) -> bool | None:
 
 def lossless(ds: Dataset) -> bool:
     """Whether ``ds`` names no character set or one read as latin-1 (its ASCII text is ASCII)."""
-    charset = ds.get("SpecificCharacterSet", "")
+    return _charset_lossless(ds)
+
+
+def _charset_lossless(ds: Dataset) -> bool:
+    found = ds.get(_CHARSET_TAG)  # by tag: the keyword is looked up anew on every use
+    charset = "" if found is None else found.value
     return isinstance(charset, str) and charset.strip() in _LOSSLESS_CHARSETS
 
 
@@ -261,8 +266,7 @@ def reusable(ds: Dataset, syntax: UID, values_as_written: bool) -> bool:
         return False
     if ds.original_encoding != (syntax.is_implicit_VR, syntax.is_little_endian):
         return False  # pydicom found another encoding than the File Meta names (and read that)
-    charset = ds.get("SpecificCharacterSet", "")
-    if not isinstance(charset, str) or charset.strip() not in _LOSSLESS_CHARSETS:
+    if not _charset_lossless(ds):
         return False
     if _PIXEL_DATA in ds:
         pixels = ds.get_item(_PIXEL_DATA)

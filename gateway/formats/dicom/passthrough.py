@@ -81,7 +81,11 @@ def _read(data: bytes, headerless: bool) -> tuple[pydicom.Dataset, verbatim.Orig
         # Kept as it came (implicit VR little endian): pass-through never re-encodes.
         ds.file_meta = pydicom.dataset.FileMetaDataset()
         ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
-    syntax = pydicom.uid.UID(ds.file_meta.get("TransferSyntaxUID", ""))
+    found = ds.file_meta.get(shared_tag(_TRANSFER_SYNTAX))  # by tag: no keyword lookup
+    named = "" if found is None else found.value
+    # One of the two plain syntaxes is a valid UID already: made one again, it is checked again.
+    plain = isinstance(named, pydicom.uid.UID) and named in _PLAIN_SYNTAXES
+    syntax = named if plain else pydicom.uid.UID(named)
     if not verbatim.reusable(ds, syntax, as_written) or spans.keys() != set(map(int, ds.keys())):
         verbatim.parse_all(ds)  # encoded again: every element from its value
         return ds, None
