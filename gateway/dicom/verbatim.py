@@ -237,7 +237,9 @@ def read(ds: Dataset, tag: int) -> DataElement | None:
     if not is_plain(ds, tag, elem):
         return ds[tag]
     converted = _converted(ds, tag, elem, checked=True)
-    ds.__dict__.setdefault(_READ, {})[tag] = (elem, _frozen_element(converted), converted, converted.value)
+    value = converted.value  # an immutable one is frozen only if ever compared (``_unchanged``)
+    frozen = None if type(value) in _IMMUTABLE else _frozen_element(converted)
+    ds.__dict__.setdefault(_READ, {})[tag] = (elem, frozen, converted, value, converted.VR)
     if tag >> 16 == _PIXEL_GROUP or tag == _PIXEL_REPRESENTATION:
         ds[tag] = converted
     else:  # as ``ds[tag]`` stores what it converted: a plain element needs nothing of ``__setitem__``
@@ -249,8 +251,8 @@ _PIXEL_GROUP = 0x7FE0
 _PIXEL_REPRESENTATION = 0x00280103
 
 
-_READ = "_verbatim_read"  # beside a decoded data set: tag -> (raw element, its frozen conversion,
-# the converted element and its value as made)
+_READ = "_verbatim_read"  # beside a decoded data set: tag -> (raw element, its frozen conversion
+# (None for an immutable value), the converted element, its value and VR as made)
 # Values that cannot change in place: one still held by the element ``read`` made is as frozen.
 _IMMUTABLE = {str, UID, int, float, bytes}
 
@@ -300,9 +302,12 @@ def _unchanged(ds: Dataset, tag: int, before: Snapshot) -> bool:
     if isinstance(was, RawDataElement):
         known = ds.__dict__.get(_READ, {}).get(tag)
         if known is not None and known[0] is was:
-            if now is known[2] and type(known[3]) in _IMMUTABLE and now.value is known[3] and now.VR == known[1][0]:
-                return True  # the element ``read`` made, holding the very value it froze
-            was = known[1]
+            raw, frozen, made, value, vr = known
+            if frozen is None:  # immutable: as frozen now as when it was made
+                if now is made and now.value is value and now.VR == vr:
+                    return True  # the element ``read`` made, holding the very value it made
+                frozen = vr, _frozen(value)
+            was = frozen
         else:
             was = _frozen_element(_converted(ds, tag, was, checked=is_plain(ds, tag, was)))
     if isinstance(now, RawDataElement):
