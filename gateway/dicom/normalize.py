@@ -151,7 +151,7 @@ def _has_value(ds: Dataset, tag: BaseTag) -> bool:
     """Whether the element at ``tag`` (present) is not empty. A value left in its file
     (gateway.dicom.deferred) is large, so not empty: not loaded to see. An element already
     built (every one of converted data) is read as it is, without the dataset's lookups."""
-    elem = ds.get_item(tag, keep_deferred=True)
+    elem = ds._dict.get(tag)  # ``get_item(tag, keep_deferred=True)``, without its call overhead
     if isinstance(elem, RawDataElement):
         if elem.value is None and elem.length not in (0, 0xFFFFFFFF):
             return True  # deferred (gateway.dicom.deferred): large, so not empty

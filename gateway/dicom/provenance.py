@@ -132,11 +132,15 @@ def _tag(keyword: str) -> BaseTag | None:
         return None
 
 
+_PIXEL_REPRESENTATION = tag_and_vr("PixelRepresentation")[0]
+
+
 def _dataset(elements: list[tuple[str, Any]]) -> Dataset:
     """A new data set of these elements: (keyword, value) built as ``_put`` builds it, or
-    (keyword, previous element) added as it is. Given to the data set whole, but sequences:
-    for elements of a new data set ``Dataset.__setitem__`` only costs (a third of writing the
-    record), except that a sequence's items get their Pixel Representation from it."""
+    (keyword, previous element) added as it is. Given to the data set whole, but sequences
+    with an item holding a Pixel Representation: for elements of a new data set
+    ``Dataset.__setitem__`` only costs (a third of writing the record), except that it hands
+    such an item its Pixel Representation."""
     whole, sequences = {}, []
     for keyword, value in elements:
         if isinstance(value, DataElement):
@@ -144,7 +148,7 @@ def _dataset(elements: list[tuple[str, Any]]) -> Dataset:
         else:
             tag, vr = tag_and_vr(keyword)
             elem = _element(tag, vr, value)
-        if elem.VR == "SQ":
+        if elem.VR == "SQ" and any(_PIXEL_REPRESENTATION in item._dict for item in elem.value):
             sequences.append(elem)
         else:
             whole[elem.tag] = elem
