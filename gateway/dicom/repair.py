@@ -54,7 +54,7 @@ def record_put(ds: Dataset, keyword: str, value, record: Changes | None, reason:
 def drop_group_lengths(ds: Dataset) -> None:
     """Group lengths (gggg,0000) are retired outside group 0002 and counted the old encoding;
     kept, they would be wrong as soon as any value changes length. Not content: not recorded."""
-    for tag in [t for t in ds.keys() if t.element == 0 and t.group != 0x0002]:
+    for tag in [t for t in ds.keys() if not t & 0xFFFF and t >> 16 != 0x0002]:  # by arithmetic: no properties
         del ds[tag]
 
 
