@@ -283,7 +283,8 @@ def _read_plain(data: bytes) -> tuple[FileDataset, int, dict[int, tuple[int, int
         file_meta = _read_file_meta_info(fp)
         if fp.tell() != begin:
             return None  # not where the walk over group 0002 ended: let dcmread read it all
-    if _PLAIN_SYNTAXES.get(file_meta.get("TransferSyntaxUID")) is not implicit:
+    syntax = file_meta.get(shared_tag(_TRANSFER_SYNTAX))  # by tag: no keyword lookup
+    if syntax is None or _PLAIN_SYNTAXES.get(syntax.value) is not implicit:
         return None
     elements, spans = found
     fp = io.BytesIO(data)
@@ -368,7 +369,7 @@ def _plain_elements(data: bytes, begin: int, implicit: bool) -> tuple[dict, dict
         return None  # pydicom warns and reads it the other way
     elements: dict[BaseTag, RawDataElement] = {}
     spans = {}
-    unpack = struct.unpack_from
+    unpack, new = struct.unpack_from, _RAW_NEW
     pos = begin
     while pos < total:
         if total - pos < 8:
@@ -390,12 +391,21 @@ def _plain_elements(data: bytes, begin: int, implicit: bool) -> tuple[dict, dict
             return None
         value = data[at:at + length] if length else empty_value_for_VR(vr, raw=True)
         key = shared_tag(tag)  # one object, key and element's tag, as read_dataset keeps them
-        elements[key] = RawDataElement(key, vr, length, value, at, implicit, True)
+        elements[key] = new(RawDataElement, (key, vr, length, value, at, implicit, True, True, False))
         spans[tag] = (pos - begin, at + length - begin)
         pos = at + length
     if _ROWS in elements and not any(tag in elements for tag in _PIXEL_TAGS):
         return None
     return elements, spans
+
+
+# Makes a RawDataElement of all its fields (is_raw and is_buffered at their defaults) as its
+# NamedTuple constructor does, without that constructor's Python frame (~40 an image); by the
+# constructor itself should pydicom ever change the fields.
+_RAW_FIELDS = ("tag", "VR", "length", "value", "value_tell", "is_implicit_VR", "is_little_endian", "is_raw",
+               "is_buffered")
+_RAW_NEW = tuple.__new__ if RawDataElement._fields == _RAW_FIELDS \
+    and tuple(RawDataElement._field_defaults.values()) == (True, False) else lambda cls, fields: cls(*fields)
 
 
 def _file_dataset(fp: BinaryIO, elements: dict, preamble: bytes | None, file_meta, implicit: bool) -> FileDataset:
