@@ -116,7 +116,7 @@ def _refuse_misplaced_groups(ds: Dataset) -> None:
     """A Command Set or File Meta element inside the data set (a damaged group number reads
     as one) cannot be written into a DICOM file: name it rather than let pydicom refuse."""
     for tag in ds.keys():
-        if tag.group in _MISPLACED:
+        if tag >> 16 in _MISPLACED:  # the group, without BaseTag's property (every tag of every capture)
             raise DecodeError(f"a {_MISPLACED[tag.group]} element {tag} inside the data set cannot be written "
                               "into a DICOM file", field=str(tag))
 

@@ -14,7 +14,7 @@ from typing import Any
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.tag import BaseTag, Tag
-from pydicom.uid import UID, ExplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from gateway import __version__
 from gateway.dicom import repair, unknown, verbatim
@@ -151,7 +151,7 @@ def _has_value(ds: Dataset, tag: BaseTag) -> bool:
     """Whether the element at ``tag`` (present) is not empty. A value left in its file
     (gateway.dicom.deferred) is large, so not empty: not loaded to see. An element already
     built (every one of converted data) is read as it is, without the dataset's lookups."""
-    elem = ds.get_item(tag, keep_deferred=True)
+    elem = ds._dict.get(tag)  # ``get_item(tag, keep_deferred=True)``, without its call overhead
     if isinstance(elem, RawDataElement):
         if elem.value is None and elem.length not in (0, 0xFFFFFFFF):
             return True  # deferred (gateway.dicom.deferred): large, so not empty
@@ -229,11 +229,17 @@ def _private_block(ds: Dataset) -> int:
     raise DecodeError(f"no free private block in group {PRIVATE_GROUP:04X}", field="private creator")
 
 
+_TRANSFER_SYNTAX = tag_and_vr("TransferSyntaxUID")[0]
+_PLAIN_SYNTAXES = {ImplicitVRLittleEndian, ExplicitVRLittleEndian}
+
+
 def _write_meta(ds: Dataset) -> None:
     """File meta information for Part 10; a decoder may have chosen the transfer syntax."""
     old = getattr(ds, "file_meta", None)
-    syntax = old.get("TransferSyntaxUID") if isinstance(old, FileMetaDataset) else None
-    if not syntax or not UID(syntax).is_transfer_syntax:
+    found = old.get(_TRANSFER_SYNTAX) if isinstance(old, FileMetaDataset) else None  # by tag: no keyword lookup
+    syntax = None if found is None else found.value
+    # The two plain syntaxes (most files) need no second UID, which would check the value again.
+    if not syntax or not (isinstance(syntax, str) and syntax in _PLAIN_SYNTAXES or UID(syntax).is_transfer_syntax):
         syntax = ExplicitVRLittleEndian
     meta = {}
     for keyword, value in (("MediaStorageSOPClassUID", value_of(ds, "SOPClassUID")),

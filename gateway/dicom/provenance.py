@@ -29,12 +29,12 @@ from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_deferred_data_element
 from pydicom.filewriter import write_data_element
-from pydicom.tag import Tag
+from pydicom.tag import BaseTag, Tag
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
 from gateway import __version__
 from gateway.formats.engine.fieldtable import element as _element
-from gateway.formats.engine.fieldtable import tag_and_vr
+from gateway.formats.engine.fieldtable import tag_and_vr, value_of
 
 CORRECT = "CORRECT"
 COERCE = "COERCE"
@@ -69,9 +69,11 @@ class Changes:
         before = self._before.setdefault(reason, {})
         if keyword in before:
             return
-        before[keyword] = copy.deepcopy(ds[keyword]) if keyword in ds else None
-        if nonconforming and keyword in ds:
-            self._nonconforming.setdefault(reason, {})[keyword] = _text_bytes(ds[keyword].value)
+        tag = _tag(keyword)  # by tag: a keyword is looked up anew on every use
+        present = tag is not None and tag in ds
+        before[keyword] = copy.deepcopy(ds[tag]) if present else None
+        if nonconforming and present:
+            self._nonconforming.setdefault(reason, {})[keyword] = _text_bytes(ds[tag].value)
             before[keyword] = None  # listed empty in the Modified Attributes Sequence
 
     def remove(self, ds: Dataset, tag: int, reason: str = CORRECT) -> None:
@@ -85,6 +87,10 @@ class Changes:
 
     def write(self, ds: Dataset, source: str = "", when: dt.datetime | None = None) -> None:
         stamp = (when or dt.datetime.now(dt.timezone.utc)).strftime("%Y%m%d%H%M%S.%f%z")
+        # Adding a sequence makes pydicom read the Pixel Representation (for the items' sake):
+        # read here first, a raw one is converted the cheap way and remembered (``verbatim``).
+        if self:
+            value_of(ds, "PixelRepresentation")
         for reason in dict.fromkeys([*self._before, *self._removed]):
             before = self._before.get(reason, {})
             odd = self._nonconforming.get(reason, {})
@@ -100,24 +106,56 @@ class Changes:
             groups += [({k: None}, (tag_for_keyword(k), raw)) for k, raw in sorted(odd.items())]
             groups += [({}, (tag, raw)) for tag, raw in sorted(self._removed.get(reason, {}).items())]
             for listed, nonconforming in groups:
-                modified = Dataset()
-                for keyword, previous in sorted(listed.items()):
-                    if previous is None:
-                        _put(modified, keyword, None)  # absent (or nonconforming) before: listed empty
-                    else:
-                        modified.add(previous)
-                item = Dataset()
-                _put(item, "ModifiedAttributesSequence", [modified])
-                if nonconforming:
-                    _put(item, "NonconformingModifiedAttributesSequence", [_nonconforming_item(*nonconforming)])
-                _put(item, "AttributeModificationDateTime", stamp)
-                _put(item, "ModifyingSystem", MODIFYING_SYSTEM)
-                _put(item, "SourceOfPreviousValues", source[:64])
-                _put(item, "ReasonForTheAttributeModification", reason)
-                ds.setdefault("OriginalAttributesSequence", []).value.append(item)
+                # absent (or nonconforming) before: listed empty
+                modified = _dataset([(keyword, previous) for keyword, previous in sorted(listed.items())])
+                item = _dataset([("ModifiedAttributesSequence", [modified]),
+                                 *([("NonconformingModifiedAttributesSequence",
+                                     [_nonconforming_item(*nonconforming)])] if nonconforming else []),
+                                 ("AttributeModificationDateTime", stamp),
+                                 ("ModifyingSystem", MODIFYING_SYSTEM),
+                                 ("SourceOfPreviousValues", source[:64]),
+                                 ("ReasonForTheAttributeModification", reason)])
+                ds.setdefault(_ORIGINAL_ATTRIBUTES, []).value.append(item)
         self._before.clear()
         self._nonconforming.clear()
         self._removed.clear()
+
+
+_ORIGINAL_ATTRIBUTES = tag_and_vr("OriginalAttributesSequence")[0]  # by tag: no keyword lookups
+
+
+def _tag(keyword: str) -> BaseTag | None:
+    """The tag of a DICOM keyword; None for a name that is none (never in a data set)."""
+    try:
+        return tag_and_vr(keyword)[0]
+    except ValueError:
+        return None
+
+
+_PIXEL_REPRESENTATION = tag_and_vr("PixelRepresentation")[0]
+
+
+def _dataset(elements: list[tuple[str, Any]]) -> Dataset:
+    """A new data set of these elements: (keyword, value) built as ``_put`` builds it, or
+    (keyword, previous element) added as it is. Given to the data set whole, but sequences
+    with an item holding a Pixel Representation: for elements of a new data set
+    ``Dataset.__setitem__`` only costs (a third of writing the record), except that it hands
+    such an item its Pixel Representation."""
+    whole, sequences = {}, []
+    for keyword, value in elements:
+        if isinstance(value, DataElement):
+            elem = value
+        else:
+            tag, vr = tag_and_vr(keyword)
+            elem = _element(tag, vr, value)
+        if elem.VR == "SQ" and any(_PIXEL_REPRESENTATION in item._dict for item in elem.value):
+            sequences.append(elem)
+        else:
+            whole[elem.tag] = elem
+    ds = Dataset(whole)
+    for elem in sequences:
+        ds[elem.tag] = elem
+    return ds
 
 
 def _put(ds: Dataset, keyword: str, value: Any) -> None:
@@ -159,11 +197,8 @@ def _encoded_value(ds: Dataset, elem: DataElement) -> bytes:
 
 
 def _nonconforming_item(tag: int, raw: bytes) -> Dataset:
-    item = Dataset()
-    _put(item, "SelectorAttribute", tag)
-    _put(item, "SelectorValueNumber", 0)  # all values
-    _put(item, "NonconformingDataElementValue", raw)
-    return item
+    return _dataset([("SelectorAttribute", tag), ("SelectorValueNumber", 0),  # all values
+                     ("NonconformingDataElementValue", raw)])
 
 
 def changes(ds: Dataset) -> list[tuple[str, str, str, str]]:

@@ -11,6 +11,7 @@ lose content. Only group lengths go: they count bytes of an encoding that is rew
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 
 from pydicom.dataelem import RawDataElement
@@ -53,7 +54,7 @@ def record_put(ds: Dataset, keyword: str, value, record: Changes | None, reason:
 def drop_group_lengths(ds: Dataset) -> None:
     """Group lengths (gggg,0000) are retired outside group 0002 and counted the old encoding;
     kept, they would be wrong as soon as any value changes length. Not content: not recorded."""
-    for tag in [t for t in ds.keys() if t.element == 0 and t.group != 0x0002]:
+    for tag in [t for t in ds.keys() if not t & 0xFFFF and t >> 16 != 0x0002]:  # by arithmetic: no properties
         del ds[tag]
 
 
@@ -146,15 +147,27 @@ def stamp(ds: Dataset) -> dt.datetime:
     """
     for date_kw, time_kw in _STAMP_SOURCES:
         date = str(value_of(ds, date_kw) or "")
-        if values.is_valid("DA", date) and date:
-            clock = str(value_of(ds, time_kw) or "").split(".")[0].ljust(6, "0")
-            clock = clock if values.is_valid("TM", clock) else "000000"
-            try:  # both checked above: two digits a field, as strptime would read them
-                return dt.datetime(int(date[:4]), int(date[4:6]), int(date[6:8]),
-                                   int(clock[:2]), int(clock[2:4]), int(clock[4:6]))
-            except ValueError:  # 31 February, a leap second: strptime's own error
-                return dt.datetime.strptime(date + clock[:6], "%Y%m%d%H%M%S")
+        if _valid_date(date):
+            return _stamp_at(date, str(value_of(ds, time_kw) or ""))
     return _NO_DATE
+
+
+# Pure functions of the text, remembered: the images of a series share their dates and times.
+@functools.lru_cache(maxsize=1024)
+def _valid_date(date: str) -> bool:
+    return values.is_valid("DA", date) and bool(date)
+
+
+@functools.lru_cache(maxsize=1024)
+def _stamp_at(date: str, time: str) -> dt.datetime:
+    """``date`` (valid) at ``time``, or at midnight where that is not a valid time."""
+    clock = time.split(".")[0].ljust(6, "0")
+    clock = clock if values.is_valid("TM", clock) else "000000"
+    try:  # both checked above: two digits a field, as strptime would read them
+        return dt.datetime(int(date[:4]), int(date[4:6]), int(date[6:8]),
+                           int(clock[:2]), int(clock[2:4]), int(clock[4:6]))
+    except ValueError:  # 31 February, a leap second: strptime's own error
+        return dt.datetime.strptime(date + clock[:6], "%Y%m%d%H%M%S")
 
 
 def explain(ds: Dataset) -> list[str]:

@@ -47,7 +47,7 @@ def remove_unknown(ds: Dataset, record: Changes) -> None:
     for tag in [t for t in map(int, ds.keys()) if t not in DicomDictionary]:
         if is_unknown(tag):
             record.remove(ds, tag)
-    for tag in [t for t in ds.keys() if _is_sequence(ds, t)]:
+    for tag in [t for t, elem in ds.items() if _is_sequence_element(t, elem)]:
         keyword = keyword_for_tag(tag)
         if keyword and _inside(ds[tag].value):
             record.note(ds, keyword)  # the whole sequence as it was, before anything goes
@@ -57,9 +57,14 @@ def remove_unknown(ds: Dataset, record: Changes) -> None:
 def _is_sequence(ds: Dataset, tag) -> bool:
     """A sequence of a standard attribute (known without converting the element: a value still
     in its file stays there)."""
-    if tag.group & 1:
+    return _is_sequence_element(tag, ds.get_item(tag, keep_deferred=True))
+
+
+def _is_sequence_element(tag, elem) -> bool:
+    """``_is_sequence`` for the element at ``tag`` as the data set holds it (raw or not)."""
+    if tag >> 16 & 1:
         return False
-    vr = getattr(ds.get_item(tag, keep_deferred=True), "VR", None)
+    vr = getattr(elem, "VR", None)
     if vr is None:
         try:
             vr = dictionary_VR(tag)

@@ -18,6 +18,7 @@ any change to the character set or the Pixel Data send the instance down the ord
 
 from __future__ import annotations
 
+import codecs
 import re
 import struct
 from copy import deepcopy
@@ -38,10 +39,13 @@ from pydicom.uid import UID
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 from pydicom.values import convert_numbers, multi_string
 
+from gateway.dicom.tags import shared_tag
 from gateway.dicom.unknown import is_unknown
 
 _UNDEFINED = 0xFFFFFFFF
 _CHARSET = 0x00080005
+_CHARSET_TAG = shared_tag(_CHARSET)
+_TRANSFER_SYNTAX = shared_tag(0x00020010)
 _PIXEL_DATA = 0x7FE00010
 # Character sets whose decoding maps every byte to one character and back (latin-1 and its
 # ASCII subset; pydicom reads text without a Specific Character Set as latin-1 too).
@@ -151,21 +155,38 @@ def plain(raw: RawDataElement, texts: bool) -> bool:
     holding numbers of its size or (``texts``: a character set read as latin-1) ASCII text
     valid for its VR (``_PLAIN_TEXT``). Such an element may stay raw until someone reads it."""
     value = raw.value
-    if value is None or raw.length == _UNDEFINED or raw.length % 2 or raw.tag & 0x10000 or raw.tag == _CHARSET:
+    length = raw.length
+    if value is None or length == _UNDEFINED or length % 2 or raw.tag & 0x10000 or int(raw.tag) == _CHARSET:
         return False
-    vr = _vr(raw)
+    vr = raw.VR or _vr(raw)
     if vr is None:
         return False
     size = _NUMBER_SIZE.get(vr)
     if size is not None:
         return len(value) % size == 0
-    pattern = _PLAIN_RE.get(vr) if texts else None
-    if pattern is None:
+    if not texts or vr not in _PLAIN_RE:
         return False
+    key = (vr, value)
+    known = _PLAIN_SEEN.get(key)
+    if known is None:
+        known = _PLAIN_SEEN[key] = _plain_text(vr, value)
+        if len(_PLAIN_SEEN) > _PLAIN_SEEN_MAX:
+            _PLAIN_SEEN.clear()
+    return known
+
+
+# Texts ``plain`` judged, by (VR, bytes): the images of a series repeat most of their values.
+_PLAIN_SEEN: dict[tuple[str, bytes], bool] = {}
+_PLAIN_SEEN_MAX = 4096
+
+
+def _plain_text(vr: str, value: bytes) -> bool:
+    """Whether ``value`` is ASCII text valid for ``vr`` (``_PLAIN_TEXT``), each value of it
+    within the VR's length."""
     limit = _PLAIN_LENGTH[vr]
     if len(value) > limit and max(map(len, value.split(b"\\"))) > limit:
         return False
-    return pattern.fullmatch(value.rstrip(b" \0")) is not None
+    return _PLAIN_RE[vr].fullmatch(value.rstrip(b" \0")) is not None
 
 
 def _vr(raw: RawDataElement) -> str | None:
@@ -195,7 +216,12 @@ def filled(raw: RawDataElement) -> bool | None:
 
 def lossless(ds: Dataset) -> bool:
     """Whether ``ds`` names no character set or one read as latin-1 (its ASCII text is ASCII)."""
-    charset = ds.get("SpecificCharacterSet", "")
+    return _charset_lossless(ds)
+
+
+def _charset_lossless(ds: Dataset) -> bool:
+    found = ds.get(_CHARSET_TAG)  # by tag: the keyword is looked up anew on every use
+    charset = "" if found is None else found.value
     return isinstance(charset, str) and charset.strip() in _LOSSLESS_CHARSETS
 
 
@@ -203,18 +229,32 @@ def read(ds: Dataset, tag: int) -> DataElement | None:
     """``ds[tag]``, or None. A ``plain`` raw element's converted form is remembered beside the
     data set as it was when converted (its "before" for ``part10``, which then need not
     convert the raw element again to see whether it changed)."""
-    elem = ds.get_item(tag)
+    elem = ds._dict.get(tag)  # ``get_item``, which costs a third of a read, where it only looks
     if type(elem) is not RawDataElement:
         return elem
+    if elem.value is None:
+        return ds.get_item(tag)  # deferred (or empty): ``get_item`` converts it
     if not is_plain(ds, tag, elem):
         return ds[tag]
-    converted = _converted(ds, tag, elem)
-    ds.__dict__.setdefault(_READ, {})[tag] = (elem, _frozen_element(converted))
-    ds[tag] = converted
+    converted = _converted(ds, tag, elem, checked=True)
+    value = converted.value  # an immutable one is frozen only if ever compared (``_unchanged``)
+    frozen = None if type(value) in _IMMUTABLE else _frozen_element(converted)
+    ds.__dict__.setdefault(_READ, {})[tag] = (elem, frozen, converted, value, converted.VR)
+    if tag >> 16 == _PIXEL_GROUP or tag == _PIXEL_REPRESENTATION:
+        ds[tag] = converted
+    else:  # as ``ds[tag]`` stores what it converted: a plain element needs nothing of ``__setitem__``
+        ds._dict[elem.tag] = converted
     return converted
 
 
-_READ = "_verbatim_read"  # beside a decoded data set: tag -> (raw element, its frozen conversion)
+_PIXEL_GROUP = 0x7FE0
+_PIXEL_REPRESENTATION = 0x00280103
+
+
+_READ = "_verbatim_read"  # beside a decoded data set: tag -> (raw element, its frozen conversion
+# (None for an immutable value), the converted element, its value and VR as made)
+# Values that cannot change in place: one still held by the element ``read`` made is as frozen.
+_IMMUTABLE = {str, UID, int, float, bytes}
 
 
 def reusable(ds: Dataset, syntax: UID, values_as_written: bool) -> bool:
@@ -228,8 +268,7 @@ def reusable(ds: Dataset, syntax: UID, values_as_written: bool) -> bool:
         return False
     if ds.original_encoding != (syntax.is_implicit_VR, syntax.is_little_endian):
         return False  # pydicom found another encoding than the File Meta names (and read that)
-    charset = ds.get("SpecificCharacterSet", "")
-    if not isinstance(charset, str) or charset.strip() not in _LOSSLESS_CHARSETS:
+    if not _charset_lossless(ds):
         return False
     if _PIXEL_DATA in ds:
         pixels = ds.get_item(_PIXEL_DATA)
@@ -255,49 +294,72 @@ def _unchanged(ds: Dataset, tag: int, before: Snapshot) -> bool:
     """Whether the element at ``tag`` is what ``before`` holds: the same raw element, or the
     same frozen form (a raw one that was read since is converted again to compare)."""
     was = before.get(tag)
-    now = ds.get_item(tag)
+    now = ds.get_item(shared_tag(tag))  # the data set's own key object: no BaseTag.__eq__
     if was is None or now is None:
         return was is None and now is None
     if now is was:
         return True
     if isinstance(was, RawDataElement):
         known = ds.__dict__.get(_READ, {}).get(tag)
-        was = known[1] if known is not None and known[0] is was else _frozen_element(_converted(ds, tag, was))
+        if known is not None and known[0] is was:
+            raw, frozen, made, value, vr = known
+            if frozen is None:  # immutable: as frozen now as when it was made
+                if now is made and now.value is value and now.VR == vr:
+                    return True  # the element ``read`` made, holding the very value it made
+                frozen = vr, _frozen(value)
+            was = frozen
+        else:
+            was = _frozen_element(_converted(ds, tag, was, checked=is_plain(ds, tag, was)))
     if isinstance(now, RawDataElement):
         now = ds[tag]
     return _frozen_element(now) == was
 
 
-def _converted(ds: Dataset, tag: int, raw: RawDataElement) -> DataElement:
+def converted(raw: RawDataElement) -> DataElement:
+    """A ``plain`` raw element of a VR ``_fast_value`` converts (UI, CS, AE, DA, TM, US, UL),
+    converted as ``ds[tag]`` would convert it; others by pydicom, in the default encoding."""
+    return _converted(None, raw.tag, raw, checked=True)
+
+
+def _converted(ds: Dataset | None, tag: int, raw: RawDataElement, checked: bool) -> DataElement:
     """``raw`` (a ``plain`` element of ``ds``, or one it held) converted as ``ds[tag]`` converts
     it: for the strings, UIDs and unsigned numbers normalisation reads most, by the very
-    converters pydicom's default hooks would call (``_fast_value``), without the hooks."""
-    value = _fast_value(raw)
+    converters pydicom's default hooks would call (``_fast_value``), without the hooks.
+    ``checked``: ``plain`` said yes, so its UIDs are valid (pydicom's check would pass)."""
+    value = _fast_value(raw, checked)
     if value is not _SLOW:
         return DataElement(raw.tag, raw.VR or dictionary_VR(raw.tag), value, raw.value_tell,
                            raw.length == _UNDEFINED, already_converted=True)
-    charset = default_encoding if tag == _CHARSET else ds.original_character_set or ds._character_set
+    charset = default_encoding if tag == _CHARSET or ds is None else ds.original_character_set or ds._character_set
     return convert_raw_data_element(raw, encoding=charset, ds=ds)
 
 
 _SLOW = object()
+# pydicom's default encoding by the name Python's decoder knows without a codec lookup
+# (``default_encoding`` is "iso8859": looked up anew on every decode, 9x the decode itself).
+_DEFAULT_CODEC = codecs.lookup(default_encoding).name
 
 
-def _fast_value(raw: RawDataElement) -> Any:
+def _fast_value(raw: RawDataElement, checked: bool = False) -> Any:
     """What ``pydicom.values.convert_value`` makes of a plain ``raw`` whose VR converts
     without a character set (UI, CS, AE, DA, TM: ``default_encoding``) or is US/UL, when
-    pydicom's conversion hooks are its own; else ``_SLOW``."""
+    pydicom's conversion hooks are its own; else ``_SLOW``. A ``checked`` UI value is made a
+    UID without pydicom's validation: ``plain`` checked it more strictly (a fifth of a read)."""
     if not raw.length or pydicom_config.data_element_callback or hooks.raw_element_kwargs \
             or hooks.raw_element_vr is not raw_element_vr or hooks.raw_element_value is not raw_element_value:
         return _SLOW
     vr = raw.VR or dictionary_VR(raw.tag)
     if vr == "UI":
-        return multi_string(raw.value.decode(default_encoding).rstrip("\0 "), UID)
+        return multi_string(raw.value.decode(_DEFAULT_CODEC).rstrip("\0 "), _checked_uid if checked else UID)
     if vr in ("CS", "AE") or vr in ("DA", "TM") and not pydicom_config.datetime_conversion:
-        return multi_string(raw.value.decode(default_encoding))
+        return multi_string(raw.value.decode(_DEFAULT_CODEC))
     if vr in ("US", "UL"):  # unsigned: the hook's fix of a negative LUT descriptor never applies
         return convert_numbers(raw.value, raw.is_little_endian, "H" if vr == "US" else "L")
     return _SLOW
+
+
+def _checked_uid(text: str) -> UID:
+    return UID(text, validation_mode=pydicom_config.IGNORE)
 
 
 def _frozen(value: Any) -> Any:
@@ -325,12 +387,15 @@ def part10(ds: Dataset, original: Original, before: Snapshot) -> bytes | None:
 
 
 def _spliced(ds: Dataset, original: Original, before: Snapshot) -> bytes | None:
-    meta_syntax = UID(str(ds.file_meta.get("TransferSyntaxUID", "")))
+    found = ds.file_meta.get(_TRANSFER_SYNTAX)  # by tag, and compared as text: a UID made of it
+    meta_syntax = "" if found is None else str(found.value)  # would check it again for nothing
     if meta_syntax != original.syntax or not all(_unchanged(ds, t, before) for t in (_CHARSET, _PIXEL_DATA)):
         return None
     preamble = getattr(ds, "preamble", None)
     chunks: list[bytes | memoryview] = [preamble if preamble else b"\0" * 128, b"DICM", _file_meta(ds)]
-    encodings = ds.get("SpecificCharacterSet", default_encoding)
+    charset = ds.get(_CHARSET_TAG)
+    encodings = default_encoding if charset is None else charset.value
+    implicit = original.syntax.is_implicit_VR
     run: tuple[int, int] | None = None  # adjacent unchanged elements, taken as one slice
     for tag, now in sorted((int(tag), elem) for tag, elem in ds.items()):  # tags differ: elements never compared
         if tag & 0xFFFF == 0 and tag >> 16 > 6:
@@ -345,7 +410,7 @@ def _spliced(ds: Dataset, original: Original, before: Snapshot) -> bytes | None:
             chunks.append(original.data[run[0]:run[1]])
         run = span
         if span is None:
-            chunks.append(_element(ds, tag, original.syntax.is_implicit_VR, encodings))
+            chunks.append(_element(ds, tag, implicit, encodings))
     if run is not None:
         chunks.append(original.data[run[0]:run[1]])
     return b"".join(chunks)
@@ -437,7 +502,7 @@ def _file_meta(ds: Dataset) -> bytes:
     body = []
     for tag in sorted(meta.keys()):
         elem = meta[tag]
-        if tag in (0x00020000, 0x00020001) or elem.VR not in _META_PADDING or not isinstance(elem.value, str):
+        if int(tag) in (0x00020000, 0x00020001) or elem.VR not in _META_PADDING or not isinstance(elem.value, str):
             fp = DicomBytesIO()
             write_file_meta_info(fp, deepcopy(meta), enforce_standard=True)  # as dcmwrite: ds's own kept
             return fp.getvalue()

@@ -281,9 +281,10 @@ def test_values_read_without_the_hooks_are_pydicoms(samples):
         for tag, raw in ds.items():
             if type(raw) is not RawDataElement:
                 continue
-            ours = verbatim._converted(ds, tag, raw)
+            checked = verbatim.is_plain(ds, tag, raw)  # a plain UID is made without pydicom's check
+            ours = verbatim._converted(ds, tag, raw, checked)
             theirs = convert_raw_data_element(raw, encoding=ds.original_character_set, ds=ds)
-            fast += verbatim._fast_value(raw) is not verbatim._SLOW
+            fast += verbatim._fast_value(raw, checked) is not verbatim._SLOW
             assert (ours.VR, ours.value, type(ours.value), ours.file_tell) == \
                 (theirs.VR, theirs.value, type(theirs.value), theirs.file_tell), (name, tag)
             if ours.VM > 1:
@@ -341,3 +342,36 @@ def test_a_damaged_file_is_left_to_dcmread_and_keeps_its_error(cut):
     with pytest.raises(DecodeError, match="truncated|incomplete") as caught:
         formats.decode(data)
     assert caught.value.offset is not None
+
+
+@pytest.mark.parametrize("length", [206, 205, 999])  # as written; one too few; far off
+def test_the_file_meta_is_read_as_pydicom_reads_it_and_a_wrong_group_length_logged_as_it_logs(length, caplog):
+    """The File Meta built from our own walk is pydicom's; a group length that does not match
+    is left to pydicom's reader, whose one INFO line is neither lost nor said twice."""
+    import logging
+
+    from gateway.formats.dicom import passthrough
+    data = bytearray(_part10(ct_instance(12, 32)))
+    assert struct.unpack_from("<I", data, 140)[0] == 206
+    struct.pack_into("<I", data, 140, length)
+    with caplog.at_level(logging.INFO, logger="pydicom"):
+        ds = passthrough._read_plain(bytes(data))[0]
+    ours = [r.getMessage() for r in caplog.records if r.name == "pydicom"]  # not another thread's
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="pydicom"):
+        reference = pydicom.dcmread(io.BytesIO(bytes(data)))
+    assert ours == [r.getMessage() for r in caplog.records if r.name == "pydicom"] and len(ours) == (length != 206)
+    assert ds.file_meta == reference.file_meta
+    first = [next(iter(meta._dict.values())) for meta in (ds.file_meta, reference.file_meta)]
+    assert type(first[0]) is type(first[1])  # the group length converted, as pydicom's reader converts it
+
+
+def test_the_pass_through_data_set_is_keyed_by_the_tags_normalisation_looks_up():
+    """A data set's dict finds a key of the very object without BaseTag's Python-level __eq__:
+    the decoder's keys are the objects ``tag_and_vr`` hands out (``gateway.dicom.tags``)."""
+    from gateway.formats.dicom import passthrough
+    from gateway.formats.engine.fieldtable import tag_and_vr
+    ds = passthrough._read_plain(_part10(ct_instance(13, 32)))[0]
+    for keyword in ("SOPInstanceUID", "Rows", "PixelData"):
+        tag = tag_and_vr(keyword)[0]
+        assert next(key for key in ds.keys() if key == tag) is tag, keyword

@@ -18,7 +18,7 @@ import pydicom
 from pydicom.charset import convert_encodings, default_encoding
 from pydicom.datadict import keyword_for_tag
 from pydicom.dataelem import RawDataElement, convert_raw_data_element, empty_value_for_VR
-from pydicom.dataset import Dataset, FileDataset
+from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.filereader import (
     ENCODED_VR,
@@ -31,6 +31,7 @@ from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
 from gateway.dicom import verbatim
 from gateway.dicom.deferred import DEFER_SIZE, is_deferred
+from gateway.dicom.tags import shared_tag
 from gateway.dicom.unknown import is_unknown
 from gateway.errors import DecodeError
 from gateway.formats import Decoded, DumpRow
@@ -80,8 +81,12 @@ def _read(data: bytes, headerless: bool) -> tuple[pydicom.Dataset, verbatim.Orig
         # Kept as it came (implicit VR little endian): pass-through never re-encodes.
         ds.file_meta = pydicom.dataset.FileMetaDataset()
         ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
-    syntax = pydicom.uid.UID(ds.file_meta.get("TransferSyntaxUID", ""))
-    if not verbatim.reusable(ds, syntax, as_written) or spans.keys() != set(ds.keys()):
+    found = ds.file_meta.get(shared_tag(_TRANSFER_SYNTAX))  # by tag: no keyword lookup
+    named = "" if found is None else found.value
+    # One of the two plain syntaxes is a valid UID already: made one again, it is checked again.
+    plain = isinstance(named, pydicom.uid.UID) and named in _PLAIN_SYNTAXES
+    syntax = named if plain else pydicom.uid.UID(named)
+    if not verbatim.reusable(ds, syntax, as_written) or spans.keys() != set(map(int, ds.keys())):
         verbatim.parse_all(ds)  # encoded again: every element from its value
         return ds, None
     return ds, verbatim.Original(memoryview(data)[start:], spans, syntax)
@@ -250,6 +255,10 @@ def _contiguous(data: bytes, headerless: bool, ds) -> tuple[int, dict[int, tuple
     return begin, spans
 
 
+# Each VR pydicom knows, by its two bytes: one lookup instead of a check and a decode by the
+# codec's name (pydicom's "iso8859", which Python looks up anew each time: a microsecond).
+_VR_NAMES = {code: code.decode(default_encoding) for code in ENCODED_VR}
+
 _PLAIN_SYNTAXES = {str(pydicom.uid.ImplicitVRLittleEndian): True, str(pydicom.uid.ExplicitVRLittleEndian): False}
 
 
@@ -259,8 +268,7 @@ def _read_plain(data: bytes) -> tuple[FileDataset, int, dict[int, tuple[int, int
     span. Plain: a little endian syntax the File Meta names and the first element agrees with,
     no Command Set, and elements of defined length and known VR, each whole, up to the end.
     None for anything else, found before pydicom reads anything (so nothing it warns about is
-    said twice): ``dcmread`` and the completeness walk then read it, and name what is wrong.
-    The preamble and the File Meta are read by pydicom's own functions."""
+    said twice): ``dcmread`` and the completeness walk then read it, and name what is wrong."""
     meta = _plain_meta(data)
     if meta is None:
         return None
@@ -268,14 +276,55 @@ def _read_plain(data: bytes) -> tuple[FileDataset, int, dict[int, tuple[int, int
     found = _plain_elements(data, begin, implicit)
     if found is None:
         return None
-    fp = io.BytesIO(data)
-    preamble = read_preamble(fp, False)
-    file_meta = _read_file_meta_info(fp)
-    if fp.tell() != begin or _PLAIN_SYNTAXES.get(file_meta.get("TransferSyntaxUID")) is not implicit:
-        return None  # not where the walk over group 0002 ended: let dcmread read it all
+    file_meta = _file_meta(data, begin)
+    if file_meta is None:  # pydicom's reader, which has something to say about it
+        fp = io.BytesIO(data)
+        read_preamble(fp, False)
+        file_meta = _read_file_meta_info(fp)
+        if fp.tell() != begin:
+            return None  # not where the walk over group 0002 ended: let dcmread read it all
+    syntax = file_meta.get(shared_tag(_TRANSFER_SYNTAX))  # by tag: no keyword lookup
+    if syntax is None or _PLAIN_SYNTAXES.get(syntax.value) is not implicit:
+        return None
     elements, spans = found
+    fp = io.BytesIO(data)
     fp.seek(len(data))
-    return _file_dataset(fp, elements, preamble, file_meta, implicit), begin, spans
+    return _file_dataset(fp, elements, bytes(data[:128]), file_meta, implicit), begin, spans
+
+
+def _file_meta(data: bytes, end: int) -> FileMetaDataset | None:
+    """The File Meta as ``_read_file_meta_info`` reads it (raw elements, the first one
+    converted; here the Transfer Syntax UID too, which is read next), from the elements
+    ``_meta_walk`` stepped over up to ``end``: pydicom's reader builds a data set twice and a
+    generator for six elements. Only where it would say nothing: a first element that is the
+    group length, holding the length it should (pydicom logs otherwise); else None, before
+    anything is converted or said."""
+    elements: dict[BaseTag, RawDataElement] = {}
+    unpack = struct.unpack_from
+    pos = 132
+    while pos < end:
+        element, code, length = unpack("<H2sH", data, pos + 2)
+        vr, at = _VR_NAMES[code], pos + 8
+        if vr in EXPLICIT_VR_LENGTH_32:
+            length, at = unpack("<I", data, pos + 8)[0], pos + 12
+        tag = BaseTag(0x00020000 | element)
+        value = data[at:at + length] if length else empty_value_for_VR(vr, raw=True)
+        elements[tag] = RawDataElement(tag, vr, length, value, at, False, True)
+        pos = at + length
+    first = next(iter(elements.values()), None)
+    if first is None or first.tag != _GROUP_LENGTH or first.VR != "UL" or first.length != 4 \
+            or unpack("<I", first.value)[0] != end - 144:
+        return None
+    for tag in (_GROUP_LENGTH, _TRANSFER_SYNTAX):  # read first thing: converted the cheap way
+        raw = elements.get(tag)
+        if raw is not None and verbatim.plain(raw, texts=True):
+            elements[tag] = verbatim.converted(raw)
+    meta = FileMetaDataset(elements)
+    meta.set_original_encoding(False, True, default_encoding)
+    return meta
+
+
+_GROUP_LENGTH = 0x00020000
 
 
 def _plain_meta(data: bytes) -> tuple[int, bool] | None:
@@ -296,7 +345,7 @@ def _meta_walk(data: bytes) -> tuple[int, str | None] | None:
         if code not in ENCODED_VR:
             return None
         at = pos + 8
-        if code.decode(default_encoding) in EXPLICIT_VR_LENGTH_32:
+        if _VR_NAMES[code] in EXPLICIT_VR_LENGTH_32:
             if total - pos < 12:
                 return None
             length, at = struct.unpack_from("<I", data, pos + 8)[0], pos + 12
@@ -320,7 +369,7 @@ def _plain_elements(data: bytes, begin: int, implicit: bool) -> tuple[dict, dict
         return None  # pydicom warns and reads it the other way
     elements: dict[BaseTag, RawDataElement] = {}
     spans = {}
-    unpack = struct.unpack_from
+    unpack, new = struct.unpack_from, _RAW_NEW
     pos = begin
     while pos < total:
         if total - pos < 8:
@@ -330,9 +379,9 @@ def _plain_elements(data: bytes, begin: int, implicit: bool) -> tuple[dict, dict
             vr, at = None, pos + 8
         else:
             group, element, code, length = unpack("<HH2sH", data, pos)
-            if code not in ENCODED_VR:
+            vr, at = _VR_NAMES.get(code), pos + 8
+            if vr is None:
                 return None
-            vr, at = code.decode(default_encoding), pos + 8
             if vr in EXPLICIT_VR_LENGTH_32:
                 if total - pos < 12:
                     return None
@@ -341,7 +390,8 @@ def _plain_elements(data: bytes, begin: int, implicit: bool) -> tuple[dict, dict
         if tag == 0xFFFEE00D or length == 0xFFFFFFFF or at + length > total:
             return None
         value = data[at:at + length] if length else empty_value_for_VR(vr, raw=True)
-        elements[BaseTag(tag)] = RawDataElement(BaseTag(tag), vr, length, value, at, implicit, True)
+        key = shared_tag(tag)  # one object, key and element's tag, as read_dataset keeps them
+        elements[key] = new(RawDataElement, (key, vr, length, value, at, implicit, True, True, False))
         spans[tag] = (pos - begin, at + length - begin)
         pos = at + length
     if _ROWS in elements and not any(tag in elements for tag in _PIXEL_TAGS):
@@ -349,15 +399,23 @@ def _plain_elements(data: bytes, begin: int, implicit: bool) -> tuple[dict, dict
     return elements, spans
 
 
+# Makes a RawDataElement of all its fields (is_raw and is_buffered at their defaults) as its
+# NamedTuple constructor does, without that constructor's Python frame (~40 an image); by the
+# constructor itself should pydicom ever change the fields.
+_RAW_FIELDS = ("tag", "VR", "length", "value", "value_tell", "is_implicit_VR", "is_little_endian", "is_raw",
+               "is_buffered")
+_RAW_NEW = tuple.__new__ if RawDataElement._fields == _RAW_FIELDS \
+    and tuple(RawDataElement._field_defaults.values()) == (True, False) else lambda cls, fields: cls(*fields)
+
+
 def _file_dataset(fp: BinaryIO, elements: dict, preamble: bytes | None, file_meta, implicit: bool) -> FileDataset:
-    """The data set as ``read_dataset`` and ``read_partial`` wrap the elements they read."""
-    inner = Dataset(elements, parent_encoding=default_encoding)
-    encoding = default_encoding
+    """The data set as ``read_dataset`` and ``read_partial`` wrap the elements they read (the
+    character set converted as they convert it: twice; no inner data set, which only lends
+    the outer one its elements)."""
     if 0x00080005 in elements:
-        encoding = convert_encodings(convert_raw_data_element(elements[BaseTag(0x00080005)]).value)
-    inner.set_original_encoding(implicit, True, encoding)
-    ds = FileDataset(fp, inner, preamble, file_meta, implicit, True)
-    ds.set_original_encoding(implicit, True, inner._character_set)
+        convert_encodings(convert_raw_data_element(elements[BaseTag(0x00080005)]).value)
+    ds = FileDataset(fp, elements, preamble, file_meta, implicit, True)
+    ds.set_original_encoding(implicit, True, ds._character_set)
     return ds
 
 

@@ -68,10 +68,11 @@ from pydicom import config as _pydicom_config
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
-from pydicom.tag import BaseTag, Tag
+from pydicom.tag import BaseTag
 from pydicom.uid import UID
 from pydicom.valuerep import DSfloat
 
+from gateway.dicom.tags import shared_tag
 from gateway.dicom.values import MAX_LENGTH, ds_number, forbidden_controls
 from gateway.dicom.verbatim import read as _verbatim_read
 from gateway.errors import DecodeError
@@ -509,7 +510,7 @@ def tag_and_vr(keyword: str) -> tuple[BaseTag, str]:
     tag = tag_for_keyword(keyword)
     if tag is None:
         raise ValueError(f"{keyword!r} is not a DICOM keyword")
-    return Tag(tag), dictionary_VR(tag)
+    return shared_tag(tag), dictionary_VR(tag)
 
 
 # The VRs whose values pydicom keeps as the Python type given (no PersonName, no IS/DS objects
