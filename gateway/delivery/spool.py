@@ -344,7 +344,6 @@ class _GroupCommit:
     final: dict[str, str] = field(default_factory=dict)           # uid: the path recorded now
     replaced: list[str] = field(default_factory=list)              # old files of changed objects
     folder: str | None = None  # where this group's files go (``Spool._folder``)
-    made: bool = False         # that folder is new: ``files/`` itself changed too
 
 
 class Intake:
@@ -607,8 +606,6 @@ class Spool:
                 with self._tx() as db:
                     results = [e.settled or self._record(db, e, commit) for e in entries]
                     if self.durable and commit.folder is not None:
-                        if commit.made:
-                            _fsync_dir(self.files)
                         _fsync_dir(self.directory / commit.folder)
             except BaseException as exc:
                 for uid, rel in commit.placed:
@@ -663,22 +660,24 @@ class Spool:
     def _place(self, e: _Entry, commit: _GroupCommit) -> str:
         """Rename a staged file into the group's folder; its relative path."""
         if commit.folder is None:
-            commit.folder, commit.made = self._folder(e.digest)
+            commit.folder = self._folder(e.digest)
         rel = f"{commit.folder}/{e.uid}.{e.digest[:8]}.dcm"
         assert e.tmp is not None
         os.replace(e.tmp, self.directory / rel)
         commit.placed.append((e.uid, rel))
         return rel
 
-    def _folder(self, digest: str) -> tuple[str, bool]:
-        """The folder of a group, and whether it was made now. A group's files share one of
-        256 folders (named by its first file's digest), so making them durable takes one
-        directory fsync, not one per file; the spool still spreads over the 256."""
+    def _folder(self, digest: str) -> str:
+        """The folder of a group. A group's files share one of 256 folders (named by its first
+        file's digest), so making them durable takes one directory fsync, not one per file; the
+        spool still spreads over the 256. A folder made here is made durable at once, whatever
+        becomes of the group."""
         rel = f"files/{digest[:2]}"
-        if (self.directory / rel).is_dir():
-            return rel, False
-        private.make_dir(self.directory / rel)
-        return rel, True
+        if not (self.directory / rel).is_dir():
+            private.make_dir(self.directory / rel)
+            if self.durable:
+                _fsync_dir(self.files)
+        return rel
 
     def _has(self, uid: str, destination: str) -> bool:
         row = self._db.execute(
