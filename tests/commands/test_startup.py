@@ -123,34 +123,48 @@ coerce:
 
 
 QUICK_EXIT = """
+import gc
 import sys
+
+import gateway.cli as cli
+
 
 class Loud:  # destroyed, and heard, only if the interpreter is torn down at exit
     def __del__(self):
         sys.stderr.write("torn down\\n")
 
-keep = Loud()
-sys.argv = ["legacy-gateway", *sys.argv[1:]]
-from gateway.cli import entry
-entry()
+
+def execute(args):  # the command, with an object made while it runs and alive at the end
+    global keep
+    keep = Loud()
+    sys.stderr.write(f"collector {'on' if gc.isenabled() else 'off'}\\n")  # off only for the imports
+    return real(args)
+
+
+real, cli.execute = cli.execute, execute
+mode, sys.argv = sys.argv[1], ["legacy-gateway", *sys.argv[2:]]
+cli.entry() if mode == "entry" else sys.exit(cli.main())
 """
+
+
+def _quick(mode: str, *args: str) -> subprocess.CompletedProcess:
+    """The command line run by ``entry`` (the program) or by ``main`` left the usual way."""
+    return subprocess.run([sys.executable, "-c", QUICK_EXIT, mode, *args], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
 def test_a_finished_command_leaves_without_the_teardown_and_keeps_its_status_and_output(tmp_path: Path):
     """The program's end skips the interpreter's teardown (0.1-0.2 s of a ``send``), after
     everything else an exit does: the status is ``main``'s and every line written arrives."""
     sample = str(SAMPLES / "ge_genesis/E07733S002I009.MR")
-    listed = subprocess.run([sys.executable, "-c", QUICK_EXIT, "identify", *[sample] * 400], capture_output=True,
-                            text=True, timeout=60, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    listed = _quick("entry", "identify", *[sample] * 400)
     assert listed.returncode == 0, listed.stderr[-2000:]
     assert listed.stdout.count("ge-genesis (") == 400  # ~40 KB through a pipe: flushed before the end
-    assert "torn down" not in listed.stderr
+    assert "torn down" not in listed.stderr and "collector on" in listed.stderr
+    plain = _quick("main", "identify", sample)  # the same command left the usual way: torn down
+    assert plain.returncode == 0 and "torn down" in plain.stderr, plain.stderr[-2000:]
     bad = tmp_path / "bad.yaml"
     bad.write_text("gateway: [\n")
-    refused = subprocess.run([sys.executable, "-c", QUICK_EXIT, "-c", str(bad), "check-config"], capture_output=True,
-                             text=True, timeout=60, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    refused = _quick("entry", "-c", str(bad), "check-config")
     assert refused.returncode == 2 and "bad.yaml:2" in refused.stderr, refused.stdout + refused.stderr
     assert "torn down" not in refused.stderr
-    wrong = subprocess.run([sys.executable, "-c", QUICK_EXIT, "no-such-command"], capture_output=True,
-                           text=True, timeout=60, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert wrong.returncode == 2 and "torn down" in wrong.stderr  # argparse's exit: the usual way out
