@@ -272,11 +272,11 @@ def _read_plain(data: bytes) -> tuple[FileDataset, int, dict[int, tuple[int, int
     meta = _plain_meta(data)
     if meta is None:
         return None
-    begin, implicit = meta
+    begin, implicit, stepped = meta
     found = _plain_elements(data, begin, implicit)
     if found is None:
         return None
-    file_meta = _file_meta(data, begin)
+    file_meta = _file_meta(data, stepped, begin)
     if file_meta is None:  # pydicom's reader, which has something to say about it
         fp = io.BytesIO(data)
         read_preamble(fp, False)
@@ -292,7 +292,7 @@ def _read_plain(data: bytes) -> tuple[FileDataset, int, dict[int, tuple[int, int
     return _file_dataset(fp, elements, bytes(data[:128]), file_meta, implicit), begin, spans
 
 
-def _file_meta(data: bytes, end: int) -> FileMetaDataset | None:
+def _file_meta(data: bytes, stepped: list[_MetaElement], end: int) -> FileMetaDataset | None:
     """The File Meta as ``_read_file_meta_info`` reads it (raw elements, the first one
     converted; here the Transfer Syntax UID too, which is read next), from the elements
     ``_meta_walk`` stepped over up to ``end``: pydicom's reader builds a data set twice and a
@@ -300,20 +300,13 @@ def _file_meta(data: bytes, end: int) -> FileMetaDataset | None:
     group length, holding the length it should (pydicom logs otherwise); else None, before
     anything is converted or said."""
     elements: dict[BaseTag, RawDataElement] = {}
-    unpack = struct.unpack_from
-    pos = 132
-    while pos < end:
-        element, code, length = unpack("<H2sH", data, pos + 2)
-        vr, at = _VR_NAMES[code], pos + 8
-        if vr in EXPLICIT_VR_LENGTH_32:
-            length, at = unpack("<I", data, pos + 8)[0], pos + 12
+    for element, vr, length, at in stepped:
         tag = BaseTag(0x00020000 | element)
         value = data[at:at + length] if length else empty_value_for_VR(vr, raw=True)
         elements[tag] = RawDataElement(tag, vr, length, value, at, False, True)
-        pos = at + length
     first = next(iter(elements.values()), None)
     if first is None or first.tag != _GROUP_LENGTH or first.VR != "UL" or first.length != 4 \
-            or unpack("<I", first.value)[0] != end - 144:
+            or struct.unpack("<I", first.value)[0] != end - 144:
         return None
     for tag in (_GROUP_LENGTH, _TRANSFER_SYNTAX):  # read first thing: converted the cheap way
         raw = elements.get(tag)
@@ -327,25 +320,31 @@ def _file_meta(data: bytes, end: int) -> FileMetaDataset | None:
 _GROUP_LENGTH = 0x00020000
 
 
-def _plain_meta(data: bytes) -> tuple[int, bool] | None:
-    """Where the File Meta after ``DICM`` ends (``_meta_walk``), and whether the syntax it
-    names, one of ``_PLAIN_SYNTAXES``, is implicit VR; None otherwise."""
+def _plain_meta(data: bytes) -> tuple[int, bool, list[_MetaElement]] | None:
+    """Where the File Meta after ``DICM`` ends (``_meta_walk``), whether the syntax it names,
+    one of ``_PLAIN_SYNTAXES``, is implicit VR, and its elements; None otherwise."""
     walked = _meta_walk(data)
     implicit = None if walked is None else _PLAIN_SYNTAXES.get(walked[1])
-    return None if implicit is None else (walked[0], implicit)
+    return None if implicit is None else (walked[0], implicit, walked[2])
 
 
-def _meta_walk(data: bytes) -> tuple[int, str | None] | None:
+# An element of group 0002 as ``_meta_walk`` stepped over it: element number, VR, value length
+# and where the value starts.
+_MetaElement = tuple[int, str, int, int]
+
+
+def _meta_walk(data: bytes) -> tuple[int, str | None, list[_MetaElement]] | None:
     """Where the File Meta after ``DICM`` ends, as ``_read_file_meta_info`` steps over it
-    (explicit VR little endian elements of group 0002), and the transfer syntax it names;
-    None where an element is not whole or its VR not one pydicom knows."""
+    (explicit VR little endian elements of group 0002), the transfer syntax it names, and the
+    elements stepped over; None where an element is not whole or its VR not one pydicom knows."""
     pos, total, syntax = 132, len(data), None
+    stepped: list[_MetaElement] = []
     while total - pos >= 8 and data[pos:pos + 2] == b"\2\0":
         element, code, length = struct.unpack_from("<H2sH", data, pos + 2)
         if code not in ENCODED_VR:
             return None
-        at = pos + 8
-        if _VR_NAMES[code] in EXPLICIT_VR_LENGTH_32:
+        vr, at = _VR_NAMES[code], pos + 8
+        if vr in EXPLICIT_VR_LENGTH_32:
             if total - pos < 12:
                 return None
             length, at = struct.unpack_from("<I", data, pos + 8)[0], pos + 12
@@ -353,8 +352,9 @@ def _meta_walk(data: bytes) -> tuple[int, str | None] | None:
             return None
         if element == 0x0010:
             syntax = bytes(data[at:at + length]).rstrip(b"\0 ").decode("latin-1")
+        stepped.append((element, vr, length, at))
         pos = at + length
-    return pos, syntax
+    return pos, syntax, stepped
 
 
 def _plain_elements(data: bytes, begin: int, implicit: bool) -> tuple[dict, dict] | None:
