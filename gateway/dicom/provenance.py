@@ -136,8 +136,10 @@ _PIXEL_REPRESENTATION = tag_and_vr("PixelRepresentation")[0]
 
 
 def _dataset(elements: list[tuple[str, Any]]) -> Dataset:
-    """A new data set of these elements: (keyword, value) built as ``_put`` builds it, or
-    (keyword, previous element) added as it is. Given to the data set whole, but sequences
+    """A new data set of these elements: (keyword, value) built as ``fieldtable.element``
+    builds it (the values are valid as they are: nothing for pydicom to convert or check, and
+    a record is written for every repaired instance), or (keyword, previous element) added as
+    it is. Given to the data set whole, but sequences
     with an item holding a Pixel Representation: for elements of a new data set
     ``Dataset.__setitem__`` only costs (a third of writing the record), except that it hands
     such an item its Pixel Representation."""
@@ -156,14 +158,6 @@ def _dataset(elements: list[tuple[str, Any]]) -> Dataset:
     for elem in sequences:
         ds[elem.tag] = elem
     return ds
-
-
-def _put(ds: Dataset, keyword: str, value: Any) -> None:
-    """``setattr(ds, keyword, value)`` for a new element, as ``fieldtable.element`` builds it:
-    these values are valid as they are (nothing for pydicom to convert or to check), and a
-    record is written for every repaired instance."""
-    tag, vr = tag_and_vr(keyword)
-    ds[tag] = _element(tag, vr, value)
 
 
 def _text_bytes(value: Any) -> bytes:
