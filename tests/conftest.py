@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.delivery import flush
 from tests.support.disk import tmpfs
 from tests.support.peers import Orthanc, StoreSCP
 from tests.support.samples import SAMPLES, SHARED
@@ -39,6 +40,13 @@ def storescp(tmp_path_factory):
     peer = StoreSCP(tmp_path_factory.mktemp("storescp")).start()
     yield peer
     peer.stop()
+
+
+@pytest.fixture
+def fsync_only(monkeypatch):
+    """Spools and staging areas made in this test fsync each file and folder, as they do where
+    one ``syncfs`` of the file system is not sound (``gateway.delivery.flush``)."""
+    monkeypatch.setattr(flush, "possible", lambda directory: False)
 
 
 @pytest.fixture

@@ -7,14 +7,14 @@ every instance to be delivered or dead-lettered and reports each file.
 
 With many files, worker processes (``--jobs``, made before any thread of this command starts)
 identify and convert them in parallel and write each file straight into the spool's staging
-area, fsynced there (``Staging``); they hand back only a small record (``Prepared``). This
-process alone records them (``spool_prepared``: a rename each, one fsync per directory and one
-SQLite transaction a batch), and reports a file only from the spool's rows, so nothing is reported
-that is not durable. A staged file nobody records is removed (an unneeded one at once, a failed
-batch's with it), or swept at the next spool opening if its worker died. The workers are forked
-as soon as the rules are known, and the forwarder (pynetdicom) is imported only then, while
-they already convert. The wait for delivery looks at the rows whenever the forwarder records
-outcomes.
+area (``Staging``: fsynced there, unless the spool's commit flushes the whole file system);
+they hand back only a small record (``Prepared``). This process alone records them
+(``spool_prepared``: one group commit a batch, ``Spool.intake``), and reports a file only from
+the spool's rows, so nothing is reported that is not durable. A staged file nobody records is
+removed (an unneeded one at once, a failed batch's with it), or swept at the next spool opening
+if its worker died. The workers are forked as soon as the rules are known, and the forwarder
+(pynetdicom) is imported only then, while they already convert. The wait for delivery looks at
+the rows whenever the forwarder records outcomes.
 """
 
 from __future__ import annotations
@@ -104,8 +104,9 @@ def _use(setup: _Setup) -> None:
 
 
 def prepare_path(path: Path) -> Prepared:
-    """Read and convert one file as the service would, and stage it in the spool, fsynced (in
-    a worker, or in this process). A full spool (``IntakePaused``) or a failed write is raised."""
+    """Read and convert one file as the service would, and stage it in the spool, fsynced
+    unless the commit flushes the file system (in a worker, or in this process). A full spool
+    (``IntakePaused``) or a failed write is raised."""
     try:
         capture = read_capture(path, "send")
     except OSError as exc:

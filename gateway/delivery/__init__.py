@@ -1,6 +1,7 @@
 """What happens after the spool: durable storage and delivery to every destination.
 
 - ``spool``: Part-10 files plus one SQLite row per (instance, destination); durable first.
+- ``flush``: one ``syncfs`` of the spool's file system for a whole group, where that is sound.
 - ``space``: the free-space floor that pauses intake, and the reserve that keeps delivery going.
 - ``forwarder``: per destination, lanes that claim due rows, send, and settle outcomes.
 - ``sender``: what a lane sends through (open, send a batch, close, probe), per destination type.

@@ -2,8 +2,10 @@
 
 An instance is durable before anyone is told it was received (DESIGN.md, step 5): the file is
 written under a temporary name, fsynced, renamed, the directory fsynced, and only then are its
-delivery rows committed (WAL, synchronous=FULL). A file is removed only once every destination
-has it. Delivered rows are kept as history, so re-ingesting the same tape sends nothing twice.
+delivery rows committed (WAL, synchronous=FULL). Where ``syncfs`` of the file system is sound
+(``gateway.delivery.flush``), two of them replace the fsyncs of a group's files and folder,
+however many files it has. A file is removed only once every destination has it. Delivered
+rows are kept as history, so re-ingesting the same tape sends nothing twice.
 
 Delivery states of one (instance, destination) row::
 
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable, Iterator
 
 from gateway import private
+from gateway.delivery import flush
 from gateway.delivery.space import Floor, SpaceGuard, is_full
 from gateway.errors import IntakePaused
 
@@ -260,11 +263,11 @@ class Staged:
 class Staging:
     """A spool's ``tmp/`` as any process may write it: the spool's own intake, and worker
     processes (``send --jobs``) that have no database and were forked before the spool was
-    opened. A worker writes and fsyncs an instance's file here in parallel with the others
-    and hands back only the small ``Staged`` record; the spool's process adopts it into a
-    group. Each name carries the writer's pid, so a file whose writer died is swept by the next
-    ``Spool`` opened there (``_sweep_tmp``). Plain data (directory, durability, floor), so a
-    forked or pickled copy works the same."""
+    opened. A worker writes (and fsyncs, unless the commit flushes the whole file system) an
+    instance's file here in parallel with the others and hands back only the small ``Staged``
+    record; the spool's process adopts it into a group. Each name carries the writer's pid, so
+    a file whose writer died is swept by the next ``Spool`` opened there (``_sweep_tmp``). Plain
+    data (directory, durability, floor), so a forked or pickled copy works the same."""
 
     def __init__(self, directory: str | Path, durable: bool = True, floor: Floor | None = None):
         self.directory = Path(directory)
@@ -273,6 +276,8 @@ class Staging:
         self.floor = floor
         for d in (self.directory, self.tmp):
             private.make_dir(d)
+        # The commit's syncfs makes a staged file durable: an fsync of it first is a flush more.
+        self.whole = durable and flush.possible(self.directory)
 
     def check(self, size: int) -> None:
         """Raise ``IntakePaused`` unless ``size`` more bytes leave the floor free; no side
@@ -284,7 +289,8 @@ class Staging:
 
     def write(self, uid: str, write: Callable[[BinaryIO], None], sync: bool = False) -> Staged:
         """Stage what ``write(f)`` writes, hashed as it passes; fsynced now if ``sync`` (and the
-        spool is durable). A failed write leaves no file; its ``OSError`` is raised as it is."""
+        spool is durable, and its commit does not flush the whole file system anyway). A failed
+        write leaves no file; its ``OSError`` is raised as it is."""
         hashing: list[_Hashing] = []
 
         def hashed(f: BinaryIO) -> None:
@@ -301,7 +307,7 @@ class Staging:
 
     def _write(self, uid: str, write: Callable[[BinaryIO], None], sync: bool) -> tuple[Path, bool]:
         path = self.tmp / f"{uid}.{next(_STAGED)}.{os.getpid()}.{threading.get_ident()}.tmp"
-        synced = sync and self.durable
+        synced = sync and self.durable and not self.whole
         try:
             with os.fdopen(private.open_file(path, os.O_WRONLY | os.O_TRUNC), "wb") as f:
                 write(f)
@@ -452,6 +458,7 @@ class Spool:
             private.make_dir(d)
         self.space = SpaceGuard(self.directory, floor)
         self.staging = Staging(self.directory, durable, floor)
+        self._whole = flush.FileSystemSync(self.directory) if self.staging.whole else None
         self.space.ensure_headroom()  # a full disk must not keep the database from opening
         self._sweep_tmp()
         self._lock = threading.RLock()
@@ -501,6 +508,8 @@ class Spool:
         with self._lock:
             self.release_forwarding()
             self._db.close()
+            if self._whole is not None:
+                self._whole.close()
             deleter, self._deleter = self._deleter, None
         if deleter is not None:
             deleter.shutdown(wait=True)
@@ -556,7 +565,7 @@ class Spool:
     def add_stream(self, ds: Dataset, write: Callable[[BinaryIO], None], size_hint: int,
                    destinations: Iterable[str], source: str = "", origin: str = "") -> Added:
         """``add_bytes`` for an object too large for memory: ``write(f)`` writes its Part-10
-        bytes to a temporary file (hashed as they pass), which is fsynced and renamed into
+        bytes to a temporary file (hashed as they pass), which is made durable and renamed into
         place only if some destination needs it. ``size_hint`` is checked against the free
         space first."""
         group = self.intake()
@@ -565,7 +574,8 @@ class Spool:
 
     def intake(self) -> Intake:
         """A group of instances made durable together (``Intake``): one file fsync each, but
-        one directory fsync per directory and one SQLite commit for the whole group."""
+        one directory fsync and one SQLite commit for the whole group; or, where it is sound,
+        one ``syncfs`` for all its files and one SQLite commit."""
         return Intake(self)
 
     def _entry(self, header: Header, digest: str, size: int, destinations: Iterable[str], source: str,
@@ -593,20 +603,21 @@ class Spool:
     def _commit(self, entries: list[_Entry]) -> list[Added]:
         """Make a staged group durable: check the floor again (each file was admitted when
         staged), fsync each staged file its writer did not fsync already, then in one write
-        transaction rename each needed file into place, fsync each directory once, record every
-        row and commit. On any failure nothing is recorded and no file this group placed is left."""
+        transaction rename each needed file into place, fsync the group's folder, record every
+        row and commit. Where ``syncfs`` is sound, one replaces the files' fsyncs and another the
+        folder's. On any failure nothing is recorded and no file this group placed is left."""
         staged = [e for e in entries if e.tmp is not None]
         if staged:  # another writer filled the disk since: the reserve is delivery's, not intake's
             self.space.admit(-STAGED_SLACK * len(staged))
         if self.durable:
-            self._fsync_staged([e.tmp for e in staged if e.tmp is not None and not e.synced])
+            self._sync_staged([e.tmp for e in staged if e.tmp is not None and not e.synced])
         commit = _GroupCommit()
         with self._lock:
             try:
                 with self._tx() as db:
                     results = [e.settled or self._record(db, e, commit) for e in entries]
                     if self.durable and commit.folder is not None:
-                        _fsync_dir(self.directory / commit.folder)
+                        self._flush(commit.folder)
             except BaseException as exc:
                 for uid, rel in commit.placed:
                     if rel != commit.before.get(uid):  # not the file a committed row names
@@ -620,8 +631,23 @@ class Spool:
                 self._unlink(rel)  # a changed object replaces the old file
         return results
 
-    def _fsync_staged(self, paths: list[Path]) -> None:
+    def _flush(self, folder: str) -> None:
+        """Make the entries of the files just renamed into ``folder`` durable: the folder's
+        fsync, or the file system's ``syncfs`` (little to write by now: their data went before
+        the lock was taken)."""
+        if self._whole is not None:
+            self._whole()
+        else:
+            _fsync_dir(self.directory / folder)
+
+    def _sync_staged(self, paths: list[Path]) -> None:
+        """Make staged files' data durable before the commit takes the lock (the forwarder
+        records meanwhile): one ``syncfs`` for them all, or an fsync each."""
         try:
+            if self._whole is not None:
+                if paths:
+                    self._whole()
+                return
             for path in paths:
                 _fsync(path)
         except OSError as exc:
@@ -670,12 +696,13 @@ class Spool:
     def _folder(self, digest: str) -> str:
         """The folder of a group. A group's files share one of 256 folders (named by its first
         file's digest), so making them durable takes one directory fsync, not one per file; the
-        spool still spreads over the 256. A folder made here is made durable at once, whatever
-        becomes of the group."""
+        spool still spreads over the 256. With fsyncs, a folder made here is made durable at
+        once, whatever becomes of the group; with ``syncfs``, the group's flush covers it (and
+        any later group's, if this one fails: nothing is recorded in it before)."""
         rel = f"files/{digest[:2]}"
         if not (self.directory / rel).is_dir():
             private.make_dir(self.directory / rel)
-            if self.durable:
+            if self.durable and self._whole is None:
                 _fsync_dir(self.files)
         return rel
 

@@ -13,6 +13,7 @@ import pydicom
 import pytest
 
 from gateway.capture import Capture, Origin
+from gateway.delivery import flush
 from gateway.delivery.spool import QUEUED, Spool, encode
 from gateway.dicom.normalize import SiteRules
 from gateway.pipeline import Pipeline
@@ -121,7 +122,7 @@ def test_a_group_that_fails_in_its_commit_records_nothing_and_leaves_no_file(tmp
     assert spool.add(first, ["a"]).queued == ("a",)  # and the spool goes on
 
 
-def test_a_group_shares_one_folder_and_fsyncs_it_once(tmp_path, monkeypatch):
+def test_a_group_shares_one_folder_and_fsyncs_it_once(tmp_path, monkeypatch, fsync_only):
     """One directory fsync per group, not one per file (which made the commit, not the
     conversion, the pace of ``send``); and the new folder's own entry is made durable too."""
     spool = Spool(tmp_path)
@@ -143,6 +144,80 @@ def test_a_group_shares_one_folder_and_fsyncs_it_once(tmp_path, monkeypatch):
     (folder,) = folders
     directories = [p for p in synced if p.is_dir()]
     assert directories.count(folder) == 1 and directories.count(tmp_path / "files") == 1
+
+
+needs_syncfs = pytest.mark.skipif(
+    not flush.possible(os.environ.get("TMPDIR", "/tmp")),
+    reason="syncfs is used only on Linux 5.8+ with a local ext4/XFS/Btrfs/F2FS; the fsync path is tested everywhere")
+
+
+def _fsynced(monkeypatch) -> list[Path]:
+    """What this process fsyncs from now on (SQLite's own fsyncs are not Python's)."""
+    seen: list[Path] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        seen.append(Path(os.readlink(f"/proc/self/fd/{fd}")))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return seen
+
+
+def _syncfs_calls(monkeypatch, fail_at: int | None = None) -> list[tuple[int, int]]:
+    """Each ``syncfs`` of a spool from now on, as (files in place under files/, delivery rows
+    another connection sees) at that moment; the call numbered ``fail_at`` fails with EIO."""
+    seen: list[tuple[int, int]] = []
+    real = flush.FileSystemSync.__call__
+
+    def call(self) -> None:
+        spool_dir = Path(os.readlink(f"/proc/self/fd/{self._fd}"))
+        seen.append((len(list((spool_dir / "files").rglob("*.dcm"))), len(delivery_rows(spool_dir))))
+        if len(seen) == fail_at:
+            raise OSError(5, "syncfs of the spool's file system: Input/output error")
+        real(self)
+
+    monkeypatch.setattr(flush.FileSystemSync, "__call__", call)
+    return seen
+
+
+@needs_syncfs
+def test_with_syncfs_a_group_takes_two_flushes_and_no_fsync(tmp_path, monkeypatch):
+    """Where ``syncfs`` is sound, a group of 16 costs two flushes, not 17 fsyncs: one for the
+    staged files' data before the renames, one after them and before the rows are committed."""
+    spool = Spool(tmp_path)
+    fsynced, calls = _fsynced(monkeypatch), _syncfs_calls(monkeypatch)
+    group = spool.intake()
+    instances = [ct_instance(i) for i in range(40, 56)]
+    for ds in instances:
+        group.add_bytes(encode(ds), ds, ["a"])
+    group.commit()
+    assert calls == [(0, 0), (16, 0)]  # files still in tmp/; then all in place, no row committed yet
+    assert fsynced == [] and len(delivery_rows(tmp_path)) == 16
+    staged = spool.staging.write_bytes("1.2.3", b"x", sync=True)  # a worker's: the commit flushes it
+    assert not staged.synced and fsynced == []
+    staged.remove()
+    spool.close()
+
+
+@needs_syncfs
+@pytest.mark.parametrize("fail_at", [1, 2])
+def test_a_failed_syncfs_records_nothing_and_leaves_no_file(tmp_path, monkeypatch, fail_at):
+    """A writeback error reported by either ``syncfs`` (before the renames, or after them)
+    fails the group: no row, no file in place or staged; the next group goes in."""
+    spool = Spool(tmp_path)
+    calls = _syncfs_calls(monkeypatch, fail_at=fail_at)
+    group = spool.intake()
+    for ds in (ct_instance(i) for i in range(60, 64)):
+        group.add_bytes(encode(ds), ds, ["a"])
+    with pytest.raises(OSError, match="Input/output error"):
+        group.commit()
+    assert len(calls) == fail_at
+    assert delivery_rows(tmp_path) == [] and spool.files_on_disk() == []
+    assert list((tmp_path / "tmp").iterdir()) == []
+    assert spool.add(ct_instance(64), ["a"]).queued == ("a",)
+    assert len(delivery_rows(tmp_path)) == 1 and len(spool.files_on_disk()) == 1
+    spool.close()
 
 
 class DurableSink:

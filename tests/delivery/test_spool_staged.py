@@ -36,7 +36,7 @@ def _fsyncs(monkeypatch) -> list[Path]:
     return seen
 
 
-def test_a_staged_file_is_recorded_by_the_commit_without_a_second_fsync(tmp_path, monkeypatch):
+def test_a_staged_file_is_recorded_by_the_commit_without_a_second_fsync(tmp_path, monkeypatch, fsync_only):
     spool = Spool(tmp_path)
     staging = Staging(tmp_path)  # as a worker holds it: no database
     ds, other = ct_instance(20), ct_instance(21)

@@ -113,22 +113,22 @@ _CHILD = textwrap.dedent("""
 
     incoming, spool_dir, marker, kill_at = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
     commits = [0]
-    real_commit, real_fsync_dir = spool_module.Spool._commit, spool_module._fsync_dir
+    real_commit, real_flush = spool_module.Spool._commit, spool_module.Spool._flush
 
     def counted_commit(self, entries):
         commits[0] += 1
         return real_commit(self, entries)
 
-    def fsync_dir_then_wait(path):
-        # Group ``kill_at``: its files fsynced and renamed into place, its directories being
-        # fsynced, its rows not committed yet. Say so, and wait for the SIGKILL.
-        real_fsync_dir(path)
-        if commits[0] == kill_at and Path(path).parent.name == "files":  # the group's folder, not a new one's parent
+    def flush_then_wait(self, folder):
+        # Group ``kill_at``: its files durable and renamed into place, their folder's entries
+        # flushed (an fsync of it, or syncfs), its rows not committed yet. Say so, and wait.
+        real_flush(self, folder)
+        if commits[0] == kill_at:
             marker.write_text("in the commit")
             time.sleep(600)
 
     spool_module.Spool._commit = counted_commit
-    spool_module._fsync_dir = fsync_dir_then_wait
+    spool_module.Spool._flush = flush_then_wait
     spool = spool_module.Spool(spool_dir)
     source = Source("export", "folder", {"path": incoming, "settle_time": 0.3, "poll_interval": 0.05}, ("pacs",))
     runner = SourceRunner(source, Pipeline(spool, SiteRules()))
