@@ -46,6 +46,7 @@ if TYPE_CHECKING:  # imported in ``run`` once the workers are forked: pynetdicom
 
 WINDOW = 64  # files handed to the workers ahead of the spool: bounds what is staged (on disk) in between
 BATCH = 8  # files a worker converts per task, and this process (no workers) before they are spooled together
+WORKER_NICE = 10  # the workers' priority below this process's (see _start_worker)
 LOOK_AGAIN = 1.0  # seconds between looks at the rows when no outcome wakes the wait earlier
 
 
@@ -101,6 +102,16 @@ _setup = _Setup(SiteRules(), None, None)  # a worker's (set before it starts)
 def _use(setup: _Setup) -> None:
     global _setup
     _setup = setup
+
+
+def _start_worker(setup: _Setup) -> None:
+    """A worker's start: the rules, and a lower priority than this process's. This process's
+    commits and forwarding then take the CPU when they have work, and the workers the rest:
+    delivery keeps pace with the conversion (no backlog left to send after the last file), and
+    the first commit comes before the workers have filled their window and wait."""
+    _use(setup)
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICE)
 
 
 def prepare_path(path: Path) -> Prepared:
@@ -178,7 +189,7 @@ def _pool(jobs: int, files: list[Path], setup: _Setup) -> ProcessPoolExecutor | 
     jobs = min(jobs, len(files) // 4)  # a few files: forking costs more than it saves
     if jobs < 1 or "fork" not in multiprocessing.get_all_start_methods():
         return None
-    return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"), initializer=_use,
+    return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"), initializer=_start_worker,
                                initargs=(setup,))
 
 

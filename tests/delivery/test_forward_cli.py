@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import urllib.request
@@ -168,3 +169,19 @@ def test_send_again_with_worker_processes_stages_nothing_it_keeps(storescp, tmp_
     assert again.returncode == 0 and again.stdout.count("delivered earlier, not sent again") == 12
     assert len(storescp.received()) == received
     assert list((tmp_path / "spool" / "tmp").iterdir()) == [] and Spool(tmp_path / "spool").files_on_disk() == []
+
+
+def test_send_workers_yield_to_the_process_that_spools_and_forwards(tmp_path):
+    """``send``'s conversion workers run at a lower priority than the command itself, so its
+    commits and forwarding get the CPU when they have work (``WORKER_NICE``)."""
+    from gateway.commands import send
+    from gateway.delivery.spool import Staging
+    from gateway.dicom.normalize import SiteRules
+
+    pool = send._pool(2, [tmp_path / str(i) for i in range(8)], send._Setup(SiteRules(), None, Staging(tmp_path)))
+    assert pool is not None
+    try:
+        seen = {pool.submit(os.nice, 0).result() for _ in range(6)}
+    finally:
+        pool.shutdown()
+    assert seen == {min(19, os.nice(0) + send.WORKER_NICE)}
