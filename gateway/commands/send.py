@@ -46,6 +46,7 @@ if TYPE_CHECKING:  # imported in ``run`` once the workers are forked: pynetdicom
 
 WINDOW = 64  # files handed to the workers ahead of the spool: bounds what is staged (on disk) in between
 BATCH = 8  # files a worker converts per task, and this process (no workers) before they are spooled together
+GROUP = 32  # files of the workers' spooled together at least: a commit's flushes and time under the spool's lock
 WORKER_NICE = 10  # the workers' priority below this process's (see _start_worker)
 LOOK_AGAIN = 1.0  # seconds between looks at the rows when no outcome wakes the wait earlier
 
@@ -194,11 +195,13 @@ def _pool(jobs: int, files: list[Path], setup: _Setup) -> ProcessPoolExecutor | 
 
 
 class Conversion:
-    """The files converted (``prepare_path``), in their order, in batches of those ready
-    together: by the workers, ``WINDOW`` files ahead of the spool from the moment this is made
-    (the first submission forks every worker), ``BATCH`` files a task (one result to pickle
-    and one future to settle per batch, not per file), or in this process. ``close`` removes
-    the staged files of whatever was converted but not taken (the command failed)."""
+    """The files converted (``prepare_path``), in their order, in batches: by the workers,
+    ``WINDOW`` files ahead of the spool from the moment this is made (the first submission
+    forks every worker), ``BATCH`` files a task (one result to pickle and one future to settle
+    per batch, not per file), handed on ``GROUP`` files at least with those ready after them
+    (one commit each: its flushes, and its time under the spool's lock while the forwarder
+    waits to record); or in this process. ``close`` removes the staged files of whatever was
+    converted but not taken (the command failed)."""
 
     def __init__(self, files: list[Path], pool: ProcessPoolExecutor | None):
         self._files = files
@@ -222,7 +225,7 @@ class Conversion:
                 yield prepare_paths(self._files[start:start + BATCH])
             return
         while self._pending:
-            tasks = 1  # the first, waited for, then those ready after it
+            tasks = min(GROUP // BATCH, len(self._pending))  # waited for, then those ready after them
             while tasks < len(self._pending) and self._pending[tasks].done():
                 tasks += 1
             # Taken off one by one: if one raises, the rest stay pending for ``close``.

@@ -185,3 +185,25 @@ def test_send_workers_yield_to_the_process_that_spools_and_forwards(tmp_path):
     finally:
         pool.shutdown()
     assert seen == {min(19, os.nice(0) + send.WORKER_NICE)}
+
+
+def test_send_spools_the_workers_results_in_groups(tmp_path):
+    """The workers' results reach the spool in groups of ``GROUP`` files at least (the last
+    one excepted), in the files' order, each converted file staged once."""
+    from gateway.commands import send
+    from gateway.delivery.spool import Staging
+    from gateway.dicom.normalize import SiteRules
+
+    files = _files(tmp_path / "in", 2 * send.GROUP + 11)
+    pool = send._pool(2, files, send._Setup(SiteRules(), None, Staging(tmp_path / "spool")))
+    conversion = send.Conversion(files, pool)
+    try:
+        batches = list(conversion)
+    finally:
+        pool.shutdown()
+        conversion.close()
+    sizes = [len(b) for b in batches]
+    assert all(size >= send.GROUP for size in sizes[:-1]) and sum(sizes) == len(files), sizes
+    assert [item.path for batch in batches for item in batch] == files
+    staged = [item.staged for batch in batches for item in batch]
+    assert all(s is not None and s.path.exists() for s in staged) and len({s.path for s in staged}) == len(files)
