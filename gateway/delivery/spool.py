@@ -277,7 +277,7 @@ class Staging:
         for d in (self.directory, self.tmp):
             private.make_dir(d)
         # The commit's syncfs makes a staged file durable: an fsync of it first is a flush more.
-        self.whole = durable and flush.possible(self.directory)
+        self.syncfs = durable and flush.possible(self.directory)
 
     def check(self, size: int) -> None:
         """Raise ``IntakePaused`` unless ``size`` more bytes leave the floor free; no side
@@ -307,7 +307,7 @@ class Staging:
 
     def _write(self, uid: str, write: Callable[[BinaryIO], None], sync: bool) -> tuple[Path, bool]:
         path = self.tmp / f"{uid}.{next(_STAGED)}.{os.getpid()}.{threading.get_ident()}.tmp"
-        synced = sync and self.durable and not self.whole
+        synced = sync and self.durable and not self.syncfs
         try:
             with os.fdopen(private.open_file(path, os.O_WRONLY | os.O_TRUNC), "wb") as f:
                 write(f)
@@ -458,7 +458,7 @@ class Spool:
             private.make_dir(d)
         self.space = SpaceGuard(self.directory, floor)
         self.staging = Staging(self.directory, durable, floor)
-        self._whole = flush.FileSystemSync(self.directory) if self.staging.whole else None
+        self._syncfs = flush.FileSystemSync(self.directory) if self.staging.syncfs else None
         self.space.ensure_headroom()  # a full disk must not keep the database from opening
         self._sweep_tmp()
         self._lock = threading.RLock()
@@ -508,8 +508,8 @@ class Spool:
         with self._lock:
             self.release_forwarding()
             self._db.close()
-            if self._whole is not None:
-                self._whole.close()
+            if self._syncfs is not None:
+                self._syncfs.close()
             deleter, self._deleter = self._deleter, None
         if deleter is not None:
             deleter.shutdown(wait=True)
@@ -575,7 +575,7 @@ class Spool:
     def intake(self) -> Intake:
         """A group of instances made durable together (``Intake``): one file fsync each, but
         one directory fsync and one SQLite commit for the whole group; or, where it is sound,
-        one ``syncfs`` for all its files and one SQLite commit."""
+        two ``syncfs`` calls whatever its size, and one SQLite commit."""
         return Intake(self)
 
     def _entry(self, header: Header, digest: str, size: int, destinations: Iterable[str], source: str,
@@ -635,8 +635,8 @@ class Spool:
         """Make the entries of the files just renamed into ``folder`` durable: the folder's
         fsync, or the file system's ``syncfs`` (little to write by now: their data went before
         the lock was taken)."""
-        if self._whole is not None:
-            self._whole()
+        if self._syncfs is not None:
+            self._syncfs()
         else:
             _fsync_dir(self.directory / folder)
 
@@ -644,9 +644,9 @@ class Spool:
         """Make staged files' data durable before the commit takes the lock (the forwarder
         records meanwhile): one ``syncfs`` for them all, or an fsync each."""
         try:
-            if self._whole is not None:
+            if self._syncfs is not None:
                 if paths:
-                    self._whole()
+                    self._syncfs()
                 return
             for path in paths:
                 _fsync(path)
@@ -702,7 +702,7 @@ class Spool:
         rel = f"files/{digest[:2]}"
         if not (self.directory / rel).is_dir():
             private.make_dir(self.directory / rel)
-            if self.durable and self._whole is None:
+            if self.durable and self._syncfs is None:
                 _fsync_dir(self.files)
         return rel
 
