@@ -122,30 +122,6 @@ def test_a_group_that_fails_in_its_commit_records_nothing_and_leaves_no_file(tmp
     assert spool.add(first, ["a"]).queued == ("a",)  # and the spool goes on
 
 
-def test_a_group_shares_one_folder_and_fsyncs_it_once(tmp_path, monkeypatch, fsync_only):
-    """One directory fsync per group, not one per file (which made the commit, not the
-    conversion, the pace of ``send``); and the new folder's own entry is made durable too."""
-    spool = Spool(tmp_path)
-    synced: list[Path] = []
-    real = os.fsync
-
-    def fsync(fd: int) -> None:
-        synced.append(Path(os.readlink(f"/proc/self/fd/{fd}")))
-        real(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    group = spool.intake()
-    instances = [ct_instance(i) for i in range(20, 36)]
-    for ds in instances:
-        group.add_bytes(encode(ds), ds, ["a"])
-    group.commit()
-    folders = {p.parent for p in spool.files_on_disk()}
-    assert len(folders) == 1 and len(spool.files_on_disk()) == len(instances)
-    (folder,) = folders
-    directories = [p for p in synced if p.is_dir()]
-    assert directories.count(folder) == 1 and directories.count(tmp_path / "files") == 1
-
-
 needs_syncfs = pytest.mark.skipif(
     not flush.possible(os.environ.get("TMPDIR", "/tmp")),
     reason="syncfs is used only on Linux 5.8+ with a local ext4/XFS/Btrfs/F2FS; the fsync path is tested everywhere")
@@ -162,6 +138,23 @@ def _fsynced(monkeypatch) -> list[Path]:
 
     monkeypatch.setattr(os, "fsync", fsync)
     return seen
+
+
+def test_a_group_shares_one_folder_and_fsyncs_it_once(tmp_path, monkeypatch, fsync_only):
+    """One directory fsync per group, not one per file (which made the commit, not the
+    conversion, the pace of ``send``); and the new folder's own entry is made durable too."""
+    spool = Spool(tmp_path)
+    synced = _fsynced(monkeypatch)
+    group = spool.intake()
+    instances = [ct_instance(i) for i in range(20, 36)]
+    for ds in instances:
+        group.add_bytes(encode(ds), ds, ["a"])
+    group.commit()
+    folders = {p.parent for p in spool.files_on_disk()}
+    assert len(folders) == 1 and len(spool.files_on_disk()) == len(instances)
+    (folder,) = folders
+    directories = [p for p in synced if p.is_dir()]
+    assert directories.count(folder) == 1 and directories.count(tmp_path / "files") == 1
 
 
 def _syncfs_calls(monkeypatch, fail_at: int | None = None) -> list[tuple[int, int]]:
