@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # imported in ``run`` once the workers are forked: pynetdicom
 
 WINDOW = 64  # files handed to the workers ahead of the spool: bounds what is staged (on disk) in between
 BATCH = 8  # files a worker converts per task, and this process (no workers) before they are spooled together
-GROUP = 32  # files of the workers' spooled together at least: a commit's flushes and time under the spool's lock
+GROUP = 32  # the workers' files spooled together, at least: each commit costs flushes and time under the spool's lock
 WORKER_NICE = 10  # the workers' priority below this process's (see _start_worker)
 LOOK_AGAIN = 1.0  # seconds between looks at the rows when no outcome wakes the wait earlier
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from gateway.delivery import flush
+from tests.support.disk import require_syncfs
 
 
 @pytest.mark.skipif(shutil.which("findmnt") is None, reason="util-linux's findmnt is the independent reader")
@@ -40,8 +41,7 @@ def test_kernel_release(release, version):
 
 
 def test_a_sync_of_the_whole_file_system_succeeds_and_closes(tmp_path):
-    if not flush.possible(tmp_path):
-        pytest.skip("syncfs is used only on Linux 5.8+ with a local ext4/XFS/Btrfs/F2FS")
+    require_syncfs(tmp_path)
     sync = flush.FileSystemSync(tmp_path)
     (tmp_path / "x").write_bytes(b"y")
     sync()

@@ -17,6 +17,7 @@ from gateway.delivery import flush
 from gateway.delivery.spool import QUEUED, Spool, encode
 from gateway.dicom.normalize import SiteRules
 from gateway.pipeline import Pipeline
+from tests.support.disk import require_syncfs
 from tests.support.forwarding import delivery_rows
 from tests.support.helpers import ct_instance
 
@@ -122,11 +123,6 @@ def test_a_group_that_fails_in_its_commit_records_nothing_and_leaves_no_file(tmp
     assert spool.add(first, ["a"]).queued == ("a",)  # and the spool goes on
 
 
-needs_syncfs = pytest.mark.skipif(
-    not flush.possible(os.environ.get("TMPDIR", "/tmp")),
-    reason="syncfs is used only on Linux 5.8+ with a local ext4/XFS/Btrfs/F2FS; the fsync path is tested everywhere")
-
-
 def _fsynced(monkeypatch) -> list[Path]:
     """What this process fsyncs from now on (SQLite's own fsyncs are not Python's)."""
     seen: list[Path] = []
@@ -174,10 +170,10 @@ def _syncfs_calls(monkeypatch, fail_at: int | None = None) -> list[tuple[int, in
     return seen
 
 
-@needs_syncfs
 def test_with_syncfs_a_group_takes_two_flushes_and_no_fsync(tmp_path, monkeypatch):
     """Where ``syncfs`` is sound, a group of 16 costs two flushes, not 17 fsyncs: one for the
     staged files' data before the renames, one after them and before the rows are committed."""
+    require_syncfs(tmp_path)
     spool = Spool(tmp_path)
     fsynced, calls = _fsynced(monkeypatch), _syncfs_calls(monkeypatch)
     group = spool.intake()
@@ -193,11 +189,11 @@ def test_with_syncfs_a_group_takes_two_flushes_and_no_fsync(tmp_path, monkeypatc
     spool.close()
 
 
-@needs_syncfs
 @pytest.mark.parametrize("fail_at", [1, 2])
 def test_a_failed_syncfs_records_nothing_and_leaves_no_file(tmp_path, monkeypatch, fail_at):
     """A writeback error reported by either ``syncfs`` (before the renames, or after them)
     fails the group: no row, no file in place or staged; the next group goes in."""
+    require_syncfs(tmp_path)
     spool = Spool(tmp_path)
     calls = _syncfs_calls(monkeypatch, fail_at=fail_at)
     group = spool.intake()

@@ -1,4 +1,5 @@
-"""A small file system of its own for full-disk tests, and another writer that fills it."""
+"""A small file system of its own for full-disk tests, another writer that fills it, and the
+skip of a test that needs the spool to use ``syncfs``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,15 @@ from typing import Iterator
 import pytest
 
 SIZE_MB = 16
+
+
+def require_syncfs(path: Path) -> None:
+    """Skip the test unless a spool at ``path`` makes its groups durable with ``syncfs``
+    (``gateway.delivery.flush.possible``); the fsync path is tested everywhere."""
+    from gateway.delivery import flush
+
+    if not flush.possible(path):
+        pytest.skip("syncfs is used only on Linux 5.8+ with a local ext4/XFS/Btrfs/F2FS")
 
 
 @contextlib.contextmanager
